@@ -1,0 +1,430 @@
+//! Errors the project emits, and the OpenAI error shape every one of them is
+//! rendered in.
+
+use std::borrow::Cow;
+use std::error::Error;
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{HeaderValue, Response, StatusCode, header};
+use serde::{Deserialize, Serialize};
+use tokio::time::Instant;
+
+use crate::outcome::Outcome;
+
+/// A boxed error, as tower uses.
+pub type BoxError = Box<dyn Error + Send + Sync>;
+
+/// An error answer in the OpenAI error shape, with its HTTP status.
+///
+/// Serialises as `{"error":{"message":…,"type":…,"param":…,"code":…}}`, the
+/// shape the OpenAI SDKs parse. Every error Understudy answers with, at the
+/// edge or as a final SSE event, is one of these.
+///
+/// # Example
+///
+/// ```
+/// use http::StatusCode;
+/// use understudy_core::OpenAiError;
+///
+/// let error = OpenAiError::payload_too_large(1024);
+/// assert_eq!(error.status(), StatusCode::PAYLOAD_TOO_LARGE);
+///
+/// let response: http::Response<bytes::Bytes> = error.to_response();
+/// assert_eq!(response.headers()["content-type"], "application/json");
+/// let json: serde_json::Value = serde_json::from_slice(response.body()).unwrap();
+/// assert_eq!(json["error"]["type"], "invalid_request_error");
+/// assert_eq!(json["error"]["code"], "request_too_large");
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OpenAiError {
+    status: StatusCode,
+    body: ErrorBody,
+    retry_after: Option<Duration>,
+}
+
+/// The JSON body of an [`OpenAiError`]: `{"error": {...}}`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorBody {
+    /// The error object.
+    pub error: ErrorObject,
+}
+
+/// The `error` object of the OpenAI error shape.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorObject {
+    /// A human-readable message. Never holds a secret.
+    pub message: String,
+    /// The error type: `invalid_request_error`, `rate_limit_error`,
+    /// `server_error`, …
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// The request parameter at fault, if any.
+    pub param: Option<String>,
+    /// A machine-readable code, if any: `model_not_found`,
+    /// `request_too_large`, `all_targets_failed`, …
+    pub code: Option<String>,
+}
+
+// ===== impl OpenAiError =====
+
+impl OpenAiError {
+    /// An error with a status, an OpenAI error type and a message.
+    pub fn new(status: StatusCode, kind: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            body: ErrorBody {
+                error: ErrorObject {
+                    message: message.into(),
+                    kind: kind.into(),
+                    param: None,
+                    code: None,
+                },
+            },
+            retry_after: None,
+        }
+    }
+
+    /// Sets the machine-readable `code`.
+    pub fn with_code(mut self, code: impl Into<String>) -> Self {
+        self.body.error.code = Some(code.into());
+        self
+    }
+
+    /// Sets the request parameter at fault.
+    pub fn with_param(mut self, param: impl Into<String>) -> Self {
+        self.body.error.param = Some(param.into());
+        self
+    }
+
+    /// Sets how long the caller should wait, sent as `Retry-After` (whole
+    /// seconds, rounded up) and `retry-after-ms`.
+    pub fn with_retry_after(mut self, wait: Duration) -> Self {
+        self.retry_after = Some(wait);
+        self
+    }
+
+    /// 400: the request is not valid (bad JSON, a missing field).
+    pub fn invalid_request(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "invalid_request_error", message)
+    }
+
+    /// 404: no route or provider answers to this model.
+    pub fn model_not_found(model: &str, known: &[&str]) -> Self {
+        let message = if known.is_empty() {
+            format!("the model `{model}` does not exist")
+        } else {
+            format!(
+                "the model `{model}` does not exist; known models: {}",
+                known.join(", ")
+            )
+        };
+        Self::new(StatusCode::NOT_FOUND, "invalid_request_error", message)
+            .with_param("model")
+            .with_code("model_not_found")
+    }
+
+    /// 405: the method is not allowed on this path.
+    pub fn method_not_allowed() -> Self {
+        Self::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "invalid_request_error",
+            "method not allowed",
+        )
+        .with_code("method_not_allowed")
+    }
+
+    /// 413: the request body is larger than `limit` bytes.
+    pub fn payload_too_large(limit: usize) -> Self {
+        Self::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "invalid_request_error",
+            format!("request body is larger than the limit of {limit} bytes"),
+        )
+        .with_code("request_too_large")
+    }
+
+    /// 502: the upstream providers failed.
+    pub fn bad_gateway(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_GATEWAY, "server_error", message)
+    }
+
+    /// 503: no provider could be tried.
+    pub fn service_unavailable(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::SERVICE_UNAVAILABLE, "server_error", message)
+    }
+
+    /// 429: every provider is rate limiting; `retry_after` is passed on.
+    pub fn rate_limited(message: impl Into<String>, retry_after: Option<Duration>) -> Self {
+        let error = Self::new(StatusCode::TOO_MANY_REQUESTS, "rate_limit_error", message)
+            .with_code("rate_limit_exceeded");
+        match retry_after {
+            Some(wait) => error.with_retry_after(wait),
+            None => error,
+        }
+    }
+
+    /// 500: a failure inside Understudy itself.
+    pub fn internal(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "server_error", message)
+    }
+
+    /// The HTTP status.
+    pub const fn status(&self) -> StatusCode {
+        self.status
+    }
+
+    /// The JSON body.
+    pub const fn body(&self) -> &ErrorBody {
+        &self.body
+    }
+
+    /// How long the caller should wait, if set.
+    pub const fn retry_after(&self) -> Option<Duration> {
+        self.retry_after
+    }
+
+    /// The body serialised as JSON.
+    pub fn to_json(&self) -> Bytes {
+        // Serialising strings and options into a Vec cannot fail.
+        Bytes::from(serde_json::to_vec(&self.body).unwrap_or_default())
+    }
+
+    /// The error as a final SSE event, for a stream that breaks after its
+    /// first chunk was sent: `data: {"error":{…}}\n\n`.
+    ///
+    /// ```
+    /// use understudy_core::OpenAiError;
+    ///
+    /// let event = OpenAiError::bad_gateway("upstream stream broke").to_sse_event();
+    /// assert!(event.starts_with(b"data: {\"error\":"));
+    /// assert!(event.ends_with(b"\n\n"));
+    /// ```
+    pub fn to_sse_event(&self) -> Bytes {
+        let json = self.to_json();
+        let mut event = Vec::with_capacity(json.len() + 8);
+        event.extend_from_slice(b"data: ");
+        event.extend_from_slice(&json);
+        event.extend_from_slice(b"\n\n");
+        Bytes::from(event)
+    }
+
+    /// The error as an HTTP response with a JSON body.
+    pub fn to_response<B: From<Bytes>>(&self) -> Response<B> {
+        let mut response = Response::new(B::from(self.to_json()));
+        *response.status_mut() = self.status;
+        let headers = response.headers_mut();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        if let Some(wait) = self.retry_after {
+            let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+            let millis = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX);
+            headers.insert("retry-after-ms", HeaderValue::from(millis));
+        }
+        response
+    }
+}
+
+impl fmt::Display for OpenAiError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.body.error.message)
+    }
+}
+
+impl Error for OpenAiError {}
+
+/// The state that made a target unavailable.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum UnavailableKind {
+    /// Ejected after failing.
+    Ejected,
+    /// Cooling down after a 429.
+    CoolingDown,
+    /// Half-open, with its one trial request already in flight.
+    Probing,
+}
+
+/// A target refused an attempt without sending it upstream: it is ejected,
+/// cooling down, or probing with its trial already taken.
+///
+/// The health layer fails fast with this error; retry never retries it and
+/// fallback moves to the next target. [`LlmClassifier`](crate::LlmClassifier)
+/// classifies it as [`Outcome::Unavailable`].
+///
+/// # Example
+///
+/// ```
+/// use std::time::Duration;
+/// use tokio::time::Instant;
+/// use understudy_core::{Unavailable, UnavailableKind};
+///
+/// let until = Instant::now() + Duration::from_secs(30);
+/// let error = Unavailable::new("openai", UnavailableKind::Ejected, "5 consecutive failures")
+///     .with_until(until);
+/// assert_eq!(error.provider(), "openai");
+/// assert_eq!(error.until(), Some(until));
+/// assert!(error.to_string().starts_with("provider `openai` is ejected (5 consecutive failures)"));
+/// ```
+#[derive(Clone, Debug)]
+pub struct Unavailable {
+    provider: Arc<str>,
+    kind: UnavailableKind,
+    reason: Cow<'static, str>,
+    until: Option<Instant>,
+}
+
+// ===== impl Unavailable =====
+
+impl Unavailable {
+    /// A provider is unavailable, in a state, for a reason (never a secret).
+    pub fn new(
+        provider: impl Into<Arc<str>>,
+        kind: UnavailableKind,
+        reason: impl Into<Cow<'static, str>>,
+    ) -> Self {
+        Self {
+            provider: provider.into(),
+            kind,
+            reason: reason.into(),
+            until: None,
+        }
+    }
+
+    /// Sets when the provider is expected back.
+    pub fn with_until(mut self, until: Instant) -> Self {
+        self.until = Some(until);
+        self
+    }
+
+    /// The provider's name.
+    pub fn provider(&self) -> &str {
+        &self.provider
+    }
+
+    /// The state that made it unavailable.
+    pub const fn kind(&self) -> UnavailableKind {
+        self.kind
+    }
+
+    /// Why, in a few words.
+    pub fn reason(&self) -> &str {
+        &self.reason
+    }
+
+    /// When the provider is expected back, if known.
+    pub const fn until(&self) -> Option<Instant> {
+        self.until
+    }
+}
+
+impl fmt::Display for Unavailable {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let state = match self.kind {
+            UnavailableKind::Ejected => "is ejected",
+            UnavailableKind::CoolingDown => "is cooling down",
+            UnavailableKind::Probing => "is probing",
+        };
+        write!(f, "provider `{}` {state} ({})", self.provider, self.reason)?;
+        if let Some(until) = self.until {
+            let left = until.saturating_duration_since(Instant::now());
+            write!(f, " for another {}ms", left.as_millis())?;
+        }
+        Ok(())
+    }
+}
+
+impl Error for Unavailable {}
+
+/// An error that already knows its [`Outcome`].
+///
+/// A service that knows better than the default classification (a provider
+/// that saw a connect error, a stream guard that saw an error event) wraps
+/// its error in this; [`LlmClassifier`](crate::LlmClassifier) finds it
+/// anywhere in the source chain and trusts it.
+///
+/// # Example
+///
+/// ```
+/// use understudy_core::{BoxError, Classify, ClassifiedError, FailureKind, LlmClassifier, Outcome};
+///
+/// let error: BoxError = ClassifiedError::new(Outcome::Failure(FailureKind::StreamBroken))
+///     .with_source("event: error before any content")
+///     .into();
+/// assert_eq!(
+///     LlmClassifier::new().classify_error(&*error),
+///     Outcome::Failure(FailureKind::StreamBroken),
+/// );
+/// assert_eq!(error.to_string(), "stream broken");
+/// ```
+#[derive(Debug)]
+pub struct ClassifiedError {
+    outcome: Outcome,
+    source: Option<BoxError>,
+}
+
+// ===== impl ClassifiedError =====
+
+impl ClassifiedError {
+    /// An error with an outcome.
+    pub const fn new(outcome: Outcome) -> Self {
+        Self {
+            outcome,
+            source: None,
+        }
+    }
+
+    /// Sets the underlying error.
+    pub fn with_source(mut self, source: impl Into<BoxError>) -> Self {
+        self.source = Some(source.into());
+        self
+    }
+
+    /// The outcome.
+    pub const fn outcome(&self) -> Outcome {
+        self.outcome
+    }
+}
+
+impl fmt::Display for ClassifiedError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.outcome, f)
+    }
+}
+
+impl Error for ClassifiedError {
+    fn source(&self) -> Option<&(dyn Error + 'static)> {
+        self.source.as_deref().map(|e| e as &(dyn Error + 'static))
+    }
+}
+
+/// Is `error`, or any error in its source chain, an `E`?
+///
+/// ```
+/// use understudy_core::{ClassifiedError, Outcome, Unavailable, UnavailableKind, is_caused_by};
+///
+/// let error = ClassifiedError::new(Outcome::Unavailable)
+///     .with_source(Unavailable::new("openai", UnavailableKind::Probing, "trial in flight"));
+/// assert!(is_caused_by::<Unavailable>(&error));
+/// assert!(!is_caused_by::<std::io::Error>(&error));
+/// ```
+pub fn is_caused_by<E: Error + 'static>(error: &(dyn Error + 'static)) -> bool {
+    cause_ref::<E>(error).is_some()
+}
+
+/// The first `E` in `error`'s source chain, `error` itself included.
+pub fn cause_ref<'a, E: Error + 'static>(error: &'a (dyn Error + 'static)) -> Option<&'a E> {
+    let mut next = Some(error);
+    while let Some(error) = next {
+        if let Some(found) = error.downcast_ref::<E>() {
+            return Some(found);
+        }
+        next = error.source();
+    }
+    None
+}

@@ -1,0 +1,170 @@
+//! Request extensions the layers share.
+//!
+//! The outermost layers set them once per caller request; the layers below
+//! read them. All are cheap to clone, so a request cloned for a retry or a
+//! fallback carries them along.
+//!
+//! | extension          | set by                            | read by                               |
+//! |--------------------|-----------------------------------|---------------------------------------|
+//! | [`RouteName`]      | the router (gateway, user app)    | fallback, observe                     |
+//! | [`Deadline`]       | the outermost layer               | retry (no backoff past it), fallback  |
+//! | [`TargetName`]     | fallback, per target              | health, provider, observe             |
+//! | [`Attempt`]        | retry, per try                    | observe, logs                         |
+//! | [`AttemptCounter`] | fallback, per caller request      | retry (adds its re-sends), fallback   |
+
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+/// The route a caller request was matched to: the `model` a caller asked for
+/// (`"chat"`), or whatever name the application gives its routes.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct RouteName(pub Arc<str>);
+
+impl RouteName {
+    /// A route name.
+    pub fn new(name: impl Into<Arc<str>>) -> Self {
+        Self(name.into())
+    }
+
+    /// The name.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for RouteName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// The target an attempt is sent to: a provider, and the model that provider
+/// is asked for.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct TargetName {
+    /// The provider's configured name (`"openai"`), used in logs, metrics
+    /// and the `x-understudy-provider` header.
+    pub provider: Arc<str>,
+    /// The model asked of the provider (`"gpt-4o-mini"`).
+    pub model: Arc<str>,
+}
+
+impl TargetName {
+    /// A target name.
+    pub fn new(provider: impl Into<Arc<str>>, model: impl Into<Arc<str>>) -> Self {
+        Self {
+            provider: provider.into(),
+            model: model.into(),
+        }
+    }
+}
+
+impl fmt::Display for TargetName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.provider, self.model)
+    }
+}
+
+/// The number of this try on one target: 1 for the first, 2 for the first
+/// retry, and so on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Attempt(pub u32);
+
+impl Attempt {
+    /// The first try.
+    pub const FIRST: Self = Self(1);
+
+    /// The try after this one.
+    #[must_use]
+    pub const fn next(self) -> Self {
+        Self(self.0.saturating_add(1))
+    }
+
+    /// Is this a retry?
+    pub const fn is_retry(self) -> bool {
+        self.0 > 1
+    }
+}
+
+/// The instant by which the whole caller request must be answered, all
+/// retries and fallbacks included.
+///
+/// # Example
+///
+/// ```
+/// use std::time::Duration;
+/// use understudy_core::Deadline;
+///
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+/// # async fn main() {
+/// let deadline = Deadline::after(Duration::from_secs(2));
+/// tokio::time::advance(Duration::from_millis(500)).await;
+/// assert_eq!(deadline.remaining(), Duration::from_millis(1500));
+/// assert!(!deadline.has_passed());
+/// # }
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Deadline(pub Instant);
+
+impl Deadline {
+    /// A deadline `timeout` from now.
+    pub fn after(timeout: Duration) -> Self {
+        Self(Instant::now() + timeout)
+    }
+
+    /// The instant.
+    pub const fn instant(self) -> Instant {
+        self.0
+    }
+
+    /// Time left until the deadline; zero once it has passed.
+    pub fn remaining(self) -> Duration {
+        self.0.saturating_duration_since(Instant::now())
+    }
+
+    /// Has the deadline passed?
+    pub fn has_passed(self) -> bool {
+        Instant::now() >= self.0
+    }
+}
+
+/// Counts the upstream attempts made for one caller request, retries
+/// included, across all targets (the `x-understudy-attempts` header).
+///
+/// Clones share the count. Fallback inserts one per caller request and adds
+/// one for each target it dispatches to; retry adds one for each re-send.
+///
+/// # Example
+///
+/// ```
+/// use understudy_core::AttemptCounter;
+///
+/// let counter = AttemptCounter::new();
+/// let shared = counter.clone();
+/// shared.add(1);
+/// counter.add(2);
+/// assert_eq!(counter.get(), 3);
+/// ```
+#[derive(Clone, Debug, Default)]
+pub struct AttemptCounter(Arc<AtomicU32>);
+
+impl AttemptCounter {
+    /// A counter at zero.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds `n` attempts.
+    pub fn add(&self, n: u32) {
+        self.0.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// The attempts counted so far.
+    pub fn get(&self) -> u32 {
+        self.0.load(Ordering::Relaxed)
+    }
+}

@@ -1,0 +1,54 @@
+//! The shared vocabulary of Understudy.
+//!
+//! Every other Understudy crate builds on these pieces, and on nothing of
+//! each other's:
+//!
+//! - [`Outcome`]: what one upstream attempt came to (success, the caller's
+//!   fault, a provider failure of some [`FailureKind`], or a target skipped
+//!   as [`Unavailable`]), and whether it counts against health, is worth a
+//!   retry, or is worth failing over.
+//! - [`Classify`] and [`LlmClassifier`]: turning responses and errors into
+//!   outcomes, with `Retry-After` and the providers' error bodies understood.
+//! - [`ReplayBody`] and [`ReplayLayer`]: the request body, collected once up
+//!   to a limit and shared by reference count with every attempt.
+//! - [`OpenAiError`]: the OpenAI error shape every error is rendered in.
+//! - Request extensions the layers share: [`RouteName`], [`TargetName`],
+//!   [`Attempt`], [`AttemptCounter`], [`Deadline`].
+//! - [`ResponseBody`], the boxed response body target stacks return, and
+//!   [`sse::SseDecoder`], which reads provider streams event by event.
+//!
+//! # Example: classifying what a provider answered
+//!
+//! ```
+//! use http::Response;
+//! use understudy_core::{Classify, FailureKind, LlmClassifier, Outcome};
+//!
+//! let response = Response::builder()
+//!     .status(429)
+//!     .header("retry-after-ms", "1500")
+//!     .body(())
+//!     .unwrap();
+//! let outcome = LlmClassifier::new().classify_response(&response);
+//! assert_eq!(outcome.retry_after(), Some(std::time::Duration::from_millis(1500)));
+//! assert!(matches!(outcome, Outcome::Failure(FailureKind::RateLimited { .. })));
+//! ```
+#![deny(missing_docs)]
+#![forbid(unsafe_code)]
+
+pub mod body;
+pub mod classify;
+pub mod error;
+pub mod extensions;
+pub mod outcome;
+pub mod replay;
+pub mod sse;
+
+pub use self::body::ResponseBody;
+pub use self::classify::{Classify, LlmClassifier};
+pub use self::error::{
+    BoxError, ClassifiedError, ErrorBody, ErrorObject, OpenAiError, Unavailable, UnavailableKind,
+    cause_ref, is_caused_by,
+};
+pub use self::extensions::{Attempt, AttemptCounter, Deadline, RouteName, TargetName};
+pub use self::outcome::{ClientErrorKind, FailureKind, Outcome, OutcomeKind};
+pub use self::replay::{Replay, ReplayBody, ReplayLayer};

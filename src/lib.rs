@@ -1,0 +1,22 @@
+//! Understudy keeps LLM calls alive when a provider fails.
+//!
+//! This facade re-exports the Understudy crates behind cargo features, all on
+//! by default:
+//!
+//! | feature | crate | what it holds |
+//! |---------|-------|---------------|
+//! | `core`  | [`understudy-core`](core) | outcomes and classification, the replayable body, request extensions, the OpenAI error shape |
+//!
+//! # Example
+//!
+//! ```
+//! use understudy::core::{Outcome, OutcomeKind};
+//!
+//! assert_eq!(Outcome::Unavailable.kind(), OutcomeKind::Unavailable);
+//! ```
+#![deny(missing_docs)]
+#![forbid(unsafe_code)]
+
+#[cfg(feature = "core")]
+#[doc(inline)]
+pub use understudy_core as core;
