@@ -14,6 +14,11 @@
 //! - [`OpenAiError`]: the OpenAI error shape every error is rendered in.
 //! - Request extensions the layers share: [`RouteName`], [`TargetName`],
 //!   [`Attempt`], [`AttemptCounter`], [`Deadline`].
+//! - [`ProviderAvailability`]: the question fallback asks and health
+//!   answers, and [`ProviderState`].
+//! - [`events::Observer`]: where health, retry and fallback report
+//!   [`events::Event`]s, which observability turns into logs, metrics and
+//!   alerts.
 //! - [`ResponseBody`], the boxed response body target stacks return, and
 //!   [`sse::SseDecoder`], which reads provider streams event by event.
 //!
@@ -35,14 +40,17 @@
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
+pub mod availability;
 pub mod body;
 pub mod classify;
 pub mod error;
+pub mod events;
 pub mod extensions;
 pub mod outcome;
 pub mod replay;
 pub mod sse;
 
+pub use self::availability::{AlwaysAvailable, Availability, ProviderAvailability, ProviderState};
 pub use self::body::ResponseBody;
 pub use self::classify::{Classify, LlmClassifier};
 pub use self::error::{
