@@ -69,6 +69,14 @@ pub enum Event<'a> {
         /// Why `from` was left.
         outcome: Outcome,
     },
+    /// A stream broke after its first chunk reached the caller: too late to
+    /// fail over, so the caller got a final SSE error event instead.
+    StreamBrokenAfterCommit {
+        /// The provider whose stream broke.
+        provider: &'a str,
+        /// The model asked of it.
+        model: &'a str,
+    },
     /// Every target of a route was unavailable or failed.
     AllTargetsFailed {
         /// The route, if known.
