@@ -428,3 +428,70 @@ pub fn cause_ref<'a, E: Error + 'static>(error: &'a (dyn Error + 'static)) -> Op
     }
     None
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    #[test]
+    fn serialises_the_openai_shape_with_nulls() {
+        let json: serde_json::Value =
+            serde_json::from_slice(&OpenAiError::bad_gateway("all targets failed").to_json())
+                .unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({"error": {
+                "message": "all targets failed",
+                "type": "server_error",
+                "param": null,
+                "code": null,
+            }})
+        );
+    }
+
+    #[test]
+    fn rate_limited_passes_the_wait_on_rounded_up() {
+        let response: Response<Bytes> =
+            OpenAiError::rate_limited("every provider is rate limiting", Some(Duration::from_millis(1200)))
+                .to_response();
+        assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(response.headers()[header::RETRY_AFTER], "2");
+        assert_eq!(response.headers()["retry-after-ms"], "1200");
+
+        let no_wait: Response<Bytes> = OpenAiError::rate_limited("limited", None).to_response();
+        assert!(no_wait.headers().get(header::RETRY_AFTER).is_none());
+    }
+
+    #[test]
+    fn model_not_found_lists_the_known_models() {
+        let error = OpenAiError::model_not_found("gpt-9", &["chat", "fast"]);
+        assert_eq!(error.status(), StatusCode::NOT_FOUND);
+        assert_eq!(error.body().error.code.as_deref(), Some("model_not_found"));
+        assert_eq!(error.body().error.param.as_deref(), Some("model"));
+        assert!(error.to_string().contains("known models: chat, fast"));
+    }
+
+    #[test]
+    fn sse_event_is_one_data_line() {
+        let event = OpenAiError::bad_gateway("stream broke").to_sse_event();
+        let text = std::str::from_utf8(&event).unwrap();
+        assert_eq!(text.matches('\n').count(), 2);
+        let json: serde_json::Value =
+            serde_json::from_str(text.trim_start_matches("data: ").trim_end()).unwrap();
+        assert_eq!(json["error"]["message"], "stream broke");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn unavailable_says_until_when_and_why() {
+        let error = Unavailable::new("anthropic", UnavailableKind::CoolingDown, "rate limited")
+            .with_until(Instant::now() + Duration::from_secs(7));
+        assert_eq!(
+            error.to_string(),
+            "provider `anthropic` is cooling down (rate limited) for another 7000ms"
+        );
+        tokio::time::advance(Duration::from_secs(8)).await;
+        assert!(error.to_string().ends_with("for another 0ms"));
+    }
+}

@@ -5,8 +5,9 @@
 //! - Azure OpenAI: the same envelope, `"code":"content_filter"`, sometimes an
 //!   `innererror` with `"code":"ResponsibleAIPolicyViolation"`
 //! - Anthropic: `{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}`
-//! - vLLM and other servers: the envelope with only a message, such as
-//!   "This model's maximum context length is 4096 tokens…"
+//! - vLLM: `{"object":"error","message":"This model's maximum context length
+//!   is 4096 tokens…","type":"BadRequestError","code":400}`, with or without
+//!   the `error` envelope
 
 use serde::Deserialize;
 use serde_json::Value;
@@ -25,6 +26,10 @@ pub(crate) enum BodyVerdict {
 #[derive(Deserialize)]
 struct Envelope {
     error: Option<ErrorFields>,
+    /// vLLM answers errors without an envelope: `{"object":"error","message":…}`.
+    object: Option<String>,
+    #[serde(flatten)]
+    bare: ErrorFields,
 }
 
 #[derive(Deserialize)]
@@ -42,7 +47,11 @@ struct ErrorFields {
 /// Reads an error envelope; `None` when the body is not one.
 pub(crate) fn recognise(body: &[u8]) -> Option<BodyVerdict> {
     let envelope: Envelope = serde_json::from_slice(body).ok()?;
-    let error = envelope.error?;
+    let error = match envelope.error {
+        Some(error) => error,
+        None if envelope.object.as_deref() == Some("error") => envelope.bare,
+        None => return None,
+    };
     let code = error
         .code
         .as_ref()
