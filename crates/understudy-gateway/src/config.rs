@@ -1,0 +1,657 @@
+//! The gateway's TOML configuration: schema, defaults and validation.
+//!
+//! The schema is a contract: unknown keys are errors (a typo must not
+//! silently disable a fallback), every duration has a default, a provider a
+//! route names must exist, and an `api_key_env` that is unset is an error at
+//! start that names the variable, never its value.
+
+use std::collections::HashSet;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::Path;
+
+use serde::Deserialize;
+
+/// A validated configuration.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// `[server]`.
+    #[serde(default)]
+    pub server: ServerConfig,
+    /// `[[providers]]`.
+    #[serde(default)]
+    pub providers: Vec<ProviderConfig>,
+    /// `[[routes]]`.
+    #[serde(default)]
+    pub routes: Vec<RouteConfig>,
+    /// `[retry]`, applied to every target.
+    #[serde(default)]
+    pub retry: RetryConfig,
+    /// `[health]`, applied to every provider.
+    #[serde(default)]
+    pub health: HealthConfig,
+    /// `[alerts]`.
+    #[serde(default)]
+    pub alerts: Option<AlertsConfig>,
+}
+
+/// `[server]`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// Address to listen on.
+    pub listen: SocketAddr,
+    /// Request bodies above this many bytes get a 413.
+    pub max_body_bytes: usize,
+    /// Deadline for a whole caller request, all attempts included.
+    pub request_timeout_ms: u64,
+    /// How long in-flight requests may take to finish at shutdown.
+    pub drain_timeout_ms: u64,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            max_body_bytes: 10 * 1024 * 1024,
+            request_timeout_ms: 120_000,
+            drain_timeout_ms: 30_000,
+        }
+    }
+}
+
+/// The wire format a provider speaks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ProviderKind {
+    /// OpenAI and every OpenAI-compatible server.
+    OpenAi,
+    /// Anthropic's Messages API.
+    Anthropic,
+}
+
+/// One `[[providers]]` entry.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProviderConfig {
+    /// Unique name, used in logs, metrics and headers.
+    pub name: String,
+    /// The wire format.
+    pub kind: ProviderKind,
+    /// Base URL, such as `https://api.openai.com/v1`.
+    pub base_url: String,
+    /// The environment variable holding the API key; none for keyless local
+    /// servers.
+    pub api_key_env: Option<String>,
+    /// TCP (and TLS) connect timeout.
+    #[serde(default = "defaults::connect_timeout_ms")]
+    pub connect_timeout_ms: u64,
+    /// Per attempt, until the response head.
+    #[serde(default = "defaults::timeout_ms")]
+    pub timeout_ms: u64,
+    /// Per attempt, for streams: until the first content chunk.
+    #[serde(default = "defaults::first_chunk_timeout_ms")]
+    pub first_chunk_timeout_ms: u64,
+    /// Anthropic only: `max_tokens` when the caller gives none.
+    #[serde(default = "defaults::max_tokens_default")]
+    pub max_tokens_default: u32,
+}
+
+/// One `[[routes]]` entry: a model name callers use, and its targets in order.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteConfig {
+    /// What callers put in `model`.
+    pub model: String,
+    /// The targets, primary first.
+    pub targets: Vec<TargetConfig>,
+    /// Which outcomes move on to the next target.
+    #[serde(default = "defaults::fallback_on")]
+    pub fallback_on: Vec<FallbackOn>,
+}
+
+/// One target of a route.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TargetConfig {
+    /// A provider's `name`.
+    pub provider: String,
+    /// The model asked of that provider.
+    pub model: String,
+}
+
+/// An outcome class that may fail over.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FallbackOn {
+    /// Every provider failure (connect, timeout, 429, 5xx, broken stream).
+    ProviderFailure,
+    /// Context length exceeded: typically to a larger-context target.
+    ContextLength,
+    /// Content filtered: typically to another vendor.
+    ContentFilter,
+}
+
+/// `[retry]`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RetryConfig {
+    /// Retries per target after the first try.
+    pub max_retries: u32,
+    /// Backoff base.
+    pub base_delay_ms: u64,
+    /// Backoff cap.
+    pub max_delay_ms: u64,
+    /// A longer `Retry-After` fails over instead of waiting.
+    pub max_retry_after_ms: u64,
+    /// Retries may be at most this share of recent requests.
+    pub budget_ratio: f64,
+}
+
+impl Default for RetryConfig {
+    fn default() -> Self {
+        Self {
+            max_retries: 1,
+            base_delay_ms: 100,
+            max_delay_ms: 2000,
+            max_retry_after_ms: 3000,
+            budget_ratio: 0.2,
+        }
+    }
+}
+
+/// `[health]`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HealthConfig {
+    /// Consecutive provider failures that eject.
+    pub consecutive_failures: u32,
+    /// Failure ratio over the window that ejects.
+    pub failure_ratio: f64,
+    /// Requests in the window before the ratio counts.
+    pub min_requests: u32,
+    /// The sliding window.
+    pub window_secs: u64,
+    /// First ejection time; grows with repeated ejections.
+    pub base_ejection_secs: u64,
+    /// Cap on the ejection time.
+    pub max_ejection_secs: u64,
+    /// Active probe interval while ejected (`GET {base_url}/models`); 0 turns
+    /// active probing off.
+    pub probe_interval_secs: u64,
+}
+
+impl Default for HealthConfig {
+    fn default() -> Self {
+        Self {
+            consecutive_failures: 5,
+            failure_ratio: 0.5,
+            min_requests: 20,
+            window_secs: 30,
+            base_ejection_secs: 30,
+            max_ejection_secs: 300,
+            probe_interval_secs: 10,
+        }
+    }
+}
+
+/// `[alerts]`.
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AlertsConfig {
+    /// Where to POST alerts (Slack-compatible JSON). May hold a secret token.
+    pub webhook_url: Option<String>,
+    /// Minimum interval between two alerts of one kind for one provider.
+    #[serde(default = "defaults::alert_min_interval_secs")]
+    pub min_interval_secs: u64,
+}
+
+impl fmt::Debug for AlertsConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The webhook URL often carries a token: never print it.
+        f.debug_struct("AlertsConfig")
+            .field("webhook_url", &self.webhook_url.as_ref().map(|_| "***"))
+            .field("min_interval_secs", &self.min_interval_secs)
+            .finish()
+    }
+}
+
+mod defaults {
+    use super::FallbackOn;
+
+    pub(super) const fn connect_timeout_ms() -> u64 {
+        2000
+    }
+    pub(super) const fn timeout_ms() -> u64 {
+        30_000
+    }
+    pub(super) const fn first_chunk_timeout_ms() -> u64 {
+        15_000
+    }
+    pub(super) const fn max_tokens_default() -> u32 {
+        4096
+    }
+    pub(super) fn fallback_on() -> Vec<FallbackOn> {
+        vec![FallbackOn::ProviderFailure]
+    }
+    pub(super) const fn alert_min_interval_secs() -> u64 {
+        300
+    }
+}
+
+/// A configuration that cannot be used, naming the key at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The file.
+        path: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The TOML is malformed, has an unknown key, or a value of the wrong type.
+    #[error("{0}")]
+    Parse(String),
+    /// A value is out of range or inconsistent.
+    #[error("`{key}`: {message}")]
+    Invalid {
+        /// The key, as a path (`providers[1].base_url`).
+        key: String,
+        /// What is wrong with it.
+        message: String,
+    },
+}
+
+fn invalid(key: impl Into<String>, message: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        key: key.into(),
+        message: message.into(),
+    }
+}
+
+// ===== impl Config =====
+
+impl Config {
+    /// Reads and validates a file. API key variables are checked with
+    /// [`Config::api_keys`] at start.
+    pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Self::from_toml(&text)
+    }
+
+    /// Parses and validates TOML text.
+    pub fn from_toml(text: &str) -> Result<Self, ConfigError> {
+        let config: Self = toml::from_str(text).map_err(|e| ConfigError::Parse(e.to_string()))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks every rule a TOML parse cannot.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.server.max_body_bytes == 0 {
+            return Err(invalid("server.max_body_bytes", "must be greater than 0"));
+        }
+        if self.server.request_timeout_ms == 0 {
+            return Err(invalid(
+                "server.request_timeout_ms",
+                "must be greater than 0",
+            ));
+        }
+        if self.providers.is_empty() {
+            return Err(invalid("providers", "at least one provider is required"));
+        }
+        let mut names = HashSet::new();
+        for (i, provider) in self.providers.iter().enumerate() {
+            let key = |field: &str| format!("providers[{i}].{field}");
+            if provider.name.is_empty() || provider.name.contains('/') {
+                return Err(invalid(key("name"), "must be non-empty and hold no `/`"));
+            }
+            if !names.insert(provider.name.as_str()) {
+                return Err(invalid(
+                    key("name"),
+                    format!("`{}` is used by another provider", provider.name),
+                ));
+            }
+            match provider.base_url.parse::<http::Uri>() {
+                Ok(uri)
+                    if matches!(uri.scheme_str(), Some("http" | "https"))
+                        && uri.host().is_some() => {}
+                _ => {
+                    return Err(invalid(
+                        key("base_url"),
+                        format!("`{}` is not an http:// or https:// URL", provider.base_url),
+                    ));
+                }
+            }
+            for (field, value) in [
+                ("connect_timeout_ms", provider.connect_timeout_ms),
+                ("timeout_ms", provider.timeout_ms),
+                ("first_chunk_timeout_ms", provider.first_chunk_timeout_ms),
+            ] {
+                if value == 0 {
+                    return Err(invalid(key(field), "must be greater than 0"));
+                }
+            }
+            if provider.max_tokens_default == 0 {
+                return Err(invalid(key("max_tokens_default"), "must be greater than 0"));
+            }
+        }
+        if self.routes.is_empty() {
+            return Err(invalid("routes", "at least one route is required"));
+        }
+        let mut models = HashSet::new();
+        for (i, route) in self.routes.iter().enumerate() {
+            if route.model.is_empty() || route.model.contains('/') {
+                return Err(invalid(
+                    format!("routes[{i}].model"),
+                    "must be non-empty and hold no `/` (`provider/model` addresses one provider directly)",
+                ));
+            }
+            if !models.insert(route.model.as_str()) {
+                return Err(invalid(
+                    format!("routes[{i}].model"),
+                    format!("`{}` is used by another route", route.model),
+                ));
+            }
+            if route.targets.is_empty() {
+                return Err(invalid(
+                    format!("routes[{i}].targets"),
+                    "at least one target is required",
+                ));
+            }
+            for (j, target) in route.targets.iter().enumerate() {
+                if !names.contains(target.provider.as_str()) {
+                    return Err(invalid(
+                        format!("routes[{i}].targets[{j}].provider"),
+                        format!("no provider is named `{}`", target.provider),
+                    ));
+                }
+                if target.model.is_empty() {
+                    return Err(invalid(
+                        format!("routes[{i}].targets[{j}].model"),
+                        "must be non-empty",
+                    ));
+                }
+            }
+        }
+        let retry = &self.retry;
+        if retry.base_delay_ms > retry.max_delay_ms {
+            return Err(invalid(
+                "retry.base_delay_ms",
+                format!(
+                    "({}) must not exceed retry.max_delay_ms ({})",
+                    retry.base_delay_ms, retry.max_delay_ms
+                ),
+            ));
+        }
+        if !(retry.budget_ratio.is_finite() && (0.0..=1.0).contains(&retry.budget_ratio)) {
+            return Err(invalid(
+                "retry.budget_ratio",
+                format!("({}) must be in the range [0.0, 1.0]", retry.budget_ratio),
+            ));
+        }
+        let health = &self.health;
+        if health.consecutive_failures == 0 {
+            return Err(invalid(
+                "health.consecutive_failures",
+                "must be greater than 0",
+            ));
+        }
+        if !(health.failure_ratio.is_finite()
+            && health.failure_ratio > 0.0
+            && health.failure_ratio <= 1.0)
+        {
+            return Err(invalid(
+                "health.failure_ratio",
+                format!("({}) must be in the range (0.0, 1.0]", health.failure_ratio),
+            ));
+        }
+        if health.window_secs == 0 {
+            return Err(invalid("health.window_secs", "must be greater than 0"));
+        }
+        if health.base_ejection_secs == 0 {
+            return Err(invalid(
+                "health.base_ejection_secs",
+                "must be greater than 0",
+            ));
+        }
+        if health.base_ejection_secs > health.max_ejection_secs {
+            return Err(invalid(
+                "health.base_ejection_secs",
+                format!(
+                    "({}) must not exceed health.max_ejection_secs ({})",
+                    health.base_ejection_secs, health.max_ejection_secs
+                ),
+            ));
+        }
+        if let Some(AlertsConfig {
+            webhook_url: Some(url),
+            ..
+        }) = &self.alerts
+        {
+            match url.parse::<http::Uri>() {
+                Ok(uri) if matches!(uri.scheme_str(), Some("http" | "https")) => {}
+                // Never echo the URL: it may hold a token.
+                _ => {
+                    return Err(invalid(
+                        "alerts.webhook_url",
+                        "is not an http:// or https:// URL",
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads each provider's API key from its `api_key_env` variable, through
+    /// `lookup` (`std::env::var` in the binary). An unset or empty variable
+    /// is an error naming the variable, never a value.
+    pub fn api_keys(
+        &self,
+        lookup: impl Fn(&str) -> Option<String>,
+    ) -> Result<Vec<Option<String>>, ConfigError> {
+        self.providers
+            .iter()
+            .enumerate()
+            .map(|(i, provider)| match &provider.api_key_env {
+                None => Ok(None),
+                Some(var) => match lookup(var) {
+                    Some(key) if !key.is_empty() => Ok(Some(key)),
+                    _ => Err(invalid(
+                        format!("providers[{i}].api_key_env"),
+                        format!("the environment variable `{var}` is not set"),
+                    )),
+                },
+            })
+            .collect()
+    }
+
+    /// The provider with this name.
+    pub fn provider(&self, name: &str) -> Option<&ProviderConfig> {
+        self.providers.iter().find(|p| p.name == name)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const EXAMPLE: &str = r#"
+[server]
+listen = "127.0.0.1:8080"
+max_body_bytes = 10485760
+request_timeout_ms = 120000
+
+[[providers]]
+name = "openai"
+kind = "openai"
+base_url = "https://api.openai.com/v1"
+api_key_env = "OPENAI_API_KEY"
+connect_timeout_ms = 2000
+timeout_ms = 30000
+first_chunk_timeout_ms = 15000
+
+[[providers]]
+name = "anthropic"
+kind = "anthropic"
+base_url = "https://api.anthropic.com/v1"
+api_key_env = "ANTHROPIC_API_KEY"
+max_tokens_default = 4096
+
+[[routes]]
+model = "chat"
+targets = [
+  { provider = "openai", model = "gpt-4o-mini" },
+  { provider = "anthropic", model = "claude-3-5-haiku-latest" },
+]
+fallback_on = ["provider_failure"]
+
+[retry]
+max_retries = 1
+base_delay_ms = 100
+max_delay_ms = 2000
+max_retry_after_ms = 3000
+budget_ratio = 0.2
+
+[health]
+consecutive_failures = 5
+failure_ratio = 0.5
+min_requests = 20
+window_secs = 30
+base_ejection_secs = 30
+max_ejection_secs = 300
+probe_interval_secs = 10
+
+[alerts]
+webhook_url = "https://hooks.example.com/T000/B000/secret-token"
+min_interval_secs = 300
+"#;
+
+    fn error_of(text: &str) -> String {
+        Config::from_toml(text).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn the_documented_example_parses() {
+        let config = Config::from_toml(EXAMPLE).unwrap();
+        assert_eq!(config.providers.len(), 2);
+        assert_eq!(config.providers[1].kind, ProviderKind::Anthropic);
+        assert_eq!(config.providers[1].timeout_ms, 30_000, "default");
+        assert_eq!(config.routes[0].targets[1].model, "claude-3-5-haiku-latest");
+        assert_eq!(config.routes[0].fallback_on, [FallbackOn::ProviderFailure]);
+        assert!(!format!("{config:?}").contains("secret-token"));
+    }
+
+    #[test]
+    fn a_minimal_file_gets_defaults() {
+        let config = Config::from_toml(
+            r#"
+[[providers]]
+name = "local"
+kind = "openai"
+base_url = "http://127.0.0.1:11434/v1"
+
+[[routes]]
+model = "chat"
+targets = [{ provider = "local", model = "llama3" }]
+"#,
+        )
+        .unwrap();
+        assert_eq!(config.server.request_timeout_ms, 120_000);
+        assert_eq!(config.retry.max_retries, 1);
+        assert_eq!(config.health.consecutive_failures, 5);
+        assert_eq!(config.providers[0].first_chunk_timeout_ms, 15_000);
+        assert!(config.alerts.is_none());
+        assert_eq!(config.api_keys(|_| None).unwrap(), [None]);
+    }
+
+    #[test]
+    fn unknown_keys_are_errors_naming_the_key() {
+        let typo = EXAMPLE.replace("fallback_on =", "fallbak_on =");
+        let message = error_of(&typo);
+        assert!(message.contains("fallbak_on"), "{message}");
+
+        let typo = EXAMPLE.replace("[health]\n", "[health]\nconsecutive_failure = 3\n");
+        assert!(error_of(&typo).contains("consecutive_failure"));
+
+        let unknown_class = EXAMPLE.replace("[\"provider_failure\"]", "[\"timeouts\"]");
+        assert!(error_of(&unknown_class).contains("timeouts"));
+    }
+
+    #[test]
+    fn a_route_must_name_an_existing_provider() {
+        let missing = EXAMPLE.replace("{ provider = \"anthropic\"", "{ provider = \"antropic\"");
+        assert_eq!(
+            error_of(&missing),
+            "`routes[0].targets[1].provider`: no provider is named `antropic`"
+        );
+    }
+
+    #[test]
+    fn values_out_of_range_name_the_key_and_value() {
+        let cases = [
+            (
+                "failure_ratio = 0.5",
+                "failure_ratio = 1.5",
+                "`health.failure_ratio`: (1.5)",
+            ),
+            (
+                "budget_ratio = 0.2",
+                "budget_ratio = -1.0",
+                "`retry.budget_ratio`: (-1)",
+            ),
+            (
+                "base_url = \"https://api.openai.com/v1\"",
+                "base_url = \"api.openai.com\"",
+                "`providers[0].base_url`",
+            ),
+            (
+                "timeout_ms = 30000",
+                "timeout_ms = 0",
+                "`providers[0].timeout_ms`",
+            ),
+            (
+                "name = \"anthropic\"",
+                "name = \"openai\"",
+                "`providers[1].name`",
+            ),
+        ];
+        for (from, to, want) in cases {
+            let message = error_of(&EXAMPLE.replace(from, to));
+            assert!(message.starts_with(want), "{to}: {message}");
+        }
+    }
+
+    #[test]
+    fn an_unset_key_variable_is_named_without_any_value() {
+        let config = Config::from_toml(EXAMPLE).unwrap();
+        let error = config
+            .api_keys(|var| (var == "OPENAI_API_KEY").then(|| "sk-live-value".to_owned()))
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            error,
+            "`providers[1].api_key_env`: the environment variable `ANTHROPIC_API_KEY` is not set"
+        );
+        let keys = config
+            .api_keys(|_| Some("sk-live-value".to_owned()))
+            .unwrap();
+        assert_eq!(keys.len(), 2);
+    }
+
+    #[test]
+    fn a_bad_webhook_url_is_not_echoed() {
+        let bad = EXAMPLE.replace(
+            "https://hooks.example.com/T000/B000/secret-token",
+            "hooks-secret-token",
+        );
+        let message = error_of(&bad);
+        assert!(message.starts_with("`alerts.webhook_url`"));
+        assert!(!message.contains("secret-token"));
+    }
+}

@@ -1,0 +1,6 @@
+//! The `understudy` gateway: an OpenAI-compatible endpoint built only from
+//! the Understudy layers.
+#![deny(missing_docs)]
+#![forbid(unsafe_code)]
+
+pub mod config;
