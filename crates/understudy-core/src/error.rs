@@ -453,9 +453,11 @@ mod tests {
 
     #[test]
     fn rate_limited_passes_the_wait_on_rounded_up() {
-        let response: Response<Bytes> =
-            OpenAiError::rate_limited("every provider is rate limiting", Some(Duration::from_millis(1200)))
-                .to_response();
+        let response: Response<Bytes> = OpenAiError::rate_limited(
+            "every provider is rate limiting",
+            Some(Duration::from_millis(1200)),
+        )
+        .to_response();
         assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
         assert_eq!(response.headers()[header::RETRY_AFTER], "2");
         assert_eq!(response.headers()["retry-after-ms"], "1200");

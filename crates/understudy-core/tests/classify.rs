@@ -30,14 +30,17 @@ const ANTHROPIC_RATE_LIMIT: &str = r#"{"type":"error","error":{"type":"rate_limi
 const ANTHROPIC_TOO_LONG: &str = r#"{"type":"error","error":{"type":"invalid_request_error","message":"prompt is too long: 208310 tokens > 200000 maximum"}}"#;
 const ANTHROPIC_API_ERROR: &str =
     r#"{"type":"error","error":{"type":"api_error","message":"Internal server error"}}"#;
-const ANTHROPIC_AUTH: &str = r#"{"type":"error","error":{"type":"authentication_error","message":"invalid x-api-key"}}"#;
+const ANTHROPIC_AUTH: &str =
+    r#"{"type":"error","error":{"type":"authentication_error","message":"invalid x-api-key"}}"#;
 const VLLM_CONTEXT: &str = r#"{"object":"error","message":"This model's maximum context length is 4096 tokens. However, you requested 5000 tokens (4000 in the messages, 1000 in the completion). Please reduce the length of the messages or completion.","type":"BadRequestError","param":null,"code":400}"#;
 const VLLM_CONTEXT_ENVELOPE: &str = r#"{"error":{"message":"This model's maximum context length is 4096 tokens. However, you requested 5000 tokens.","type":"BadRequestError","param":null,"code":400}}"#;
 const COMPLETION: &str = r#"{"id":"chatcmpl-1","object":"chat.completion","created":1,"model":"gpt-4o-mini","choices":[{"index":0,"message":{"role":"assistant","content":"Hi"},"finish_reason":"stop"}]}"#;
 const ERROR_IN_A_200: &str = r#"{"error":{"message":"upstream provider error","code":502}}"#;
 
 fn rejected(status: u16) -> Outcome {
-    Outcome::ClientError(ClientErrorKind::Rejected(StatusCode::from_u16(status).unwrap()))
+    Outcome::ClientError(ClientErrorKind::Rejected(
+        StatusCode::from_u16(status).unwrap(),
+    ))
 }
 
 fn limited(retry_after: Option<Duration>) -> Outcome {
@@ -166,8 +169,12 @@ async fn errors_are_classified_through_their_chain() {
         Outcome::Failure(FailureKind::Timeout)
     );
 
-    let unavailable = Unavailable::new("openai", UnavailableKind::Ejected, "5 consecutive failures");
-    assert_eq!(classify(&Wrapper(Box::new(unavailable))), Outcome::Unavailable);
+    let unavailable =
+        Unavailable::new("openai", UnavailableKind::Ejected, "5 consecutive failures");
+    assert_eq!(
+        classify(&Wrapper(Box::new(unavailable))),
+        Outcome::Unavailable
+    );
 
     // An explicit classification wins over what lies beneath it.
     let explicit = ClassifiedError::new(Outcome::Failure(FailureKind::StreamBroken))
@@ -243,6 +250,9 @@ mod usable_for_retries {
         assert!(RetryOnce(false).retry(&mut request, &mut bad).is_none());
         let clone =
             Policy::<_, Response<()>, BoxError>::clone_request(&mut policy, &request).unwrap();
-        assert_eq!(clone.body().bytes().as_ptr(), request.body().bytes().as_ptr());
+        assert_eq!(
+            clone.body().bytes().as_ptr(),
+            request.body().bytes().as_ptr()
+        );
     }
 }

@@ -20,7 +20,10 @@ async fn collects_chunks_into_one_buffer() {
         .await
         .unwrap();
     assert_eq!(response.status(), StatusCode::OK);
-    assert_eq!(seen.lock().unwrap().as_slice(), [Bytes::from("{\"model\":\"chat\"}")]);
+    assert_eq!(
+        seen.lock().unwrap().as_slice(),
+        [Bytes::from("{\"model\":\"chat\"}")]
+    );
 }
 
 #[tokio::test]
@@ -66,9 +69,7 @@ async fn empty_body_ends_at_once() {
 
 #[tokio::test]
 async fn content_length_over_limit_is_refused_unread() {
-    let Test {
-        calls, service, ..
-    } = Test::new(10);
+    let Test { calls, service, .. } = Test::new(10);
     let body = Unreadable { declared: 11 };
     let response = service.oneshot(Request::new(body)).await.unwrap();
     assert_openai_413(response, 10).await;
@@ -77,9 +78,7 @@ async fn content_length_over_limit_is_refused_unread() {
 
 #[tokio::test]
 async fn streamed_body_over_limit_stops_reading() {
-    let Test {
-        calls, service, ..
-    } = Test::new(25);
+    let Test { calls, service, .. } = Test::new(25);
     let endless = Endless::new(10);
     let read = endless.read.clone();
     let response = service.oneshot(Request::new(endless)).await.unwrap();
@@ -102,9 +101,7 @@ async fn body_exactly_at_limit_is_accepted() {
 
 #[tokio::test]
 async fn failing_body_is_a_400() {
-    let Test {
-        calls, service, ..
-    } = Test::new(64);
+    let Test { calls, service, .. } = Test::new(64);
     let response = service.oneshot(Request::new(Failing)).await.unwrap();
     assert_eq!(response.status(), StatusCode::BAD_REQUEST);
     let json = json_body(response).await;
@@ -162,7 +159,8 @@ struct Test<S> {
     service: S,
 }
 
-type Inner = tower::util::BoxCloneSyncService<Request<ReplayBody>, Response<Full<Bytes>>, Infallible>;
+type Inner =
+    tower::util::BoxCloneSyncService<Request<ReplayBody>, Response<Full<Bytes>>, Infallible>;
 
 impl Test<Replay<Inner>> {
     fn new(limit: usize) -> Self {
@@ -190,7 +188,12 @@ struct Chunks(std::collections::VecDeque<Bytes>);
 
 impl Chunks {
     fn new(chunks: &[&'static str]) -> Self {
-        Self(chunks.iter().map(|c| Bytes::from_static(c.as_bytes())).collect())
+        Self(
+            chunks
+                .iter()
+                .map(|c| Bytes::from_static(c.as_bytes()))
+                .collect(),
+        )
     }
 }
 
