@@ -1,4 +1,5 @@
 //! The default classifier over responses shaped like the providers' own.
+#![allow(clippy::unwrap_used)] // test fixtures: a panic is a failed assertion
 
 use std::time::Duration;
 
@@ -37,6 +38,15 @@ const VLLM_CONTEXT_ENVELOPE: &str = r#"{"error":{"message":"This model's maximum
 const COMPLETION: &str = r#"{"id":"chatcmpl-1","object":"chat.completion","created":1,"model":"gpt-4o-mini","choices":[{"index":0,"message":{"role":"assistant","content":"Hi"},"finish_reason":"stop"}]}"#;
 const ERROR_IN_A_200: &str = r#"{"error":{"message":"upstream provider error","code":502}}"#;
 
+/// A row: name, status, headers, body, expected outcome.
+type Row = (
+    &'static str,
+    u16,
+    Vec<(&'static str, &'static str)>,
+    Option<&'static str>,
+    Outcome,
+);
+
 fn rejected(status: u16) -> Outcome {
     Outcome::ClientError(ClientErrorKind::Rejected(
         StatusCode::from_u16(status).unwrap(),
@@ -66,7 +76,7 @@ fn classify(status: u16, headers: &[(&str, &str)], body: Option<&str>) -> Outcom
 fn real_provider_responses() {
     let secs = Duration::from_secs;
     #[rustfmt::skip]
-    let table: Vec<(&str, u16, Vec<(&str, &str)>, Option<&str>, Outcome)> = vec![
+    let table: Vec<Row> = vec![
         ("openai success", 200, vec![], Some(COMPLETION), Outcome::Success),
         ("openai success, body unread", 200, vec![], None, Outcome::Success),
         ("openai context length", 400, vec![], Some(OPENAI_CONTEXT),
