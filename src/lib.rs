@@ -6,6 +6,7 @@
 //! | feature | crate | what it holds |
 //! |---------|-------|---------------|
 //! | `core`  | [`understudy-core`](core) | outcomes and classification, the replayable body, request extensions, the OpenAI error shape |
+//! | `retry` | [`understudy-retry`](retry) | `RetryLayer`: full-jitter backoff, `Retry-After`, a retry budget, the request deadline |
 //!
 //! # Example
 //!
@@ -20,3 +21,7 @@
 #[cfg(feature = "core")]
 #[doc(inline)]
 pub use understudy_core as core;
+
+#[cfg(feature = "retry")]
+#[doc(inline)]
+pub use understudy_retry as retry;

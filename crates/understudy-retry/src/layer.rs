@@ -1,0 +1,89 @@
+use std::fmt;
+use std::sync::Arc;
+
+use tower_layer::Layer;
+use understudy_core::events::{SharedObserver, noop_observer};
+
+use crate::backoff::{Backoff, Jitter, RandomJitter};
+use crate::budget::RetryBudget;
+use crate::config::RetryConfig;
+use crate::service::{Retry, Shared};
+
+/// Applies [`Retry`] to a target's service. Every service it builds shares
+/// one [`RetryBudget`].
+#[derive(Clone)]
+pub struct RetryLayer {
+    shared: Arc<Shared>,
+}
+
+impl RetryLayer {
+    /// A layer with this configuration. A backoff cap below its base is
+    /// raised to the base.
+    pub fn new(config: RetryConfig) -> Self {
+        let backoff = Backoff::clamped(config.base_delay, config.max_delay);
+        Self {
+            shared: Arc::new(Shared {
+                config,
+                backoff,
+                budget: RetryBudget::new(
+                    config.budget_ttl,
+                    config.budget_min_per_sec,
+                    config.budget_ratio,
+                ),
+                provider: Arc::from(""),
+                observer: noop_observer(),
+                jitter: Arc::new(RandomJitter),
+            }),
+        }
+    }
+
+    /// Names the provider in events (`"openai"`).
+    pub fn provider(self, name: impl Into<Arc<str>>) -> Self {
+        self.map(|shared| shared.provider = name.into())
+    }
+
+    /// Reports `Retry` and `RetryBudgetExhausted` events to `observer`.
+    pub fn observer(self, observer: SharedObserver) -> Self {
+        self.map(|shared| shared.observer = observer)
+    }
+
+    /// Draws backoff jitter from `jitter` (tests inject a fixed one).
+    pub fn jitter(self, jitter: impl Jitter + 'static) -> Self {
+        self.map(|shared| shared.jitter = Arc::new(jitter))
+    }
+
+    /// Shares `budget` instead of the layer's own.
+    pub fn budget(self, budget: RetryBudget) -> Self {
+        self.map(|shared| shared.budget = budget)
+    }
+
+    /// The budget the services share.
+    pub fn get_budget(&self) -> &RetryBudget {
+        &self.shared.budget
+    }
+
+    fn map(self, f: impl FnOnce(&mut Shared)) -> Self {
+        let mut shared = Arc::unwrap_or_clone(self.shared);
+        f(&mut shared);
+        Self {
+            shared: Arc::new(shared),
+        }
+    }
+}
+
+impl fmt::Debug for RetryLayer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RetryLayer")
+            .field("provider", &self.shared.provider)
+            .field("config", &self.shared.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S> Layer<S> for RetryLayer {
+    type Service = Retry<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        Retry::new(inner, self.shared.clone())
+    }
+}
