@@ -6,6 +6,7 @@
 //! | feature | crate | what it holds |
 //! |---------|-------|---------------|
 //! | `core`  | [`understudy-core`](core) | outcomes and classification, the replayable body, request extensions, the OpenAI error shape |
+//! | `health` | [`understudy-health`](health) | `HealthRegistry`, `HealthLayer`: ejection, 429 cooldowns, half-open trials, active probes |
 //! | `retry` | [`understudy-retry`](retry) | `RetryLayer`: full-jitter backoff, `Retry-After`, a retry budget, the request deadline |
 //!
 //! # Example
@@ -21,6 +22,10 @@
 #[cfg(feature = "core")]
 #[doc(inline)]
 pub use understudy_core as core;
+
+#[cfg(feature = "health")]
+#[doc(inline)]
+pub use understudy_health as health;
 
 #[cfg(feature = "retry")]
 #[doc(inline)]

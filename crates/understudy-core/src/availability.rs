@@ -12,8 +12,9 @@ use tokio::time::Instant;
 
 use crate::error::UnavailableKind;
 
-/// The health state of one provider.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+/// The health state of one provider. Serialises as its `snake_case` name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum ProviderState {
     /// Serving requests.

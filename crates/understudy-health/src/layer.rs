@@ -1,0 +1,222 @@
+//! [`HealthLayer`]: records each attempt and fails fast while a provider is
+//! unavailable.
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, ready};
+
+use http::Response;
+use pin_project_lite::pin_project;
+use tokio::time::Instant;
+use tower_layer::Layer;
+use tower_service::Service;
+use understudy_core::{BoxError, Classify, LlmClassifier};
+
+use crate::registry::{Admission, Entry, HealthRegistry, TrialGuard};
+
+/// Wraps one provider's service with [`Health`].
+///
+/// # Example
+///
+/// ```
+/// use http::{Request, Response};
+/// use tower::{Layer, ServiceExt, service_fn};
+/// use understudy_core::{ReplayBody, Unavailable, cause_ref};
+/// use understudy_health::{HealthConfig, HealthLayer, HealthRegistry};
+///
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+/// # async fn main() {
+/// let registry = HealthRegistry::new(HealthConfig::builder().consecutive_failures(1).build().unwrap());
+/// let failing = service_fn(|_: Request<ReplayBody>| async {
+///     Ok::<_, std::convert::Infallible>(Response::builder().status(503).body(()).unwrap())
+/// });
+/// let service = HealthLayer::new(registry.clone(), "openai").layer(failing);
+///
+/// let first = service.clone().oneshot(Request::new(ReplayBody::from("{}"))).await.unwrap();
+/// assert_eq!(first.status(), 503); // recorded: one failure ejects here
+/// let error = service.oneshot(Request::new(ReplayBody::from("{}"))).await.unwrap_err();
+/// assert!(cause_ref::<Unavailable>(&*error).is_some()); // failed fast, not sent
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct HealthLayer {
+    registry: HealthRegistry,
+    provider: Arc<str>,
+}
+
+impl HealthLayer {
+    /// Tracks `provider` in `registry`.
+    pub fn new(registry: HealthRegistry, provider: impl Into<Arc<str>>) -> Self {
+        let provider = provider.into();
+        registry.register(&provider);
+        Self { registry, provider }
+    }
+}
+
+impl fmt::Debug for HealthLayer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HealthLayer")
+            .field("provider", &self.provider)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S> Layer<S> for HealthLayer {
+    type Service = Health<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        Health {
+            inner,
+            entry: self.registry.entry(&self.provider),
+            registry: self.registry.clone(),
+        }
+    }
+}
+
+/// Records every attempt's outcome and latency in the registry; while the
+/// provider is ejected, cooling down, or probing with its trial taken, fails
+/// fast with [`Unavailable`](understudy_core::Unavailable) and never calls
+/// the inner service.
+///
+/// `poll_ready` only forwards to the inner service: it never waits on an
+/// ejected provider, because the fallback above skips those.
+#[derive(Clone)]
+pub struct Health<S> {
+    inner: S,
+    entry: Arc<Entry>,
+    registry: HealthRegistry,
+}
+
+// ===== impl Health =====
+
+impl<S> Health<S> {
+    /// The inner service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// The inner service, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// The inner service, by value.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+}
+
+impl<S: fmt::Debug> fmt::Debug for Health<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Health")
+            .field("inner", &self.inner)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S, Req, B> Service<Req> for Health<S>
+where
+    S: Service<Req, Response = Response<B>>,
+    S::Error: Into<BoxError>,
+{
+    type Response = Response<B>;
+    type Error = BoxError;
+    type Future = ResponseFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx).map_err(Into::into)
+    }
+
+    fn call(&mut self, request: Req) -> Self::Future {
+        match self.registry.admit(&self.entry) {
+            Err(unavailable) => ResponseFuture {
+                state: State::Refused {
+                    error: Some(unavailable.into()),
+                },
+            },
+            Ok(admission) => ResponseFuture {
+                state: State::Called {
+                    future: self.inner.call(request),
+                    record: Some(Record {
+                        registry: self.registry.clone(),
+                        entry: self.entry.clone(),
+                        start: Instant::now(),
+                        _trial: match admission {
+                            Admission::Normal => None,
+                            Admission::Trial(guard) => Some(guard),
+                        },
+                    }),
+                },
+            },
+        }
+    }
+}
+
+struct Record {
+    registry: HealthRegistry,
+    entry: Arc<Entry>,
+    start: Instant,
+    /// Held until the outcome is recorded; dropped with the future if the
+    /// caller goes away, which frees the trial slot.
+    _trial: Option<TrialGuard>,
+}
+
+pin_project! {
+    /// The response future of [`Health`].
+    pub struct ResponseFuture<F> {
+        #[pin]
+        state: State<F>,
+    }
+}
+
+pin_project! {
+    #[project = StateProj]
+    enum State<F> {
+        Called {
+            #[pin]
+            future: F,
+            record: Option<Record>,
+        },
+        Refused {
+            error: Option<BoxError>,
+        },
+    }
+}
+
+impl<F, B, E> Future for ResponseFuture<F>
+where
+    F: Future<Output = Result<Response<B>, E>>,
+    E: Into<BoxError>,
+{
+    type Output = Result<Response<B>, BoxError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.project().state.project() {
+            StateProj::Called { future, record } => {
+                let result = ready!(future.poll(cx)).map_err(Into::into);
+                if let Some(record) = record.take() {
+                    let classifier = LlmClassifier::new();
+                    let outcome = match &result {
+                        Ok(response) => classifier.classify_response(response),
+                        Err(error) => classifier.classify_error(&**error),
+                    };
+                    record
+                        .registry
+                        .record_entry(&record.entry, outcome, record.start.elapsed());
+                }
+                Poll::Ready(result)
+            }
+            StateProj::Refused { error } => Poll::Ready(Err(error
+                .take()
+                .unwrap_or_else(|| "health future polled after completion".into()))),
+        }
+    }
+}
+
+impl<F> fmt::Debug for ResponseFuture<F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ResponseFuture").finish_non_exhaustive()
+    }
+}
