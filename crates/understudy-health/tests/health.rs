@@ -406,3 +406,78 @@ fn services_and_futures_are_send_and_sync() {
         understudy_health::ResponseFuture<std::future::Ready<Result<Response<()>, std::io::Error>>>,
     >();
 }
+
+#[tokio::test(start_paused = true)]
+async fn slow_successes_count_as_failures_when_a_threshold_is_set() {
+    let registry = registry(
+        HealthConfig::builder()
+            .consecutive_failures(2)
+            .slow_threshold(Duration::from_secs(5)),
+    );
+    registry.record("openai", Outcome::Success, Duration::from_secs(5)); // at the threshold: fine
+    registry.record("openai", Outcome::Success, Duration::from_secs(6));
+    assert!(registry.is_available("openai"));
+    registry.record("openai", Outcome::Success, Duration::from_secs(9));
+    assert!(!registry.is_available("openai"));
+    let snapshot = &registry.snapshot()[0];
+    assert_eq!(snapshot.reason, Some(EjectionReason::ConsecutiveFailures));
+    assert!(snapshot.ewma_latency_ms.unwrap() > 5000.0);
+
+    // Without a threshold, slowness alone never ejects.
+    let patient = registry_default();
+    for _ in 0..10 {
+        patient.record("openai", Outcome::Success, Duration::from_mins(1));
+    }
+    assert!(patient.is_available("openai"));
+}
+
+fn registry_default() -> HealthRegistry {
+    HealthRegistry::new(HealthConfig::default())
+}
+
+#[tokio::test(start_paused = true)]
+async fn transitions_reach_the_observer() {
+    use std::sync::Mutex;
+    use understudy_core::events::{Event, Observer};
+
+    #[derive(Default)]
+    struct Transitions(Mutex<Vec<String>>);
+    impl Observer for Transitions {
+        fn on_event(&self, event: &Event<'_>) {
+            if let Event::ProviderStateChanged {
+                provider,
+                from,
+                to,
+                reason,
+                ..
+            } = event
+            {
+                self.0
+                    .lock()
+                    .unwrap()
+                    .push(format!("{provider}: {from} -> {to} ({reason})"));
+            }
+        }
+    }
+
+    let transitions = Arc::new(Transitions::default());
+    let registry = HealthRegistry::with_observer(
+        HealthConfig::builder()
+            .consecutive_failures(1)
+            .build()
+            .unwrap(),
+        transitions.clone(),
+    );
+    registry.record("openai", FAIL, MS);
+    tokio::time::advance(Duration::from_secs(30)).await;
+    assert!(registry.is_available("openai"));
+    registry.record("openai", Outcome::Success, MS);
+    assert_eq!(
+        *transitions.0.lock().unwrap(),
+        [
+            "openai: healthy -> ejected (consecutive_failures)",
+            "openai: ejected -> probing (ejection_ended)",
+            "openai: probing -> healthy (probe_succeeded)",
+        ]
+    );
+}
