@@ -247,32 +247,30 @@ async fn the_deadline_bounds_every_wait() {
     assert_eq!(start.elapsed(), Duration::ZERO);
 
     // A 90 ms backoff with 100 ms left and 50 ms required after it: no retry.
-    let Inner { calls, service, .. } = Inner::new(|_| status(500));
-    let mut request = self::request();
-    request
-        .extensions_mut()
-        .insert(Deadline::after(Duration::from_millis(100)));
-    layer(RetryConfig::default().base_delay(Duration::from_millis(100)))
-        .jitter(|| 0.9)
-        .layer(service)
-        .oneshot(request)
-        .await
-        .unwrap();
-    assert_eq!(calls.load(Ordering::SeqCst), 1);
-
+    assert_eq!(
+        calls_with_backoff_and_time_left(Duration::from_millis(100)).await,
+        1
+    );
     // With room left, the same retry happens.
+    assert_eq!(
+        calls_with_backoff_and_time_left(Duration::from_secs(1)).await,
+        2
+    );
+}
+
+/// Calls reaching a failing service whose first retry waits 90 ms, with
+/// `left` before the deadline.
+async fn calls_with_backoff_and_time_left(left: Duration) -> u32 {
     let Inner { calls, service, .. } = Inner::new(|_| status(500));
-    let mut request = self::request();
-    request
-        .extensions_mut()
-        .insert(Deadline::after(Duration::from_secs(1)));
+    let mut request = request();
+    request.extensions_mut().insert(Deadline::after(left));
     layer(RetryConfig::default().base_delay(Duration::from_millis(100)))
         .jitter(|| 0.9)
         .layer(service)
         .oneshot(request)
         .await
         .unwrap();
-    assert_eq!(calls.load(Ordering::SeqCst), 2);
+    calls.load(Ordering::SeqCst)
 }
 
 #[tokio::test(start_paused = true)]
