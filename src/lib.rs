@@ -8,6 +8,9 @@
 //! | `core`  | [`understudy-core`](core) | outcomes and classification, the replayable body, request extensions, the OpenAI error shape |
 //! | `health` | [`understudy-health`](health) | `HealthRegistry`, `HealthLayer`: ejection, 429 cooldowns, half-open trials, active probes |
 //! | `retry` | [`understudy-retry`](retry) | `RetryLayer`: full-jitter backoff, `Retry-After`, a retry budget, the request deadline |
+//! | `fallback` | [`understudy-fallback`](fallback) | `Fallback`: ordered targets, `FallbackPolicy`, the `FirstChunk` commit point |
+//! | `observe` | [`understudy-observe`](observe) | `ObserveLayer`: spans, metrics, alerts and the webhook sink |
+//! | `provider` | [`understudy-provider`](provider) | provider services: OpenAI-compatible and Anthropic over hyper + rustls |
 //!
 //! # Example
 //!
@@ -30,3 +33,15 @@ pub use understudy_health as health;
 #[cfg(feature = "retry")]
 #[doc(inline)]
 pub use understudy_retry as retry;
+
+#[cfg(feature = "fallback")]
+#[doc(inline)]
+pub use understudy_fallback as fallback;
+
+#[cfg(feature = "observe")]
+#[doc(inline)]
+pub use understudy_observe as observe;
+
+#[cfg(feature = "provider")]
+#[doc(inline)]
+pub use understudy_provider as provider;

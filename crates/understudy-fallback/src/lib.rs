@@ -1,0 +1,3 @@
+//! understudy-fallback.
+#![deny(missing_docs)]
+#![forbid(unsafe_code)]

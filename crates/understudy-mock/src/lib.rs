@@ -1,0 +1,3 @@
+//! understudy-mock.
+#![deny(missing_docs)]
+#![forbid(unsafe_code)]

@@ -1,0 +1,3 @@
+//! understudy-observe.
+#![deny(missing_docs)]
+#![forbid(unsafe_code)]

@@ -1,0 +1,3 @@
+//! understudy-provider.
+#![deny(missing_docs)]
+#![forbid(unsafe_code)]
