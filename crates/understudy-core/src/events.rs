@@ -83,6 +83,9 @@ pub enum Event<'a> {
         route: Option<&'a str>,
         /// Upstream attempts made.
         attempts: u32,
+        /// Whether every target was reported unavailable by health before
+        /// any was tried (the route is down, not merely failing).
+        all_unavailable: bool,
     },
     /// A provider's health state changed.
     ProviderStateChanged {
