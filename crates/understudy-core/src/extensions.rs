@@ -168,3 +168,23 @@ impl AttemptCounter {
         self.0.load(Ordering::Relaxed)
     }
 }
+
+/// Marks a request that a selector sends although health reports its target
+/// unavailable: every target of the route was unavailable, and trying them
+/// anyway ("panic mode") beats failing every request.
+///
+/// `understudy-health`'s `HealthLayer` lets such a request through (and still
+/// records its outcome) instead of failing fast.
+///
+/// # Example
+///
+/// ```
+/// use http::Request;
+/// use understudy_core::PanicRouting;
+///
+/// let mut request = Request::new(());
+/// request.extensions_mut().insert(PanicRouting);
+/// assert!(request.extensions().get::<PanicRouting>().is_some());
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PanicRouting;

@@ -57,6 +57,8 @@ pub use self::error::{
     BoxError, ClassifiedError, ErrorBody, ErrorObject, OpenAiError, Unavailable, UnavailableKind,
     cause_ref, is_caused_by,
 };
-pub use self::extensions::{Attempt, AttemptCounter, Deadline, RouteName, TargetName};
+pub use self::extensions::{
+    Attempt, AttemptCounter, Deadline, PanicRouting, RouteName, TargetName,
+};
 pub use self::outcome::{ClientErrorKind, FailureKind, Outcome, OutcomeKind};
 pub use self::replay::{Replay, ReplayBody, ReplayLayer};

@@ -7,12 +7,12 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 
-use http::Response;
+use http::{Request, Response};
 use pin_project_lite::pin_project;
 use tokio::time::Instant;
 use tower_layer::Layer;
 use tower_service::Service;
-use understudy_core::{BoxError, Classify, LlmClassifier};
+use understudy_core::{BoxError, Classify, LlmClassifier, PanicRouting};
 
 use crate::registry::{Admission, Entry, HealthRegistry, TrialGuard};
 
@@ -80,6 +80,9 @@ impl<S> Layer<S> for HealthLayer {
 /// fast with [`Unavailable`](understudy_core::Unavailable) and never calls
 /// the inner service.
 ///
+/// A request carrying [`PanicRouting`] is let through even then (the
+/// selector above found every target unavailable) and its outcome recorded.
+///
 /// `poll_ready` only forwards to the inner service: it never waits on an
 /// ejected provider, because the fallback above skips those.
 #[derive(Clone)]
@@ -116,9 +119,9 @@ impl<S: fmt::Debug> fmt::Debug for Health<S> {
     }
 }
 
-impl<S, Req, B> Service<Req> for Health<S>
+impl<S, ReqBody, B> Service<Request<ReqBody>> for Health<S>
 where
-    S: Service<Req, Response = Response<B>>,
+    S: Service<Request<ReqBody>, Response = Response<B>>,
     S::Error: Into<BoxError>,
 {
     type Response = Response<B>;
@@ -129,8 +132,14 @@ where
         self.inner.poll_ready(cx).map_err(Into::into)
     }
 
-    fn call(&mut self, request: Req) -> Self::Future {
-        match self.registry.admit(&self.entry) {
+    fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
+        let admission = match self.registry.admit(&self.entry) {
+            // Panic mode: the selector found every target unavailable and
+            // tries them anyway; let it through and record what happens.
+            Err(_) if request.extensions().get::<PanicRouting>().is_some() => Ok(Admission::Normal),
+            other => other,
+        };
+        match admission {
             Err(unavailable) => ResponseFuture {
                 state: State::Refused {
                     error: Some(unavailable.into()),

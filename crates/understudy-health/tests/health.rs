@@ -10,8 +10,8 @@ use http::{Request, Response, StatusCode};
 use tokio::sync::Notify;
 use tower::{Layer, ServiceExt, service_fn};
 use understudy_core::{
-    ClientErrorKind, FailureKind, Outcome, ProviderAvailability, ProviderState, ReplayBody,
-    Unavailable, UnavailableKind, cause_ref,
+    ClientErrorKind, FailureKind, Outcome, PanicRouting, ProviderAvailability, ProviderState,
+    ReplayBody, Unavailable, UnavailableKind, cause_ref,
 };
 use understudy_health::{
     EjectionReason, HealthConfig, HealthEventKind, HealthLayer, HealthRegistry,
@@ -327,6 +327,48 @@ async fn the_layer_fails_fast_without_calling_the_provider() {
         assert!(unavailable.until().is_some());
     }
     assert_eq!(calls.load(Ordering::SeqCst), 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn panic_routing_passes_an_ejected_provider_and_records_the_outcome() {
+    let registry = registry(HealthConfig::builder().consecutive_failures(1));
+    let calls = Arc::new(AtomicU32::new(0));
+    let inner = {
+        let calls = calls.clone();
+        service_fn(move |_: Request<ReplayBody>| {
+            let n = calls.fetch_add(1, Ordering::SeqCst);
+            async move {
+                let status = if n == 0 { 503 } else { 200 };
+                Ok::<_, std::convert::Infallible>(
+                    Response::builder().status(status).body(()).unwrap(),
+                )
+            }
+        })
+    };
+    let service = HealthLayer::new(registry.clone(), "openai").layer(inner);
+    let first = service
+        .clone()
+        .oneshot(Request::new(ReplayBody::from("{}")))
+        .await
+        .unwrap();
+    assert_eq!(first.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(state(&registry, "openai"), ProviderState::Ejected);
+    // Without the marker: refused.
+    assert!(
+        service
+            .clone()
+            .oneshot(Request::new(ReplayBody::from("{}")))
+            .await
+            .is_err()
+    );
+    // With it: sent, and the success is recorded.
+    let mut request = Request::new(ReplayBody::from("{}"));
+    request.extensions_mut().insert(PanicRouting);
+    let response = service.oneshot(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(calls.load(Ordering::SeqCst), 2);
+    let snapshot = registry.snapshot();
+    assert_eq!(snapshot[0].consecutive_failures, 0);
 }
 
 #[tokio::test(start_paused = true)]
