@@ -148,6 +148,23 @@ impl<T: Observer + ?Sized> Observer for Arc<T> {
     }
 }
 
+/// Both observers, in order: how one layer reports to, say, telemetry and
+/// the health registry at once.
+///
+/// ```
+/// use std::sync::Arc;
+/// use understudy_core::events::{Event, Observer, SharedObserver};
+///
+/// let both: SharedObserver = Arc::new(((), ()));
+/// both.on_event(&Event::AllTargetsFailed { route: None, attempts: 2, all_unavailable: false });
+/// ```
+impl<A: Observer, B: Observer> Observer for (A, B) {
+    fn on_event(&self, event: &Event<'_>) {
+        self.0.on_event(event);
+        self.1.on_event(event);
+    }
+}
+
 /// An observer shared by every layer of an app.
 pub type SharedObserver = Arc<dyn Observer>;
 

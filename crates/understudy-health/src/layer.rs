@@ -211,9 +211,11 @@ where
                         Ok(response) => classifier.classify_response(response),
                         Err(error) => classifier.classify_error(&**error),
                     };
-                    record
-                        .registry
-                        .record_entry(&record.entry, outcome, record.start.elapsed());
+                    record.registry.record_entry(
+                        &record.entry,
+                        outcome,
+                        Some(record.start.elapsed()),
+                    );
                 }
                 Poll::Ready(result)
             }

@@ -10,7 +10,7 @@ use std::time::Duration;
 use serde::Serialize;
 use tokio::sync::broadcast;
 use tokio::time::Instant;
-use understudy_core::events::{Event, SharedObserver, noop_observer};
+use understudy_core::events::{Event, Observer, SharedObserver, noop_observer};
 use understudy_core::{
     Availability, FailureKind, Outcome, ProviderAvailability, ProviderState, Unavailable,
     UnavailableKind,
@@ -283,7 +283,7 @@ impl HealthRegistry {
     /// Records one attempt's outcome and latency.
     pub fn record(&self, provider: &str, outcome: Outcome, latency: Duration) {
         let entry = self.entry(provider);
-        self.record_entry(&entry, outcome, latency);
+        self.record_entry(&entry, outcome, Some(latency));
     }
 
     /// Every known provider's health, sorted by name.
@@ -451,21 +451,26 @@ impl HealthRegistry {
         }
     }
 
-    pub(crate) fn record_entry(&self, entry: &Entry, outcome: Outcome, latency: Duration) {
+    /// Records an outcome; `latency` is `None` when it is not an attempt's
+    /// latency (a stream that broke after its response was released).
+    pub(crate) fn record_entry(&self, entry: &Entry, outcome: Outcome, latency: Option<Duration>) {
         let now = Instant::now();
         let config = &self.inner.config;
         let mut state = lock(entry);
         self.refresh(entry, &mut state, now);
-        #[allow(clippy::cast_precision_loss)] // latencies in ms fit an f64 exactly
-        let ms = latency.as_micros() as f64 / 1000.0;
-        state.ewma_ms = Some(state.ewma_ms.map_or(ms, |avg| avg * 0.8 + ms * 0.2));
+        if let Some(latency) = latency {
+            #[allow(clippy::cast_precision_loss)] // latencies in ms fit an f64 exactly
+            let ms = latency.as_micros() as f64 / 1000.0;
+            state.ewma_ms = Some(state.ewma_ms.map_or(ms, |avg| avg * 0.8 + ms * 0.2));
+        }
         if let Some(wait) = rate_limit_wait(outcome, config) {
             self.cool_down(entry, &mut state, now, wait);
             return;
         }
         let slow = config
             .slow_threshold
-            .is_some_and(|threshold| outcome.is_success() && latency > threshold);
+            .zip(latency)
+            .is_some_and(|(threshold, latency)| outcome.is_success() && latency > threshold);
         let failed = outcome.counts_against_health() || slow;
         let counted = failed || outcome.is_success();
         match state.mode {
@@ -525,7 +530,7 @@ impl HealthRegistry {
                 return;
             }
         }
-        self.record_entry(entry, outcome, latency);
+        self.record_entry(entry, outcome, Some(latency));
         entry.trial.store(false, Ordering::Release);
     }
 
@@ -674,6 +679,29 @@ impl ProviderAvailability for HealthRegistry {
                 kind: UnavailableKind::Ejected,
                 until: Some(until),
             },
+        }
+    }
+}
+
+/// Listens for streams that broke after their first chunk reached the caller
+/// (`Event::StreamBrokenAfterCommit`, reported by the fallback's first-chunk
+/// guard) and records each as a stream-broken failure of its provider: a
+/// provider that starts streams and cuts them is failing, though no attempt
+/// saw it. Other events are ignored.
+///
+/// ```
+/// use understudy_core::events::{Event, Observer};
+/// use understudy_health::{HealthConfig, HealthRegistry};
+///
+/// let registry = HealthRegistry::new(HealthConfig::default());
+/// registry.on_event(&Event::StreamBrokenAfterCommit { provider: "openai", model: "gpt-4o-mini" });
+/// assert_eq!(registry.snapshot()[0].consecutive_failures, 1);
+/// ```
+impl Observer for HealthRegistry {
+    fn on_event(&self, event: &Event<'_>) {
+        if let Event::StreamBrokenAfterCommit { provider, .. } = event {
+            let entry = self.entry(provider);
+            self.record_entry(&entry, Outcome::Failure(FailureKind::StreamBroken), None);
         }
     }
 }
