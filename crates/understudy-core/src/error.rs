@@ -250,6 +250,23 @@ pub enum UnavailableKind {
     Probing,
 }
 
+impl UnavailableKind {
+    /// A short lowercase name: `"ejected"`, `"cooling down"`, `"probing"`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Ejected => "ejected",
+            Self::CoolingDown => "cooling down",
+            Self::Probing => "probing",
+        }
+    }
+}
+
+impl fmt::Display for UnavailableKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// A target refused an attempt without sending it upstream: it is ejected,
 /// cooling down, or probing with its trial already taken.
 ///

@@ -1,0 +1,144 @@
+//! [`FallbackPolicy`]: which outcomes move a request to the next target, how
+//! many targets to try, and what to do when every target is unavailable.
+
+use understudy_core::{ClientErrorKind, Outcome};
+
+/// A kind of outcome that can move a request on to the next target.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum FallbackOn {
+    /// Any provider failure: connect errors, timeouts, 429, 5xx, 529, a
+    /// stream broken before its first chunk. On by default.
+    ProviderFailure,
+    /// The provider said the prompt is longer than the model's context.
+    /// Opt in, typically with a larger-context target next.
+    ContextLength,
+    /// The provider's content filter refused the request. Opt in, typically
+    /// with another vendor next.
+    ContentFilter,
+}
+
+/// What [`Fallback`](crate::Fallback) does when health reports every target
+/// unavailable.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum PanicMode {
+    /// Try the targets anyway, the one whose ejection ends soonest first:
+    /// a provider that is probably still down beats refusing every request.
+    #[default]
+    TryAll,
+    /// Answer 503 at once without calling any provider.
+    FailFast,
+}
+
+/// When a request moves on to the next target.
+///
+/// The default fails over on every provider failure, tries every target and
+/// tries them all anyway when all are unavailable ([`PanicMode::TryAll`]).
+///
+/// # Example
+///
+/// ```
+/// use http::StatusCode;
+/// use understudy_core::{ClientErrorKind, FailureKind, Outcome};
+/// use understudy_fallback::{FallbackOn, FallbackPolicy};
+///
+/// let policy = FallbackPolicy::default();
+/// assert!(policy.fails_over(&Outcome::Failure(FailureKind::Server(StatusCode::BAD_GATEWAY))));
+/// assert!(!policy.fails_over(&Outcome::ClientError(ClientErrorKind::ContextLengthExceeded)));
+///
+/// let policy = FallbackPolicy::default().on(FallbackOn::ContextLength).max_targets(2);
+/// assert!(policy.fails_over(&Outcome::ClientError(ClientErrorKind::ContextLengthExceeded)));
+/// assert_eq!(policy.target_limit(), 2);
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FallbackPolicy {
+    provider_failure: bool,
+    context_length: bool,
+    content_filter: bool,
+    max_targets: usize,
+    panic_mode: PanicMode,
+}
+
+impl Default for FallbackPolicy {
+    fn default() -> Self {
+        Self {
+            provider_failure: true,
+            context_length: false,
+            content_filter: false,
+            max_targets: usize::MAX,
+            panic_mode: PanicMode::TryAll,
+        }
+    }
+}
+
+impl FallbackPolicy {
+    /// A policy that fails over on exactly these kinds (the default is
+    /// `[FallbackOn::ProviderFailure]`).
+    pub fn only(kinds: impl IntoIterator<Item = FallbackOn>) -> Self {
+        let mut policy = Self {
+            provider_failure: false,
+            ..Self::default()
+        };
+        for kind in kinds {
+            policy = policy.on(kind);
+        }
+        policy
+    }
+
+    /// Also fails over on `kind`.
+    pub fn on(mut self, kind: FallbackOn) -> Self {
+        *self.flag(kind) = true;
+        self
+    }
+
+    /// No longer fails over on `kind`.
+    pub fn off(mut self, kind: FallbackOn) -> Self {
+        *self.flag(kind) = false;
+        self
+    }
+
+    /// Tries at most `n` targets per request (at least one).
+    pub fn max_targets(mut self, n: usize) -> Self {
+        self.max_targets = n.max(1);
+        self
+    }
+
+    /// What to do when every target is unavailable.
+    pub fn panic_mode(mut self, mode: PanicMode) -> Self {
+        self.panic_mode = mode;
+        self
+    }
+
+    /// The most targets tried per request.
+    pub const fn target_limit(&self) -> usize {
+        self.max_targets
+    }
+
+    /// The panic mode.
+    pub const fn panic(&self) -> PanicMode {
+        self.panic_mode
+    }
+
+    /// Does this outcome move the request to the next target?
+    ///
+    /// A target that health refused ([`Outcome::Unavailable`]) always does:
+    /// it was never tried.
+    pub const fn fails_over(&self, outcome: &Outcome) -> bool {
+        match outcome {
+            Outcome::Unavailable => true,
+            Outcome::Failure(_) => self.provider_failure,
+            Outcome::ClientError(ClientErrorKind::ContextLengthExceeded) => self.context_length,
+            Outcome::ClientError(ClientErrorKind::ContentFiltered) => self.content_filter,
+            _ => false,
+        }
+    }
+
+    fn flag(&mut self, kind: FallbackOn) -> &mut bool {
+        match kind {
+            FallbackOn::ProviderFailure => &mut self.provider_failure,
+            FallbackOn::ContextLength => &mut self.context_length,
+            FallbackOn::ContentFilter => &mut self.content_filter,
+        }
+    }
+}

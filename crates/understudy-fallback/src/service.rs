@@ -1,0 +1,458 @@
+//! [`Fallback`]: sends a request to the route's targets in order until one
+//! serves it.
+
+use std::convert::Infallible;
+use std::fmt;
+use std::future::{Future, poll_fn};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use http::{HeaderName, HeaderValue, Request, Response};
+use tokio::time::Instant;
+use tower_service::Service;
+use understudy_core::events::{Event, SharedObserver, noop_observer};
+use understudy_core::{
+    AlwaysAvailable, AttemptCounter, Availability, BoxError, Classify, Deadline, LlmClassifier,
+    OpenAiError, Outcome, PanicRouting, ProviderAvailability, ReplayBody, ResponseBody, RouteName,
+};
+
+use crate::policy::{FallbackPolicy, PanicMode};
+use crate::summary::{AttemptSummary, FailedAttempts, all_failed};
+use crate::target::Target;
+
+/// The provider that served the response.
+pub const PROVIDER_HEADER: HeaderName = HeaderName::from_static("x-understudy-provider");
+/// The model that provider was asked for.
+pub const MODEL_HEADER: HeaderName = HeaderName::from_static("x-understudy-model");
+/// Upstream attempts made for the request, retries included.
+pub const ATTEMPTS_HEADER: HeaderName = HeaderName::from_static("x-understudy-attempts");
+
+/// Sends each request to an ordered list of [`Target`]s until one serves it.
+///
+/// For each request, targets are taken in order; those that health reports
+/// unavailable are skipped without being called. Each attempt gets the same
+/// request: the same [`ReplayBody`] (shared, not copied), headers and
+/// extensions, plus the target's [`TargetName`](understudy_core::TargetName)
+/// and the request's [`AttemptCounter`]. When the outcome is one the
+/// [`FallbackPolicy`] fails over on, the response is dropped (releasing its
+/// connection) and the next target is tried; otherwise the response goes to
+/// the caller with `x-understudy-provider`, `x-understudy-model` and
+/// `x-understudy-attempts` headers.
+///
+/// When every target fails, the caller gets one OpenAI-shaped error (see
+/// [`FailedAttempts`]): 429 when every target was rate limited, with the
+/// smallest `Retry-After`; 503 when none could be tried; 502 otherwise.
+///
+/// The commit point: a target's response must be safe to release when it
+/// comes back, so target stacks end with [`FirstChunk`](crate::FirstChunk),
+/// which reads non-streaming bodies whole and holds streams until their
+/// first content chunk.
+///
+/// `poll_ready` is always ready: each attempt clones its target and waits for
+/// its readiness inside the response future, so one stuck provider never
+/// blocks requests to the others. Dropping the response future drops the
+/// attempt in flight and tries nothing more.
+///
+/// # Example
+///
+/// ```
+/// use http::{Request, Response};
+/// use tower::{ServiceExt, service_fn, util::BoxCloneSyncService};
+/// use understudy_core::{BoxError, ReplayBody, ResponseBody, TargetName};
+/// use understudy_fallback::{Fallback, Target};
+///
+/// fn answering(status: u16) -> BoxCloneSyncService<Request<ReplayBody>, Response<ResponseBody>, BoxError> {
+///     BoxCloneSyncService::new(service_fn(move |_: Request<ReplayBody>| async move {
+///         Ok::<_, BoxError>(Response::builder().status(status).body(ResponseBody::from("{}")).unwrap())
+///     }))
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let fallback = Fallback::builder()
+///     .target(Target::new(TargetName::new("primary", "big"), answering(503)))
+///     .target(Target::new(TargetName::new("backup", "small"), answering(200)))
+///     .build();
+/// let response = fallback.oneshot(Request::new(ReplayBody::from("{}"))).await.unwrap();
+/// assert_eq!(response.status(), 200);
+/// assert_eq!(response.headers()["x-understudy-provider"], "backup");
+/// assert_eq!(response.headers()["x-understudy-attempts"], "2");
+/// # }
+/// ```
+pub struct Fallback<S> {
+    shared: Arc<Shared<S>>,
+}
+
+struct Shared<S> {
+    targets: Vec<Target<S>>,
+    policy: FallbackPolicy,
+    availability: Arc<dyn ProviderAvailability>,
+    observer: SharedObserver,
+}
+
+/// Builds a [`Fallback`].
+pub struct FallbackBuilder<S> {
+    targets: Vec<Target<S>>,
+    policy: FallbackPolicy,
+    availability: Arc<dyn ProviderAvailability>,
+    observer: SharedObserver,
+}
+
+// ===== impl FallbackBuilder =====
+
+impl<S> FallbackBuilder<S> {
+    /// Adds a target after those already added.
+    pub fn target(mut self, target: Target<S>) -> Self {
+        self.targets.push(target);
+        self
+    }
+
+    /// Adds targets after those already added.
+    pub fn targets(mut self, targets: impl IntoIterator<Item = Target<S>>) -> Self {
+        self.targets.extend(targets);
+        self
+    }
+
+    /// When to fail over; the default fails over on every provider failure.
+    pub fn policy(mut self, policy: FallbackPolicy) -> Self {
+        self.policy = policy;
+        self
+    }
+
+    /// Where availability comes from, typically `understudy-health`'s
+    /// `HealthRegistry`; by default every target is available.
+    pub fn availability(mut self, availability: impl ProviderAvailability + 'static) -> Self {
+        self.availability = Arc::new(availability);
+        self
+    }
+
+    /// Receives `Fallback` and `AllTargetsFailed` events.
+    pub fn observer(mut self, observer: SharedObserver) -> Self {
+        self.observer = observer;
+        self
+    }
+
+    /// The selector.
+    pub fn build(self) -> Fallback<S> {
+        Fallback {
+            shared: Arc::new(Shared {
+                targets: self.targets,
+                policy: self.policy,
+                availability: self.availability,
+                observer: self.observer,
+            }),
+        }
+    }
+}
+
+impl<S> fmt::Debug for FallbackBuilder<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FallbackBuilder")
+            .field("targets", &self.targets)
+            .field("policy", &self.policy)
+            .finish_non_exhaustive()
+    }
+}
+
+// ===== impl Fallback =====
+
+impl<S> Fallback<S> {
+    /// Starts a selector with no targets, the default policy, every target
+    /// available and no observer.
+    pub fn builder() -> FallbackBuilder<S> {
+        FallbackBuilder {
+            targets: Vec::new(),
+            policy: FallbackPolicy::default(),
+            availability: Arc::new(AlwaysAvailable),
+            observer: noop_observer(),
+        }
+    }
+
+    /// The targets, in order.
+    pub fn targets(&self) -> &[Target<S>] {
+        &self.shared.targets
+    }
+
+    /// The policy.
+    pub fn policy(&self) -> &FallbackPolicy {
+        &self.shared.policy
+    }
+}
+
+impl<S> Clone for Fallback<S> {
+    fn clone(&self) -> Self {
+        Self {
+            shared: self.shared.clone(),
+        }
+    }
+}
+
+impl<S> fmt::Debug for Fallback<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Fallback")
+            .field("targets", &self.shared.targets)
+            .field("policy", &self.shared.policy)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S> Service<Request<ReplayBody>> for Fallback<S>
+where
+    S: Service<Request<ReplayBody>, Response = Response<ResponseBody>>
+        + Clone
+        + Send
+        + Sync
+        + 'static,
+    S::Error: Into<BoxError>,
+    S::Future: Send + 'static,
+{
+    type Response = Response<ResponseBody>;
+    type Error = Infallible;
+    type Future = ResponseFuture;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: Request<ReplayBody>) -> Self::Future {
+        ResponseFuture {
+            inner: Box::pin(dispatch(self.shared.clone(), request)),
+        }
+    }
+}
+
+/// The response future of [`Fallback`]: never fails, every failure is an
+/// OpenAI-shaped error response.
+pub struct ResponseFuture {
+    inner: Pin<Box<dyn Future<Output = Result<Response<ResponseBody>, Infallible>> + Send>>,
+}
+
+impl Future for ResponseFuture {
+    type Output = Result<Response<ResponseBody>, Infallible>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        self.inner.as_mut().poll(cx)
+    }
+}
+
+impl fmt::Debug for ResponseFuture {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ResponseFuture").finish_non_exhaustive()
+    }
+}
+
+/// What one attempt at a target came to.
+enum Step {
+    /// Release this response to the caller.
+    Serve(Response<ResponseBody>),
+    /// Move on; the target failed with this outcome.
+    Next(Outcome),
+}
+
+async fn dispatch<S>(
+    shared: Arc<Shared<S>>,
+    request: Request<ReplayBody>,
+) -> Result<Response<ResponseBody>, Infallible>
+where
+    S: Service<Request<ReplayBody>, Response = Response<ResponseBody>> + Clone + Send + Sync,
+    S::Error: Into<BoxError>,
+{
+    let (mut parts, body) = request.into_parts();
+    let counter = if let Some(counter) = parts.extensions.get::<AttemptCounter>() {
+        counter.clone()
+    } else {
+        let counter = AttemptCounter::new();
+        parts.extensions.insert(counter.clone());
+        counter
+    };
+    let route = parts.extensions.get::<RouteName>().cloned();
+    let deadline = parts.extensions.get::<Deadline>().copied();
+    let route_str = route.as_ref().map(RouteName::as_str);
+    let limit = shared.policy.target_limit();
+
+    // Attempts that did not serve the request; stays empty (no allocation)
+    // when the first target serves it.
+    let mut failed: Vec<AttemptSummary> = Vec::new();
+    // How many of `failed` have been reported as `Fallback` events.
+    let mut reported = 0;
+    let mut dispatched = 0;
+
+    for target in &shared.targets {
+        if dispatched == limit || deadline.is_some_and(Deadline::has_passed) {
+            break;
+        }
+        if let Availability::Unavailable { kind, until } =
+            shared.availability.availability(target.provider())
+        {
+            failed.push(skipped(target, kind, until));
+            continue;
+        }
+        report_fallbacks(&shared, route_str, &failed, &mut reported, target);
+        dispatched += 1;
+        match attempt(&shared, target, &parts, &body, &counter, false).await {
+            Step::Serve(response) => return Ok(served(response, target, &counter, route)),
+            Step::Next(outcome) => failed.push(tried(target, outcome)),
+        }
+    }
+
+    // Every target was unavailable: panic mode.
+    let all_unavailable = dispatched == 0 && !failed.is_empty();
+    if all_unavailable && shared.policy.panic() == PanicMode::TryAll {
+        let skips = std::mem::take(&mut failed);
+        reported = 0;
+        let mut order: Vec<usize> = (0..skips.len()).collect();
+        // Soonest back first; unknown return times last, in route order.
+        order.sort_by_key(|&i| skips[i].until.map_or((1, None), |until| (0, Some(until))));
+        for i in order {
+            if dispatched == limit || deadline.is_some_and(Deadline::has_passed) {
+                break;
+            }
+            let target = &shared.targets[i];
+            report_fallbacks(&shared, route_str, &failed, &mut reported, target);
+            dispatched += 1;
+            match attempt(&shared, target, &parts, &body, &counter, true).await {
+                Step::Serve(response) => return Ok(served(response, target, &counter, route)),
+                Step::Next(outcome) => failed.push(tried(target, outcome)),
+            }
+        }
+        if failed.is_empty() {
+            failed = skips;
+        }
+    }
+
+    shared.observer.on_event(&Event::AllTargetsFailed {
+        route: route_str,
+        attempts: counter.get(),
+        all_unavailable,
+    });
+    let error = all_failed(route_str, &failed);
+    let mut response: Response<ResponseBody> = error.to_response();
+    let outcome = failed.last().map_or(Outcome::Unavailable, |a| a.outcome);
+    response.extensions_mut().insert(outcome);
+    response.extensions_mut().insert(FailedAttempts(failed));
+    if let Some(route) = route {
+        response.extensions_mut().insert(route);
+    }
+    response
+        .headers_mut()
+        .insert(ATTEMPTS_HEADER, HeaderValue::from(counter.get()));
+    Ok(response)
+}
+
+/// Sends one attempt to `target` and decides what it comes to.
+async fn attempt<S>(
+    shared: &Shared<S>,
+    target: &Target<S>,
+    parts: &http::request::Parts,
+    body: &ReplayBody,
+    counter: &AttemptCounter,
+    panic: bool,
+) -> Step
+where
+    S: Service<Request<ReplayBody>, Response = Response<ResponseBody>> + Clone,
+    S::Error: Into<BoxError>,
+{
+    counter.add(1);
+    let mut request = Request::from_parts(parts.clone(), body.clone());
+    request.extensions_mut().insert(target.name().clone());
+    if panic {
+        request.extensions_mut().insert(PanicRouting);
+    }
+    let mut service = target.service().clone();
+    let ready: Result<(), BoxError> =
+        poll_fn(|cx| service.poll_ready(cx).map_err(Into::into)).await;
+    let result = match ready {
+        Ok(()) => service.call(request).await.map_err(Into::into),
+        Err(error) => Err(error),
+    };
+    let classifier = LlmClassifier::new();
+    let outcome = match &result {
+        Ok(response) => classifier.classify_response(response),
+        Err(error) => classifier.classify_error(&**error),
+    };
+    if outcome.is_success() || !shared.policy.fails_over(&outcome) {
+        return Step::Serve(match result {
+            Ok(response) => response,
+            Err(_) => {
+                // A failure the policy does not fail over on, with no
+                // response to pass on.
+                let mut response: Response<ResponseBody> = OpenAiError::bad_gateway(format!(
+                    "provider `{}` failed: {outcome}",
+                    target.provider()
+                ))
+                .to_response();
+                response.extensions_mut().insert(outcome);
+                response
+            }
+        });
+    }
+    Step::Next(outcome)
+}
+
+/// Reports a `Fallback` event from every target left since the last
+/// dispatch to `next`.
+fn report_fallbacks<S>(
+    shared: &Shared<S>,
+    route: Option<&str>,
+    failed: &[AttemptSummary],
+    reported: &mut usize,
+    next: &Target<S>,
+) {
+    for left in failed.iter().skip(*reported) {
+        shared.observer.on_event(&Event::Fallback {
+            route,
+            from: &left.provider,
+            to: next.provider(),
+            outcome: left.outcome,
+        });
+    }
+    *reported = failed.len();
+}
+
+fn skipped<S>(
+    target: &Target<S>,
+    kind: understudy_core::UnavailableKind,
+    until: Option<Instant>,
+) -> AttemptSummary {
+    AttemptSummary {
+        provider: target.name().provider.clone(),
+        model: target.name().model.clone(),
+        outcome: Outcome::Unavailable,
+        skipped: Some(kind),
+        until,
+    }
+}
+
+fn tried<S>(target: &Target<S>, outcome: Outcome) -> AttemptSummary {
+    AttemptSummary {
+        provider: target.name().provider.clone(),
+        model: target.name().model.clone(),
+        outcome,
+        skipped: None,
+        until: None,
+    }
+}
+
+/// Marks the response with who served it.
+fn served<S>(
+    mut response: Response<ResponseBody>,
+    target: &Target<S>,
+    counter: &AttemptCounter,
+    route: Option<RouteName>,
+) -> Response<ResponseBody> {
+    let headers = response.headers_mut();
+    if let Some(value) = target.provider_header() {
+        headers.insert(PROVIDER_HEADER, value.clone());
+    }
+    if let Some(value) = target.model_header() {
+        headers.insert(MODEL_HEADER, value.clone());
+    }
+    headers.insert(ATTEMPTS_HEADER, HeaderValue::from(counter.get()));
+    let extensions = response.extensions_mut();
+    extensions.insert(target.name().clone());
+    if let Some(route) = route {
+        extensions.insert(route);
+    }
+    response
+}
