@@ -372,20 +372,18 @@ where
         Err(error) => classifier.classify_error(&**error),
     };
     if outcome.is_success() || !shared.policy.fails_over(&outcome) {
-        return Step::Serve(match result {
-            Ok(response) => response,
-            Err(_) => {
-                // A failure the policy does not fail over on, with no
-                // response to pass on.
-                let mut response: Response<ResponseBody> = OpenAiError::bad_gateway(format!(
-                    "provider `{}` failed: {outcome}",
-                    target.provider()
-                ))
-                .to_response();
-                response.extensions_mut().insert(outcome);
-                response
-            }
+        let response = result.unwrap_or_else(|_| {
+            // A failure the policy does not fail over on, with no response
+            // to pass on.
+            let mut response: Response<ResponseBody> = OpenAiError::bad_gateway(format!(
+                "provider `{}` failed: {outcome}",
+                target.provider()
+            ))
+            .to_response();
+            response.extensions_mut().insert(outcome);
+            response
         });
+        return Step::Serve(response);
     }
     Step::Next(outcome)
 }

@@ -26,15 +26,21 @@ pub struct AttemptSummary {
 }
 
 impl AttemptSummary {
-    /// How long the caller should wait before this target takes requests
-    /// again, when it is rate limited (a 429, or a skip while cooling down).
-    fn rate_limit_wait(&self, now: Instant) -> Option<Option<Duration>> {
-        match (self.outcome, self.skipped) {
-            (Outcome::Failure(FailureKind::RateLimited { retry_after }), _) => Some(retry_after),
-            (_, Some(UnavailableKind::CoolingDown)) => {
-                Some(self.until.map(|until| until.saturating_duration_since(now)))
-            }
-            _ => None,
+    /// Was this target rate limited (a 429, or a skip while cooling down)?
+    const fn rate_limited(&self) -> bool {
+        matches!(
+            (self.outcome, self.skipped),
+            (Outcome::Failure(FailureKind::RateLimited { .. }), _)
+                | (_, Some(UnavailableKind::CoolingDown))
+        )
+    }
+
+    /// How long before this rate-limited target takes requests again, if
+    /// known.
+    fn rate_limit_wait(&self, now: Instant) -> Option<Duration> {
+        match self.outcome {
+            Outcome::Failure(FailureKind::RateLimited { retry_after }) => retry_after,
+            _ => self.until.map(|until| until.saturating_duration_since(now)),
         }
     }
 }
@@ -74,10 +80,8 @@ pub(crate) fn all_failed(route: Option<&str>, attempts: &[AttemptSummary]) -> Op
     }
 
     let now = Instant::now();
-    let waits: Option<Vec<Option<Duration>>> =
-        attempts.iter().map(|a| a.rate_limit_wait(now)).collect();
-    if let Some(waits) = waits.filter(|w| !w.is_empty()) {
-        let shortest = waits.into_iter().flatten().min();
+    if !attempts.is_empty() && attempts.iter().all(AttemptSummary::rate_limited) {
+        let shortest = attempts.iter().filter_map(|a| a.rate_limit_wait(now)).min();
         return OpenAiError::rate_limited(message, shortest);
     }
     let error = if attempts
