@@ -1,3 +1,71 @@
-//! understudy-provider.
+//! Provider services for Understudy: the inner `Service` of each target.
+//!
+//! Each target of a fallback route ends in one [`ProviderService`]: the
+//! service that takes the caller's request in OpenAI chat-completions form
+//! (a `Request<ReplayBody>` of JSON) and sends it to one provider and model.
+//!
+//! - [`HttpClient`]: the one pooled client they share, hyper-util's
+//!   keep-alive pool over rustls (webpki roots, ring), HTTP/1.1 and HTTP/2
+//!   by ALPN, `TCP_NODELAY`, a connect timeout; plain `http://` for local
+//!   servers. Configured by [`ClientConfig`].
+//! - [`ProviderService::openai`]: any OpenAI-compatible server. Only the
+//!   request's `model` changes ([`openai::rewrite_model`]); every other
+//!   field, known or not, passes through as the caller wrote it.
+//! - [`ProviderService::anthropic`]: Anthropic's Messages API, with the
+//!   request, the answer, the stream and the errors translated (the
+//!   [`anthropic`] module says what maps to what, and what is dropped).
+//! - [`ApiKey`]: the provider's key, injected by the service and never
+//!   printed. The caller's own `Authorization` never goes upstream.
+//!
+//! The services speak the contract the layers above rely on: upstream
+//! answers, errors included, come back as responses with an
+//! [`Outcome`](understudy_core::Outcome) in their extensions when they are
+//! not 2xx; connection failures come back as
+//! [`ClassifiedError`](understudy_core::ClassifiedError)s; streams are never
+//! buffered, and a stream that breaks or carries an error event fails with a
+//! classified body error.
+//!
+//! # Example
+//!
+//! ```no_run
+//! use http::Request;
+//! use http_body_util::BodyExt;
+//! use tower::ServiceExt;
+//! use understudy_core::ReplayBody;
+//! use understudy_provider::{ApiKey, ClientConfig, HttpClient, ProviderService};
+//!
+//! # #[tokio::main]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+//! let client = HttpClient::new(ClientConfig::default())?;
+//! let claude = ProviderService::anthropic(
+//!     client,
+//!     "https://api.anthropic.com/v1",
+//!     Some(ApiKey::new(std::env::var("ANTHROPIC_API_KEY")?)),
+//!     "claude-sonnet-4-5",
+//!     4096,
+//! )?;
+//! let request = Request::post("/v1/chat/completions").body(ReplayBody::from(
+//!     r#"{"model":"chat","messages":[{"role":"user","content":"Hello"}]}"#,
+//! ))?;
+//! let response = claude.oneshot(request).await?;
+//! let completion = response.into_body().collect().await?.to_bytes();
+//! # drop(completion);
+//! # Ok(())
+//! # }
+//! ```
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
+
+pub mod anthropic;
+mod client;
+mod error;
+mod key;
+pub mod openai;
+mod service;
+
+pub use rustls::pki_types::CertificateDer;
+
+pub use self::client::{ClientBuildError, ClientConfig, HttpClient};
+pub use self::error::{ConfigError, ProviderError};
+pub use self::key::ApiKey;
+pub use self::service::{ProviderKind, ProviderService, ResponseFuture, UnknownProviderKind};

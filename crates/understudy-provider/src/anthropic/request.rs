@@ -1,0 +1,451 @@
+//! OpenAI chat-completions request → Anthropic Messages request.
+
+use bytes::Bytes;
+use serde_json::{Map, Value, json};
+
+use crate::error::ProviderError;
+
+/// A caller's request, translated for the Messages API.
+#[derive(Clone, Debug)]
+pub struct TranslatedRequest {
+    /// The Messages API request body.
+    pub body: Bytes,
+    /// The caller asked for a stream (`"stream": true`).
+    pub stream: bool,
+    /// The caller asked for usage in the stream
+    /// (`"stream_options": {"include_usage": true}`).
+    pub include_usage: bool,
+}
+
+/// Translates an OpenAI chat-completions request body into an Anthropic
+/// Messages API request for `model`.
+///
+/// `max_tokens_default` is sent when the caller set neither
+/// `max_completion_tokens` nor `max_tokens`: Anthropic requires it. See the
+/// [module documentation](crate::anthropic) for what maps to what and what
+/// is dropped.
+///
+/// # Example
+///
+/// ```
+/// use understudy_provider::anthropic::translate_request;
+///
+/// let body = br#"{"model":"chat","messages":[
+///     {"role":"system","content":"Be brief."},
+///     {"role":"user","content":"Hello"}],
+///   "stop":"END","temperature":0.2}"#;
+/// let out = translate_request(body, "claude-sonnet-4-5", 1024).unwrap();
+/// let json: serde_json::Value = serde_json::from_slice(&out.body).unwrap();
+/// assert_eq!(json["model"], "claude-sonnet-4-5");
+/// assert_eq!(json["system"], "Be brief.");
+/// assert_eq!(json["messages"][0], serde_json::json!({"role":"user","content":"Hello"}));
+/// assert_eq!(json["stop_sequences"], serde_json::json!(["END"]));
+/// assert_eq!(json["max_tokens"], 1024);
+/// assert!(!out.stream);
+/// ```
+pub fn translate_request(
+    body: &[u8],
+    model: &str,
+    max_tokens_default: u32,
+) -> Result<TranslatedRequest, ProviderError> {
+    let request: Value = serde_json::from_slice(body).map_err(|e| {
+        ProviderError::invalid_request(format!("request body is not valid JSON: {e}"))
+    })?;
+    let Some(request) = request.as_object() else {
+        return Err(ProviderError::invalid_request(
+            "request body is not a JSON object",
+        ));
+    };
+
+    let mut out = Map::new();
+    out.insert("model".to_owned(), Value::from(model));
+
+    let messages = request
+        .get("messages")
+        .and_then(Value::as_array)
+        .ok_or_else(|| ProviderError::invalid_request("`messages` must be an array"))?;
+    let (system, messages) = translate_messages(messages)?;
+    if let Some(system) = system {
+        out.insert("system".to_owned(), system);
+    }
+    out.insert("messages".to_owned(), Value::Array(messages));
+
+    let max_tokens = match request
+        .get("max_completion_tokens")
+        .filter(|v| !v.is_null())
+        .or_else(|| request.get("max_tokens").filter(|v| !v.is_null()))
+    {
+        Some(value) => value.as_u64().ok_or_else(|| {
+            ProviderError::invalid_request("`max_tokens` must be a non-negative integer")
+        })?,
+        None => u64::from(max_tokens_default),
+    };
+    out.insert("max_tokens".to_owned(), Value::from(max_tokens));
+
+    match request.get("stop") {
+        Some(Value::String(stop)) => {
+            out.insert("stop_sequences".to_owned(), json!([stop]));
+        }
+        Some(Value::Array(stops)) if !stops.is_empty() => {
+            if !stops.iter().all(Value::is_string) {
+                return Err(ProviderError::invalid_request(
+                    "`stop` must be a string or an array of strings",
+                ));
+            }
+            out.insert("stop_sequences".to_owned(), Value::Array(stops.clone()));
+        }
+        _ => {}
+    }
+
+    if let Some(temperature) = request.get("temperature").and_then(Value::as_f64) {
+        // OpenAI accepts 0..=2, Anthropic 0..=1.
+        out.insert(
+            "temperature".to_owned(),
+            Value::from(temperature.clamp(0.0, 1.0)),
+        );
+    }
+    for key in ["top_p", "top_k"] {
+        if let Some(value) = request.get(key).filter(|v| v.is_number()) {
+            out.insert(key.to_owned(), value.clone());
+        }
+    }
+
+    let stream = request
+        .get("stream")
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
+    if stream {
+        out.insert("stream".to_owned(), Value::Bool(true));
+    }
+    let include_usage = stream
+        && request
+            .get("stream_options")
+            .and_then(|o| o.get("include_usage"))
+            .and_then(Value::as_bool)
+            .unwrap_or(false);
+
+    let has_tools = if let Some(tools) = request.get("tools").and_then(Value::as_array) {
+        let tools = tools
+            .iter()
+            .filter_map(translate_tool)
+            .collect::<Result<Vec<_>, _>>()?;
+        let has_tools = !tools.is_empty();
+        if has_tools {
+            out.insert("tools".to_owned(), Value::Array(tools));
+        }
+        has_tools
+    } else {
+        false
+    };
+    if has_tools {
+        let parallel = request
+            .get("parallel_tool_calls")
+            .and_then(Value::as_bool)
+            .unwrap_or(true);
+        if let Some(choice) = translate_tool_choice(request.get("tool_choice"), parallel)? {
+            out.insert("tool_choice".to_owned(), choice);
+        }
+    }
+
+    if let Some(user) = request.get("user").and_then(Value::as_str) {
+        out.insert("metadata".to_owned(), json!({ "user_id": user }));
+    }
+
+    let body = serde_json::to_vec(&Value::Object(out))
+        .map_err(|e| ProviderError::invalid_request(e.to_string()))?;
+    Ok(TranslatedRequest {
+        body: Bytes::from(body),
+        stream,
+        include_usage,
+    })
+}
+
+/// Splits out the system prompt and translates the turns, merging
+/// consecutive turns of the same role (tool results join one user turn).
+fn translate_messages(messages: &[Value]) -> Result<(Option<Value>, Vec<Value>), ProviderError> {
+    let mut system: Vec<Value> = Vec::new();
+    let mut turns: Vec<(&'static str, Value)> = Vec::new();
+    for (index, message) in messages.iter().enumerate() {
+        let role = message.get("role").and_then(Value::as_str).ok_or_else(|| {
+            ProviderError::invalid_request(format!("`messages[{index}].role` must be a string"))
+        })?;
+        let content = message.get("content").filter(|c| !c.is_null());
+        let (role, content) = match role {
+            "system" | "developer" => {
+                if let Some(content) = content {
+                    system.extend(text_blocks(content, index)?);
+                }
+                continue;
+            }
+            "user" => ("user", translate_user_content(content, index)?),
+            "assistant" => ("assistant", translate_assistant(message, content, index)?),
+            "tool" => (
+                "user",
+                Value::Array(vec![translate_tool_result(message, content, index)?]),
+            ),
+            // The legacy `function` role has no Anthropic equivalent.
+            "function" => continue,
+            other => {
+                return Err(ProviderError::invalid_request(format!(
+                    "`messages[{index}].role` `{other}` is not supported"
+                )));
+            }
+        };
+        match turns.last_mut() {
+            Some((last_role, last)) if *last_role == role => merge_content(last, content),
+            _ => turns.push((role, content)),
+        }
+    }
+    let system = match system.len() {
+        0 => None,
+        1 if system[0].get("cache_control").is_none() => system[0].get("text").cloned(),
+        _ => Some(Value::Array(system)),
+    };
+    let turns = turns
+        .into_iter()
+        .map(|(role, content)| json!({ "role": role, "content": content }))
+        .collect();
+    Ok((system, turns))
+}
+
+/// Appends `next` to `last`, both becoming arrays of blocks.
+fn merge_content(last: &mut Value, next: Value) {
+    let mut blocks = into_blocks(std::mem::take(last));
+    blocks.extend(into_blocks(next));
+    *last = Value::Array(blocks);
+}
+
+fn into_blocks(content: Value) -> Vec<Value> {
+    match content {
+        Value::Array(blocks) => blocks,
+        Value::String(text) => vec![json!({ "type": "text", "text": text })],
+        _ => Vec::new(),
+    }
+}
+
+/// Text parts as Anthropic text blocks (other part types are dropped).
+fn text_blocks(content: &Value, index: usize) -> Result<Vec<Value>, ProviderError> {
+    match content {
+        Value::String(text) => Ok(vec![json!({ "type": "text", "text": text })]),
+        Value::Array(parts) => Ok(parts
+            .iter()
+            .filter(|part| part.get("type").and_then(Value::as_str) == Some("text"))
+            .map(text_part)
+            .collect()),
+        _ => Err(ProviderError::invalid_request(format!(
+            "`messages[{index}].content` must be a string or an array of parts"
+        ))),
+    }
+}
+
+fn text_part(part: &Value) -> Value {
+    let mut block = json!({
+        "type": "text",
+        "text": part.get("text").cloned().unwrap_or_else(|| Value::from("")),
+    });
+    if let Some(cache) = part.get("cache_control") {
+        block["cache_control"] = cache.clone();
+    }
+    block
+}
+
+fn translate_user_content(content: Option<&Value>, index: usize) -> Result<Value, ProviderError> {
+    match content {
+        None => Ok(Value::from("")),
+        Some(Value::String(text)) => Ok(Value::from(text.as_str())),
+        Some(Value::Array(parts)) => {
+            let mut blocks = Vec::with_capacity(parts.len());
+            for part in parts {
+                match part.get("type").and_then(Value::as_str) {
+                    Some("text") => blocks.push(text_part(part)),
+                    Some("image_url") => blocks.push(translate_image(part, index)?),
+                    Some("file") => {
+                        if let Some(document) = translate_file(part) {
+                            blocks.push(document);
+                        }
+                    }
+                    // input_audio and anything newer: no Anthropic equivalent.
+                    _ => {}
+                }
+            }
+            Ok(Value::Array(blocks))
+        }
+        Some(_) => Err(ProviderError::invalid_request(format!(
+            "`messages[{index}].content` must be a string or an array of parts"
+        ))),
+    }
+}
+
+/// `{"type":"image_url","image_url":{"url":…}}` → an image block, from a
+/// base64 data URL or a plain URL.
+fn translate_image(part: &Value, index: usize) -> Result<Value, ProviderError> {
+    let image = part.get("image_url");
+    let url = image
+        .and_then(|i| i.get("url"))
+        .or(image)
+        .and_then(Value::as_str)
+        .ok_or_else(|| {
+            ProviderError::invalid_request(format!(
+                "`messages[{index}].content` has an image_url part without a url"
+            ))
+        })?;
+    let source = match parse_data_url(url) {
+        Some((media_type, data)) => {
+            json!({ "type": "base64", "media_type": media_type, "data": data })
+        }
+        None if url.starts_with("data:") => {
+            return Err(ProviderError::invalid_request(format!(
+                "`messages[{index}].content` has an image data URL that is not base64"
+            )));
+        }
+        None => json!({ "type": "url", "url": url }),
+    };
+    Ok(json!({ "type": "image", "source": source }))
+}
+
+/// `{"type":"file","file":{"file_data":"data:application/pdf;base64,…"}}`
+/// → a document block. Files given by id have no equivalent.
+fn translate_file(part: &Value) -> Option<Value> {
+    let data_url = part.get("file")?.get("file_data")?.as_str()?;
+    let (media_type, data) = parse_data_url(data_url)?;
+    Some(json!({
+        "type": "document",
+        "source": { "type": "base64", "media_type": media_type, "data": data },
+    }))
+}
+
+/// `data:<media type>;base64,<data>` → (media type, data).
+fn parse_data_url(url: &str) -> Option<(&str, &str)> {
+    let rest = url.strip_prefix("data:")?;
+    let (meta, data) = rest.split_once(',')?;
+    let media_type = meta.strip_suffix(";base64")?;
+    Some((media_type, data))
+}
+
+fn translate_assistant(
+    message: &Value,
+    content: Option<&Value>,
+    index: usize,
+) -> Result<Value, ProviderError> {
+    let tool_calls = message
+        .get("tool_calls")
+        .and_then(Value::as_array)
+        .filter(|calls| !calls.is_empty());
+    if let (Some(Value::String(text)), None) = (content, tool_calls) {
+        return Ok(Value::from(text.as_str()));
+    }
+    let mut blocks = match content {
+        Some(content) => text_blocks(content, index)?,
+        None => Vec::new(),
+    };
+    // Anthropic refuses empty text blocks.
+    blocks.retain(|block| block.get("text").and_then(Value::as_str) != Some(""));
+    for (call_index, call) in tool_calls.into_iter().flatten().enumerate() {
+        let function = call.get("function");
+        let name = function.and_then(|f| f.get("name")).and_then(Value::as_str);
+        let (Some(id), Some(name)) = (call.get("id").and_then(Value::as_str), name) else {
+            return Err(ProviderError::invalid_request(format!(
+                "`messages[{index}].tool_calls[{call_index}]` needs an id and a function name"
+            )));
+        };
+        let input = function
+            .and_then(|f| f.get("arguments"))
+            .and_then(Value::as_str)
+            .and_then(|args| serde_json::from_str::<Value>(args).ok())
+            .filter(Value::is_object)
+            .unwrap_or_else(|| json!({}));
+        blocks.push(json!({ "type": "tool_use", "id": id, "name": name, "input": input }));
+    }
+    Ok(Value::Array(blocks))
+}
+
+fn translate_tool_result(
+    message: &Value,
+    content: Option<&Value>,
+    index: usize,
+) -> Result<Value, ProviderError> {
+    let id = message
+        .get("tool_call_id")
+        .and_then(Value::as_str)
+        .ok_or_else(|| {
+            ProviderError::invalid_request(format!(
+                "`messages[{index}].tool_call_id` must be a string"
+            ))
+        })?;
+    let content = match content {
+        None => Value::from(""),
+        Some(Value::String(text)) => Value::from(text.as_str()),
+        Some(other) => Value::Array(text_blocks(other, index)?),
+    };
+    Ok(json!({ "type": "tool_result", "tool_use_id": id, "content": content }))
+}
+
+/// A function tool → `{name, description, input_schema}`; other tool types
+/// have no equivalent and are dropped.
+fn translate_tool(tool: &Value) -> Option<Result<Value, ProviderError>> {
+    if tool.get("type").and_then(Value::as_str) != Some("function") {
+        return None;
+    }
+    let function = tool.get("function")?;
+    let Some(name) = function.get("name").and_then(Value::as_str) else {
+        return Some(Err(ProviderError::invalid_request(
+            "every function tool needs a `name`",
+        )));
+    };
+    let mut out = json!({
+        "name": name,
+        "input_schema": function
+            .get("parameters")
+            .filter(|p| p.is_object())
+            .cloned()
+            .unwrap_or_else(|| json!({ "type": "object", "properties": {} })),
+    });
+    if let Some(description) = function.get("description").filter(|d| d.is_string()) {
+        out["description"] = description.clone();
+    }
+    if let Some(cache) = tool.get("cache_control") {
+        out["cache_control"] = cache.clone();
+    }
+    Some(Ok(out))
+}
+
+/// `auto` / `none` / `required` / a named function → Anthropic's
+/// `auto` / `none` / `any` / `tool`, with `parallel_tool_calls: false` as
+/// `disable_parallel_tool_use`.
+fn translate_tool_choice(
+    choice: Option<&Value>,
+    parallel: bool,
+) -> Result<Option<Value>, ProviderError> {
+    let mut out = match choice {
+        None | Some(Value::Null) => {
+            if parallel {
+                return Ok(None);
+            }
+            json!({ "type": "auto" })
+        }
+        Some(Value::String(mode)) => match mode.as_str() {
+            "auto" => json!({ "type": "auto" }),
+            "none" => return Ok(Some(json!({ "type": "none" }))),
+            "required" => json!({ "type": "any" }),
+            other => {
+                return Err(ProviderError::invalid_request(format!(
+                    "`tool_choice` `{other}` is not supported"
+                )));
+            }
+        },
+        Some(named) => {
+            let name = named
+                .get("function")
+                .and_then(|f| f.get("name"))
+                .and_then(Value::as_str)
+                .ok_or_else(|| {
+                    ProviderError::invalid_request("`tool_choice.function.name` must be a string")
+                })?;
+            json!({ "type": "tool", "name": name })
+        }
+    };
+    if !parallel {
+        out["disable_parallel_tool_use"] = Value::Bool(true);
+    }
+    Ok(Some(out))
+}

@@ -1,0 +1,280 @@
+//! Anthropic Messages response → OpenAI chat completion, and Anthropic
+//! error bodies → the OpenAI error shape.
+
+use bytes::Bytes;
+use http::StatusCode;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use understudy_core::{ClientErrorKind, FailureKind, OpenAiError, Outcome};
+
+use crate::error::ProviderError;
+
+#[derive(Deserialize)]
+struct Message {
+    id: String,
+    #[serde(default)]
+    model: String,
+    #[serde(default)]
+    content: Vec<Block>,
+    #[serde(default)]
+    stop_reason: Option<String>,
+    #[serde(default)]
+    usage: Option<Usage>,
+}
+
+#[derive(Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum Block {
+    Text {
+        text: String,
+    },
+    ToolUse {
+        id: String,
+        name: String,
+        #[serde(default)]
+        input: Value,
+    },
+    /// Thinking, server tool blocks and anything newer: no OpenAI equivalent.
+    #[serde(other)]
+    Other,
+}
+
+/// Anthropic's token counts. Every field may be absent or null.
+#[derive(Clone, Copy, Debug, Default, Deserialize)]
+#[allow(clippy::struct_field_names)] // Anthropic's field names.
+pub(crate) struct Usage {
+    #[serde(default)]
+    pub(crate) input_tokens: Option<u64>,
+    #[serde(default)]
+    pub(crate) output_tokens: Option<u64>,
+    #[serde(default)]
+    pub(crate) cache_creation_input_tokens: Option<u64>,
+    #[serde(default)]
+    pub(crate) cache_read_input_tokens: Option<u64>,
+}
+
+impl Usage {
+    /// OpenAI's prompt tokens count cached ones too.
+    pub(crate) fn prompt_tokens(&self) -> u64 {
+        self.input_tokens.unwrap_or(0)
+            + self.cache_creation_input_tokens.unwrap_or(0)
+            + self.cache_read_input_tokens.unwrap_or(0)
+    }
+
+    /// Fills in what a later report (a `message_delta`) says.
+    pub(crate) fn update(&mut self, later: &Self) {
+        for (mine, theirs) in [
+            (&mut self.input_tokens, later.input_tokens),
+            (&mut self.output_tokens, later.output_tokens),
+            (
+                &mut self.cache_creation_input_tokens,
+                later.cache_creation_input_tokens,
+            ),
+            (
+                &mut self.cache_read_input_tokens,
+                later.cache_read_input_tokens,
+            ),
+        ] {
+            if theirs.is_some() {
+                *mine = theirs;
+            }
+        }
+    }
+
+    /// The OpenAI `usage` object.
+    pub(crate) fn to_openai(self) -> Value {
+        let prompt = self.prompt_tokens();
+        let completion = self.output_tokens.unwrap_or(0);
+        let mut usage = json!({
+            "prompt_tokens": prompt,
+            "completion_tokens": completion,
+            "total_tokens": prompt + completion,
+        });
+        if let Some(cached) = self.cache_read_input_tokens {
+            usage["prompt_tokens_details"] = json!({ "cached_tokens": cached });
+        }
+        usage
+    }
+}
+
+/// Anthropic's `stop_reason` → OpenAI's `finish_reason`.
+///
+/// ```
+/// use understudy_provider::anthropic::finish_reason;
+///
+/// assert_eq!(finish_reason("end_turn"), "stop");
+/// assert_eq!(finish_reason("max_tokens"), "length");
+/// assert_eq!(finish_reason("tool_use"), "tool_calls");
+/// assert_eq!(finish_reason("stop_sequence"), "stop");
+/// assert_eq!(finish_reason("refusal"), "content_filter");
+/// ```
+pub fn finish_reason(stop_reason: &str) -> &'static str {
+    match stop_reason {
+        "max_tokens" | "model_context_window_exceeded" => "length",
+        "tool_use" => "tool_calls",
+        "refusal" => "content_filter",
+        // end_turn, stop_sequence, pause_turn and anything newer.
+        _ => "stop",
+    }
+}
+
+/// Translates an Anthropic Messages response body into an OpenAI chat
+/// completion: text blocks join into `message.content`, `tool_use` blocks
+/// become `message.tool_calls`, `stop_reason` becomes `finish_reason` and
+/// the token counts become `usage`.
+///
+/// # Example
+///
+/// ```
+/// use understudy_provider::anthropic::translate_response;
+///
+/// let body = br#"{"id":"msg_01","type":"message","role":"assistant","model":"claude-sonnet-4-5",
+///   "content":[{"type":"text","text":"Hi!"}],"stop_reason":"end_turn","stop_sequence":null,
+///   "usage":{"input_tokens":10,"output_tokens":3}}"#;
+/// let json: serde_json::Value = serde_json::from_slice(&translate_response(body, 1_700_000_000).unwrap()).unwrap();
+/// assert_eq!(json["object"], "chat.completion");
+/// assert_eq!(json["choices"][0]["message"]["content"], "Hi!");
+/// assert_eq!(json["choices"][0]["finish_reason"], "stop");
+/// assert_eq!(json["usage"]["total_tokens"], 13);
+/// ```
+pub fn translate_response(body: &[u8], created: u64) -> Result<Bytes, ProviderError> {
+    let message: Message = serde_json::from_slice(body)
+        .map_err(|e| ProviderError::invalid_response(format!("not a Messages response: {e}")))?;
+    let mut text: Option<String> = None;
+    let mut tool_calls = Vec::new();
+    for block in message.content {
+        match block {
+            Block::Text { text: part } => text.get_or_insert_with(String::new).push_str(&part),
+            Block::ToolUse { id, name, input } => {
+                let arguments = if input.is_null() {
+                    "{}".to_owned()
+                } else {
+                    input.to_string()
+                };
+                tool_calls.push(json!({
+                    "id": id,
+                    "type": "function",
+                    "function": { "name": name, "arguments": arguments },
+                }));
+            }
+            Block::Other => {}
+        }
+    }
+    let mut reply = json!({
+        "role": "assistant",
+        "content": text,
+        "refusal": null,
+    });
+    if !tool_calls.is_empty() {
+        reply["tool_calls"] = Value::Array(tool_calls);
+    }
+    let completion = json!({
+        "id": message.id,
+        "object": "chat.completion",
+        "created": created,
+        "model": message.model,
+        "choices": [{
+            "index": 0,
+            "message": reply,
+            "logprobs": null,
+            "finish_reason": message.stop_reason.as_deref().map(finish_reason),
+        }],
+        "usage": message.usage.unwrap_or_default().to_openai(),
+    });
+    serde_json::to_vec(&completion)
+        .map(Bytes::from)
+        .map_err(|e| ProviderError::invalid_response(e.to_string()))
+}
+
+#[derive(Deserialize)]
+struct ErrorEnvelope {
+    error: ErrorFields,
+}
+
+#[derive(Deserialize)]
+struct ErrorFields {
+    #[serde(rename = "type", default)]
+    kind: Option<String>,
+    #[serde(default)]
+    message: Option<String>,
+}
+
+/// Translates an Anthropic error body into the OpenAI error shape, given
+/// the status and the [`Outcome`] it was classified as.
+///
+/// The OpenAI `type` is Anthropic's where OpenAI has the same word
+/// (`invalid_request_error`, `authentication_error`, `permission_error`,
+/// `rate_limit_error`), `overloaded_error` is kept so the body still reads
+/// as overload, and `api_error` becomes `server_error`. The `code` comes from
+/// the outcome: `context_length_exceeded`, `content_filter`,
+/// `rate_limit_exceeded` or `overloaded`.
+///
+/// ```
+/// use http::{HeaderMap, StatusCode};
+/// use understudy_core::LlmClassifier;
+/// use understudy_provider::anthropic::translate_error;
+///
+/// let body = br#"{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}"#;
+/// let status = StatusCode::from_u16(529).unwrap();
+/// let outcome = LlmClassifier::new().classify_parts(status, &HeaderMap::new(), Some(body));
+/// let error = translate_error(status, outcome, body);
+/// let json: serde_json::Value = serde_json::from_slice(&error.to_json()).unwrap();
+/// assert_eq!(json["error"]["type"], "overloaded_error");
+/// assert_eq!(json["error"]["message"], "Overloaded");
+/// assert_eq!(json["error"]["code"], "overloaded");
+/// ```
+pub fn translate_error(status: StatusCode, outcome: Outcome, body: &[u8]) -> OpenAiError {
+    let fields = serde_json::from_slice::<ErrorEnvelope>(body)
+        .ok()
+        .map(|e| e.error);
+    let anthropic_type = fields.as_ref().and_then(|f| f.kind.as_deref());
+    let kind: &'static str = match anthropic_type {
+        Some("invalid_request_error" | "not_found_error" | "request_too_large") => {
+            "invalid_request_error"
+        }
+        Some("authentication_error") => "authentication_error",
+        Some("permission_error") => "permission_error",
+        Some("rate_limit_error") => "rate_limit_error",
+        Some("overloaded_error") => "overloaded_error",
+        Some(_) => "server_error",
+        None => default_error_type(outcome),
+    };
+    let message = fields
+        .and_then(|f| f.message)
+        .unwrap_or_else(|| fallback_message(status, body));
+    with_outcome_code(OpenAiError::new(status, kind, message), outcome)
+}
+
+/// The OpenAI error type for an outcome, when the provider gave none.
+pub(crate) fn default_error_type(outcome: Outcome) -> &'static str {
+    match outcome {
+        Outcome::Failure(FailureKind::RateLimited { .. }) => "rate_limit_error",
+        Outcome::Failure(FailureKind::Overloaded) => "overloaded_error",
+        Outcome::ClientError(_) => "invalid_request_error",
+        _ => "server_error",
+    }
+}
+
+/// Sets the OpenAI `code` that says what the outcome says.
+pub(crate) fn with_outcome_code(error: OpenAiError, outcome: Outcome) -> OpenAiError {
+    match outcome {
+        Outcome::ClientError(ClientErrorKind::ContextLengthExceeded) => error
+            .with_code("context_length_exceeded")
+            .with_param("messages"),
+        Outcome::ClientError(ClientErrorKind::ContentFiltered) => error.with_code("content_filter"),
+        Outcome::Failure(FailureKind::RateLimited { .. }) => error.with_code("rate_limit_exceeded"),
+        Outcome::Failure(FailureKind::Overloaded) => error.with_code("overloaded"),
+        _ => error,
+    }
+}
+
+/// A message for an error body that did not carry one: the body itself when
+/// it is short text, else the status.
+pub(crate) fn fallback_message(status: StatusCode, body: &[u8]) -> String {
+    match std::str::from_utf8(body) {
+        Ok(text) if !text.trim().is_empty() && text.len() <= 512 && !text.contains('<') => {
+            format!("upstream returned {}: {}", status.as_u16(), text.trim())
+        }
+        _ => format!("upstream returned {}", status.as_u16()),
+    }
+}

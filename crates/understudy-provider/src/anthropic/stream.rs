@@ -1,0 +1,578 @@
+//! Anthropic streaming events → OpenAI `chat.completion.chunk` events.
+
+use std::borrow::Cow;
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use http::{HeaderMap, StatusCode};
+use http_body::{Body, Frame, SizeHint};
+use pin_project_lite::pin_project;
+use serde::{Deserialize, Serialize};
+use understudy_core::sse::{SseDecoder, SseEvent};
+use understudy_core::{BoxError, ClassifiedError, FailureKind, LlmClassifier, Outcome};
+
+use super::response::{Usage, finish_reason};
+use crate::error::ProviderError;
+
+/// Translates Anthropic's SSE events into OpenAI chat-completion chunks,
+/// incrementally, as bytes arrive.
+///
+/// | Anthropic event                                   | OpenAI chunk(s)                                                   |
+/// |---------------------------------------------------|-------------------------------------------------------------------|
+/// | `message_start`                                   | `delta: {"role":"assistant","content":""}`                        |
+/// | `content_block_start` (text with text)            | `delta: {"content":…}`                                            |
+/// | `content_block_start` (`tool_use`)                | `delta.tool_calls: [{index, id, type:"function", function:{name, arguments:""}}]` |
+/// | `content_block_delta` (`text_delta`)              | `delta: {"content":…}`                                            |
+/// | `content_block_delta` (`input_json_delta`)        | `delta.tool_calls: [{index, function:{arguments:…}}]`            |
+/// | `message_delta` with a `stop_reason`              | `delta: {}`, `finish_reason` mapped by [`finish_reason`](super::finish_reason) |
+/// | `message_stop`                                    | the usage chunk (when asked for), then `data: [DONE]`             |
+/// | `ping`, `content_block_stop`, thinking deltas     | nothing                                                           |
+/// | `error`                                           | an error, a [`ClassifiedError`] with the outcome the error type says |
+///
+/// Tool-call indexes count tool calls, as OpenAI's do, not content blocks.
+/// With `include_usage`, every chunk carries `"usage":null` and a last chunk
+/// with empty `choices` carries the usage, as OpenAI streams do.
+///
+/// # Example
+///
+/// ```
+/// use understudy_provider::anthropic::AnthropicStreamTranslator;
+///
+/// let mut translator = AnthropicStreamTranslator::new(false);
+/// let out = translator.push(concat!(
+///     "event: message_start\n",
+///     "data: {\"type\":\"message_start\",\"message\":{\"id\":\"msg_1\",\"model\":\"claude\",\"usage\":{\"input_tokens\":5,\"output_tokens\":1}}}\n\n",
+///     "event: ping\ndata: {\"type\":\"ping\"}\n\n",
+///     "event: content_block_delta\n",
+///     "data: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\"Hi\"}}\n\n",
+/// ).as_bytes()).unwrap();
+/// let text = std::str::from_utf8(&out).unwrap();
+/// assert_eq!(text.matches("data: ").count(), 2);
+/// assert!(text.contains(r#""delta":{"role":"assistant","content":""}"#));
+/// assert!(text.contains(r#""delta":{"content":"Hi"}"#));
+///
+/// let end = translator.push(b"event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n").unwrap();
+/// assert!(end.ends_with(b"data: [DONE]\n\n"));
+/// assert!(translator.is_finished());
+/// ```
+#[derive(Debug)]
+pub struct AnthropicStreamTranslator {
+    decoder: SseDecoder,
+    include_usage: bool,
+    id: String,
+    model: String,
+    created: u64,
+    usage: Usage,
+    /// (content block index, tool call index) of each tool-use block.
+    tools: Vec<(u64, u32)>,
+    finished: bool,
+    pending_error: Option<ClassifiedError>,
+}
+
+impl AnthropicStreamTranslator {
+    /// A translator; `include_usage` says whether the caller asked for
+    /// `stream_options.include_usage`.
+    pub fn new(include_usage: bool) -> Self {
+        let created = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |since| since.as_secs());
+        Self::with_created(include_usage, created)
+    }
+
+    /// A translator whose chunks carry this `created` timestamp.
+    pub fn with_created(include_usage: bool, created: u64) -> Self {
+        Self {
+            decoder: SseDecoder::new(),
+            include_usage,
+            id: String::new(),
+            model: String::new(),
+            created,
+            usage: Usage::default(),
+            tools: Vec::new(),
+            finished: false,
+            pending_error: None,
+        }
+    }
+
+    /// Feeds bytes of the Anthropic stream as they arrive; returns the
+    /// OpenAI SSE bytes for the events they completed, possibly none.
+    ///
+    /// An `error` event, or an event that cannot be read, is returned as
+    /// the error, a [`ClassifiedError`]. When chunks were translated before
+    /// it in the same input, those are returned first and the error by the
+    /// next call to `push` or [`finish`](Self::finish). After `message_stop`
+    /// or an error, further input is ignored.
+    pub fn push(&mut self, input: &[u8]) -> Result<Bytes, ClassifiedError> {
+        if let Some(error) = self.pending_error.take() {
+            return Err(error);
+        }
+        if self.finished {
+            return Ok(Bytes::new());
+        }
+        self.decoder.push(input);
+        let mut out = Vec::new();
+        while let Some(event) = self.decoder.next_event() {
+            if let Err(error) = self.handle(&event, &mut out) {
+                self.finished = true;
+                if out.is_empty() {
+                    return Err(error);
+                }
+                self.pending_error = Some(error);
+                break;
+            }
+            if self.finished {
+                break;
+            }
+        }
+        Ok(Bytes::from(out))
+    }
+
+    /// Ends the translation when the Anthropic stream ends. A stream that
+    /// ends before `message_stop` is an error (the stream broke).
+    pub fn finish(&mut self) -> Result<Bytes, ClassifiedError> {
+        if let Some(error) = self.pending_error.take() {
+            return Err(error);
+        }
+        if self.finished {
+            return Ok(Bytes::new());
+        }
+        self.finished = true;
+        Err(ProviderError::StreamCut.classified(Outcome::Failure(FailureKind::StreamBroken)))
+    }
+
+    /// An error held back by [`push`](Self::push) behind chunks it returned.
+    pub fn take_error(&mut self) -> Option<ClassifiedError> {
+        self.pending_error.take()
+    }
+
+    /// Has the stream ended (`message_stop`, an error, or [`finish`](Self::finish))?
+    pub fn is_finished(&self) -> bool {
+        self.finished && self.pending_error.is_none()
+    }
+
+    fn handle(&mut self, event: &SseEvent, out: &mut Vec<u8>) -> Result<(), ClassifiedError> {
+        let data = event.data.as_bytes();
+        let kind: Cow<'_, str> = match event.event.as_deref() {
+            Some(name) if name != "message" => Cow::Borrowed(name),
+            _ => parse::<Tagged<'_>>(data)?.kind,
+        };
+        match &*kind {
+            "message_start" => {
+                let start: MessageStart<'_> = parse(data)?;
+                self.id = start.message.id.into_owned();
+                self.model = start.message.model.into_owned();
+                self.usage.update(&start.message.usage);
+                self.write_chunk(
+                    out,
+                    Delta {
+                        role: Some("assistant"),
+                        content: Some(""),
+                        tool_calls: None,
+                    },
+                    None,
+                );
+            }
+            "content_block_start" => {
+                let start: BlockStart<'_> = parse(data)?;
+                match &*start.content_block.kind {
+                    "text" => {
+                        if let Some(text) = start.content_block.text.as_deref()
+                            && !text.is_empty()
+                        {
+                            self.write_chunk(out, Delta::content(text), None);
+                        }
+                    }
+                    "tool_use" => {
+                        let tool_index = u32::try_from(self.tools.len()).unwrap_or(u32::MAX);
+                        self.tools.push((start.index, tool_index));
+                        let call = ToolCallDelta {
+                            index: tool_index,
+                            id: start.content_block.id.as_deref(),
+                            kind: Some("function"),
+                            function: FunctionDelta {
+                                name: start.content_block.name.as_deref(),
+                                arguments: "",
+                            },
+                        };
+                        self.write_chunk(out, Delta::tool_call(call), None);
+                    }
+                    // thinking, redacted_thinking, server tools: no equivalent.
+                    _ => {}
+                }
+            }
+            "content_block_delta" => {
+                let delta: BlockDelta<'_> = parse(data)?;
+                match &*delta.delta.kind {
+                    "text_delta" => {
+                        if let Some(text) = delta.delta.text.as_deref() {
+                            self.write_chunk(out, Delta::content(text), None);
+                        }
+                    }
+                    "input_json_delta" => {
+                        let tool = self.tools.iter().find(|(block, _)| *block == delta.index);
+                        if let (Some(&(_, tool_index)), Some(json)) =
+                            (tool, delta.delta.partial_json.as_deref())
+                            && !json.is_empty()
+                        {
+                            let call = ToolCallDelta {
+                                index: tool_index,
+                                id: None,
+                                kind: None,
+                                function: FunctionDelta {
+                                    name: None,
+                                    arguments: json,
+                                },
+                            };
+                            self.write_chunk(out, Delta::tool_call(call), None);
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            "message_delta" => {
+                let delta: MessageDelta<'_> = parse(data)?;
+                if let Some(usage) = &delta.usage {
+                    self.usage.update(usage);
+                }
+                if let Some(reason) = delta.delta.stop_reason.as_deref() {
+                    self.write_chunk(out, Delta::default(), Some(finish_reason(reason)));
+                }
+            }
+            "message_stop" => {
+                if self.include_usage {
+                    let usage = self.usage.to_openai();
+                    let chunk = UsageChunk {
+                        id: &self.id,
+                        object: "chat.completion.chunk",
+                        created: self.created,
+                        model: &self.model,
+                        choices: [],
+                        usage: &usage,
+                    };
+                    write_event(out, &chunk);
+                }
+                out.extend_from_slice(b"data: [DONE]\n\n");
+                self.finished = true;
+            }
+            "error" => return Err(stream_error(data)),
+            // ping, content_block_stop and anything newer.
+            _ => {}
+        }
+        Ok(())
+    }
+
+    fn write_chunk(&self, out: &mut Vec<u8>, delta: Delta<'_>, finish: Option<&str>) {
+        let chunk = Chunk {
+            id: &self.id,
+            object: "chat.completion.chunk",
+            created: self.created,
+            model: &self.model,
+            choices: [Choice {
+                index: 0,
+                delta,
+                logprobs: None,
+                finish_reason: finish,
+            }],
+            usage: self.include_usage.then_some(Null),
+        };
+        write_event(out, &chunk);
+    }
+}
+
+fn write_event<T: Serialize>(out: &mut Vec<u8>, chunk: &T) {
+    out.extend_from_slice(b"data: ");
+    // Writing plain structs of strings and numbers into a Vec cannot fail.
+    let _ = serde_json::to_writer(&mut *out, chunk);
+    out.extend_from_slice(b"\n\n");
+}
+
+fn parse<'a, T: Deserialize<'a>>(data: &'a [u8]) -> Result<T, ClassifiedError> {
+    serde_json::from_slice(data).map_err(|e| {
+        ProviderError::invalid_response(format!("unreadable stream event: {e}"))
+            .classified(Outcome::Failure(FailureKind::StreamBroken))
+    })
+}
+
+/// An `error` event, classified as its error type says: `overloaded_error`
+/// is overload, `rate_limit_error` rate limiting, anything else a broken
+/// stream.
+fn stream_error(data: &[u8]) -> ClassifiedError {
+    let outcome =
+        match LlmClassifier::new().classify_parts(StatusCode::OK, &HeaderMap::new(), Some(data)) {
+            Outcome::Success => Outcome::Failure(FailureKind::StreamBroken),
+            outcome => outcome,
+        };
+    let (kind, message) = match serde_json::from_slice::<ErrorEvent<'_>>(data) {
+        Ok(event) => (
+            event.error.kind.into_owned(),
+            event.error.message.into_owned(),
+        ),
+        Err(_) => ("unknown".to_owned(), String::new()),
+    };
+    ProviderError::StreamError { kind, message }.classified(outcome)
+}
+
+// ===== Anthropic events, borrowed from the event's data =====
+
+#[derive(Deserialize)]
+struct Tagged<'a> {
+    #[serde(rename = "type", borrow)]
+    kind: Cow<'a, str>,
+}
+
+#[derive(Deserialize)]
+struct MessageStart<'a> {
+    #[serde(borrow)]
+    message: StartMessage<'a>,
+}
+
+#[derive(Deserialize)]
+struct StartMessage<'a> {
+    #[serde(borrow, default)]
+    id: Cow<'a, str>,
+    #[serde(borrow, default)]
+    model: Cow<'a, str>,
+    #[serde(default)]
+    usage: Usage,
+}
+
+#[derive(Deserialize)]
+struct BlockStart<'a> {
+    index: u64,
+    #[serde(borrow)]
+    content_block: StartBlock<'a>,
+}
+
+#[derive(Deserialize)]
+struct StartBlock<'a> {
+    #[serde(rename = "type", borrow)]
+    kind: Cow<'a, str>,
+    #[serde(borrow, default)]
+    id: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    name: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    text: Option<Cow<'a, str>>,
+}
+
+#[derive(Deserialize)]
+struct BlockDelta<'a> {
+    index: u64,
+    #[serde(borrow)]
+    delta: DeltaBody<'a>,
+}
+
+#[derive(Deserialize)]
+struct DeltaBody<'a> {
+    #[serde(rename = "type", borrow)]
+    kind: Cow<'a, str>,
+    #[serde(borrow, default)]
+    text: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    partial_json: Option<Cow<'a, str>>,
+}
+
+#[derive(Deserialize)]
+struct MessageDelta<'a> {
+    #[serde(borrow)]
+    delta: MessageDeltaBody<'a>,
+    #[serde(default)]
+    usage: Option<Usage>,
+}
+
+#[derive(Deserialize)]
+struct MessageDeltaBody<'a> {
+    #[serde(borrow, default)]
+    stop_reason: Option<Cow<'a, str>>,
+}
+
+#[derive(Deserialize)]
+struct ErrorEvent<'a> {
+    #[serde(borrow)]
+    error: ErrorEventBody<'a>,
+}
+
+#[derive(Deserialize)]
+struct ErrorEventBody<'a> {
+    #[serde(rename = "type", borrow, default)]
+    kind: Cow<'a, str>,
+    #[serde(borrow, default)]
+    message: Cow<'a, str>,
+}
+
+// ===== OpenAI chunks =====
+
+#[derive(Serialize)]
+struct Chunk<'a> {
+    id: &'a str,
+    object: &'static str,
+    created: u64,
+    model: &'a str,
+    choices: [Choice<'a>; 1],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    usage: Option<Null>,
+}
+
+/// Serialises as `null`.
+#[derive(Serialize)]
+struct Null;
+
+#[derive(Serialize)]
+struct UsageChunk<'a> {
+    id: &'a str,
+    object: &'static str,
+    created: u64,
+    model: &'a str,
+    choices: [(); 0],
+    usage: &'a serde_json::Value,
+}
+
+#[derive(Serialize)]
+struct Choice<'a> {
+    index: u32,
+    delta: Delta<'a>,
+    logprobs: Option<()>,
+    finish_reason: Option<&'a str>,
+}
+
+#[derive(Default, Serialize)]
+struct Delta<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    role: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    content: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tool_calls: Option<[ToolCallDelta<'a>; 1]>,
+}
+
+impl<'a> Delta<'a> {
+    fn content(text: &'a str) -> Self {
+        Self {
+            content: Some(text),
+            ..Self::default()
+        }
+    }
+
+    fn tool_call(call: ToolCallDelta<'a>) -> Self {
+        Self {
+            tool_calls: Some([call]),
+            ..Self::default()
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct ToolCallDelta<'a> {
+    index: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    id: Option<&'a str>,
+    #[serde(rename = "type", skip_serializing_if = "Option::is_none")]
+    kind: Option<&'static str>,
+    function: FunctionDelta<'a>,
+}
+
+#[derive(Serialize)]
+struct FunctionDelta<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    name: Option<&'a str>,
+    arguments: &'a str,
+}
+
+pin_project! {
+    /// A response body that translates an Anthropic event stream into
+    /// OpenAI chunks as its frames arrive.
+    ///
+    /// Errors of the inner body become [`FailureKind::StreamBroken`]
+    /// errors (an inner error that is already a [`ClassifiedError`] keeps
+    /// its outcome); an Anthropic `error` event becomes the error
+    /// [`AnthropicStreamTranslator`] classified. The body ends after
+    /// `data: [DONE]`.
+    #[derive(Debug)]
+    pub struct AnthropicStreamBody<B> {
+        #[pin]
+        inner: B,
+        translator: AnthropicStreamTranslator,
+        done: bool,
+    }
+}
+
+impl<B> AnthropicStreamBody<B> {
+    /// Wraps the body of an Anthropic streaming response.
+    pub fn new(inner: B, translator: AnthropicStreamTranslator) -> Self {
+        Self {
+            inner,
+            translator,
+            done: false,
+        }
+    }
+}
+
+impl<B> Body for AnthropicStreamBody<B>
+where
+    B: Body<Data = Bytes>,
+    B::Error: Into<BoxError>,
+{
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let mut this = self.project();
+        loop {
+            if let Some(error) = this.translator.take_error() {
+                *this.done = true;
+                return Poll::Ready(Some(Err(error.into())));
+            }
+            if *this.done {
+                return Poll::Ready(None);
+            }
+            if this.translator.is_finished() {
+                // Read the end of the upstream body if it is already there,
+                // so the connection can go back to the pool; never wait.
+                *this.done = true;
+                let _ = this.inner.as_mut().poll_frame(cx);
+                return Poll::Ready(None);
+            }
+            let result = match ready!(this.inner.as_mut().poll_frame(cx)) {
+                Some(Ok(frame)) => match frame.into_data() {
+                    Ok(data) => this.translator.push(&data),
+                    Err(_trailers) => continue,
+                },
+                Some(Err(error)) => {
+                    *this.done = true;
+                    return Poll::Ready(Some(Err(broken(error.into()))));
+                }
+                None => this.translator.finish(),
+            };
+            match result {
+                Ok(bytes) if bytes.is_empty() => {}
+                Ok(bytes) => return Poll::Ready(Some(Ok(Frame::data(bytes)))),
+                Err(error) => {
+                    *this.done = true;
+                    return Poll::Ready(Some(Err(error.into())));
+                }
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.done
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        SizeHint::default()
+    }
+}
+
+fn broken(error: BoxError) -> BoxError {
+    if error.is::<ClassifiedError>() {
+        return error;
+    }
+    ClassifiedError::new(Outcome::Failure(FailureKind::StreamBroken))
+        .with_source(error)
+        .into()
+}

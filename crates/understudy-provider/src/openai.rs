@@ -1,0 +1,429 @@
+//! The OpenAI-compatible request path: only `model` changes.
+//!
+//! A request for an OpenAI-compatible server is the caller's own bytes with
+//! the top-level `model` value replaced. [`rewrite_model`] finds that value
+//! with a validating scan of the JSON text and splices the new value in,
+//! so every other byte (unknown fields, key order, whitespace, number
+//! formatting) reaches the provider as the caller wrote it. A `model` key
+//! nested inside messages, tools or strings is not touched. When the body
+//! has no top-level `model`, one is inserted as the object's first member.
+
+use bytes::Bytes;
+use serde_json::Value;
+
+use crate::error::ProviderError;
+
+/// Nesting deeper than this is left to `serde_json` (whose own limit is the
+/// same), which refuses it.
+const MAX_DEPTH: usize = 128;
+
+/// Returns `body` with its top-level `model` set to `model`.
+///
+/// Only the bytes of the old value change; a body without `model` gets
+/// `"model":…` inserted after its opening brace. A body that is not a JSON
+/// object is refused.
+///
+/// # Example
+///
+/// ```
+/// use understudy_provider::openai::rewrite_model;
+///
+/// let body = br#"{ "model" : "chat", "messages":[{"role":"user","content":"{\"model\":1}"}], "x_future": 1.50 }"#;
+/// let out = rewrite_model(body, "gpt-4o-mini").unwrap();
+/// assert_eq!(
+///     out,
+///     r#"{ "model" : "gpt-4o-mini", "messages":[{"role":"user","content":"{\"model\":1}"}], "x_future": 1.50 }"#,
+/// );
+/// assert_eq!(rewrite_model(b"{}", "m").unwrap(), r#"{"model":"m"}"#);
+/// assert!(rewrite_model(b"[1,2]", "m").is_err());
+/// ```
+pub fn rewrite_model(body: &[u8], model: &str) -> Result<Bytes, ProviderError> {
+    let model_json = json_string(model);
+    rewrite_model_json(body, &model_json)
+}
+
+/// [`rewrite_model`] with the new value already encoded as a JSON string.
+pub(crate) fn rewrite_model_json(body: &[u8], model_json: &[u8]) -> Result<Bytes, ProviderError> {
+    match scan_top_level(body) {
+        Some(scan) => Ok(splice(body, &scan, model_json)),
+        None => rewrite_by_value(body, model_json),
+    }
+}
+
+/// A JSON string literal for `text`.
+pub(crate) fn json_string(text: &str) -> Vec<u8> {
+    // Serialising a str cannot fail.
+    serde_json::to_vec(text).unwrap_or_else(|_| b"\"\"".to_vec())
+}
+
+fn splice(body: &[u8], scan: &TopLevel, model_json: &[u8]) -> Bytes {
+    let mut out = Vec::with_capacity(body.len() + model_json.len() + 10);
+    if scan.model_values.is_empty() {
+        out.extend_from_slice(&body[..scan.after_open]);
+        out.extend_from_slice(b"\"model\":");
+        out.extend_from_slice(model_json);
+        if !scan.empty {
+            out.push(b',');
+        }
+        out.extend_from_slice(&body[scan.after_open..]);
+        return Bytes::from(out);
+    }
+    let mut copied = 0;
+    for span in &scan.model_values {
+        out.extend_from_slice(&body[copied..span.0]);
+        out.extend_from_slice(model_json);
+        copied = span.1;
+    }
+    out.extend_from_slice(&body[copied..]);
+    Bytes::from(out)
+}
+
+/// The slow path, for bodies the scan does not accept: `serde_json` decides
+/// whether the body is valid, and the document is re-serialised.
+fn rewrite_by_value(body: &[u8], model_json: &[u8]) -> Result<Bytes, ProviderError> {
+    let mut value: Value = serde_json::from_slice(body).map_err(|e| {
+        ProviderError::invalid_request(format!("request body is not valid JSON: {e}"))
+    })?;
+    let model: Value = serde_json::from_slice(model_json)
+        .map_err(|e| ProviderError::invalid_request(e.to_string()))?;
+    let Some(object) = value.as_object_mut() else {
+        return Err(ProviderError::invalid_request(
+            "request body is not a JSON object",
+        ));
+    };
+    object.insert("model".to_owned(), model);
+    serde_json::to_vec(&value)
+        .map(Bytes::from)
+        .map_err(|e| ProviderError::invalid_request(e.to_string()))
+}
+
+/// What the scan of a top-level object found.
+#[derive(Debug)]
+struct TopLevel {
+    /// Index just past the opening brace.
+    after_open: usize,
+    /// The object has no members.
+    empty: bool,
+    /// The byte ranges of every top-level `model` value.
+    model_values: Vec<(usize, usize)>,
+}
+
+/// Scans `body` as one JSON object, validating its grammar, and records
+/// where its top-level `model` values are. `None` when the body is not a
+/// valid JSON object (or nests deeper than [`MAX_DEPTH`]).
+fn scan_top_level(body: &[u8]) -> Option<TopLevel> {
+    std::str::from_utf8(body).ok()?;
+    let mut scanner = Scanner {
+        bytes: body,
+        pos: 0,
+    };
+    scanner.whitespace();
+    scanner.expect(b'{')?;
+    let mut found = TopLevel {
+        after_open: scanner.pos,
+        empty: false,
+        model_values: Vec::new(),
+    };
+    scanner.whitespace();
+    if scanner.peek() == Some(b'}') {
+        scanner.pos += 1;
+        found.empty = true;
+    } else {
+        loop {
+            scanner.whitespace();
+            let key_start = scanner.pos;
+            let escaped = scanner.string()?;
+            let key = &body[key_start..scanner.pos];
+            scanner.whitespace();
+            scanner.expect(b':')?;
+            scanner.whitespace();
+            let value_start = scanner.pos;
+            scanner.value(1)?;
+            if is_model_key(key, escaped) {
+                found.model_values.push((value_start, scanner.pos));
+            }
+            scanner.whitespace();
+            match scanner.next()? {
+                b',' => {}
+                b'}' => break,
+                _ => return None,
+            }
+        }
+    }
+    scanner.whitespace();
+    (scanner.pos == body.len()).then_some(found)
+}
+
+fn is_model_key(key: &[u8], escaped: bool) -> bool {
+    if escaped {
+        serde_json::from_slice::<String>(key).is_ok_and(|key| key == "model")
+    } else {
+        key == b"\"model\""
+    }
+}
+
+struct Scanner<'a> {
+    bytes: &'a [u8],
+    pos: usize,
+}
+
+impl Scanner<'_> {
+    fn peek(&self) -> Option<u8> {
+        self.bytes.get(self.pos).copied()
+    }
+
+    fn next(&mut self) -> Option<u8> {
+        let byte = self.peek()?;
+        self.pos += 1;
+        Some(byte)
+    }
+
+    fn expect(&mut self, byte: u8) -> Option<()> {
+        (self.next()? == byte).then_some(())
+    }
+
+    fn whitespace(&mut self) {
+        while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.peek() {
+            self.pos += 1;
+        }
+    }
+
+    /// A string; says whether it held an escape.
+    fn string(&mut self) -> Option<bool> {
+        self.expect(b'"')?;
+        let mut escaped = false;
+        loop {
+            let rest = &self.bytes[self.pos..];
+            let stop = rest
+                .iter()
+                .position(|&b| b == b'"' || b == b'\\' || b < 0x20)?;
+            self.pos += stop;
+            match self.next()? {
+                b'"' => return Some(escaped),
+                b'\\' => {
+                    escaped = true;
+                    match self.next()? {
+                        b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't' => {}
+                        b'u' => {
+                            for _ in 0..4 {
+                                if !self.next()?.is_ascii_hexdigit() {
+                                    return None;
+                                }
+                            }
+                        }
+                        _ => return None,
+                    }
+                }
+                _ => return None,
+            }
+        }
+    }
+
+    fn value(&mut self, depth: usize) -> Option<()> {
+        if depth > MAX_DEPTH {
+            return None;
+        }
+        match self.peek()? {
+            b'"' => self.string().map(|_| ()),
+            b'{' => {
+                self.pos += 1;
+                self.whitespace();
+                if self.peek() == Some(b'}') {
+                    self.pos += 1;
+                    return Some(());
+                }
+                loop {
+                    self.whitespace();
+                    self.string()?;
+                    self.whitespace();
+                    self.expect(b':')?;
+                    self.whitespace();
+                    self.value(depth + 1)?;
+                    self.whitespace();
+                    match self.next()? {
+                        b',' => {}
+                        b'}' => return Some(()),
+                        _ => return None,
+                    }
+                }
+            }
+            b'[' => {
+                self.pos += 1;
+                self.whitespace();
+                if self.peek() == Some(b']') {
+                    self.pos += 1;
+                    return Some(());
+                }
+                loop {
+                    self.whitespace();
+                    self.value(depth + 1)?;
+                    self.whitespace();
+                    match self.next()? {
+                        b',' => {}
+                        b']' => return Some(()),
+                        _ => return None,
+                    }
+                }
+            }
+            b't' => self.literal(b"true"),
+            b'f' => self.literal(b"false"),
+            b'n' => self.literal(b"null"),
+            b'-' | b'0'..=b'9' => self.number(),
+            _ => None,
+        }
+    }
+
+    fn literal(&mut self, word: &[u8]) -> Option<()> {
+        let end = self.pos.checked_add(word.len())?;
+        (self.bytes.get(self.pos..end)? == word).then(|| self.pos = end)
+    }
+
+    fn digits(&mut self) -> usize {
+        let start = self.pos;
+        while self.peek().is_some_and(|b| b.is_ascii_digit()) {
+            self.pos += 1;
+        }
+        self.pos - start
+    }
+
+    fn number(&mut self) -> Option<()> {
+        if self.peek() == Some(b'-') {
+            self.pos += 1;
+        }
+        match self.peek()? {
+            b'0' => self.pos += 1,
+            b'1'..=b'9' => {
+                self.digits();
+            }
+            _ => return None,
+        }
+        if self.peek() == Some(b'.') {
+            self.pos += 1;
+            if self.digits() == 0 {
+                return None;
+            }
+        }
+        if let Some(b'e' | b'E') = self.peek() {
+            self.pos += 1;
+            if let Some(b'+' | b'-') = self.peek() {
+                self.pos += 1;
+            }
+            if self.digits() == 0 {
+                return None;
+            }
+        }
+        Some(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    fn rewrite(body: &str) -> String {
+        String::from_utf8(
+            rewrite_model(body.as_bytes(), "up/model \"x\"")
+                .unwrap()
+                .to_vec(),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn replaces_only_the_top_level_value() {
+        let body = r#"{"messages":[{"role":"user","content":"hi","model":"inner"}],"model":"chat","tools":[{"function":{"parameters":{"model":{"type":"string"}}}}]}"#;
+        assert_eq!(
+            rewrite(body),
+            r#"{"messages":[{"role":"user","content":"hi","model":"inner"}],"model":"up/model \"x\"","tools":[{"function":{"parameters":{"model":{"type":"string"}}}}]}"#
+        );
+    }
+
+    #[test]
+    fn keeps_whitespace_numbers_and_escapes() {
+        let body = "{\n  \"temperature\" : 1.50e0,\n  \"model\"\t:\t\"a\\\"b\\u00e9\" ,\n  \"s\": \"\\\\\\\"model\\\": 1\"\n}\n";
+        assert_eq!(
+            rewrite(body),
+            "{\n  \"temperature\" : 1.50e0,\n  \"model\"\t:\t\"up/model \\\"x\\\"\" ,\n  \"s\": \"\\\\\\\"model\\\": 1\"\n}\n"
+        );
+    }
+
+    #[test]
+    fn escaped_key_is_still_model() {
+        assert_eq!(
+            rewrite(r#"{"mod\u0065l":"chat"}"#),
+            r#"{"mod\u0065l":"up/model \"x\""}"#
+        );
+    }
+
+    #[test]
+    fn non_string_model_values_are_replaced_whole() {
+        assert_eq!(
+            rewrite(r#"{"model":{"a":[1,{"b":null}]},"n":1}"#),
+            r#"{"model":"up/model \"x\"","n":1}"#
+        );
+        assert_eq!(
+            rewrite(r#"{"model":null}"#),
+            r#"{"model":"up/model \"x\""}"#
+        );
+    }
+
+    #[test]
+    fn inserts_a_missing_model() {
+        assert_eq!(
+            rewrite(r#" { "n" : 1 }"#),
+            r#" {"model":"up/model \"x\"", "n" : 1 }"#
+        );
+        assert_eq!(rewrite("{ }"), r#"{"model":"up/model \"x\"" }"#);
+    }
+
+    #[test]
+    fn every_duplicate_is_replaced() {
+        assert_eq!(
+            rewrite(r#"{"model":"a","model":"b"}"#),
+            r#"{"model":"up/model \"x\"","model":"up/model \"x\""}"#
+        );
+    }
+
+    #[test]
+    fn invalid_json_is_refused() {
+        for body in [
+            "",
+            "[]",
+            "\"model\"",
+            r#"{"model":"a""#,
+            r#"{"model":"a",}"#,
+            r#"{"model":01}"#,
+            r#"{"model":"a"} x"#,
+            "{\"model\":\"a\u{1}\"}",
+            r#"{"a":tru}"#,
+        ] {
+            assert!(rewrite_model(body.as_bytes(), "m").is_err(), "{body:?}");
+        }
+    }
+
+    #[test]
+    fn scan_agrees_with_serde_json() {
+        let bodies = [
+            r#"{"a":[1,-2.5e+3,true,false,null,{"b":"c\n"}],"model":"x"}"#,
+            r#"{"a":"\ud83d\ude00","model":"x"}"#,
+            r#"{"a":{},"b":[],"model":[]}"#,
+        ];
+        for body in bodies {
+            let out = rewrite_model(body.as_bytes(), "m").unwrap();
+            let value: Value = serde_json::from_slice(&out).unwrap();
+            assert_eq!(value["model"], "m");
+            let mut original: Value = serde_json::from_str(body).unwrap();
+            original["model"] = "m".into();
+            assert_eq!(value, original);
+        }
+    }
+
+    #[test]
+    fn deep_nesting_falls_back_to_serde_json() {
+        let deep = format!("{{\"a\":{}{}}}", "[".repeat(200), "]".repeat(200));
+        assert!(scan_top_level(deep.as_bytes()).is_none());
+        assert!(rewrite_model(deep.as_bytes(), "m").is_err());
+    }
+}
