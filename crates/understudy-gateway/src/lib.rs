@@ -3,5 +3,8 @@
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
+pub mod app;
 pub mod config;
+pub mod deadline;
 pub mod router;
+pub mod serve;

@@ -1,0 +1,134 @@
+//! [`RequestDeadlineLayer`]: one deadline for a whole caller request, all
+//! attempts included.
+
+use std::convert::Infallible;
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use http::{Request, Response, StatusCode};
+use pin_project_lite::pin_project;
+use tokio::time::Timeout;
+use tower::{Layer, Service};
+use understudy_core::{Deadline, OpenAiError, ResponseBody};
+
+/// Gives each request a [`Deadline`] (which retry and fallback respect) and
+/// answers 504 in the OpenAI error shape when no response head is ready by
+/// then. A stream already released keeps flowing: the deadline bounds the
+/// wait for the response, not the length of a generation.
+#[derive(Clone, Copy, Debug)]
+pub struct RequestDeadlineLayer {
+    timeout: Duration,
+}
+
+impl RequestDeadlineLayer {
+    /// Requests get `timeout` to produce a response.
+    pub const fn new(timeout: Duration) -> Self {
+        Self { timeout }
+    }
+}
+
+impl<S> Layer<S> for RequestDeadlineLayer {
+    type Service = RequestDeadline<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        RequestDeadline {
+            inner,
+            timeout: self.timeout,
+        }
+    }
+}
+
+/// See [`RequestDeadlineLayer`].
+#[derive(Clone, Debug)]
+pub struct RequestDeadline<S> {
+    inner: S,
+    timeout: Duration,
+}
+
+impl<S, B> Service<Request<B>> for RequestDeadline<S>
+where
+    S: Service<Request<B>, Response = Response<ResponseBody>, Error = Infallible>,
+{
+    type Response = Response<ResponseBody>;
+    type Error = Infallible;
+    type Future = ResponseFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut request: Request<B>) -> Self::Future {
+        let deadline = Deadline::after(self.timeout);
+        request.extensions_mut().insert(deadline);
+        ResponseFuture {
+            inner: tokio::time::timeout_at(deadline.instant(), self.inner.call(request)),
+            timeout: self.timeout,
+        }
+    }
+}
+
+pin_project! {
+    /// The response future of [`RequestDeadline`].
+    pub struct ResponseFuture<F> {
+        #[pin]
+        inner: Timeout<F>,
+        timeout: Duration,
+    }
+}
+
+impl<F> fmt::Debug for ResponseFuture<F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ResponseFuture").finish_non_exhaustive()
+    }
+}
+
+impl<F> Future for ResponseFuture<F>
+where
+    F: Future<Output = Result<Response<ResponseBody>, Infallible>>,
+{
+    type Output = Result<Response<ResponseBody>, Infallible>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        match this.inner.poll(cx) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(Ok(result)) => Poll::Ready(result),
+            Poll::Ready(Err(_elapsed)) => Poll::Ready(Ok(OpenAiError::new(
+                StatusCode::GATEWAY_TIMEOUT,
+                "timeout_error",
+                format!(
+                    "no provider answered within the request timeout of {} ms",
+                    this.timeout.as_millis()
+                ),
+            )
+            .with_code("request_timeout")
+            .to_response())),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use tower::{ServiceExt, service_fn};
+
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn a_request_past_its_deadline_gets_a_504() {
+        let slow = service_fn(|request: Request<()>| async move {
+            let deadline = request.extensions().get::<Deadline>().copied().unwrap();
+            tokio::time::sleep(deadline.remaining() + Duration::from_secs(1)).await;
+            Ok::<_, Infallible>(Response::new(ResponseBody::empty()))
+        });
+        let service = RequestDeadlineLayer::new(Duration::from_secs(3)).layer(slow);
+        let started = tokio::time::Instant::now();
+        let response = service.oneshot(Request::new(())).await.unwrap();
+        assert_eq!(response.status(), StatusCode::GATEWAY_TIMEOUT);
+        assert_eq!(started.elapsed(), Duration::from_secs(3));
+    }
+}

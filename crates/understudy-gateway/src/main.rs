@@ -1,0 +1,2 @@
+//! The `understudy` binary.
+fn main() {}
