@@ -1,0 +1,60 @@
+//! [`LogSink`]: alerts as ERROR-level log events.
+
+use super::{Alert, AlertSink, DeliverFuture};
+use crate::TARGET;
+
+/// Delivers each alert as an ERROR-level `tracing` event named `alert`,
+/// whose message is the alert's sentence and whose fields are
+/// `event = "alert"`, `kind`, `severity`, `subject`, `details` (the alert's
+/// fields, `name=value` joined by commas) and `at`: what a log-based
+/// alerting rule (Loki, Cloud Logging) matches on.
+///
+/// # Example
+///
+/// ```
+/// use understudy_observe::{Alerts, LogSink};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let alerts = Alerts::builder().sink(LogSink::new()).spawn();
+/// # drop(alerts);
+/// # }
+/// ```
+#[derive(Clone, Copy, Debug, Default)]
+pub struct LogSink {
+    _priv: (),
+}
+
+impl LogSink {
+    /// The log sink.
+    pub const fn new() -> Self {
+        Self { _priv: () }
+    }
+}
+
+impl AlertSink for LogSink {
+    fn name(&self) -> &'static str {
+        "log"
+    }
+
+    fn deliver<'a>(&'a self, alert: &'a Alert) -> DeliverFuture<'a> {
+        let details = alert
+            .fields
+            .iter()
+            .map(|(name, value)| format!("{name}={value}"))
+            .collect::<Vec<_>>()
+            .join(",");
+        tracing::error!(
+            target: TARGET,
+            event = "alert",
+            kind = alert.kind.as_str(),
+            severity = alert.kind.severity(),
+            subject = &*alert.subject,
+            details = %details,
+            at = %alert.timestamp(),
+            "{}",
+            alert.message,
+        );
+        Box::pin(std::future::ready(Ok(())))
+    }
+}

@@ -1,0 +1,339 @@
+//! [`AttemptLayer`]: a span, metrics and a failure log per upstream attempt.
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, OnceLock};
+use std::task::{Context, Poll, ready};
+
+use http::{Request, Response};
+use metrics::{Counter, Histogram, counter, histogram};
+use pin_project_lite::pin_project;
+use tokio::time::Instant;
+use tower_layer::Layer;
+use tower_service::Service;
+use tracing::Span;
+use tracing::field::Empty;
+use understudy_core::events::{Event, SharedObserver};
+use understudy_core::{Attempt, BoxError, Classify, LlmClassifier, OutcomeKind};
+
+use crate::TARGET;
+use crate::body::{FirstByte, TtfbBody};
+use crate::labels::outcome_index;
+use crate::names::{ATTEMPT_DURATION_SECONDS, ATTEMPTS_TOTAL, TIME_TO_FIRST_BYTE_SECONDS};
+use crate::telemetry::{log_provider_failure, millis};
+
+/// Instruments one target's upstream attempts with [`ObserveAttempt`].
+///
+/// Put it in each target stack below retry and health, so it sees every
+/// attempt that is really sent (and not the ones health refuses):
+/// `RetryLayer → HealthLayer → AttemptLayer → timeout → FirstChunkLayer →
+/// provider`.
+///
+/// # Example
+///
+/// ```
+/// use http::{Request, Response};
+/// use tower::{Layer, ServiceExt, service_fn};
+/// use understudy_observe::AttemptLayer;
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let provider = service_fn(|_: Request<String>| async {
+///     Ok::<_, std::convert::Infallible>(Response::new(String::from("{}")))
+/// });
+/// let service = AttemptLayer::new("openai", "gpt-4o-mini").layer(provider);
+/// let response = service.oneshot(Request::new(String::new())).await.unwrap();
+/// assert_eq!(response.status(), 200);
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct AttemptLayer {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    provider: Arc<str>,
+    model: Arc<str>,
+    observer: Option<SharedObserver>,
+    attempts: [OnceLock<Counter>; OutcomeKind::ALL.len()],
+    duration: OnceLock<Histogram>,
+    ttfb: OnceLock<Histogram>,
+}
+
+impl AttemptLayer {
+    /// Instruments attempts to `model` at `provider` (names from
+    /// configuration: they become metric labels).
+    pub fn new(provider: impl Into<Arc<str>>, model: impl Into<Arc<str>>) -> Self {
+        Self {
+            shared: Arc::new(Shared {
+                provider: provider.into(),
+                model: model.into(),
+                observer: None,
+                attempts: Default::default(),
+                duration: OnceLock::new(),
+                ttfb: OnceLock::new(),
+            }),
+        }
+    }
+
+    /// Also reports [`Event::AttemptFinished`] to `observer` for every
+    /// attempt.
+    ///
+    /// The `provider_failure` log event is then the observer's to emit
+    /// ([`Telemetry`](crate::Telemetry) does), so it is not logged twice;
+    /// without an observer the layer logs it itself.
+    #[must_use]
+    pub fn with_observer(self, observer: SharedObserver) -> Self {
+        Self {
+            shared: Arc::new(Shared {
+                provider: Arc::clone(&self.shared.provider),
+                model: Arc::clone(&self.shared.model),
+                observer: Some(observer),
+                attempts: Default::default(),
+                duration: OnceLock::new(),
+                ttfb: OnceLock::new(),
+            }),
+        }
+    }
+
+    /// The provider name.
+    pub fn provider(&self) -> &str {
+        &self.shared.provider
+    }
+
+    /// The model name.
+    pub fn model(&self) -> &str {
+        &self.shared.model
+    }
+}
+
+impl fmt::Debug for AttemptLayer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AttemptLayer")
+            .field("provider", &self.shared.provider)
+            .field("model", &self.shared.model)
+            .field("observer", &self.shared.observer.is_some())
+            .finish()
+    }
+}
+
+impl<S> Layer<S> for AttemptLayer {
+    type Service = ObserveAttempt<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        ObserveAttempt {
+            inner,
+            shared: Arc::clone(&self.shared),
+        }
+    }
+}
+
+impl Shared {
+    fn attempts(&self, kind: OutcomeKind) -> Counter {
+        let register = || counter!(ATTEMPTS_TOTAL, "provider" => Arc::clone(&self.provider), "outcome" => kind.as_str());
+        match outcome_index(kind) {
+            Some(i) => self.attempts[i].get_or_init(register).clone(),
+            None => register(),
+        }
+    }
+
+    fn duration(&self) -> &Histogram {
+        self.duration.get_or_init(
+            || histogram!(ATTEMPT_DURATION_SECONDS, "provider" => Arc::clone(&self.provider)),
+        )
+    }
+
+    fn ttfb(&self) -> &Histogram {
+        self.ttfb.get_or_init(
+            || histogram!(TIME_TO_FIRST_BYTE_SECONDS, "provider" => Arc::clone(&self.provider)),
+        )
+    }
+}
+
+/// Instruments each upstream attempt.
+///
+/// - An `llm.attempt` span (INFO) with `provider`, `model`, `attempt` (from
+///   the [`Attempt`] request extension; 1 without one), and, once the
+///   attempt ends, `outcome` (an [`OutcomeKind`] name), `status`,
+///   `latency_ms` and, on the first body byte, `ttfb_ms`. The inner call
+///   and future run in it.
+/// - The result is classified by [`LlmClassifier`] (which trusts an
+///   [`Outcome`](understudy_core::Outcome) the provider put in the response
+///   extensions).
+/// - `understudy_attempts_total{provider,outcome}` and
+///   `understudy_attempt_duration_seconds{provider}` when the response
+///   head or error arrives; `understudy_time_to_first_byte_seconds{provider}`
+///   on the first data frame of a successful attempt's body (the response
+///   body is wrapped in a [`TtfbBody`], generic over the inner body; box it
+///   with `ResponseBody::new` where a target stack needs
+///   [`ResponseBody`](understudy_core::ResponseBody)).
+/// - A provider failure logs a `provider_failure` event (WARN) with
+///   `provider`, `model`, `attempt`, `kind`, `status`, `latency_ms`, or
+///   reports [`Event::AttemptFinished`] to the layer's observer.
+///
+/// Metric handles are registered once per layer, on first use, against the
+/// recorder installed then: install the exporter before serving.
+/// Errors become [`BoxError`].
+pub struct ObserveAttempt<S> {
+    inner: S,
+    shared: Arc<Shared>,
+}
+
+impl<S: Clone> Clone for ObserveAttempt<S> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: self.inner.clone(),
+            shared: Arc::clone(&self.shared),
+        }
+    }
+}
+
+impl<S> ObserveAttempt<S> {
+    /// The inner service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// The inner service, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// The inner service, by value.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+}
+
+impl<S: fmt::Debug> fmt::Debug for ObserveAttempt<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ObserveAttempt")
+            .field("inner", &self.inner)
+            .field("provider", &self.shared.provider)
+            .field("model", &self.shared.model)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for ObserveAttempt<S>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>>,
+    S::Error: Into<BoxError>,
+{
+    type Response = Response<TtfbBody<ResBody>>;
+    type Error = BoxError;
+    type Future = AttemptFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx).map_err(Into::into)
+    }
+
+    fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
+        let attempt = request
+            .extensions()
+            .get::<Attempt>()
+            .copied()
+            .unwrap_or(Attempt::FIRST);
+        let span = tracing::info_span!(
+            target: TARGET,
+            "llm.attempt",
+            provider = &*self.shared.provider,
+            model = &*self.shared.model,
+            attempt = attempt.0,
+            outcome = Empty,
+            status = Empty,
+            latency_ms = Empty,
+            ttfb_ms = Empty,
+        );
+        let start = Instant::now();
+        let future = span.in_scope(|| self.inner.call(request));
+        AttemptFuture {
+            future,
+            span,
+            start,
+            attempt,
+            shared: Arc::clone(&self.shared),
+        }
+    }
+}
+
+pin_project! {
+    /// The response future of [`ObserveAttempt`].
+    pub struct AttemptFuture<F> {
+        #[pin]
+        future: F,
+        span: Span,
+        start: Instant,
+        attempt: Attempt,
+        shared: Arc<Shared>,
+    }
+}
+
+impl<F, ResBody, E> Future for AttemptFuture<F>
+where
+    F: Future<Output = Result<Response<ResBody>, E>>,
+    E: Into<BoxError>,
+{
+    type Output = Result<Response<TtfbBody<ResBody>>, BoxError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let _entered = this.span.enter();
+        let result = ready!(this.future.poll(cx)).map_err(Into::into);
+        let latency = this.start.elapsed();
+        let classifier = LlmClassifier::new();
+        let (outcome, status) = match &result {
+            Ok(response) => (
+                classifier.classify_response(response),
+                Some(response.status()),
+            ),
+            Err(error) => (classifier.classify_error(&**error), None),
+        };
+        let shared = &**this.shared;
+        let kind = outcome.kind();
+        this.span.record("outcome", kind.as_str());
+        if let Some(status) = status {
+            this.span.record("status", status.as_u16());
+        }
+        this.span.record("latency_ms", millis(latency));
+        shared.attempts(kind).increment(1);
+        shared.duration().record(latency.as_secs_f64());
+        match &shared.observer {
+            Some(observer) => observer.on_event(&Event::AttemptFinished {
+                provider: &shared.provider,
+                model: &shared.model,
+                attempt: *this.attempt,
+                outcome,
+                status,
+                latency,
+            }),
+            None if outcome.is_provider_failure() => log_provider_failure(
+                &shared.provider,
+                &shared.model,
+                *this.attempt,
+                outcome,
+                status,
+                latency,
+            ),
+            None => {}
+        }
+        Poll::Ready(result.map(|response| {
+            let first = outcome.is_success().then(|| FirstByte {
+                start: *this.start,
+                histogram: shared.ttfb().clone(),
+                span: this.span.clone(),
+            });
+            response.map(|body| TtfbBody::new(body, first))
+        }))
+    }
+}
+
+impl<F> fmt::Debug for AttemptFuture<F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AttemptFuture")
+            .field("provider", &self.shared.provider)
+            .field("attempt", &self.attempt)
+            .finish_non_exhaustive()
+    }
+}

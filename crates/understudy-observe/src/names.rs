@@ -1,0 +1,158 @@
+//! Metric names, in one place.
+//!
+//! Every metric Understudy records goes through the [`metrics`] facade: the
+//! application installs the exporter it wants (the gateway serves
+//! Prometheus). Label values are bounded: provider and route names come from
+//! configuration, outcome and reason labels from small fixed sets (see
+//! [`OutcomeKind::as_str`](understudy_core::OutcomeKind::as_str)); no request
+//! id, user text or secret ever becomes a label.
+//!
+//! | name | type | labels | recorded by |
+//! |------|------|--------|-------------|
+//! | [`REQUESTS_TOTAL`] `understudy_requests_total` | counter | `route`, `outcome` | [`ObserveLayer`](crate::ObserveLayer) |
+//! | [`REQUEST_DURATION_SECONDS`] `understudy_request_duration_seconds` | histogram | `route` | [`ObserveLayer`](crate::ObserveLayer) |
+//! | [`ATTEMPTS_TOTAL`] `understudy_attempts_total` | counter | `provider`, `outcome` | [`AttemptLayer`](crate::AttemptLayer) |
+//! | [`ATTEMPT_DURATION_SECONDS`] `understudy_attempt_duration_seconds` | histogram | `provider` | [`AttemptLayer`](crate::AttemptLayer) |
+//! | [`TIME_TO_FIRST_BYTE_SECONDS`] `understudy_time_to_first_byte_seconds` | histogram | `provider` | [`AttemptLayer`](crate::AttemptLayer) |
+//! | [`FALLBACKS_TOTAL`] `understudy_fallbacks_total` | counter | `route`, `from`, `to`, `reason` | [`Telemetry`](crate::Telemetry) |
+//! | [`RETRIES_TOTAL`] `understudy_retries_total` | counter | `provider`, `reason` | [`Telemetry`](crate::Telemetry) |
+//! | [`RETRY_BUDGET_EXHAUSTED_TOTAL`] `understudy_retry_budget_exhausted_total` | counter | `provider` | [`Telemetry`](crate::Telemetry) |
+//! | [`PROVIDER_STATE`] `understudy_provider_state` | gauge | `provider` | [`Telemetry`](crate::Telemetry) |
+//! | [`EJECTIONS_TOTAL`] `understudy_ejections_total` | counter | `provider`, `reason` | [`Telemetry`](crate::Telemetry) |
+//! | [`STREAMS_BROKEN_AFTER_COMMIT_TOTAL`] `understudy_streams_broken_after_commit_total` | counter | `provider` | [`Telemetry`](crate::Telemetry) |
+//! | [`ALL_TARGETS_FAILED_TOTAL`] `understudy_all_targets_failed_total` | counter | `route`, `all_unavailable` | [`Telemetry`](crate::Telemetry) |
+//! | [`ALERTS_DROPPED_TOTAL`] `understudy_alerts_dropped_total` | counter | `sink` | [`Alerts`](crate::Alerts) |
+//! | [`ALERT_DELIVERY_FAILURES_TOTAL`] `understudy_alert_delivery_failures_total` | counter | `sink` | [`Alerts`](crate::Alerts) |
+//!
+//! Label values:
+//!
+//! - `outcome` (requests and attempts) and `reason` (fallbacks and retries):
+//!   an [`OutcomeKind`](understudy_core::OutcomeKind) name: `success`,
+//!   `client_error`, `context_length_exceeded`, `content_filtered`,
+//!   `connect`, `timeout`, `transport`, `rate_limited`, `overloaded`,
+//!   `server_error`, `stream_broken`, `unavailable`.
+//! - `reason` of ejections: `consecutive_failures`, `failure_ratio`,
+//!   `probe_failed`, `slow` or `other`.
+//! - `route`: the [`RouteName`](understudy_core::RouteName), or `unknown`.
+//! - `understudy_provider_state`: 0 healthy, 1 cooling down, 2 probing,
+//!   3 ejected ([`ProviderState::gauge_value`](understudy_core::ProviderState::gauge_value)).
+//!
+//! Durations are in seconds. Request duration is measured until the
+//! response head is ready (for a stream: its first chunk), attempt duration
+//! likewise per attempt; time to first byte runs until the first data frame
+//! of the attempt's body.
+
+use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
+
+/// Caller requests, by route and final outcome.
+pub const REQUESTS_TOTAL: &str = "understudy_requests_total";
+/// Time from a caller request to its response head, by route.
+pub const REQUEST_DURATION_SECONDS: &str = "understudy_request_duration_seconds";
+/// Upstream attempts, by provider and outcome.
+pub const ATTEMPTS_TOTAL: &str = "understudy_attempts_total";
+/// Time from sending an attempt to its response head or error, by provider.
+pub const ATTEMPT_DURATION_SECONDS: &str = "understudy_attempt_duration_seconds";
+/// Time from sending an attempt to the first data frame of its body, by
+/// provider.
+pub const TIME_TO_FIRST_BYTE_SECONDS: &str = "understudy_time_to_first_byte_seconds";
+/// Moves from one target to the next, by route, providers and reason.
+pub const FALLBACKS_TOTAL: &str = "understudy_fallbacks_total";
+/// Retries scheduled on the same provider, by provider and reason.
+pub const RETRIES_TOTAL: &str = "understudy_retries_total";
+/// Retries refused because the retry budget was spent, by provider.
+pub const RETRY_BUDGET_EXHAUSTED_TOTAL: &str = "understudy_retry_budget_exhausted_total";
+/// The health state of each provider: 0 healthy, 1 cooling down, 2 probing,
+/// 3 ejected.
+pub const PROVIDER_STATE: &str = "understudy_provider_state";
+/// Ejections, by provider and bounded reason.
+pub const EJECTIONS_TOTAL: &str = "understudy_ejections_total";
+/// Streams that broke after their first chunk reached the caller, by
+/// provider.
+pub const STREAMS_BROKEN_AFTER_COMMIT_TOTAL: &str = "understudy_streams_broken_after_commit_total";
+/// Caller requests for which every target failed or was unavailable, by
+/// route and whether every target was unavailable (`"true"`/`"false"`).
+pub const ALL_TARGETS_FAILED_TOTAL: &str = "understudy_all_targets_failed_total";
+/// Alerts dropped because a sink's queue was full, by sink.
+pub const ALERTS_DROPPED_TOTAL: &str = "understudy_alerts_dropped_total";
+/// Alerts a sink failed to deliver (after its own retries), by sink.
+pub const ALERT_DELIVERY_FAILURES_TOTAL: &str = "understudy_alert_delivery_failures_total";
+
+/// Describes every metric above (unit and help text) to the installed
+/// recorder. Call once after installing the exporter.
+///
+/// # Example
+///
+/// ```
+/// understudy_observe::names::describe_metrics();
+/// ```
+pub fn describe_metrics() {
+    describe_counter!(
+        REQUESTS_TOTAL,
+        Unit::Count,
+        "Caller requests, by route and final outcome."
+    );
+    describe_histogram!(
+        REQUEST_DURATION_SECONDS,
+        Unit::Seconds,
+        "Time from a caller request to its response head, by route."
+    );
+    describe_counter!(
+        ATTEMPTS_TOTAL,
+        Unit::Count,
+        "Upstream attempts, by provider and outcome."
+    );
+    describe_histogram!(
+        ATTEMPT_DURATION_SECONDS,
+        Unit::Seconds,
+        "Time from sending an attempt to its response head or error, by provider."
+    );
+    describe_histogram!(
+        TIME_TO_FIRST_BYTE_SECONDS,
+        Unit::Seconds,
+        "Time from sending an attempt to the first data frame of its body, by provider."
+    );
+    describe_counter!(
+        FALLBACKS_TOTAL,
+        Unit::Count,
+        "Moves from one target to the next, by route, providers and reason."
+    );
+    describe_counter!(
+        RETRIES_TOTAL,
+        Unit::Count,
+        "Retries scheduled on the same provider, by provider and reason."
+    );
+    describe_counter!(
+        RETRY_BUDGET_EXHAUSTED_TOTAL,
+        Unit::Count,
+        "Retries refused because the retry budget was spent, by provider."
+    );
+    describe_gauge!(
+        PROVIDER_STATE,
+        "Provider health state: 0 healthy, 1 cooling down, 2 probing, 3 ejected."
+    );
+    describe_counter!(
+        EJECTIONS_TOTAL,
+        Unit::Count,
+        "Provider ejections, by provider and reason."
+    );
+    describe_counter!(
+        STREAMS_BROKEN_AFTER_COMMIT_TOTAL,
+        Unit::Count,
+        "Streams that broke after their first chunk reached the caller, by provider."
+    );
+    describe_counter!(
+        ALL_TARGETS_FAILED_TOTAL,
+        Unit::Count,
+        "Caller requests for which every target failed or was unavailable, by route."
+    );
+    describe_counter!(
+        ALERTS_DROPPED_TOTAL,
+        Unit::Count,
+        "Alerts dropped because a sink's queue was full, by sink."
+    );
+    describe_counter!(
+        ALERT_DELIVERY_FAILURES_TOTAL,
+        Unit::Count,
+        "Alerts a sink failed to deliver after its retries, by sink."
+    );
+}

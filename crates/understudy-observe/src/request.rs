@@ -1,0 +1,381 @@
+//! [`ObserveLayer`]: the `llm.request` span and the request metrics.
+
+use std::any::Any;
+use std::collections::HashMap;
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, OnceLock, PoisonError, RwLock};
+use std::task::{Context, Poll, ready};
+
+use http::{HeaderMap, Request, Response, header};
+use metrics::{Counter, Histogram, counter, histogram};
+use pin_project_lite::pin_project;
+use tokio::time::Instant;
+use tower_layer::Layer;
+use tower_service::Service;
+use tracing::Span;
+use tracing::field::Empty;
+use understudy_core::{
+    BoxError, Classify, FailureKind, LlmClassifier, Outcome, OutcomeKind, RouteName,
+};
+
+use crate::TARGET;
+use crate::labels::{MAX_ROUTES, OTHER_ROUTE, UNKNOWN_ROUTE, outcome_index};
+use crate::names::{REQUEST_DURATION_SECONDS, REQUESTS_TOTAL};
+use crate::telemetry::millis;
+
+/// The header naming the provider that served a response.
+const PROVIDER_HEADER: &str = "x-understudy-provider";
+/// The header counting the upstream attempts a response took.
+const ATTEMPTS_HEADER: &str = "x-understudy-attempts";
+
+/// Wraps a whole stack with [`Observe`]: put it outermost.
+///
+/// # Example
+///
+/// ```
+/// use http::{Request, Response};
+/// use tower::{Layer, ServiceExt, service_fn};
+/// use understudy_core::RouteName;
+/// use understudy_observe::ObserveLayer;
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let stack = service_fn(|_: Request<String>| async {
+///     let mut response = Response::new(String::from("{}"));
+///     response.extensions_mut().insert(RouteName::new("chat"));
+///     response.headers_mut().insert("x-understudy-provider", "openai".parse().unwrap());
+///     Ok::<_, std::convert::Infallible>(response)
+/// });
+/// let service = ObserveLayer::new().layer(stack);
+/// let response = service.oneshot(Request::new(String::new())).await.unwrap();
+/// assert_eq!(response.status(), 200);
+/// # }
+/// ```
+#[derive(Clone, Default)]
+pub struct ObserveLayer {
+    routes: Arc<Routes>,
+}
+
+impl ObserveLayer {
+    /// A layer with its own metric handle cache.
+    pub fn new() -> Self {
+        Self::default()
+    }
+}
+
+impl fmt::Debug for ObserveLayer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ObserveLayer").finish_non_exhaustive()
+    }
+}
+
+impl<S> Layer<S> for ObserveLayer {
+    type Service = Observe<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        Observe {
+            inner,
+            routes: Arc::clone(&self.routes),
+        }
+    }
+}
+
+/// Metric handles per route label, registered on first use.
+#[derive(Default)]
+struct Routes {
+    known: RwLock<HashMap<Arc<str>, Arc<RouteMetrics>>>,
+    unknown: OnceLock<Arc<RouteMetrics>>,
+    other: OnceLock<Arc<RouteMetrics>>,
+}
+
+struct RouteMetrics {
+    route: Arc<str>,
+    requests: [OnceLock<Counter>; OutcomeKind::ALL.len()],
+    duration: Histogram,
+}
+
+impl RouteMetrics {
+    fn new(route: Arc<str>) -> Arc<Self> {
+        Arc::new(Self {
+            duration: histogram!(REQUEST_DURATION_SECONDS, "route" => Arc::clone(&route)),
+            requests: Default::default(),
+            route,
+        })
+    }
+
+    fn record(&self, kind: OutcomeKind, seconds: f64) {
+        let register = || counter!(REQUESTS_TOTAL, "route" => Arc::clone(&self.route), "outcome" => kind.as_str());
+        match outcome_index(kind) {
+            Some(i) => self.requests[i].get_or_init(register).increment(1),
+            None => register().increment(1),
+        }
+        self.duration.record(seconds);
+    }
+}
+
+impl Routes {
+    fn get(&self, route: Option<&str>) -> Arc<RouteMetrics> {
+        let Some(route) = route else {
+            return Arc::clone(
+                self.unknown
+                    .get_or_init(|| RouteMetrics::new(Arc::from(UNKNOWN_ROUTE))),
+            );
+        };
+        if let Some(metrics) = self
+            .known
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(route)
+        {
+            return Arc::clone(metrics);
+        }
+        let mut known = self.known.write().unwrap_or_else(PoisonError::into_inner);
+        if let Some(metrics) = known.get(route) {
+            return Arc::clone(metrics);
+        }
+        if known.len() >= MAX_ROUTES {
+            return Arc::clone(
+                self.other
+                    .get_or_init(|| RouteMetrics::new(Arc::from(OTHER_ROUTE))),
+            );
+        }
+        let name: Arc<str> = Arc::from(route);
+        let metrics = RouteMetrics::new(Arc::clone(&name));
+        known.insert(name, Arc::clone(&metrics));
+        metrics
+    }
+}
+
+/// Observes each caller request.
+///
+/// - An `llm.request` span (INFO) with the fields `route`, `model`,
+///   `stream`, `outcome`, `status`, `latency_ms`, `provider` and
+///   `attempts`. The inner `call` and its future run in it, so every event
+///   and `llm.attempt` span below is its child.
+///   - `route`: the [`RouteName`] in the response extensions (the router
+///     inside copies it there), else in the request extensions.
+///   - `model`: left empty here, since the body is not parsed at this
+///     layer; a layer that reads the request records the requested model
+///     with `tracing::Span::current().record("model", model)` while the
+///     span is current.
+///   - `stream`: whether the response is `text/event-stream`.
+///   - `provider` and `attempts`: from the `x-understudy-provider` and
+///     `x-understudy-attempts` response headers.
+///   - `outcome`: an [`OutcomeKind`] name, from the
+///     [`Outcome`] in the response extensions, else from the status
+///     (2xx `success`, 408 `timeout`, 429 `rate_limited`, other 4xx
+///     `client_error`, 503/529 `overloaded`, other 5xx `server_error`).
+///     An error from the inner service is classified by [`LlmClassifier`]
+///     if it is a [`BoxError`], and counted as `transport` otherwise.
+/// - `understudy_requests_total{route,outcome}` and
+///   `understudy_request_duration_seconds{route}` when the response head is
+///   ready (for a stream, after its first chunk: the body streams on
+///   after the span closes). `route` is `unknown` without a [`RouteName`];
+///   past 256 distinct routes, further ones are counted as `other`.
+/// - A `request_finished` event: DEBUG for a success, INFO for a client
+///   error, WARN when the caller got a provider failure.
+///
+/// Responses and errors pass through unchanged (an infallible stack stays
+/// infallible, as axum wants). Metric handles are cached per route in the
+/// layer.
+pub struct Observe<S> {
+    inner: S,
+    routes: Arc<Routes>,
+}
+
+impl<S: Clone> Clone for Observe<S> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: self.inner.clone(),
+            routes: Arc::clone(&self.routes),
+        }
+    }
+}
+
+impl<S> Observe<S> {
+    /// The inner service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// The inner service, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// The inner service, by value.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+}
+
+impl<S: fmt::Debug> fmt::Debug for Observe<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Observe")
+            .field("inner", &self.inner)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for Observe<S>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>>,
+    S::Error: 'static,
+{
+    type Response = Response<ResBody>;
+    type Error = S::Error;
+    type Future = ObserveFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
+        let route = request.extensions().get::<RouteName>().cloned();
+        let span = tracing::info_span!(
+            target: TARGET,
+            "llm.request",
+            route = Empty,
+            model = Empty,
+            stream = Empty,
+            outcome = Empty,
+            status = Empty,
+            latency_ms = Empty,
+            provider = Empty,
+            attempts = Empty,
+        );
+        if let Some(route) = &route {
+            span.record("route", route.as_str());
+        }
+        let start = Instant::now();
+        let future = span.in_scope(|| self.inner.call(request));
+        ObserveFuture {
+            future,
+            span,
+            start,
+            route,
+            routes: Arc::clone(&self.routes),
+        }
+    }
+}
+
+pin_project! {
+    /// The response future of [`Observe`].
+    pub struct ObserveFuture<F> {
+        #[pin]
+        future: F,
+        span: Span,
+        start: Instant,
+        route: Option<RouteName>,
+        routes: Arc<Routes>,
+    }
+}
+
+impl<F, ResBody, E> Future for ObserveFuture<F>
+where
+    F: Future<Output = Result<Response<ResBody>, E>>,
+    E: 'static,
+{
+    type Output = Result<Response<ResBody>, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let _entered = this.span.enter();
+        let result = ready!(this.future.poll(cx));
+        let latency = this.start.elapsed();
+        let span = &*this.span;
+        let classifier = LlmClassifier::new();
+        let (outcome, route) = match &result {
+            Ok(response) => {
+                let route = response
+                    .extensions()
+                    .get::<RouteName>()
+                    .or(this.route.as_ref());
+                if let Some(route) = route
+                    && this.route.is_none()
+                {
+                    span.record("route", route.as_str());
+                }
+                span.record("status", response.status().as_u16());
+                record_headers(span, response.headers());
+                (classifier.classify_response(response), route)
+            }
+            Err(error) => (classify_error(classifier, error), this.route.as_ref()),
+        };
+        let kind = outcome.kind();
+        span.record("outcome", kind.as_str());
+        span.record("latency_ms", millis(latency));
+        this.routes
+            .get(route.map(RouteName::as_str))
+            .record(kind, latency.as_secs_f64());
+        let latency_ms = millis(latency);
+        match outcome {
+            Outcome::Success => tracing::debug!(
+                target: TARGET,
+                event = "request_finished",
+                outcome = kind.as_str(),
+                latency_ms,
+                "request finished",
+            ),
+            Outcome::ClientError(_) => tracing::info!(
+                target: TARGET,
+                event = "request_finished",
+                outcome = kind.as_str(),
+                latency_ms,
+                "request finished with a client error",
+            ),
+            _ => tracing::warn!(
+                target: TARGET,
+                event = "request_finished",
+                outcome = kind.as_str(),
+                latency_ms,
+                "request failed",
+            ),
+        }
+        Poll::Ready(result)
+    }
+}
+
+impl<F> fmt::Debug for ObserveFuture<F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ObserveFuture")
+            .field("route", &self.route)
+            .finish_non_exhaustive()
+    }
+}
+
+fn record_headers(span: &Span, headers: &HeaderMap) {
+    if let Some(provider) = headers
+        .get(PROVIDER_HEADER)
+        .and_then(|value| value.to_str().ok())
+    {
+        span.record("provider", provider);
+    }
+    if let Some(attempts) = headers
+        .get(ATTEMPTS_HEADER)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.parse::<u32>().ok())
+    {
+        span.record("attempts", attempts);
+    }
+    let stream = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|value| value.trim_start().starts_with("text/event-stream"));
+    span.record("stream", stream);
+}
+
+/// Classifies an error of any type: a [`BoxError`] by its source chain,
+/// anything else as a transport failure.
+fn classify_error<E: 'static>(classifier: LlmClassifier, error: &E) -> Outcome {
+    let any: &dyn Any = error;
+    if let Some(boxed) = any.downcast_ref::<BoxError>() {
+        return classifier.classify_error(&**boxed);
+    }
+    if let Some(error) = any.downcast_ref::<std::io::Error>() {
+        return classifier.classify_error(error);
+    }
+    Outcome::Failure(FailureKind::Transport)
+}

@@ -1,0 +1,341 @@
+//! [`Telemetry`]: the observer that turns layer events into logs, metrics
+//! and alerts.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::StatusCode;
+use metrics::{counter, gauge};
+use understudy_core::events::{Event, Observer, SharedObserver};
+use understudy_core::{Attempt, Outcome, ProviderState};
+
+use crate::TARGET;
+use crate::alert::{Alert, AlertKind, Alerts};
+use crate::labels::{UNKNOWN_ROUTE, bool_label, ejection_reason};
+use crate::names::{
+    ALL_TARGETS_FAILED_TOTAL, EJECTIONS_TOTAL, FALLBACKS_TOTAL, PROVIDER_STATE, RETRIES_TOTAL,
+    RETRY_BUDGET_EXHAUSTED_TOTAL, STREAMS_BROKEN_AFTER_COMMIT_TOTAL,
+};
+
+/// Turns the [`Event`]s that health, retry and fallback report into
+/// structured `tracing` events, `metrics` and [`Alerts`].
+///
+/// | event | log event (level) | metrics | alert |
+/// |-------|-------------------|---------|-------|
+/// | `AttemptFinished`, provider failure | `provider_failure` (WARN) | — (see [`AttemptLayer`](crate::AttemptLayer)) | — |
+/// | `Retry` | `retry` (INFO) | `understudy_retries_total` | — |
+/// | `RetryBudgetExhausted` | `retry_budget_exhausted` (WARN) | `understudy_retry_budget_exhausted_total` | retry budget exhausted |
+/// | `Fallback` | `fallback` (WARN) | `understudy_fallbacks_total` | — |
+/// | `StreamBrokenAfterCommit` | `stream_broken_after_commit` (ERROR) | `understudy_streams_broken_after_commit_total` | — |
+/// | `AllTargetsFailed` | `all_targets_failed` (ERROR) | `understudy_all_targets_failed_total` | route unavailable, if every target was unavailable |
+/// | `ProviderStateChanged` to ejected | `provider_ejected` (WARN) | `understudy_provider_state`, `understudy_ejections_total` | provider ejected |
+/// | `ProviderStateChanged` to healthy | `provider_restored` (INFO) | `understudy_provider_state` | provider restored, if it was ejected or probing |
+/// | other `ProviderStateChanged` | `provider_state_changed` (INFO) | `understudy_provider_state` | — |
+///
+/// Every log event carries a field `event` with the name above, so a log
+/// pipeline can match on it; the other field names are stable too
+/// (`provider`, `model`, `route`, `from`, `to`, `reason`, `kind`, `status`,
+/// `attempt`, `delay_ms`, `latency_ms`, `duration_ms`, `attempts`,
+/// `all_unavailable`). Events are emitted in the caller's current span, so
+/// the `llm.request` and `llm.attempt` spans' fields come along.
+///
+/// A successful attempt costs one `match`; the other events allocate only
+/// their metric labels. Nothing blocks: alerts are queued (see [`Alerts`]).
+///
+/// # Example
+///
+/// ```
+/// use std::sync::Arc;
+/// use understudy_core::events::{Event, Observer, SharedObserver};
+/// use understudy_core::{FailureKind, Outcome};
+/// use understudy_observe::Telemetry;
+///
+/// let observer: SharedObserver = Arc::new(Telemetry::new());
+/// observer.on_event(&Event::Fallback {
+///     route: Some("chat"),
+///     from: "openai",
+///     to: "anthropic",
+///     outcome: Outcome::Failure(FailureKind::Overloaded),
+/// });
+/// ```
+#[derive(Clone, Default)]
+pub struct Telemetry {
+    alerts: Option<Alerts>,
+}
+
+impl Telemetry {
+    /// Logs and metrics, no alerts.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Also raises alerts through `alerts`.
+    #[must_use]
+    pub fn with_alerts(mut self, alerts: Alerts) -> Self {
+        self.alerts = Some(alerts);
+        self
+    }
+
+    /// The alert dispatcher, if any.
+    pub fn alerts(&self) -> Option<&Alerts> {
+        self.alerts.as_ref()
+    }
+
+    /// This telemetry as the [`SharedObserver`] the layers take.
+    pub fn into_shared(self) -> SharedObserver {
+        Arc::new(self)
+    }
+
+    fn alert(&self, kind: AlertKind, subject: &str, build: impl FnOnce() -> Alert) {
+        if let Some(alerts) = &self.alerts {
+            alerts.raise(kind, subject, build);
+        }
+    }
+
+    fn state_changed(
+        &self,
+        provider: &str,
+        from: ProviderState,
+        to: ProviderState,
+        reason: &str,
+        duration: Option<Duration>,
+    ) {
+        gauge!(PROVIDER_STATE, "provider" => provider.to_owned()).set(f64::from(to.gauge_value()));
+        let duration_ms = duration.map(millis);
+        match to {
+            ProviderState::Ejected => {
+                let label = ejection_reason(reason);
+                counter!(EJECTIONS_TOTAL, "provider" => provider.to_owned(), "reason" => label)
+                    .increment(1);
+                tracing::warn!(
+                    target: TARGET,
+                    event = "provider_ejected",
+                    provider,
+                    from = from.as_str(),
+                    reason = label,
+                    detail = reason,
+                    duration_ms,
+                    "provider ejected",
+                );
+                self.alert(AlertKind::ProviderEjected, provider, || {
+                    let mut alert = Alert::new(
+                        AlertKind::ProviderEjected,
+                        provider,
+                        format!("provider {provider} ejected: {reason}"),
+                    )
+                    .with_field("reason", label)
+                    .with_field("from", from.as_str());
+                    if let Some(ms) = duration_ms {
+                        alert = alert.with_field("duration_ms", ms.to_string());
+                    }
+                    alert
+                });
+            }
+            ProviderState::Healthy if from != ProviderState::Healthy => {
+                tracing::info!(
+                    target: TARGET,
+                    event = "provider_restored",
+                    provider,
+                    from = from.as_str(),
+                    reason,
+                    "provider healthy again",
+                );
+                // A cooldown ending is routine (it follows a 429, which
+                // raised no alert); only a return from ejection is news.
+                if matches!(from, ProviderState::Ejected | ProviderState::Probing) {
+                    self.alert(AlertKind::ProviderRestored, provider, || {
+                        Alert::new(
+                            AlertKind::ProviderRestored,
+                            provider,
+                            format!("provider {provider} is healthy again"),
+                        )
+                        .with_field("from", from.as_str())
+                        .with_field("reason", reason)
+                    });
+                }
+            }
+            _ => {
+                tracing::info!(
+                    target: TARGET,
+                    event = "provider_state_changed",
+                    provider,
+                    from = from.as_str(),
+                    to = to.as_str(),
+                    reason,
+                    duration_ms,
+                    "provider state changed",
+                );
+            }
+        }
+    }
+}
+
+impl Observer for Telemetry {
+    fn on_event(&self, event: &Event<'_>) {
+        match *event {
+            Event::AttemptFinished {
+                provider,
+                model,
+                attempt,
+                outcome,
+                status,
+                latency,
+            } if outcome.is_provider_failure() => {
+                log_provider_failure(provider, model, attempt, outcome, status, latency);
+            }
+            Event::Retry {
+                provider,
+                attempt,
+                delay,
+                outcome,
+            } => {
+                let reason = outcome.kind().as_str();
+                counter!(RETRIES_TOTAL, "provider" => provider.to_owned(), "reason" => reason)
+                    .increment(1);
+                tracing::info!(
+                    target: TARGET,
+                    event = "retry",
+                    provider,
+                    attempt = attempt.0,
+                    delay_ms = millis(delay),
+                    reason,
+                    "retrying on the same provider",
+                );
+            }
+            Event::RetryBudgetExhausted { provider, outcome } => {
+                let reason = outcome.kind().as_str();
+                counter!(RETRY_BUDGET_EXHAUSTED_TOTAL, "provider" => provider.to_owned())
+                    .increment(1);
+                tracing::warn!(
+                    target: TARGET,
+                    event = "retry_budget_exhausted",
+                    provider,
+                    reason,
+                    "retry budget exhausted; not retrying",
+                );
+                self.alert(AlertKind::RetryBudgetExhausted, provider, || {
+                    Alert::new(
+                        AlertKind::RetryBudgetExhausted,
+                        provider,
+                        format!("retry budget of provider {provider} exhausted: failures are not retried"),
+                    )
+                    .with_field("reason", reason)
+                });
+            }
+            Event::Fallback {
+                route,
+                from,
+                to,
+                outcome,
+            } => {
+                let route = route.unwrap_or(UNKNOWN_ROUTE);
+                let reason = outcome.kind().as_str();
+                counter!(
+                    FALLBACKS_TOTAL,
+                    "route" => route.to_owned(),
+                    "from" => from.to_owned(),
+                    "to" => to.to_owned(),
+                    "reason" => reason,
+                )
+                .increment(1);
+                tracing::warn!(
+                    target: TARGET,
+                    event = "fallback",
+                    route,
+                    from,
+                    to,
+                    reason,
+                    status = outcome.status().map(|s| s.as_u16()),
+                    "falling back to the next target",
+                );
+            }
+            Event::StreamBrokenAfterCommit { provider, model } => {
+                counter!(STREAMS_BROKEN_AFTER_COMMIT_TOTAL, "provider" => provider.to_owned())
+                    .increment(1);
+                tracing::error!(
+                    target: TARGET,
+                    event = "stream_broken_after_commit",
+                    provider,
+                    model,
+                    "stream broke after it reached the caller",
+                );
+            }
+            Event::AllTargetsFailed {
+                route,
+                attempts,
+                all_unavailable,
+            } => {
+                let route = route.unwrap_or(UNKNOWN_ROUTE);
+                counter!(
+                    ALL_TARGETS_FAILED_TOTAL,
+                    "route" => route.to_owned(),
+                    "all_unavailable" => bool_label(all_unavailable),
+                )
+                .increment(1);
+                tracing::error!(
+                    target: TARGET,
+                    event = "all_targets_failed",
+                    route,
+                    attempts,
+                    all_unavailable,
+                    "every target of the route failed",
+                );
+                if all_unavailable {
+                    self.alert(AlertKind::RouteUnavailable, route, || {
+                        Alert::new(
+                            AlertKind::RouteUnavailable,
+                            route,
+                            format!("every target of route {route} is unavailable"),
+                        )
+                        .with_field("attempts", attempts.to_string())
+                    });
+                }
+            }
+            Event::ProviderStateChanged {
+                provider,
+                from,
+                to,
+                reason,
+                duration,
+            } => self.state_changed(provider, from, to, reason, duration),
+            _ => {}
+        }
+    }
+}
+
+impl fmt::Debug for Telemetry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Telemetry")
+            .field("alerts", &self.alerts)
+            .finish()
+    }
+}
+
+/// The `provider_failure` event (WARN).
+pub(crate) fn log_provider_failure(
+    provider: &str,
+    model: &str,
+    attempt: Attempt,
+    outcome: Outcome,
+    status: Option<StatusCode>,
+    latency: Duration,
+) {
+    tracing::warn!(
+        target: TARGET,
+        event = "provider_failure",
+        provider,
+        model,
+        attempt = attempt.0,
+        kind = outcome.kind().as_str(),
+        status = status.or(outcome.status()).map(|s| s.as_u16()),
+        latency_ms = millis(latency),
+        retry_after_ms = outcome.retry_after().map(millis),
+        "provider failed",
+    );
+}
+
+/// Whole milliseconds, saturating.
+pub(crate) fn millis(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
+}
