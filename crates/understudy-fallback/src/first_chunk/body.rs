@@ -11,7 +11,7 @@ use std::future::Future;
 
 use tokio::time::{Instant, Sleep};
 use understudy_core::events::{Event, SharedObserver};
-use understudy_core::{BoxError, OpenAiError, ResponseBody, TargetName};
+use understudy_core::{BoxError, OpenAiError, TargetName};
 
 pin_project! {
     /// The stream of a committed response: first the frames read while
@@ -20,9 +20,10 @@ pin_project! {
     /// If the upstream body fails, or sends nothing for the idle timeout, the
     /// stream ends with one SSE `data:` event holding the error in the
     /// OpenAI shape, and `Event::StreamBrokenAfterCommit` is reported.
-    pub(crate) struct CommittedBody {
+    pub(crate) struct CommittedBody<B> {
         held: Option<Bytes>,
-        inner: ResponseBody,
+        #[pin]
+        inner: B,
         #[pin]
         idle: Sleep,
         idle_timeout: Duration,
@@ -32,10 +33,10 @@ pin_project! {
     }
 }
 
-impl CommittedBody {
+impl<B> CommittedBody<B> {
     pub(crate) fn new(
         held: Bytes,
-        inner: ResponseBody,
+        inner: B,
         idle_timeout: Duration,
         target: Option<TargetName>,
         observer: SharedObserver,
@@ -52,7 +53,10 @@ impl CommittedBody {
     }
 }
 
-impl Body for CommittedBody {
+impl<B> Body for CommittedBody<B>
+where
+    B: Body<Data = Bytes>,
+{
     type Data = Bytes;
     type Error = BoxError;
 
@@ -70,7 +74,7 @@ impl Body for CommittedBody {
         if *this.finished {
             return Poll::Ready(None);
         }
-        let message = match Pin::new(&mut *this.inner).poll_frame(cx) {
+        let message = match this.inner.as_mut().poll_frame(cx) {
             Poll::Ready(Some(Ok(frame))) => {
                 this.idle
                     .as_mut()

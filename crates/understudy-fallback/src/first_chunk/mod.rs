@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use http::{HeaderMap, Request, Response, StatusCode, header};
+use http_body::Body;
 use http_body_util::{BodyExt, Limited};
 use serde::Deserialize;
 use serde::de::IgnoredAny;
@@ -157,6 +158,9 @@ impl<S> Layer<S> for FirstChunkLayer {
 /// - After release, a stream that fails or stalls past the idle timeout
 ///   ends with an SSE `data:` error event in the OpenAI shape, and
 ///   `Event::StreamBrokenAfterCommit` is reported (health counts it).
+///
+/// The inner service may answer any `Unpin` body of [`Bytes`]; responses
+/// leave as [`ResponseBody`], boxed once.
 #[derive(Clone)]
 pub struct FirstChunk<S> {
     inner: S,
@@ -171,11 +175,13 @@ impl<S: fmt::Debug> fmt::Debug for FirstChunk<S> {
     }
 }
 
-impl<S, ReqBody> Service<Request<ReqBody>> for FirstChunk<S>
+impl<S, ReqBody, B> Service<Request<ReqBody>> for FirstChunk<S>
 where
-    S: Service<Request<ReqBody>, Response = Response<ResponseBody>>,
+    S: Service<Request<ReqBody>, Response = Response<B>>,
     S::Error: Into<BoxError>,
     S::Future: Send + 'static,
+    B: Body<Data = Bytes> + Unpin + Send + 'static,
+    B::Error: Into<BoxError>,
 {
     type Response = Response<ResponseBody>;
     type Error = BoxError;
@@ -193,7 +199,7 @@ where
         Box::pin(async move {
             let response = future.await.map_err(Into::into)?;
             if !response.status().is_success() {
-                return Ok(response);
+                return Ok(response.map(ResponseBody::new));
             }
             if is_event_stream(response.headers()) {
                 commit_stream(response, deadline, target, &config).await
@@ -212,12 +218,16 @@ fn is_event_stream(headers: &HeaderMap) -> bool {
 }
 
 /// Waits for the first event with content, holding what came before it.
-async fn commit_stream(
-    response: Response<ResponseBody>,
+async fn commit_stream<B>(
+    response: Response<B>,
     deadline: Instant,
     target: Option<TargetName>,
     config: &Config,
-) -> Result<Response<ResponseBody>, BoxError> {
+) -> Result<Response<ResponseBody>, BoxError>
+where
+    B: Body<Data = Bytes> + Unpin + Send + 'static,
+    B::Error: Into<BoxError>,
+{
     let (parts, mut body) = response.into_parts();
     let mut decoder = SseDecoder::new();
     let mut held = BytesMut::new();
@@ -231,7 +241,7 @@ async fn commit_stream(
                     .into());
             }
             Ok(None) => return Err(broken(StreamEndedEarly)),
-            Ok(Some(Err(error))) => return Err(body_failure(error)),
+            Ok(Some(Err(error))) => return Err(body_failure(error.into())),
             Ok(Some(Ok(frame))) => frame,
         };
         let Ok(data) = frame.into_data() else {
@@ -270,10 +280,14 @@ struct Envelope {
 }
 
 /// Reads a non-streaming body whole and checks it is a JSON answer.
-async fn read_whole(
-    response: Response<ResponseBody>,
+async fn read_whole<B>(
+    response: Response<B>,
     max_body: usize,
-) -> Result<Response<ResponseBody>, BoxError> {
+) -> Result<Response<ResponseBody>, BoxError>
+where
+    B: Body<Data = Bytes>,
+    B::Error: Into<BoxError>,
+{
     let (mut parts, body) = response.into_parts();
     let bytes: Bytes = match Limited::new(body, max_body).collect().await {
         Ok(collected) => collected.to_bytes(),
