@@ -1,3 +1,124 @@
-//! understudy-mock.
+//! A fault-injecting mock LLM provider over real HTTP.
+//!
+//! [`MockProvider`] serves the OpenAI Chat Completions API
+//! (`POST /v1/chat/completions`, with and without `stream`) or the
+//! Anthropic Messages API (`POST /v1/messages`), plus `GET /v1/models`, on a
+//! real socket, with deterministic content (`Hello from {name}.`, split into
+//! [`MockConfig::stream_chunks`] chunks when streamed). It can be told to
+//! fail in every way a provider fails: error statuses, rate limits, refused
+//! and reset connections, hangs, slow heads, slow or cut streams, garbage
+//! bodies and in-stream error events. Tests start it on port 0; the
+//! `understudy-mock` binary runs it from the command line.
+//!
+//! # Example
+//!
+//! ```
+//! use understudy_mock::{FaultRule, MockConfig, MockProvider};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> std::io::Result<()> {
+//! let mock = MockProvider::start(MockConfig::openai().name("primary")).await?;
+//! // Point a provider at `mock.base_url()`; make the next three chat
+//! // requests fail with 503, then serve normally again.
+//! mock.set_fault("status:503*3".parse::<FaultRule>().unwrap());
+//! assert_eq!(mock.stats().faulted, 0);
+//! mock.shutdown().await;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # Fault specs
+//!
+//! A plan is a comma-separated list of rules (or, on the command line, one
+//! rule per `--fault`). For each chat request the **first rule that
+//! matches** applies; a request no rule matches is served normally.
+//!
+//! ```text
+//! PLAN  := RULE ( "," RULE )*
+//! RULE  := FAULT [ MODE ]
+//! MODE  := "*" N          the next N matching requests, then the rule is spent
+//!        | "@" P          each matching request with probability P (0.0..=1.0),
+//!                         drawn from an RNG seeded with the mock's seed
+//!        | "~" DURATION   every matching request for DURATION after the plan is set
+//!        (none)           every matching request until the plan changes
+//! DURATION := N | N "ms" | N "s"        (a bare number is milliseconds)
+//! ```
+//!
+//! | `FAULT` | What the client sees |
+//! | --- | --- |
+//! | `none` | a normal answer (useful as `none*5,status:503`) |
+//! | `status:<code>` | that status (400–599) with an error body in the provider's shape: OpenAI `{"error":{…,"type":"server_error"}}`, Anthropic `{"type":"error","error":{"type":"overloaded_error",…}}` for 529 |
+//! | `rate-limit:<secs>` | 429 with `Retry-After: <secs>` (and `retry-after-ms`) and a `rate_limit_error` body |
+//! | `refuse` | connection refused: the listening socket is closed, then bound again on the **same port** when the rule ends |
+//! | `reset` | the request is read, then the connection is closed with no answer |
+//! | `hang` | the request is read and never answered; the connection ends when the client goes away or the mock shuts down |
+//! | `delay:<ms>` | the answer, after a wait before the head |
+//! | `first-chunk-delay:<ms>` | streaming: the head at once, the first event after the wait; non-streaming: as `delay` |
+//! | `drop-after:<n>` | streaming: exactly `n` SSE events, then the connection is cut (the body ends in an error); non-streaming: the head and at most `n` of the body's pieces, never all of it, then the cut |
+//! | `drip:<ms>` | every SSE event (or, non-streaming, every piece of the body) the wait after the previous one, the first one too |
+//! | `garbage` | 200 with the content type the client expects and a body that is neither JSON nor SSE |
+//! | `error-event` | streaming: 200 and an SSE error event before any content, in the provider's shape (OpenAI `data: {"error":{…}}`, Anthropic `event: error`), with no `[DONE]`/`message_stop`; non-streaming: 200 with an error envelope as the JSON body |
+//!
+//! Examples: `status:503`, `status:503*3`, `reset@0.3`, `refuse~2s`,
+//! `none*10,hang`.
+//!
+//! In JSON (the control endpoint), a plan is `{"rules":[…],"seed":7}` (the
+//! seed is optional) or a bare list of rules, and a rule is a spec string or
+//! an object: `{"fault":"status:503","times":3}`,
+//! `{"fault":"reset","probability":0.3}`, `{"fault":"refuse","for_ms":2000}`.
+//!
+//! ## What the faults apply to
+//!
+//! - **Chat requests** (the format's chat path) get every fault but
+//!   `refuse`. A request whose body is not valid JSON, or lacks `model` or
+//!   `messages`, is answered 400 in the provider's shape and does not spend
+//!   a rule.
+//! - **`GET /v1/models`**, the health-probe path, gets only `status`,
+//!   `rate-limit`, `reset` and `hang` (and `refuse`, which acts on
+//!   connections), so a provider that is down looks down to its prober too.
+//!   A probe does not spend a `*N` rule (it applies while the rule has
+//!   requests left) and is not subject to `@p` rules.
+//! - **`refuse`** acts on connections. Without a mode or with `~DURATION`,
+//!   the listener is closed, so connecting fails with "connection refused".
+//!   A closed socket cannot count attempts, so with `*N` or `@p` each new
+//!   connection that the rule takes is accepted and reset at once (a zero
+//!   linger), before anything is read. Setting a plan with a `refuse` rule
+//!   also closes every open keep-alive connection once its current answer
+//!   is sent, so that clients connect again.
+//!
+//! # Control endpoint
+//!
+//! The same server answers, whatever the format:
+//!
+//! - `POST /__mock/faults` with a JSON plan: replaces the plan; answers the
+//!   plan as JSON (400 if it does not parse).
+//! - `GET /__mock/faults`: the plan in force.
+//! - `DELETE /__mock/faults`: removes every fault.
+//! - `GET /__mock/stats`: the [`MockStats`] as JSON.
+//!
+//! Control requests are never faulted, but while `refuse` holds the
+//! listener closed the control endpoint is unreachable too; use a duration
+//! (`refuse~2s`), or [`MockProvider::set_fault`], which works regardless.
+//!
+//! ```text
+//! curl -X POST localhost:8089/__mock/faults -d '{"rules":[{"fault":"status:503","times":3}]}'
+//! curl -X POST localhost:8089/__mock/faults -d '["reset@0.2", "delay:100"]'
+//! curl localhost:8089/__mock/stats
+//! curl -X DELETE localhost:8089/__mock/faults
+//! ```
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
+
+mod body;
+mod config;
+mod fault;
+mod plan;
+mod server;
+mod service;
+mod stats;
+mod wire;
+
+pub use self::config::{MockConfig, UnknownWireFormat, WireFormat};
+pub use self::fault::{Fault, FaultMode, FaultPlan, FaultRule, ParseFaultError};
+pub use self::server::{MockProvider, RecordedRequest};
+pub use self::stats::MockStats;
