@@ -8,6 +8,7 @@ use std::fmt;
 use std::str::FromStr;
 use std::time::Duration;
 
+use serde::de::{self, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// One way for the mock to misbehave.
@@ -305,13 +306,6 @@ struct RuleObject {
     for_ms: Option<u64>,
 }
 
-#[derive(Deserialize)]
-#[serde(untagged)]
-enum RuleJson {
-    Spec(String),
-    Object(RuleObject),
-}
-
 impl Serialize for FaultRule {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         let mut object = RuleObject {
@@ -334,40 +328,55 @@ impl Serialize for FaultRule {
 
 impl<'de> Deserialize<'de> for FaultRule {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        use serde::de::Error;
-
-        let object = match RuleJson::deserialize(deserializer)? {
-            RuleJson::Spec(spec) => return spec.parse().map_err(D::Error::custom),
-            RuleJson::Object(object) => object,
-        };
-        let mut rule: Self = object.fault.parse().map_err(D::Error::custom)?;
-        let modes = [
-            object.times.is_some(),
-            object.probability.is_some(),
-            object.for_ms.is_some(),
-        ];
-        let given = modes.iter().filter(|&&set| set).count();
-        if given > 1 || (given == 1 && rule.mode != FaultMode::Always) {
-            return Err(D::Error::custom(
-                "a rule takes at most one of `times`, `probability` and `for_ms`",
-            ));
-        }
-        if let Some(n) = object.times {
-            rule.mode = FaultMode::Times(n);
-        }
-        if let Some(p) = object.probability {
-            if !(0.0..=1.0).contains(&p) {
-                return Err(D::Error::custom(
-                    "the probability must be in the range 0.0..=1.0",
-                ));
-            }
-            rule.mode = FaultMode::Probability(p);
-        }
-        if let Some(ms) = object.for_ms {
-            rule.mode = FaultMode::For(Duration::from_millis(ms));
-        }
-        Ok(rule)
+        deserializer.deserialize_any(RuleVisitor)
     }
+}
+
+struct RuleVisitor;
+
+impl<'de> Visitor<'de> for RuleVisitor {
+    type Value = FaultRule;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a fault spec string or an object like {\"fault\":\"status:503\",\"times\":3}")
+    }
+
+    fn visit_str<E: de::Error>(self, spec: &str) -> Result<FaultRule, E> {
+        spec.parse().map_err(E::custom)
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<FaultRule, A::Error> {
+        let object = RuleObject::deserialize(de::value::MapAccessDeserializer::new(map))?;
+        rule_from_object(object)
+    }
+}
+
+fn rule_from_object<E: de::Error>(object: RuleObject) -> Result<FaultRule, E> {
+    let mut rule: FaultRule = object.fault.parse().map_err(E::custom)?;
+    let modes = [
+        object.times.is_some(),
+        object.probability.is_some(),
+        object.for_ms.is_some(),
+    ];
+    let given = modes.iter().filter(|&&set| set).count();
+    if given > 1 || (given == 1 && rule.mode != FaultMode::Always) {
+        return Err(E::custom(
+            "a rule takes at most one of `times`, `probability` and `for_ms`",
+        ));
+    }
+    if let Some(n) = object.times {
+        rule.mode = FaultMode::Times(n);
+    }
+    if let Some(p) = object.probability {
+        if !(0.0..=1.0).contains(&p) {
+            return Err(E::custom("the probability must be in the range 0.0..=1.0"));
+        }
+        rule.mode = FaultMode::Probability(p);
+    }
+    if let Some(ms) = object.for_ms {
+        rule.mode = FaultMode::For(Duration::from_millis(ms));
+    }
+    Ok(rule)
 }
 
 /// An ordered list of rules; for each request the first rule that matches
@@ -485,23 +494,34 @@ struct PlanObject {
     seed: Option<u64>,
 }
 
-#[derive(Deserialize)]
-#[serde(untagged)]
-enum PlanJson {
-    List(Vec<FaultRule>),
-    Spec(String),
-    Object(PlanObject),
-}
-
 impl<'de> Deserialize<'de> for FaultPlan {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        use serde::de::Error;
+        deserializer.deserialize_any(PlanVisitor)
+    }
+}
 
-        Ok(match PlanJson::deserialize(deserializer)? {
-            PlanJson::List(rules) => Self::from(rules),
-            PlanJson::Spec(spec) => spec.parse().map_err(D::Error::custom)?,
-            PlanJson::Object(PlanObject { rules, seed }) => Self { rules, seed },
-        })
+struct PlanVisitor;
+
+impl<'de> Visitor<'de> for PlanVisitor {
+    type Value = FaultPlan;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a plan: {\"rules\":[...]}, a list of rules, or a spec string")
+    }
+
+    fn visit_str<E: de::Error>(self, spec: &str) -> Result<FaultPlan, E> {
+        spec.parse().map_err(E::custom)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<FaultPlan, A::Error> {
+        let rules = Vec::<FaultRule>::deserialize(de::value::SeqAccessDeserializer::new(seq))?;
+        Ok(FaultPlan::from(rules))
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<FaultPlan, A::Error> {
+        let PlanObject { rules, seed } =
+            PlanObject::deserialize(de::value::MapAccessDeserializer::new(map))?;
+        Ok(FaultPlan { rules, seed })
     }
 }
 
