@@ -6,5 +6,8 @@
 pub mod app;
 pub mod config;
 pub mod deadline;
+pub mod demo;
+pub mod gateway;
 pub mod router;
 pub mod serve;
+pub mod stack;

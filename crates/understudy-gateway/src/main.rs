@@ -1,2 +1,142 @@
-//! The `understudy` binary.
-fn main() {}
+//! The `understudy` binary: with no arguments, the embedded demo; with
+//! `--config FILE`, the gateway that file describes.
+#![allow(clippy::print_stdout)] // a command-line program talks on stdout
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Parser;
+use tokio::net::TcpListener;
+use understudy_gateway::config::Config;
+use understudy_gateway::gateway::Gateway;
+use understudy_gateway::{demo, serve};
+use understudy_observe::{LogFormat, init_tracing};
+
+/// An OpenAI-compatible LLM gateway that fails over between providers.
+///
+/// Without arguments it runs a demo: two mock providers on loopback (a
+/// primary that fails part of its requests, a healthy backup) behind the
+/// gateway on 127.0.0.1:8080. No API key, file or network needed.
+#[derive(Debug, Parser)]
+#[command(name = "understudy", version)]
+struct Cli {
+    /// Serve the gateway this TOML file describes.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Listen here instead of `server.listen` (or the demo's 127.0.0.1:8080).
+    #[arg(long, value_name = "ADDR")]
+    listen: Option<SocketAddr>,
+    /// Log lines as human-readable text or one JSON object per line.
+    #[arg(long, value_name = "FORMAT", default_value = "text")]
+    log_format: LogFormat,
+    /// Validate the config file and exit: 0 when valid, 1 with the bad key
+    /// named otherwise.
+    #[arg(long, requires = "config")]
+    check: bool,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if cli.check {
+        return check(
+            cli.config
+                .as_deref()
+                .unwrap_or_else(|| std::path::Path::new("")),
+        );
+    }
+    if let Err(error) = init_tracing(cli.log_format) {
+        eprintln!("understudy: could not set up logging: {error}");
+        return ExitCode::FAILURE;
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("understudy: could not start the runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        match &cli.config {
+            Some(path) => run(path, cli.listen).await,
+            None => run_demo(cli.listen).await,
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("understudy: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn check(path: &std::path::Path) -> ExitCode {
+    match Config::from_file(path) {
+        Ok(config) => {
+            let unset: Vec<&str> = config
+                .providers
+                .iter()
+                .filter_map(|p| p.api_key_env.as_deref())
+                .filter(|var| std::env::var(var).map_or(true, |v| v.is_empty()))
+                .collect();
+            println!("{}: valid", path.display());
+            if !unset.is_empty() {
+                println!(
+                    "note: not set in this environment (needed at start): {}",
+                    unset.join(", ")
+                );
+            }
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("{}: {error}", path.display());
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(path: &std::path::Path, listen: Option<SocketAddr>) -> Result<(), String> {
+    let mut config = Config::from_file(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    if let Some(listen) = listen {
+        config.server.listen = listen;
+    }
+    let gateway = Gateway::new(&config, |var| std::env::var(var).ok())
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    let listener = TcpListener::bind(config.server.listen)
+        .await
+        .map_err(|e| format!("could not listen on {}: {e}", config.server.listen))?;
+    tracing::info!(listen = %config.server.listen, routes = config.routes.len(), "understudy gateway listening");
+    gateway
+        .serve(listener, serve::shutdown_signal())
+        .await
+        .map_err(|e| e.to_string())
+}
+
+async fn run_demo(listen: Option<SocketAddr>) -> Result<(), String> {
+    let listen = listen.unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080)));
+    let demo = demo::start(listen).await.map_err(|e| e.to_string())?;
+    let listener = TcpListener::bind(listen)
+        .await
+        .map_err(|e| format!("could not listen on {listen}: {e} (pass --listen ADDR)"))?;
+    println!(
+        "\nunderstudy demo: gateway on http://{listen}\n\
+         \x20 primary mock  {}  fails its first request, then 3 in 10, with 503\n\
+         \x20 backup mock   {}  healthy\n\
+         \x20 route `chat`  primary/demo-large, then backup/demo-small\n\n\
+         Send a request (the first one falls back to the backup):\n\n\
+         \x20 curl -si http://{listen}/v1/chat/completions -H 'content-type: application/json' \\\n\
+         \x20   -d '{{\"model\":\"chat\",\"messages\":[{{\"role\":\"user\",\"content\":\"hi\"}}]}}'\n\n\
+         The x-understudy-provider header says who answered; the log shows each `fallback`.\n\
+         Also: GET http://{listen}/health, /metrics, /v1/models. Ctrl-C to stop.\n",
+        demo.primary.base_url(),
+        demo.backup.base_url(),
+    );
+    demo.gateway
+        .serve(listener, serve::shutdown_signal())
+        .await
+        .map_err(|e| e.to_string())
+}

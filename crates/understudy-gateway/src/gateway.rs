@@ -1,0 +1,116 @@
+//! [`Gateway`]: a configuration turned into a running app.
+
+use std::future::Future;
+use std::io;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use axum::Router;
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use tokio::net::TcpListener;
+use understudy_health::HealthRegistry;
+use understudy_observe::{Alerts, LogSink, Telemetry, WebhookSink};
+
+use crate::app::{self, AppState};
+use crate::config::{Config, ConfigError};
+use crate::stack::{self, BuildError, Built};
+
+/// Why a gateway could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum GatewayError {
+    /// The configuration is invalid, or names an unset key variable.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The services could not be built.
+    #[error(transparent)]
+    Build(#[from] BuildError),
+    /// The alert webhook URL was refused.
+    #[error("invalid alerts.webhook_url: {0}")]
+    Webhook(String),
+}
+
+/// The gateway: the app, and the state behind it.
+#[derive(Debug)]
+pub struct Gateway {
+    router: Router,
+    built: Built,
+    drain: Duration,
+    alerts: Alerts,
+}
+
+impl Gateway {
+    /// Builds the gateway from `config`, reading API keys through `lookup`
+    /// (`std::env::var` in the binary). Must run inside a tokio runtime:
+    /// probes and alert delivery are spawned.
+    pub fn new(
+        config: &Config,
+        lookup: impl Fn(&str) -> Option<String>,
+    ) -> Result<Self, GatewayError> {
+        config.validate()?;
+        let keys = config.api_keys(lookup)?;
+
+        let mut alerts = Alerts::builder().sink(LogSink::new());
+        if let Some(section) = &config.alerts {
+            alerts = alerts.min_interval(Duration::from_secs(section.min_interval_secs));
+            if let Some(url) = &section.webhook_url {
+                let webhook = WebhookSink::new(url)
+                    .map_err(|error| GatewayError::Webhook(error.to_string()))?;
+                alerts = alerts.sink(webhook);
+            }
+        }
+        let alerts = alerts.spawn();
+        let observer = Telemetry::new().with_alerts(alerts.clone()).into_shared();
+
+        let built = stack::build(config, keys, observer)?;
+        let state = AppState {
+            registry: built.registry.clone(),
+            models: built.models.clone(),
+            metrics: prometheus(),
+        };
+        let router = app::router(built.chat.clone(), state);
+        Ok(Self {
+            router,
+            built,
+            drain: Duration::from_millis(config.server.drain_timeout_ms),
+            alerts,
+        })
+    }
+
+    /// The app, to serve or to nest in another router.
+    pub fn router(&self) -> Router {
+        self.router.clone()
+    }
+
+    /// Provider health.
+    pub fn registry(&self) -> &HealthRegistry {
+        &self.built.registry
+    }
+
+    /// The alert dispatcher.
+    pub fn alerts(&self) -> &Alerts {
+        &self.alerts
+    }
+
+    /// Serves on `listener` until `shutdown` completes, then drains for up
+    /// to the configured drain timeout.
+    pub async fn serve(
+        self,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> io::Result<()> {
+        crate::serve::serve(listener, self.router.clone(), shutdown, self.drain).await
+    }
+}
+
+/// The process-wide Prometheus recorder, installed on first use; `None` if
+/// another `metrics` recorder was installed first.
+pub fn prometheus() -> Option<PrometheusHandle> {
+    static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            let handle = PrometheusBuilder::new().install_recorder().ok()?;
+            understudy_observe::names::describe_metrics();
+            Some(handle)
+        })
+        .clone()
+}

@@ -1,0 +1,296 @@
+//! Builds the gateway from its configuration: one target stack per route
+//! target, a [`Fallback`] per route, the model router, and the outer layers.
+//!
+//! ```text
+//! ObserveLayer → ReplayLayer → RequestDeadline → ModelRouter → Fallback (per route)
+//!   target: Retry → Health → Timeout → FirstChunk → AttemptLayer → ProviderService
+//! ```
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::fmt;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use http::{Request, Response};
+use tower::ServiceBuilder;
+use tower::timeout::TimeoutLayer;
+use tower::util::BoxCloneSyncService;
+use understudy_core::events::SharedObserver;
+use understudy_core::{BoxError, ReplayBody, ReplayLayer, ResponseBody, TargetName};
+use understudy_fallback::{Fallback, FallbackOn, FallbackPolicy, FirstChunkLayer, Target};
+use understudy_health::{HealthConfigError, HealthLayer, HealthRegistry, ProberHandle};
+use understudy_observe::{AttemptLayer, ObserveLayer};
+use understudy_provider::{ApiKey, ClientConfig, HttpClient, ProviderKind, ProviderService};
+use understudy_retry::{RetryConfig, RetryLayer};
+
+use crate::app::ChatService;
+use crate::config::{self, Config, ProviderConfig};
+use crate::deadline::RequestDeadlineLayer;
+use crate::router::ModelRouter;
+
+/// One target's stack, boxed.
+pub type TargetService = BoxCloneSyncService<Request<ReplayBody>, Response<ResponseBody>, BoxError>;
+/// One route's selector, boxed.
+pub type RouteService =
+    BoxCloneSyncService<Request<ReplayBody>, Response<ResponseBody>, Infallible>;
+
+/// Why the gateway could not be built from a configuration that validated.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    /// The health section is inconsistent.
+    #[error("invalid [health] section: {0}")]
+    Health(#[from] HealthConfigError),
+    /// The HTTP client could not be built.
+    #[error("could not build the HTTP client: {0}")]
+    Client(String),
+    /// A provider's settings were refused.
+    #[error("invalid provider `{provider}`: {reason}")]
+    Provider {
+        /// The provider.
+        provider: String,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// What building yields: the chat service, and what the other endpoints
+/// and the process need to keep.
+pub struct Built {
+    /// The chat-completions service: observe → replay → deadline → router.
+    pub chat: ChatService,
+    /// Provider health, shared by every target stack.
+    pub registry: HealthRegistry,
+    /// Route names, sorted.
+    pub models: Arc<[String]>,
+    /// The active probes; they stop when dropped.
+    pub probers: Vec<ProberHandle>,
+}
+
+impl fmt::Debug for Built {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Built")
+            .field("models", &self.models)
+            .field("probers", &self.probers.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Everything a target stack is made from.
+struct Parts {
+    client: HttpClient,
+    registry: HealthRegistry,
+    observer: SharedObserver,
+    /// The observer of stream breaks after the commit: telemetry and health.
+    stream_observer: SharedObserver,
+    retry: RetryConfig,
+    budget_ratio: f64,
+    providers: Vec<(ProviderConfig, Option<ApiKey>)>,
+}
+
+impl Parts {
+    fn provider(&self, name: &str) -> Option<&(ProviderConfig, Option<ApiKey>)> {
+        self.providers.iter().find(|(p, _)| p.name == name)
+    }
+
+    fn provider_service(
+        &self,
+        provider: &ProviderConfig,
+        key: Option<ApiKey>,
+        model: &str,
+    ) -> Result<ProviderService, BuildError> {
+        let kind = match provider.kind {
+            config::ProviderKind::OpenAi => ProviderKind::OpenAi,
+            config::ProviderKind::Anthropic => ProviderKind::Anthropic,
+        };
+        ProviderService::new(
+            self.client.clone(),
+            kind,
+            &provider.base_url,
+            key,
+            model.to_owned(),
+            provider.max_tokens_default,
+        )
+        .map_err(|error| BuildError::Provider {
+            provider: provider.name.clone(),
+            reason: error.to_string(),
+        })
+    }
+
+    /// Retry → Health → Timeout → FirstChunk → AttemptLayer → provider.
+    fn target(
+        &self,
+        provider_name: &str,
+        model: &str,
+    ) -> Result<Target<TargetService>, BuildError> {
+        let Some((provider, key)) = self.provider(provider_name) else {
+            return Err(BuildError::Provider {
+                provider: provider_name.to_owned(),
+                reason: "no such provider".to_owned(),
+            });
+        };
+        let service = self.provider_service(provider, key.clone(), model)?;
+        let name: Arc<str> = Arc::from(provider.name.as_str());
+        let budget =
+            understudy_retry::RetryBudget::new(Duration::from_secs(10), 10, self.budget_ratio);
+        let stack = ServiceBuilder::new()
+            .layer(
+                RetryLayer::new(self.retry.clone())
+                    .provider(name.clone())
+                    .observer(self.observer.clone())
+                    .budget(budget),
+            )
+            .layer(HealthLayer::new(self.registry.clone(), name.clone()))
+            .layer(TimeoutLayer::new(Duration::from_millis(
+                provider.timeout_ms,
+            )))
+            .layer(
+                FirstChunkLayer::new(Duration::from_millis(provider.first_chunk_timeout_ms))
+                    .observer(self.stream_observer.clone()),
+            )
+            .layer(
+                AttemptLayer::new(name.clone(), model.to_owned())
+                    .with_observer(self.observer.clone()),
+            )
+            .service(service);
+        Ok(Target::new(
+            TargetName::new(name, model.to_owned()),
+            TargetService::new(stack),
+        ))
+    }
+}
+
+/// Builds the gateway's services from `config` (validated), `keys` (from
+/// [`Config::api_keys`], in provider order) and `observer` (telemetry).
+pub fn build(
+    config: &Config,
+    keys: Vec<Option<String>>,
+    observer: SharedObserver,
+) -> Result<Built, BuildError> {
+    let health = &config.health;
+    let health_config = understudy_health::HealthConfig::builder()
+        .consecutive_failures(health.consecutive_failures)
+        .failure_ratio(health.failure_ratio)
+        .min_requests(health.min_requests)
+        .window(Duration::from_secs(health.window_secs))
+        .base_ejection(Duration::from_secs(health.base_ejection_secs))
+        .max_ejection(Duration::from_secs(health.max_ejection_secs))
+        .build()?;
+    let registry = HealthRegistry::with_observer(health_config, observer.clone());
+    let stream_observer: SharedObserver = Arc::new((observer.clone(), registry.clone()));
+
+    let connect_timeout = config
+        .providers
+        .iter()
+        .map(|p| p.connect_timeout_ms)
+        .max()
+        .unwrap_or(2000);
+    let client = HttpClient::new(
+        ClientConfig::new().connect_timeout(Duration::from_millis(connect_timeout)),
+    )
+    .map_err(|error| BuildError::Client(error.to_string()))?;
+
+    let retry = &config.retry;
+    let parts = Arc::new(Parts {
+        client,
+        registry: registry.clone(),
+        observer: observer.clone(),
+        stream_observer,
+        retry: RetryConfig::default()
+            .max_retries(retry.max_retries)
+            .base_delay(Duration::from_millis(retry.base_delay_ms))
+            .max_delay(Duration::from_millis(retry.max_delay_ms))
+            .max_retry_after(Duration::from_millis(retry.max_retry_after_ms)),
+        budget_ratio: retry.budget_ratio,
+        providers: config
+            .providers
+            .iter()
+            .cloned()
+            .zip(keys.into_iter().map(|key| key.map(ApiKey::new)))
+            .collect(),
+    });
+
+    let mut routes = Vec::with_capacity(config.routes.len());
+    for route in &config.routes {
+        let targets = route
+            .targets
+            .iter()
+            .map(|t| parts.target(&t.provider, &t.model))
+            .collect::<Result<Vec<_>, _>>()?;
+        let fallback = Fallback::builder()
+            .targets(targets)
+            .policy(policy(&route.fallback_on))
+            .availability(registry.clone())
+            .observer(observer.clone())
+            .build();
+        routes.push((route.model.clone(), RouteService::new(fallback)));
+    }
+
+    // `provider/model` addresses one provider directly; each pair's stack is
+    // built once and kept.
+    let direct_cache: Arc<Mutex<HashMap<(String, String), RouteService>>> = Arc::default();
+    let direct = {
+        let parts = parts.clone();
+        let registry = registry.clone();
+        let observer = observer.clone();
+        Arc::new(move |provider: &str, model: &str| -> Option<RouteService> {
+            let key = (provider.to_owned(), model.to_owned());
+            let mut cache = direct_cache.lock().unwrap_or_else(PoisonError::into_inner);
+            if let Some(service) = cache.get(&key) {
+                return Some(service.clone());
+            }
+            let target = parts.target(provider, model).ok()?;
+            let service = RouteService::new(
+                Fallback::builder()
+                    .target(target)
+                    .availability(registry.clone())
+                    .observer(observer.clone())
+                    .build(),
+            );
+            cache.insert(key, service.clone());
+            Some(service)
+        })
+    };
+    let router = ModelRouter::new(routes).with_direct(direct);
+    let models: Arc<[String]> = router.route_names().into();
+
+    let probers = parts
+        .providers
+        .iter()
+        .map(|(provider, key)| {
+            let probe = parts.provider_service(provider, key.clone(), "probe")?;
+            Ok(registry.spawn_prober(
+                &provider.name,
+                Duration::from_secs(config.health.probe_interval_secs),
+                move || {
+                    let probe = probe.clone();
+                    async move { probe.probe().await }
+                },
+            ))
+        })
+        .collect::<Result<Vec<_>, BuildError>>()?;
+
+    let chat = ServiceBuilder::new()
+        .layer(ObserveLayer::new())
+        .layer(ReplayLayer::new(config.server.max_body_bytes))
+        .layer(RequestDeadlineLayer::new(Duration::from_millis(
+            config.server.request_timeout_ms,
+        )))
+        .service(router);
+    let chat = ChatService::new(chat);
+
+    Ok(Built {
+        chat,
+        registry,
+        models,
+        probers,
+    })
+}
+
+fn policy(fallback_on: &[config::FallbackOn]) -> FallbackPolicy {
+    FallbackPolicy::only(fallback_on.iter().map(|kind| match kind {
+        config::FallbackOn::ProviderFailure => FallbackOn::ProviderFailure,
+        config::FallbackOn::ContextLength => FallbackOn::ContextLength,
+        config::FallbackOn::ContentFilter => FallbackOn::ContentFilter,
+    }))
+}
