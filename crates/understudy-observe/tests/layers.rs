@@ -1,0 +1,402 @@
+//! `ObserveLayer` and `AttemptLayer`: spans, metrics with bounded labels,
+//! and no secret anywhere in what they record.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::convert::Infallible;
+use std::io;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full};
+use metrics_util::debugging::DebuggingRecorder;
+use tower::{Layer, Service, ServiceExt, service_fn};
+use tracing::Level;
+use understudy_core::{Attempt, BoxError, ClassifiedError, FailureKind, Outcome, RouteName};
+use understudy_observe::names::{
+    ATTEMPT_DURATION_SECONDS, ATTEMPTS_TOTAL, REQUEST_DURATION_SECONDS, REQUESTS_TOTAL,
+    TIME_TO_FIRST_BYTE_SECONDS,
+};
+use understudy_observe::{Alerts, AttemptLayer, LogSink, ObserveLayer, Telemetry};
+
+const API_KEY: &str = "sk-secret-4f1c9a7e2b";
+
+fn answer(status: u16) -> Response<Full<Bytes>> {
+    Response::builder()
+        .status(status)
+        .body(Full::new(Bytes::from_static(b"{\"ok\":true}")))
+        .unwrap()
+}
+
+#[tokio::test]
+async fn attempts_are_counted_by_provider_and_outcome_with_time_to_first_byte() {
+    let (capture, _guard) = common::capture();
+    let recorder = DebuggingRecorder::new();
+    let snapshotter = recorder.snapshotter();
+    let _metrics = metrics::set_default_local_recorder(&recorder);
+
+    let mut statuses = vec![200, 503, 429, 400];
+    let provider = service_fn(move |_: Request<String>| {
+        let status = statuses.remove(0);
+        async move { Ok::<_, Infallible>(answer(status)) }
+    });
+    let mut service = AttemptLayer::new("openai", "gpt-4o-mini").layer(provider);
+
+    let mut request = Request::new(String::new());
+    request.extensions_mut().insert(Attempt(2));
+    let response = service.ready().await.unwrap().call(request).await.unwrap();
+    // Snapshots drain the recorder: each one holds what happened since the
+    // last.
+    let metrics = common::metrics(&snapshotter);
+    assert_eq!(
+        common::counter(
+            &metrics,
+            ATTEMPTS_TOTAL,
+            &[("provider", "openai"), ("outcome", "success")]
+        ),
+        Some(1)
+    );
+    assert_eq!(
+        common::histogram_count(
+            &metrics,
+            ATTEMPT_DURATION_SECONDS,
+            &[("provider", "openai")]
+        ),
+        1
+    );
+    // The first byte has not been read yet.
+    assert_eq!(
+        common::histogram_count(
+            &metrics,
+            TIME_TO_FIRST_BYTE_SECONDS,
+            &[("provider", "openai")]
+        ),
+        0
+    );
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    assert_eq!(body, "{\"ok\":true}");
+    let metrics = common::metrics(&snapshotter);
+    assert_eq!(
+        common::histogram_count(
+            &metrics,
+            TIME_TO_FIRST_BYTE_SECONDS,
+            &[("provider", "openai")]
+        ),
+        1
+    );
+
+    for _ in 0..3 {
+        let response = service
+            .ready()
+            .await
+            .unwrap()
+            .call(Request::new(String::new()))
+            .await
+            .unwrap();
+        // Failed attempts' bodies are not timed.
+        drop(response.into_body().collect().await.unwrap());
+    }
+
+    let metrics = common::metrics(&snapshotter);
+    let attempts = |outcome| {
+        common::counter(
+            &metrics,
+            ATTEMPTS_TOTAL,
+            &[("provider", "openai"), ("outcome", outcome)],
+        )
+    };
+    assert_eq!(attempts("overloaded"), Some(1));
+    assert_eq!(attempts("rate_limited"), Some(1));
+    assert_eq!(attempts("client_error"), Some(1));
+    assert_eq!(
+        common::histogram_count(
+            &metrics,
+            ATTEMPT_DURATION_SECONDS,
+            &[("provider", "openai")]
+        ),
+        3
+    );
+    assert_eq!(
+        common::histogram_count(
+            &metrics,
+            TIME_TO_FIRST_BYTE_SECONDS,
+            &[("provider", "openai")]
+        ),
+        0
+    );
+
+    let spans = capture.spans("llm.attempt");
+    assert_eq!(spans.len(), 4);
+    let first = &spans[0];
+    assert_eq!(first.level, Level::INFO);
+    assert_eq!(first.field("provider"), Some("openai"));
+    assert_eq!(first.field("model"), Some("gpt-4o-mini"));
+    assert_eq!(first.field("attempt"), Some("2"));
+    assert_eq!(first.field("outcome"), Some("success"));
+    assert_eq!(first.field("status"), Some("200"));
+    assert!(first.field("latency_ms").is_some());
+    assert!(first.field("ttfb_ms").is_some());
+    assert_eq!(spans[1].field("attempt"), Some("1"));
+
+    // Without an observer the layer logs provider failures itself; a
+    // client error is not one.
+    let failures = capture.events("provider_failure");
+    let kinds: Vec<_> = failures.iter().map(|f| f.field("kind").unwrap()).collect();
+    assert_eq!(kinds, ["overloaded", "rate_limited"]);
+    assert_eq!(failures[0].field("status"), Some("503"));
+    assert_eq!(failures[0].field("provider"), Some("openai"));
+}
+
+#[tokio::test]
+async fn attempt_errors_are_classified() {
+    let recorder = DebuggingRecorder::new();
+    let snapshotter = recorder.snapshotter();
+    let _metrics = metrics::set_default_local_recorder(&recorder);
+
+    let refused = service_fn(|_: Request<String>| async {
+        Err::<Response<Full<Bytes>>, _>(io::Error::from(io::ErrorKind::ConnectionRefused))
+    });
+    let error = AttemptLayer::new("local", "llama")
+        .layer(refused)
+        .oneshot(Request::new(String::new()))
+        .await
+        .unwrap_err();
+    assert!(error.is::<io::Error>());
+
+    let metrics = common::metrics(&snapshotter);
+    assert_eq!(
+        common::counter(
+            &metrics,
+            ATTEMPTS_TOTAL,
+            &[("provider", "local"), ("outcome", "connect")]
+        ),
+        Some(1)
+    );
+}
+
+#[tokio::test]
+async fn with_an_observer_attempts_are_reported_and_logged_once() {
+    let (capture, _guard) = common::capture();
+    let failing = service_fn(|_: Request<String>| async { Ok::<_, Infallible>(answer(502)) });
+    let service = AttemptLayer::new("openai", "gpt-4o-mini")
+        .with_observer(Telemetry::new().into_shared())
+        .layer(failing);
+    let response = service.oneshot(Request::new(String::new())).await.unwrap();
+    assert_eq!(response.status(), 502);
+
+    let failures = capture.events("provider_failure");
+    assert_eq!(failures.len(), 1);
+    assert_eq!(failures[0].field("kind"), Some("server_error"));
+    assert_eq!(failures[0].field("status"), Some("502"));
+}
+
+/// The stack's final answer for one request: status, route and outcome
+/// set by the stack inside.
+fn stack_answer(status: u16, route: Option<&str>, outcome: Option<Outcome>) -> Response<String> {
+    let mut response = Response::builder()
+        .status(status)
+        .header("content-type", "text/event-stream")
+        .body(String::new())
+        .unwrap();
+    if let Some(route) = route {
+        response.extensions_mut().insert(RouteName::new(route));
+    }
+    if let Some(outcome) = outcome {
+        response.extensions_mut().insert(outcome);
+    }
+    response
+}
+
+#[tokio::test]
+async fn requests_are_counted_by_route_and_outcome() {
+    let (capture, _guard) = common::capture();
+    let recorder = DebuggingRecorder::new();
+    let snapshotter = recorder.snapshotter();
+    let _metrics = metrics::set_default_local_recorder(&recorder);
+
+    let mut answers = vec![
+        Ok(stack_answer(200, Some("chat"), None)),
+        Ok(stack_answer(200, Some("chat"), None)),
+        Ok(stack_answer(429, Some("chat"), None)),
+        Ok(stack_answer(503, Some("chat"), Some(Outcome::Unavailable))),
+        Ok(stack_answer(404, None, None)),
+        Err(BoxError::from(
+            ClassifiedError::new(Outcome::Failure(FailureKind::Timeout))
+                .with_source("deadline passed"),
+        )),
+    ];
+    let stack = service_fn(move |_: Request<String>| {
+        let answer = answers.remove(0);
+        async move { answer }
+    });
+    let mut service = ObserveLayer::new().layer(stack);
+    for _ in 0..6 {
+        let _ = service
+            .ready()
+            .await
+            .unwrap()
+            .call(Request::new(String::new()))
+            .await;
+    }
+
+    let metrics = common::metrics(&snapshotter);
+    let requests = |route, outcome| {
+        common::counter(
+            &metrics,
+            REQUESTS_TOTAL,
+            &[("route", route), ("outcome", outcome)],
+        )
+    };
+    assert_eq!(requests("chat", "success"), Some(2));
+    assert_eq!(requests("chat", "rate_limited"), Some(1));
+    assert_eq!(requests("chat", "unavailable"), Some(1));
+    assert_eq!(requests("unknown", "client_error"), Some(1));
+    assert_eq!(requests("unknown", "timeout"), Some(1));
+    assert_eq!(
+        common::histogram_count(&metrics, REQUEST_DURATION_SECONDS, &[("route", "chat")]),
+        4
+    );
+    assert_eq!(
+        common::histogram_count(&metrics, REQUEST_DURATION_SECONDS, &[("route", "unknown")]),
+        2
+    );
+
+    let spans = capture.spans("llm.request");
+    assert_eq!(spans.len(), 6);
+    assert_eq!(spans[0].field("stream"), Some("true"));
+    assert_eq!(spans[0].field("status"), Some("200"));
+    assert_eq!(spans[3].field("outcome"), Some("unavailable"));
+    assert_eq!(spans[5].field("outcome"), Some("timeout"));
+    let finished = capture.events("request_finished");
+    let levels: Vec<_> = finished.iter().map(|e| e.level).collect();
+    assert_eq!(
+        levels,
+        [
+            Level::DEBUG,
+            Level::DEBUG,
+            Level::WARN,
+            Level::WARN,
+            Level::INFO,
+            Level::WARN
+        ]
+    );
+}
+
+#[tokio::test]
+async fn the_route_from_the_request_is_used_when_the_response_has_none() {
+    let recorder = DebuggingRecorder::new();
+    let snapshotter = recorder.snapshotter();
+    let _metrics = metrics::set_default_local_recorder(&recorder);
+
+    let stack = service_fn(|_: Request<String>| async {
+        Ok::<_, Infallible>(stack_answer(200, None, None))
+    });
+    let mut request = Request::new(String::new());
+    request
+        .extensions_mut()
+        .insert(RouteName::new("embeddings"));
+    ObserveLayer::new()
+        .layer(stack)
+        .oneshot(request)
+        .await
+        .unwrap();
+
+    let metrics = common::metrics(&snapshotter);
+    assert_eq!(
+        common::counter(
+            &metrics,
+            REQUESTS_TOTAL,
+            &[("route", "embeddings"), ("outcome", "success")]
+        ),
+        Some(1)
+    );
+}
+
+#[tokio::test]
+async fn no_log_line_or_metric_label_holds_the_api_key() {
+    let (capture, logs, _guard) = common::capture_with_json();
+    let recorder = DebuggingRecorder::new();
+    let snapshotter = recorder.snapshotter();
+    let _metrics = metrics::set_default_local_recorder(&recorder);
+    let alerts = Alerts::builder().sink(LogSink::new()).spawn();
+    let telemetry = Telemetry::new().with_alerts(alerts).into_shared();
+
+    // A provider that fails, echoing the key in its error (as a badly
+    // behaved upstream might), then one that rate limits.
+    let mut calls = 0;
+    let provider = service_fn(move |request: Request<String>| {
+        calls += 1;
+        let auth = request.headers()["authorization"]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        async move {
+            if calls == 1 {
+                Err(BoxError::from(format!("upstream refused {auth}")))
+            } else {
+                Ok(Response::builder()
+                    .status(StatusCode::TOO_MANY_REQUESTS)
+                    .header("x-echo", auth)
+                    .body(Full::new(Bytes::from(format!("{{\"key\":\"{API_KEY}\"}}"))))
+                    .unwrap())
+            }
+        }
+    });
+    let target = AttemptLayer::new("openai", "gpt-4o-mini")
+        .with_observer(telemetry.clone())
+        .layer(provider);
+    let mut stack = ObserveLayer::new().layer(target);
+    for _ in 0..2 {
+        let request = Request::builder()
+            .header("authorization", format!("Bearer {API_KEY}"))
+            .header("x-api-key", API_KEY)
+            .body(format!("{{\"model\":\"chat\",\"api_key\":\"{API_KEY}\"}}"))
+            .unwrap();
+        if let Ok(response) = stack.ready().await.unwrap().call(request).await {
+            drop(response.into_body().collect().await.unwrap());
+        }
+    }
+    telemetry.on_event(&understudy_core::events::Event::ProviderStateChanged {
+        provider: "openai",
+        from: understudy_core::ProviderState::Healthy,
+        to: understudy_core::ProviderState::Ejected,
+        reason: "consecutive_failures",
+        duration: Some(Duration::from_secs(30)),
+    });
+    // The log sink delivers on its own task: wait for its line.
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while capture.events("alert").is_empty() {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await
+    .expect("the alert is logged");
+
+    let text = logs.text();
+    assert!(text.contains("provider_failure"), "{text}");
+    assert!(text.contains("llm.request") && text.contains("llm.attempt"));
+    assert!(
+        !text.contains("sk-secret"),
+        "a log line holds the key:\n{text}"
+    );
+    for record in capture.all() {
+        for (name, value) in &record.fields {
+            assert!(
+                !value.contains("sk-secret"),
+                "{} field {name} holds the key",
+                record.name
+            );
+        }
+    }
+    for metric in common::metrics(&snapshotter) {
+        for (name, value) in &metric.labels {
+            assert!(
+                !value.contains("sk-secret"),
+                "{} label {name} holds the key",
+                metric.name
+            );
+        }
+    }
+}
