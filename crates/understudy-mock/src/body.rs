@@ -39,6 +39,9 @@ pub(crate) struct Pieces {
     sent: usize,
     sleep: Option<Pin<Box<Sleep>>>,
     waited: bool,
+    /// Has the body yielded once before its cut, so that the server flushes
+    /// what was sent (the head at least) before it aborts?
+    yielded_before_cut: bool,
     stream: Option<StreamGauge>,
 }
 
@@ -52,6 +55,7 @@ impl Pieces {
             sent: 0,
             sleep: None,
             waited: false,
+            yielded_before_cut: false,
             stream: None,
         }
     }
@@ -114,6 +118,11 @@ impl Body for MockBody {
                 pieces.waited = true;
             }
             if pieces.cut_after == Some(pieces.sent) {
+                if !pieces.yielded_before_cut {
+                    pieces.yielded_before_cut = true;
+                    cx.waker().wake_by_ref();
+                    return Poll::Pending;
+                }
                 pieces.items.clear();
                 pieces.stream = None;
                 return Poll::Ready(Some(Err(Cut)));

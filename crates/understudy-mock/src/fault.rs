@@ -347,11 +347,11 @@ impl<'de> Visitor<'de> for RuleVisitor {
 
     fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<FaultRule, A::Error> {
         let object = RuleObject::deserialize(de::value::MapAccessDeserializer::new(map))?;
-        rule_from_object(object)
+        rule_from_object(&object)
     }
 }
 
-fn rule_from_object<E: de::Error>(object: RuleObject) -> Result<FaultRule, E> {
+fn rule_from_object<E: de::Error>(object: &RuleObject) -> Result<FaultRule, E> {
     let mut rule: FaultRule = object.fault.parse().map_err(E::custom)?;
     let modes = [
         object.times.is_some(),

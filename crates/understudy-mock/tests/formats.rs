@@ -238,7 +238,7 @@ async fn models_lists_a_model_and_reflects_down_faults_only() {
     assert_eq!(body["data"][0]["object"], "model");
 
     // A slow stream is no reason for a probe to fail.
-    mock.set_fault(Fault::Drip(std::time::Duration::from_secs(60)));
+    mock.set_fault(Fault::Drip(std::time::Duration::from_mins(1)));
     let (status, _, _) = send_full(mock.addr(), get("/v1/models")).await;
     assert_eq!(status, StatusCode::OK);
 

@@ -145,9 +145,10 @@ pub async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
     };
-    if tokio::time::timeout(PATIENCE, poll).await.is_err() {
-        panic!("timed out waiting for {what}");
-    }
+    assert!(
+        tokio::time::timeout(PATIENCE, poll).await.is_ok(),
+        "timed out waiting for {what}"
+    );
 }
 
 /// Tries to connect until the attempt's outcome is the one wanted.
@@ -162,10 +163,9 @@ pub async fn eventually_connect(addr: SocketAddr, refused: bool) {
             }
         }
     };
-    if tokio::time::timeout(PATIENCE, poll).await.is_err() {
-        panic!(
-            "timed out waiting for connections to be {}",
-            if refused { "refused" } else { "accepted" }
-        );
-    }
+    assert!(
+        tokio::time::timeout(PATIENCE, poll).await.is_ok(),
+        "timed out waiting for connections to be {}",
+        if refused { "refused" } else { "accepted" }
+    );
 }
