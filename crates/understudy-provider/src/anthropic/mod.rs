@@ -75,3 +75,6 @@ pub use self::stream::{AnthropicStreamBody, AnthropicStreamTranslator};
 
 /// The `anthropic-version` header value sent by default.
 pub const ANTHROPIC_VERSION: &str = "2023-06-01";
+
+#[cfg(test)]
+mod tests;

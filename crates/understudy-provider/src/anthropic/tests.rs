@@ -1,0 +1,357 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use http::{HeaderMap, StatusCode};
+use serde_json::{Value, json};
+use understudy_core::{ClientErrorKind, FailureKind, LlmClassifier, Outcome};
+
+use super::*;
+
+fn translate(request: &Value) -> Value {
+    let out = translate_request(request.to_string().as_bytes(), "claude", 1000).unwrap();
+    serde_json::from_slice(&out.body).unwrap()
+}
+
+fn refused(request: &str) -> String {
+    translate_request(request.as_bytes(), "claude", 1000)
+        .unwrap_err()
+        .to_string()
+}
+
+// ===== requests =====
+
+#[test]
+fn several_system_and_developer_messages_become_system_blocks() {
+    let out = translate(&json!({
+        "messages": [
+            {"role": "system", "content": "Rule one."},
+            {"role": "developer", "content": [{"type": "text", "text": "Rule two.", "cache_control": {"type": "ephemeral"}}]},
+            {"role": "user", "content": "Hi"},
+        ],
+    }));
+    assert_eq!(
+        out["system"],
+        json!([
+            {"type": "text", "text": "Rule one."},
+            {"type": "text", "text": "Rule two.", "cache_control": {"type": "ephemeral"}},
+        ])
+    );
+    assert_eq!(out["messages"], json!([{"role": "user", "content": "Hi"}]));
+    assert_eq!(out["max_tokens"], 1000);
+    assert!(out.get("stream").is_none());
+}
+
+#[test]
+fn tool_choice_maps_each_mode() {
+    let tools = json!([{"type": "function", "function": {"name": "f"}}]);
+    let cases = [
+        (json!("auto"), json!({"type": "auto"})),
+        (json!("none"), json!({"type": "none"})),
+        (json!("required"), json!({"type": "any"})),
+        (
+            json!({"type": "function", "function": {"name": "f"}}),
+            json!({"type": "tool", "name": "f"}),
+        ),
+    ];
+    for (choice, want) in cases {
+        let out = translate(&json!({"messages": [], "tools": tools, "tool_choice": choice}));
+        assert_eq!(out["tool_choice"], want);
+        assert_eq!(
+            out["tools"],
+            json!([{"name": "f", "input_schema": {"type": "object", "properties": {}}}])
+        );
+    }
+    let out = translate(&json!({"messages": [], "tools": tools, "parallel_tool_calls": false}));
+    assert_eq!(
+        out["tool_choice"],
+        json!({"type": "auto", "disable_parallel_tool_use": true})
+    );
+    // Without function tools there is nothing to choose from.
+    let out = translate(
+        &json!({"messages": [], "tools": [{"type": "web_search"}], "tool_choice": "auto"}),
+    );
+    assert!(out.get("tools").is_none());
+    assert!(out.get("tool_choice").is_none());
+}
+
+#[test]
+fn assistant_text_and_tool_calls_keep_their_order() {
+    let out = translate(&json!({"messages": [
+        {"role": "user", "content": "Weather?"},
+        {"role": "assistant", "content": "Let me look.", "tool_calls": [
+            {"id": "call_1", "type": "function", "function": {"name": "weather", "arguments": "not json"}},
+        ]},
+        {"role": "tool", "tool_call_id": "call_1", "content": "sunny"},
+        {"role": "user", "content": [{"type": "text", "text": "And tomorrow?"}]},
+    ]}));
+    assert_eq!(
+        out["messages"],
+        json!([
+            {"role": "user", "content": "Weather?"},
+            {"role": "assistant", "content": [
+                {"type": "text", "text": "Let me look."},
+                {"type": "tool_use", "id": "call_1", "name": "weather", "input": {}},
+            ]},
+            {"role": "user", "content": [
+                {"type": "tool_result", "tool_use_id": "call_1", "content": "sunny"},
+                {"type": "text", "text": "And tomorrow?"},
+            ]},
+        ])
+    );
+}
+
+#[test]
+fn pdf_files_become_documents_and_audio_is_dropped() {
+    let out = translate(&json!({"messages": [{"role": "user", "content": [
+        {"type": "file", "file": {"filename": "a.pdf", "file_data": "data:application/pdf;base64,JVBERi0="}},
+        {"type": "file", "file": {"file_id": "file-abc"}},
+        {"type": "input_audio", "input_audio": {"data": "AAAA", "format": "wav"}},
+    ]}]}));
+    assert_eq!(
+        out["messages"][0]["content"],
+        json!([{"type": "document", "source": {"type": "base64", "media_type": "application/pdf", "data": "JVBERi0="}}])
+    );
+}
+
+#[test]
+fn sampling_parameters_map_or_drop() {
+    let out = translate(&json!({
+        "messages": [],
+        "stop": "END",
+        "temperature": -1,
+        "top_p": 0.5,
+        "top_k": 40,
+        "max_tokens": 77,
+        "stream": true,
+        "stream_options": {"include_usage": true},
+        "n": 2, "seed": 1, "logit_bias": {"1": 2}, "response_format": {"type": "json_object"},
+    }));
+    assert_eq!(
+        out,
+        json!({
+            "model": "claude",
+            "messages": [],
+            "stop_sequences": ["END"],
+            "temperature": 0.0,
+            "top_p": 0.5,
+            "top_k": 40,
+            "max_tokens": 77,
+            "stream": true,
+        })
+    );
+    let translated = translate_request(
+        br#"{"messages":[],"stream":true,"stream_options":{"include_usage":true}}"#,
+        "claude",
+        1,
+    )
+    .unwrap();
+    assert!(translated.stream && translated.include_usage);
+}
+
+#[test]
+fn malformed_requests_are_refused_with_a_reason() {
+    assert_eq!(refused("[]"), "request body is not a JSON object");
+    assert_eq!(refused("{}"), "`messages` must be an array");
+    assert_eq!(
+        refused(r#"{"messages":[{"content":"x"}]}"#),
+        "`messages[0].role` must be a string"
+    );
+    assert_eq!(
+        refused(r#"{"messages":[{"role":"robot","content":"x"}]}"#),
+        "`messages[0].role` `robot` is not supported"
+    );
+    assert_eq!(
+        refused(r#"{"messages":[],"max_tokens":"many"}"#),
+        "`max_tokens` must be a non-negative integer"
+    );
+    assert!(refused(
+        r#"{"messages":[{"role":"user","content":[{"type":"image_url","image_url":{"url":"data:image/png,abc"}}]}]}"#
+    )
+    .contains("not base64"));
+    assert!(refused(r#"{"messages":[{"role":"tool","content":"x"}]}"#).contains("tool_call_id"));
+}
+
+// ===== answers =====
+
+#[test]
+fn an_answer_without_text_has_null_content() {
+    let body = br#"{"id":"msg_1","type":"message","role":"assistant","model":"claude",
+        "content":[{"type":"thinking","thinking":"hmm","signature":"x"}],
+        "stop_reason":"max_tokens","usage":{"input_tokens":1,"output_tokens":2}}"#;
+    let out: Value = serde_json::from_slice(&translate_response(body, 9).unwrap()).unwrap();
+    assert_eq!(out["created"], 9);
+    assert_eq!(out["choices"][0]["message"]["content"], Value::Null);
+    assert!(out["choices"][0]["message"].get("tool_calls").is_none());
+    assert_eq!(out["choices"][0]["finish_reason"], "length");
+    assert_eq!(
+        out["usage"],
+        json!({"prompt_tokens": 1, "completion_tokens": 2, "total_tokens": 3})
+    );
+    assert!(translate_response(b"{\"nope\":1}", 0).is_err());
+}
+
+#[test]
+fn error_types_map_to_openai_types() {
+    let cases = [
+        ("invalid_request_error", 400, "invalid_request_error"),
+        ("authentication_error", 401, "authentication_error"),
+        ("permission_error", 403, "permission_error"),
+        ("not_found_error", 404, "invalid_request_error"),
+        ("request_too_large", 413, "invalid_request_error"),
+        ("rate_limit_error", 429, "rate_limit_error"),
+        ("api_error", 500, "server_error"),
+        ("overloaded_error", 529, "overloaded_error"),
+    ];
+    for (anthropic, status, openai) in cases {
+        let body = format!(r#"{{"type":"error","error":{{"type":"{anthropic}","message":"m"}}}}"#);
+        let status = StatusCode::from_u16(status).unwrap();
+        let outcome =
+            LlmClassifier::new().classify_parts(status, &HeaderMap::new(), Some(body.as_bytes()));
+        let error = translate_error(status, outcome, body.as_bytes());
+        assert_eq!(error.status(), status);
+        assert_eq!(error.body().error.kind, openai, "{anthropic}");
+        assert_eq!(error.body().error.message, "m");
+    }
+    let body = br#"{"type":"error","error":{"type":"invalid_request_error","message":"prompt is too long: 208310 tokens > 200000 maximum"}}"#;
+    let outcome = Outcome::ClientError(ClientErrorKind::ContextLengthExceeded);
+    let error = translate_error(StatusCode::BAD_REQUEST, outcome, body);
+    assert_eq!(
+        error.body().error.code.as_deref(),
+        Some("context_length_exceeded")
+    );
+    // A body that is not Anthropic's: the status speaks.
+    let error = translate_error(
+        StatusCode::BAD_GATEWAY,
+        Outcome::Failure(FailureKind::Server(StatusCode::BAD_GATEWAY)),
+        b"<html>",
+    );
+    assert_eq!(error.body().error.message, "upstream returned 502");
+}
+
+// ===== streams =====
+
+const TWO_TOOLS: &str = concat!(
+    "event: message_start\r\ndata: {\"type\":\"message_start\",\"message\":{\"id\":\"msg_1\",\"model\":\"claude\",\"usage\":{\"input_tokens\":10,\"cache_read_input_tokens\":5,\"output_tokens\":1}}}\r\n\r\n",
+    "event: content_block_start\r\ndata: {\"type\":\"content_block_start\",\"index\":0,\"content_block\":{\"type\":\"thinking\",\"thinking\":\"\"}}\r\n\r\n",
+    "event: content_block_delta\r\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"thinking_delta\",\"thinking\":\"Two cities.\"}}\r\n\r\n",
+    "event: content_block_delta\r\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"signature_delta\",\"signature\":\"sig\"}}\r\n\r\n",
+    "event: content_block_stop\r\ndata: {\"type\":\"content_block_stop\",\"index\":0}\r\n\r\n",
+    "event: content_block_start\r\ndata: {\"type\":\"content_block_start\",\"index\":1,\"content_block\":{\"type\":\"tool_use\",\"id\":\"toolu_a\",\"name\":\"weather\",\"input\":{}}}\r\n\r\n",
+    "event: content_block_delta\r\ndata: {\"type\":\"content_block_delta\",\"index\":1,\"delta\":{\"type\":\"input_json_delta\",\"partial_json\":\"{\\\"city\\\":\\\"Paris\\\"}\"}}\r\n\r\n",
+    "event: content_block_start\r\ndata: {\"type\":\"content_block_start\",\"index\":2,\"content_block\":{\"type\":\"tool_use\",\"id\":\"toolu_b\",\"name\":\"weather\",\"input\":{}}}\r\n\r\n",
+    "data: {\"type\":\"content_block_delta\",\"index\":2,\"delta\":{\"type\":\"input_json_delta\",\"partial_json\":\"{\\\"city\\\":\\\"Rome\\\"}\"}}\r\n\r\n",
+    ": a comment\r\n\r\n",
+    "event: message_delta\r\ndata: {\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"tool_use\"},\"usage\":{\"output_tokens\":40}}\r\n\r\n",
+    "event: message_stop\r\ndata: {\"type\":\"message_stop\"}\r\n\r\n",
+);
+
+fn translate_stream(pieces: &[&[u8]], include_usage: bool) -> String {
+    let mut translator = AnthropicStreamTranslator::with_created(include_usage, 42);
+    let mut out = Vec::new();
+    for piece in pieces {
+        out.extend_from_slice(&translator.push(piece).unwrap());
+    }
+    out.extend_from_slice(&translator.finish().unwrap());
+    String::from_utf8(out).unwrap()
+}
+
+#[test]
+fn tool_calls_are_indexed_among_tool_calls() {
+    let out = translate_stream(&[TWO_TOOLS.as_bytes()], true);
+    let events: Vec<&str> = out.split("\n\n").filter(|e| !e.is_empty()).collect();
+    let chunks: Vec<Value> = events[..events.len() - 1]
+        .iter()
+        .map(|e| serde_json::from_str(e.strip_prefix("data: ").unwrap()).unwrap())
+        .collect();
+    let tool_deltas: Vec<Value> = chunks
+        .iter()
+        .filter_map(|c| c["choices"][0]["delta"].get("tool_calls").cloned())
+        .collect();
+    assert_eq!(
+        tool_deltas,
+        vec![
+            json!([{"index": 0, "id": "toolu_a", "type": "function", "function": {"name": "weather", "arguments": ""}}]),
+            json!([{"index": 0, "function": {"arguments": "{\"city\":\"Paris\"}"}}]),
+            json!([{"index": 1, "id": "toolu_b", "type": "function", "function": {"name": "weather", "arguments": ""}}]),
+            json!([{"index": 1, "function": {"arguments": "{\"city\":\"Rome\"}"}}]),
+        ]
+    );
+    assert!(!out.contains("Two cities"));
+    assert_eq!(chunks[0]["created"], 42);
+    assert_eq!(
+        chunks.last().unwrap()["usage"],
+        json!({"prompt_tokens": 15, "completion_tokens": 40, "total_tokens": 55, "prompt_tokens_details": {"cached_tokens": 5}})
+    );
+    assert_eq!(events.last(), Some(&"data: [DONE]"));
+}
+
+#[test]
+fn any_split_of_the_input_gives_the_same_output() {
+    let stream = TWO_TOOLS.as_bytes();
+    let whole = translate_stream(&[stream], false);
+    for split in (1..stream.len()).step_by(7) {
+        let (head, tail) = stream.split_at(split);
+        assert_eq!(
+            translate_stream(&[head, tail], false),
+            whole,
+            "split at {split}"
+        );
+    }
+    let bytes: Vec<&[u8]> = stream.chunks(1).collect();
+    assert_eq!(translate_stream(&bytes, false), whole);
+}
+
+#[test]
+fn an_error_after_chunks_waits_for_the_next_call() {
+    let mut translator = AnthropicStreamTranslator::with_created(false, 0);
+    let out = translator
+        .push(concat!(
+            "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"id\":\"m\",\"model\":\"c\"}}\n\n",
+            "event: error\ndata: {\"type\":\"error\",\"error\":{\"type\":\"rate_limit_error\",\"message\":\"slow down\"}}\n\n",
+        ).as_bytes())
+        .unwrap();
+    assert!(!out.is_empty());
+    assert!(!translator.is_finished());
+    let error = translator.push(b"").unwrap_err();
+    assert_eq!(
+        error.outcome(),
+        Outcome::Failure(FailureKind::RateLimited { retry_after: None })
+    );
+    assert!(translator.is_finished());
+    assert!(translator.push(b"data: {}\n\n").unwrap().is_empty());
+    assert!(translator.finish().unwrap().is_empty());
+}
+
+#[test]
+fn unreadable_events_and_early_ends_break_the_stream() {
+    let mut translator = AnthropicStreamTranslator::with_created(false, 0);
+    let error = translator
+        .push(b"event: message_start\ndata: {not json}\n\n")
+        .unwrap_err();
+    assert_eq!(error.outcome(), Outcome::Failure(FailureKind::StreamBroken));
+
+    let mut translator = AnthropicStreamTranslator::with_created(false, 0);
+    assert!(
+        translator
+            .push(b"event: ping\ndata: {\"type\":\"ping\"}\n\n")
+            .unwrap()
+            .is_empty()
+    );
+    let error = translator.finish().unwrap_err();
+    assert_eq!(error.outcome(), Outcome::Failure(FailureKind::StreamBroken));
+}
+
+#[test]
+fn a_text_block_may_start_with_text() {
+    let out = translate_stream(
+        &[concat!(
+            "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"id\":\"m\",\"model\":\"c\"}}\n\n",
+            "event: content_block_start\ndata: {\"type\":\"content_block_start\",\"index\":0,\"content_block\":{\"type\":\"text\",\"text\":\"Hello\"}}\n\n",
+            "event: message_delta\ndata: {\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"end_turn\",\"stop_sequence\":null},\"usage\":{\"output_tokens\":1}}\n\n",
+            "event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n",
+        )
+        .as_bytes()],
+        false,
+    );
+    assert!(out.contains(r#""delta":{"content":"Hello"},"logprobs":null,"finish_reason":null"#));
+    assert!(out.contains(r#""delta":{},"logprobs":null,"finish_reason":"stop""#));
+}
