@@ -61,7 +61,7 @@ impl Gateway {
         let alerts = alerts.spawn();
         let observer = Telemetry::new().with_alerts(alerts.clone()).into_shared();
 
-        let built = stack::build(config, keys, observer)?;
+        let built = stack::build(config, keys, &observer)?;
         let state = AppState {
             registry: built.registry.clone(),
             models: built.models.clone(),

@@ -117,7 +117,7 @@ impl Parts {
         })
     }
 
-    /// Retry → Health → Timeout → FirstChunk → AttemptLayer → provider.
+    /// Retry → health → timeout → first chunk → attempt telemetry → provider.
     fn target(
         &self,
         provider_name: &str,
@@ -135,7 +135,7 @@ impl Parts {
             understudy_retry::RetryBudget::new(Duration::from_secs(10), 10, self.budget_ratio);
         let stack = ServiceBuilder::new()
             .layer(
-                RetryLayer::new(self.retry.clone())
+                RetryLayer::new(self.retry)
                     .provider(name.clone())
                     .observer(self.observer.clone())
                     .budget(budget),
@@ -165,7 +165,7 @@ impl Parts {
 pub fn build(
     config: &Config,
     keys: Vec<Option<String>>,
-    observer: SharedObserver,
+    observer: &SharedObserver,
 ) -> Result<Built, BuildError> {
     let health = &config.health;
     let health_config = understudy_health::HealthConfig::builder()

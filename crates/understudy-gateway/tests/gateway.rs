@@ -1,0 +1,436 @@
+//! The gateway end to end: real sockets, mock providers on port 0, the
+//! gateway in-process.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{Method, Request, StatusCode};
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use serde_json::Value;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use understudy_gateway::config::Config;
+use understudy_gateway::gateway::Gateway;
+use understudy_mock::{MockConfig, MockProvider, WireFormat};
+
+const LIMIT: Duration = Duration::from_secs(20);
+
+struct Harness {
+    addr: SocketAddr,
+    primary: MockProvider,
+    backup: MockProvider,
+    client: Client<HttpConnector, Full<Bytes>>,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<std::io::Result<()>>>,
+}
+
+struct Reply {
+    status: StatusCode,
+    headers: http::HeaderMap,
+    body: String,
+}
+
+impl Reply {
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("{e}: {}", self.body))
+    }
+
+    fn header(&self, name: &str) -> &str {
+        self.headers.get(name).map_or("", |v| v.to_str().unwrap())
+    }
+}
+
+/// Starts a primary and a backup mock and a gateway routing `route` to
+/// both, with `extra` appended to the config.
+async fn start(route: &str, backup_format: WireFormat, extra: &str) -> Harness {
+    let primary = MockProvider::start(MockConfig::openai().name("primary"))
+        .await
+        .unwrap();
+    let backup = MockProvider::start(MockConfig::new().format(backup_format).name("backup"))
+        .await
+        .unwrap();
+    let kind = match backup_format {
+        WireFormat::Anthropic => "anthropic",
+        WireFormat::OpenAi => "openai",
+    };
+    let toml = format!(
+        r#"
+[server]
+listen = "127.0.0.1:0"
+max_body_bytes = 4096
+request_timeout_ms = 10000
+
+[[providers]]
+name = "primary"
+kind = "openai"
+base_url = "{}"
+api_key_env = "PRIMARY_KEY"
+timeout_ms = 500
+first_chunk_timeout_ms = 500
+
+[[providers]]
+name = "backup"
+kind = "{kind}"
+base_url = "{}"
+api_key_env = "BACKUP_KEY"
+
+[[routes]]
+model = "{route}"
+targets = [
+  {{ provider = "primary", model = "big-model" }},
+  {{ provider = "backup", model = "small-model" }},
+]
+
+[retry]
+max_retries = 0
+{extra}
+"#,
+        primary.base_url(),
+        backup.base_url()
+    );
+    let config = Config::from_toml(&toml).unwrap();
+    let gateway = Gateway::new(&config, |var| match var {
+        "PRIMARY_KEY" => Some("sk-primary-secret".to_owned()),
+        "BACKUP_KEY" => Some("sk-backup-secret".to_owned()),
+        _ => None,
+    })
+    .unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, stopped) = oneshot::channel::<()>();
+    let task = tokio::spawn(gateway.serve(listener, async move {
+        let _ = stopped.await;
+    }));
+    Harness {
+        addr,
+        primary,
+        backup,
+        client: Client::builder(TokioExecutor::new()).build_http(),
+        stop: Some(stop),
+        task: Some(task),
+    }
+}
+
+impl Harness {
+    async fn send(&self, method: Method, path: &str, body: &str) -> Reply {
+        let request = Request::builder()
+            .method(method)
+            .uri(format!("http://{}{path}", self.addr))
+            .header("content-type", "application/json")
+            .header("authorization", "Bearer caller-token")
+            .body(Full::new(Bytes::from(body.to_owned())))
+            .unwrap();
+        tokio::time::timeout(LIMIT, async {
+            let response = self.client.request(request).await.unwrap();
+            let (parts, body) = response.into_parts();
+            let body = body.collect().await.unwrap().to_bytes();
+            Reply {
+                status: parts.status,
+                headers: parts.headers,
+                body: String::from_utf8(body.to_vec()).unwrap(),
+            }
+        })
+        .await
+        .expect("the gateway answered in time")
+    }
+
+    async fn chat(&self, model: &str, stream: bool) -> Reply {
+        let body = format!(
+            r#"{{"model":"{model}","stream":{stream},"messages":[{{"role":"user","content":"hi"}}],"temperature":0.5}}"#
+        );
+        self.send(Method::POST, "/v1/chat/completions", &body).await
+    }
+
+    async fn stop(mut self) {
+        let _ = self.stop.take().unwrap().send(());
+        tokio::time::timeout(LIMIT, self.task.take().unwrap())
+            .await
+            .expect("the gateway drained in time")
+            .unwrap()
+            .unwrap();
+        self.primary.shutdown().await;
+        self.backup.shutdown().await;
+    }
+}
+
+fn assert_served_by_backup(reply: &Reply, attempts: &str) {
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    assert_eq!(reply.header("x-understudy-provider"), "backup");
+    assert_eq!(reply.header("x-understudy-model"), "small-model");
+    assert_eq!(reply.header("x-understudy-attempts"), attempts);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_503_primary_falls_back_and_the_backup_gets_the_same_request() {
+    let h = start("chat", WireFormat::OpenAi, "").await;
+    h.primary
+        .set_fault("status:503".parse::<understudy_mock::FaultRule>().unwrap());
+
+    let reply = h.chat("chat", false).await;
+
+    assert_served_by_backup(&reply, "2");
+    assert_eq!(
+        reply.json()["choices"][0]["message"]["content"],
+        "Hello from backup."
+    );
+    let (to_primary, to_backup) = (
+        h.primary.last_request().unwrap(),
+        h.backup.last_request().unwrap(),
+    );
+    assert_eq!(to_primary.json().unwrap()["model"], "big-model");
+    assert_eq!(to_backup.json().unwrap()["model"], "small-model");
+    assert_eq!(to_backup.json().unwrap()["temperature"], 0.5);
+    // The provider's key replaces the caller's credentials.
+    assert_eq!(
+        to_backup.headers["authorization"],
+        "Bearer sk-backup-secret"
+    );
+    assert_eq!(
+        to_primary.headers["authorization"],
+        "Bearer sk-primary-secret"
+    );
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refusing_primary_falls_back() {
+    let h = start("chat", WireFormat::OpenAi, "").await;
+    h.primary
+        .set_fault("refuse".parse::<understudy_mock::FaultRule>().unwrap());
+
+    let reply = h.chat("chat", false).await;
+
+    assert_served_by_backup(&reply, "2");
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hanging_primary_falls_back_after_its_timeout() {
+    let h = start("chat", WireFormat::OpenAi, "").await;
+    h.primary
+        .set_fault("hang".parse::<understudy_mock::FaultRule>().unwrap());
+
+    let started = tokio::time::Instant::now();
+    let reply = h.chat("chat", false).await;
+
+    assert_served_by_backup(&reply, "2");
+    let took = started.elapsed();
+    assert!(
+        took >= Duration::from_millis(500) && took < Duration::from_secs(5),
+        "{took:?}"
+    );
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_falls_back_to_an_anthropic_backup_translated() {
+    let h = start("chat", WireFormat::Anthropic, "").await;
+    h.primary
+        .set_fault("error-event".parse::<understudy_mock::FaultRule>().unwrap());
+
+    let reply = h.chat("chat", true).await;
+
+    assert_served_by_backup(&reply, "2");
+    assert!(
+        reply
+            .header("content-type")
+            .starts_with("text/event-stream")
+    );
+    let events: Vec<&str> = reply
+        .body
+        .split("\n\n")
+        .filter_map(|e| e.strip_prefix("data: "))
+        .collect();
+    assert_eq!(events.last(), Some(&"[DONE]"), "{}", reply.body);
+    let text: String = events
+        .iter()
+        .filter_map(|e| serde_json::from_str::<Value>(e).ok())
+        .filter_map(|chunk| {
+            chunk["choices"][0]["delta"]["content"]
+                .as_str()
+                .map(str::to_owned)
+        })
+        .collect();
+    assert_eq!(text, "Hello from backup.");
+    let to_backup = h.backup.last_request().unwrap();
+    assert_eq!(to_backup.path, "/v1/messages");
+    assert_eq!(to_backup.headers["x-api-key"], "sk-backup-secret");
+    assert!(!to_backup.headers.contains_key("authorization"));
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_input_gets_openai_shaped_errors() {
+    let h = start("chat", WireFormat::OpenAi, "").await;
+
+    let invalid = h
+        .send(Method::POST, "/v1/chat/completions", "{not json")
+        .await;
+    assert_eq!(invalid.status, StatusCode::BAD_REQUEST);
+    assert_eq!(invalid.json()["error"]["type"], "invalid_request_error");
+
+    let unknown = h.chat("gpt-5-ultra", false).await;
+    assert_eq!(unknown.status, StatusCode::NOT_FOUND);
+    assert!(
+        unknown.json()["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("chat")
+    );
+
+    let missing = h
+        .send(Method::POST, "/v1/chat/completions", r#"{"messages":[]}"#)
+        .await;
+    assert_eq!(missing.status, StatusCode::NOT_FOUND);
+
+    let big = format!(
+        r#"{{"model":"chat","messages":[{{"role":"user","content":"{}"}}]}}"#,
+        "x".repeat(5000)
+    );
+    let too_large = h.send(Method::POST, "/v1/chat/completions", &big).await;
+    assert_eq!(too_large.status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(too_large.json()["error"]["code"], "request_too_large");
+
+    let wrong_method = h.send(Method::GET, "/v1/chat/completions", "").await;
+    assert_eq!(wrong_method.status, StatusCode::METHOD_NOT_ALLOWED);
+    assert!(wrong_method.json()["error"]["message"].is_string());
+
+    let nowhere = h.send(Method::GET, "/v2/everything", "").await;
+    assert_eq!(nowhere.status, StatusCode::NOT_FOUND);
+    assert_eq!(nowhere.json()["error"]["code"], "unknown_url");
+
+    // None of it reached a provider.
+    assert_eq!(
+        h.primary.stats().chat_requests + h.backup.stats().chat_requests,
+        0
+    );
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_provider_is_addressed_directly_without_fallback() {
+    let h = start("chat", WireFormat::OpenAi, "").await;
+    h.primary
+        .set_fault("status:503".parse::<understudy_mock::FaultRule>().unwrap());
+
+    let reply = h.chat("primary/exact-model", false).await;
+
+    assert_eq!(reply.status, StatusCode::BAD_GATEWAY, "{}", reply.body);
+    assert_eq!(
+        h.primary.last_request().unwrap().json().unwrap()["model"],
+        "exact-model"
+    );
+    assert_eq!(h.backup.stats().chat_requests, 0);
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_reflects_an_ejection_and_models_lists_routes() {
+    let h = start(
+        "chat",
+        WireFormat::OpenAi,
+        "[health]\nconsecutive_failures = 2\nbase_ejection_secs = 60\nprobe_interval_secs = 60\n",
+    )
+    .await;
+    h.primary
+        .set_fault("status:500".parse::<understudy_mock::FaultRule>().unwrap());
+    // Two failures eject the primary; the third request skips it.
+    for attempts in ["2", "2", "1"] {
+        assert_served_by_backup(&h.chat("chat", false).await, attempts);
+    }
+    assert_eq!(
+        h.primary.stats().chat_requests,
+        2,
+        "ejected after two failures, then skipped"
+    );
+
+    let health = h.send(Method::GET, "/health", "").await;
+    assert_eq!(health.status, StatusCode::OK);
+    let health = health.json();
+    assert_eq!(health["status"], "degraded");
+    let primary = health["providers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "primary")
+        .unwrap();
+    assert_eq!(primary["state"], "ejected");
+    assert!(primary["until"].is_string());
+
+    let models = h.send(Method::GET, "/v1/models", "").await.json();
+    assert_eq!(models["object"], "list");
+    assert_eq!(models["data"][0]["id"], "chat");
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_count_the_fallback() {
+    let h = start("metrics-route", WireFormat::OpenAi, "").await;
+    h.primary
+        .set_fault("status:502".parse::<understudy_mock::FaultRule>().unwrap());
+    assert_served_by_backup(&h.chat("metrics-route", false).await, "2");
+
+    let metrics = h.send(Method::GET, "/metrics", "").await;
+    assert_eq!(metrics.status, StatusCode::OK);
+    let line = metrics
+        .body
+        .lines()
+        .find(|l| {
+            l.starts_with("understudy_fallbacks_total{") && l.contains("route=\"metrics-route\"")
+        })
+        .unwrap_or_else(|| panic!("no fallback counter in\n{}", metrics.body));
+    assert!(
+        line.contains("from=\"primary\"") && line.contains("to=\"backup\""),
+        "{line}"
+    );
+    assert!(line.ends_with(" 1"), "{line}");
+    assert!(!metrics.body.contains("sk-primary-secret"));
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_lets_a_stream_in_flight_finish() {
+    let mut h = start("chat", WireFormat::OpenAi, "").await;
+    h.primary
+        .set_fault("drip:30".parse::<understudy_mock::FaultRule>().unwrap());
+    let request = Request::post(format!("http://{}/v1/chat/completions", h.addr))
+        .header("content-type", "application/json")
+        .body(Full::new(Bytes::from_static(
+            br#"{"model":"chat","stream":true,"messages":[{"role":"user","content":"hi"}]}"#,
+        )))
+        .unwrap();
+    let response = tokio::time::timeout(LIMIT, h.client.request(request))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(response.headers()["x-understudy-provider"], "primary");
+    let mut body = response.into_body();
+    let first = tokio::time::timeout(LIMIT, body.frame())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert!(first.is_data());
+
+    // Stop accepting while the stream is still dripping.
+    let _ = h.stop.take().unwrap().send(());
+    let rest = tokio::time::timeout(LIMIT, body.collect())
+        .await
+        .unwrap()
+        .unwrap()
+        .to_bytes();
+    assert!(rest.ends_with(b"data: [DONE]\n\n"), "{rest:?}");
+    tokio::time::timeout(LIMIT, h.task.take().unwrap())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    // The listener is closed.
+    assert!(tokio::net::TcpStream::connect(h.addr).await.is_err());
+}
