@@ -1,6 +1,7 @@
 //! Log output for binaries: text for people, JSON for log pipelines.
 
 use std::fmt;
+use std::io::IsTerminal;
 use std::str::FromStr;
 
 use tracing::Subscriber;
@@ -63,7 +64,7 @@ impl FromStr for LogFormat {
 /// `EnvFilter` directive string such as `"info,understudy=debug"`).
 ///
 /// [`init_tracing`] installs this with standard output and `RUST_LOG`;
-/// tests use it with a buffer.
+/// tests use it with a buffer. Text is written without colours.
 ///
 /// # Example
 ///
@@ -83,12 +84,28 @@ pub fn subscriber<W>(
 where
     W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
 {
+    build(format, filter, writer, false)
+}
+
+fn build<W>(
+    format: LogFormat,
+    filter: &str,
+    writer: W,
+    ansi: bool,
+) -> Result<Box<dyn Subscriber + Send + Sync>, BoxError>
+where
+    W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
+{
     let filter = EnvFilter::try_new(filter)?;
     let registry = tracing_subscriber::registry().with(filter);
     Ok(match format {
-        LogFormat::Text => {
-            Box::new(registry.with(tracing_subscriber::fmt::layer().with_writer(writer)))
-        }
+        LogFormat::Text => Box::new(
+            registry.with(
+                tracing_subscriber::fmt::layer()
+                    .with_ansi(ansi)
+                    .with_writer(writer),
+            ),
+        ),
         LogFormat::Json => Box::new(
             registry.with(
                 tracing_subscriber::fmt::layer()
@@ -103,13 +120,15 @@ where
 }
 
 /// Installs the global subscriber for a binary: `format` to standard
-/// output, filtered by `RUST_LOG` ([`DEFAULT_FILTER`] when unset).
+/// output, filtered by `RUST_LOG` ([`DEFAULT_FILTER`] when unset). Text
+/// is coloured when standard output is a terminal.
 ///
 /// Fails if `RUST_LOG` does not parse or a global subscriber is already
 /// installed.
 pub fn init_tracing(format: LogFormat) -> Result<(), BoxError> {
     let filter = std::env::var("RUST_LOG").unwrap_or_else(|_| DEFAULT_FILTER.to_owned());
-    let subscriber = subscriber(format, &filter, std::io::stdout)?;
+    let ansi = std::io::stdout().is_terminal();
+    let subscriber = build(format, &filter, std::io::stdout, ansi)?;
     tracing::subscriber::set_global_default(subscriber)?;
     Ok(())
 }
