@@ -2,10 +2,11 @@
 //! their fields, a shared log buffer, and metric snapshots.
 #![allow(dead_code, unreachable_pub, clippy::unwrap_used, clippy::expect_used)]
 
+use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::io;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Once};
 
 use metrics_util::debugging::{DebugValue, Snapshotter};
 use tracing::field::{Field, Visit};
@@ -68,49 +69,6 @@ impl Visit for Fields {
     }
 }
 
-impl<S> tracing_subscriber::Layer<S> for Capture
-where
-    S: Subscriber + for<'a> LookupSpan<'a>,
-{
-    fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
-        let mut fields = Fields::default();
-        attrs.record(&mut fields);
-        ctx.span(id).unwrap().extensions_mut().insert(fields);
-    }
-
-    fn on_record(&self, id: &Id, values: &SpanRecord<'_>, ctx: Context<'_, S>) {
-        let span = ctx.span(id).unwrap();
-        let mut extensions = span.extensions_mut();
-        values.record(extensions.get_mut::<Fields>().unwrap());
-    }
-
-    fn on_event(&self, event: &Event<'_>, _ctx: Context<'_, S>) {
-        let mut fields = Fields::default();
-        event.record(&mut fields);
-        self.0.lock().unwrap().push(Captured {
-            span: false,
-            name: event.metadata().name().to_owned(),
-            level: *event.metadata().level(),
-            fields: fields.0,
-        });
-    }
-
-    fn on_close(&self, id: Id, ctx: Context<'_, S>) {
-        let span = ctx.span(&id).unwrap();
-        let fields = span
-            .extensions()
-            .get::<Fields>()
-            .map(|f| f.0.clone())
-            .unwrap_or_default();
-        self.0.lock().unwrap().push(Captured {
-            span: true,
-            name: span.name().to_owned(),
-            level: *span.metadata().level(),
-            fields,
-        });
-    }
-}
-
 /// A buffer a `fmt` layer writes into.
 #[derive(Clone, Default)]
 pub struct Buffer(Arc<Mutex<Vec<u8>>>);
@@ -140,32 +98,137 @@ impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Buffer {
     }
 }
 
+thread_local! {
+    static CURRENT: RefCell<Option<(Capture, Buffer)>> = const { RefCell::new(None) };
+}
+
+/// Stops capturing on this thread when dropped.
+pub struct Guard(());
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        CURRENT.with(|current| current.borrow_mut().take());
+    }
+}
+
+/// Routes records to the capture of the thread they happen on.
+#[derive(Clone, Copy)]
+struct Route;
+
+fn current() -> Option<(Capture, Buffer)> {
+    CURRENT.with(|current| current.borrow().clone())
+}
+
+impl<S> tracing_subscriber::Layer<S> for Route
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
+    fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
+        let mut fields = Fields::default();
+        attrs.record(&mut fields);
+        ctx.span(id).unwrap().extensions_mut().insert(fields);
+    }
+
+    fn on_record(&self, id: &Id, values: &SpanRecord<'_>, ctx: Context<'_, S>) {
+        let span = ctx.span(id).unwrap();
+        let mut extensions = span.extensions_mut();
+        if let Some(fields) = extensions.get_mut::<Fields>() {
+            values.record(fields);
+        }
+    }
+
+    fn on_event(&self, event: &Event<'_>, _ctx: Context<'_, S>) {
+        if let Some((capture, _)) = current() {
+            let mut fields = Fields::default();
+            event.record(&mut fields);
+            capture.0.lock().unwrap().push(Captured {
+                span: false,
+                name: event.metadata().name().to_owned(),
+                level: *event.metadata().level(),
+                fields: fields.0,
+            });
+        }
+    }
+
+    fn on_close(&self, id: Id, ctx: Context<'_, S>) {
+        if let Some((capture, _)) = current() {
+            let span = ctx.span(&id).unwrap();
+            let fields = span
+                .extensions()
+                .get::<Fields>()
+                .map(|f| f.0.clone())
+                .unwrap_or_default();
+            capture.0.lock().unwrap().push(Captured {
+                span: true,
+                name: span.name().to_owned(),
+                level: *span.metadata().level(),
+                fields,
+            });
+        }
+    }
+}
+
+/// Writes JSON lines into the buffer of the thread they happen on.
+#[derive(Clone, Copy)]
+struct ThreadBuffer;
+
+impl io::Write for ThreadBuffer {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if let Some((_, buffer)) = current() {
+            buffer.0.lock().unwrap().extend_from_slice(buf);
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for ThreadBuffer {
+    type Writer = Self;
+
+    fn make_writer(&'a self) -> Self::Writer {
+        *self
+    }
+}
+
+/// One global subscriber for the whole test binary: thread-local default
+/// subscribers race on tracing's callsite interest cache when tests run in
+/// parallel, a global one does not. Records go to the capture of the
+/// thread they happen on (tests run on a current-thread runtime).
+fn install() {
+    static INSTALL: Once = Once::new();
+    INSTALL.call_once(|| {
+        let json = tracing_subscriber::fmt::layer()
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .with_span_list(true)
+            .with_span_events(tracing_subscriber::fmt::format::FmtSpan::CLOSE)
+            .with_writer(ThreadBuffer);
+        tracing_subscriber::registry()
+            .with(Route)
+            .with(json)
+            .try_init()
+            .unwrap();
+    });
+}
+
 /// Captures everything (TRACE and up) on this thread until the guard drops.
-pub fn capture() -> (Capture, tracing::subscriber::DefaultGuard) {
-    let capture = Capture::default();
-    let guard = tracing_subscriber::registry()
-        .with(capture.clone())
-        .set_default();
+pub fn capture() -> (Capture, Guard) {
+    let (capture, _, guard) = capture_with_json();
     (capture, guard)
 }
 
 /// Captures structured records and JSON log lines (with span fields) on
-/// this thread.
-pub fn capture_with_json() -> (Capture, Buffer, tracing::subscriber::DefaultGuard) {
+/// this thread until the guard drops.
+pub fn capture_with_json() -> (Capture, Buffer, Guard) {
+    install();
     let capture = Capture::default();
     let buffer = Buffer::default();
-    let json = tracing_subscriber::fmt::layer()
-        .json()
-        .flatten_event(true)
-        .with_current_span(true)
-        .with_span_list(true)
-        .with_span_events(tracing_subscriber::fmt::format::FmtSpan::CLOSE)
-        .with_writer(buffer.clone());
-    let guard = tracing_subscriber::registry()
-        .with(capture.clone())
-        .with(json)
-        .set_default();
-    (capture, buffer, guard)
+    CURRENT.with(|current| *current.borrow_mut() = Some((capture.clone(), buffer.clone())));
+    (capture, buffer, Guard(()))
 }
 
 /// One metric in a snapshot.
