@@ -84,7 +84,11 @@
 //!   connection that the rule takes is accepted and reset at once (a zero
 //!   linger), before anything is read. Setting a plan with a `refuse` rule
 //!   also closes every open keep-alive connection once its current answer
-//!   is sent, so that clients connect again.
+//!   is sent, so that clients connect again; and while the listener is
+//!   closed, a request that still arrives on a connection opened before
+//!   (the close is asynchronous) is closed unanswered, as `reset` does. So
+//!   from the moment [`MockProvider::set_fault`] returns, no chat or models
+//!   request is answered.
 //!
 //! # Control endpoint
 //!

@@ -12,11 +12,12 @@ use crate::fault::{Fault, FaultMode, FaultPlan};
 /// What a fault is being picked for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Target {
-    /// A chat request: every fault but `refuse` applies.
+    /// A chat request: every fault applies, `refuse` only while it holds
+    /// the listener closed.
     Chat,
     /// A `GET /v1/models` probe: only the faults that make a provider look
-    /// down apply, a `*N` rule applies without being spent, and a `@p`
-    /// rule does not apply.
+    /// down apply (`refuse` as for chat requests), a `*N` rule applies
+    /// without being spent, and a `@p` rule does not apply.
     Models,
     /// A newly accepted connection: only `refuse` applies.
     Connection,
@@ -80,9 +81,14 @@ impl ActivePlan {
     /// matches.
     pub(crate) fn pick(&self, target: Target, now: Instant) -> Option<Fault> {
         for (rule, remaining) in self.plan.rules.iter().zip(&self.remaining) {
+            // A request on a connection opened before a refusal began is
+            // refused too (closed unanswered), so that the refusal takes
+            // effect at once; counted refusals act on connections only.
+            let refusing = rule.fault == Fault::Refuse
+                && matches!(rule.mode, FaultMode::Always | FaultMode::For(_));
             let applies = match target {
-                Target::Chat => rule.fault != Fault::Refuse,
-                Target::Models => rule.fault.applies_to_models(),
+                Target::Chat => rule.fault != Fault::Refuse || refusing,
+                Target::Models => rule.fault.applies_to_models() || refusing,
                 Target::Connection => rule.fault == Fault::Refuse,
             };
             if !applies {
@@ -175,6 +181,7 @@ mod tests {
         let active = plan("refuse*1");
         let now = Instant::now();
         assert_eq!(active.pick(Target::Chat, now), None);
+        assert_eq!(active.pick(Target::Models, now), None);
         assert_eq!(active.refusal(now), None);
         assert_eq!(active.pick(Target::Connection, now), Some(Fault::Refuse));
         assert_eq!(active.pick(Target::Connection, now), None);
@@ -191,6 +198,11 @@ mod tests {
         );
         assert_eq!(active.refusal(now + Duration::from_secs(2)), None);
         assert_eq!(plan("refuse").refusal(now), Some(Refusal::UntilChanged));
+        assert_eq!(plan("refuse").pick(Target::Chat, now), Some(Fault::Refuse));
+        assert_eq!(
+            plan("refuse").pick(Target::Models, now),
+            Some(Fault::Refuse)
+        );
     }
 
     #[test]

@@ -136,7 +136,7 @@ async fn answer_chat(
         tracing::debug!(mock = %wire_name(shared), %fault, "injecting fault");
     }
     match fault {
-        Fault::Status(_) | Fault::RateLimit(_) | Fault::Reset | Fault::Hang => {
+        Fault::Status(_) | Fault::RateLimit(_) | Fault::Reset | Fault::Hang | Fault::Refuse => {
             return fail(shared, kill, fault).await;
         }
         Fault::Delay(wait) => tokio::time::sleep(wait).await,
@@ -222,7 +222,7 @@ fn paced_full(
 /// The answers of the faults that make a provider look down.
 async fn fail(shared: &Shared, kill: &Notify, fault: Fault) -> Response<MockBody> {
     match fault {
-        Fault::Reset => {
+        Fault::Reset | Fault::Refuse => {
             kill.notify_one();
             std::future::pending().await
         }

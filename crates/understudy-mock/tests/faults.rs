@@ -145,8 +145,13 @@ async fn refuse_closes_the_listener_and_recovers_on_the_same_port() {
     within(response.into_body().collect()).await.unwrap();
 
     mock.set_fault(Fault::Refuse);
+    // From now on nothing is answered, even on a connection opened before.
+    if let Ok(response) = kept.send(post(OPENAI, chat("m", false))).await {
+        panic!("answered while refusing: {}", response.status());
+    }
     eventually_connect(addr, true).await;
-    within(&mut kept.driver).await.unwrap().unwrap();
+    // The kept connection ends (cleanly or cut, depending on the race).
+    let _ = within(&mut kept.driver).await;
     eventually("the kept connection to close", || {
         mock.stats().open_connections == 0
     })
@@ -415,4 +420,21 @@ async fn error_event_comes_before_any_content() {
     let data = json(events[0].data.as_bytes());
     assert_eq!(data["type"], "error");
     assert_eq!(data["error"]["type"], "overloaded_error");
+}
+
+#[tokio::test]
+async fn dropping_the_mock_stops_the_server_and_its_connections() {
+    let mock = openai().await;
+    let addr = mock.addr();
+    mock.set_fault(Fault::Hang);
+    let mut connection = connect(addr).await.unwrap();
+    let request = tokio::spawn(async move {
+        let outcome = connection.send(post(OPENAI, chat("m", false))).await;
+        (outcome.map(|_| ()), connection)
+    });
+    eventually("the request to arrive", || mock.stats().chat_requests == 1).await;
+    drop(mock);
+    let (outcome, _connection) = within(request).await.unwrap();
+    assert!(outcome.unwrap_err().is_incomplete_message());
+    eventually_connect(addr, true).await;
 }

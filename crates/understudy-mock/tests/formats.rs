@@ -313,3 +313,38 @@ async fn the_control_endpoint_sets_reads_and_clears_the_plan() {
     assert_eq!(status, StatusCode::OK);
     mock.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keep_alive_connections_answer_without_stalls() {
+    // A response held back by Nagle's algorithm costs ~40 ms; 250 requests
+    // in a row on one connection would then take 10 s.
+    let mock = MockProvider::start(MockConfig::openai()).await.unwrap();
+    let started = tokio::time::Instant::now();
+    let mut clients = Vec::new();
+    for _ in 0..4 {
+        let addr = mock.addr();
+        clients.push(tokio::spawn(async move {
+            let mut connection = support::connect(addr).await.unwrap();
+            for i in 0..250 {
+                let stream = i % 5 == 0;
+                let response = connection
+                    .send(post("/v1/chat/completions", chat("m", stream)))
+                    .await
+                    .unwrap();
+                assert_eq!(response.status(), StatusCode::OK);
+                http_body_util::BodyExt::collect(response.into_body())
+                    .await
+                    .unwrap();
+            }
+        }));
+    }
+    for client in clients {
+        within(client).await.unwrap();
+    }
+    let elapsed = started.elapsed();
+    assert!(elapsed < std::time::Duration::from_secs(5), "{elapsed:?}");
+    let stats = mock.stats();
+    assert_eq!(stats.served_ok, 1000);
+    assert_eq!(stats.connections_accepted, 4);
+    println!("1000 requests in {elapsed:?}");
+}
