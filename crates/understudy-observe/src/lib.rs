@@ -18,6 +18,21 @@
 //! - [`init_tracing`]: text or JSON (one object per line) log output for
 //!   binaries.
 //!
+//! # Where each piece goes
+//!
+//! ```text
+//! ObserveLayer                       llm.request span, understudy_requests_total, …
+//! └─ ReplayLayer
+//!    └─ Fallback                     reports fallback / all_targets_failed → Telemetry
+//!       └─ per target: RetryLayer    reports retry / retry_budget_exhausted → Telemetry
+//!          └─ HealthLayer            registry reports provider state changes → Telemetry
+//!             └─ AttemptLayer        llm.attempt span, understudy_attempts_total, TTFB
+//!                └─ timeout → FirstChunkLayer → provider
+//! ```
+//!
+//! Metric handles are registered on first use against the recorder
+//! installed then: install the exporter before serving requests.
+//!
 //! Metrics go through the [`metrics`] facade: the application installs the
 //! exporter (the gateway serves Prometheus). Example Prometheus alerting
 //! rules (provider ejected, fallback rate high, all providers down) ship

@@ -125,6 +125,17 @@ where
 ///
 /// Fails if `RUST_LOG` does not parse or a global subscriber is already
 /// installed.
+///
+/// # Example
+///
+/// ```
+/// use understudy_observe::{LogFormat, init_tracing};
+///
+/// init_tracing(LogFormat::Json).unwrap();
+/// tracing::info!(event = "listening", port = 8080, "gateway listening");
+/// // A second global subscriber is refused.
+/// assert!(init_tracing(LogFormat::Text).is_err());
+/// ```
 pub fn init_tracing(format: LogFormat) -> Result<(), BoxError> {
     let filter = std::env::var("RUST_LOG").unwrap_or_else(|_| DEFAULT_FILTER.to_owned());
     let ansi = std::io::stdout().is_terminal();

@@ -375,8 +375,20 @@ async fn no_log_line_or_metric_label_holds_the_api_key() {
     .expect("the alert is logged");
 
     let text = logs.text();
-    assert!(text.contains("provider_failure"), "{text}");
-    assert!(text.contains("llm.request") && text.contains("llm.attempt"));
+    // The failure is logged inside the attempt span, inside the request span.
+    let failure: serde_json::Value = text
+        .lines()
+        .map(|line| serde_json::from_str::<serde_json::Value>(line).unwrap())
+        .find(|line| line["event"] == "provider_failure")
+        .expect("a provider_failure line");
+    let spans: Vec<_> = failure["spans"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|span| span["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(spans, ["llm.request", "llm.attempt"]);
+    assert_eq!(failure["span"]["provider"], "openai");
     assert!(
         !text.contains("sk-secret"),
         "a log line holds the key:\n{text}"
