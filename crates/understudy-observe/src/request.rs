@@ -177,6 +177,9 @@ impl Routes {
 /// - A `request_finished` event: DEBUG for a success, INFO for a client
 ///   error, WARN when the caller got a provider failure.
 ///
+/// A request whose caller goes away before the response head is ready is
+/// not counted (its span still closes).
+///
 /// Responses and errors pass through unchanged (an infallible stack stays
 /// infallible, as axum wants). Metric handles are cached per route in the
 /// layer.
