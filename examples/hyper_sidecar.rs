@@ -1,0 +1,205 @@
+//! A sidecar with no web framework: hyper-util's server serves the
+//! failover stack directly.
+//!
+//! ```text
+//! cargo run --example hyper_sidecar
+//! ```
+//!
+//! The same stack as `axum_app` (observe → replay → fallback over two
+//! target stacks), handed to `hyper_util::server::conn::auto::Builder`
+//! through `TowerToHyperService`. Every accepted connection gets
+//! `TCP_NODELAY` before it is served. Every path is the chat endpoint: a
+//! sidecar has one job.
+//!
+//! The providers are mock providers started in-process (the primary refuses
+//! connections, so the backup serves). The example sends one chat request
+//! through itself, prints the answer and who served it, and exits.
+#![allow(clippy::print_stdout, clippy::print_stderr)]
+
+use std::convert::Infallible;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{Request, Response};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use hyper_util::service::TowerToHyperService;
+use tokio::net::{TcpListener, TcpStream};
+use tower::ServiceBuilder;
+use tower::timeout::TimeoutLayer;
+use tower::util::BoxCloneSyncService;
+use understudy::core::events::SharedObserver;
+use understudy::core::{BoxError, ReplayBody, ReplayLayer, ResponseBody, TargetName};
+use understudy::fallback::{Fallback, FirstChunkLayer, Target};
+use understudy::health::{HealthConfig, HealthLayer, HealthRegistry};
+use understudy::observe::{AttemptLayer, ObserveLayer, Telemetry};
+use understudy::provider::{ClientConfig, HttpClient, ProviderService};
+use understudy::retry::{RetryConfig, RetryLayer};
+use understudy_mock::{Fault, MockConfig, MockProvider};
+
+/// The whole stack, as hyper serves it.
+type ChatStack = BoxCloneSyncService<Request<Incoming>, Response<ResponseBody>, Infallible>;
+/// One target's stack.
+type TargetStack = BoxCloneSyncService<Request<ReplayBody>, Response<ResponseBody>, BoxError>;
+
+/// Runs the example on its own runtime.
+pub fn main() -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("could not start the runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("hyper_sidecar failed: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// One provider's stack: retry → health → attempt timeout → commit point →
+/// attempt telemetry → the provider.
+fn target(
+    client: &HttpClient,
+    registry: &HealthRegistry,
+    observer: &SharedObserver,
+    provider: &str,
+    base_url: &str,
+    model: &str,
+) -> Result<Target<TargetStack>, BoxError> {
+    let name: Arc<str> = Arc::from(provider);
+    let upstream = ProviderService::openai(client.clone(), base_url, None, model)?;
+    let stack = ServiceBuilder::new()
+        .layer(
+            RetryLayer::new(RetryConfig::default().max_retries(1))
+                .provider(name.clone())
+                .observer(observer.clone()),
+        )
+        .layer(HealthLayer::new(registry.clone(), name.clone()))
+        .layer(TimeoutLayer::new(Duration::from_secs(10)))
+        .layer(FirstChunkLayer::new(Duration::from_secs(5)).observer(observer.clone()))
+        .layer(AttemptLayer::new(name.clone(), model.to_owned()).with_observer(observer.clone()))
+        .service(upstream);
+    Ok(Target::new(
+        TargetName::new(name, model.to_owned()),
+        TargetStack::new(stack),
+    ))
+}
+
+/// Serves one connection, HTTP/1.1 (or HTTP/2 when the client speaks it),
+/// until the client closes it.
+async fn serve_connection(tcp: TcpStream, stack: ChatStack) {
+    let _ = auto::Builder::new(TokioExecutor::new())
+        .serve_connection(TokioIo::new(tcp), TowerToHyperService::new(stack))
+        .await;
+}
+
+async fn run() -> Result<(), BoxError> {
+    let primary =
+        MockProvider::start(MockConfig::openai().name("primary").fault(Fault::Refuse)).await?;
+    let backup = MockProvider::start(MockConfig::openai().name("backup")).await?;
+
+    let observer = Telemetry::new().into_shared();
+    let registry = HealthRegistry::with_observer(
+        HealthConfig::builder().consecutive_failures(3).build()?,
+        observer.clone(),
+    );
+    let client = HttpClient::new(ClientConfig::new().connect_timeout(Duration::from_secs(2)))?;
+    let fallback = Fallback::builder()
+        .target(target(
+            &client,
+            &registry,
+            &observer,
+            "primary",
+            &primary.base_url(),
+            "big-model",
+        )?)
+        .target(target(
+            &client,
+            &registry,
+            &observer,
+            "backup",
+            &backup.base_url(),
+            "small-model",
+        )?)
+        .availability(registry.clone())
+        .observer(observer.clone())
+        .build();
+    // hyper hands the service a `Request<hyper::body::Incoming>`;
+    // ReplayLayer collects it into the replayable body Fallback needs.
+    let stack = ChatStack::new(
+        ServiceBuilder::new()
+            .layer(ObserveLayer::new())
+            .layer(ReplayLayer::new(1 << 20))
+            .service(fallback),
+    );
+
+    let listener = TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    println!("sidecar listening on http://{addr}");
+    let server = tokio::spawn(async move {
+        loop {
+            let Ok((tcp, _peer)) = listener.accept().await else {
+                continue;
+            };
+            let _ = tcp.set_nodelay(true);
+            tokio::spawn(serve_connection(tcp, stack.clone()));
+        }
+    });
+
+    // The self-check: one chat request through the sidecar.
+    let client = Client::builder(TokioExecutor::new()).build(HttpConnector::new());
+    let request = Request::post(format!("http://{addr}/v1/chat/completions"))
+        .header("content-type", "application/json")
+        .body(Full::new(Bytes::from_static(
+            br#"{"model":"chat","messages":[{"role":"user","content":"Say hello."}]}"#,
+        )))?;
+    let response = tokio::time::timeout(Duration::from_secs(10), client.request(request)).await??;
+    let (parts, body) = response.into_parts();
+    let body = body.collect().await?.to_bytes();
+    let header = |name: &str| {
+        parts
+            .headers
+            .get(name)
+            .and_then(|value| value.to_str().ok())
+            .unwrap_or("-")
+            .to_owned()
+    };
+    let answer: serde_json::Value = serde_json::from_slice(&body)?;
+    let content = answer["choices"][0]["message"]["content"]
+        .as_str()
+        .unwrap_or_default();
+    println!("status:      {}", parts.status);
+    println!("answer:      {content}");
+    println!(
+        "served by:   {} ({}) after {} attempts",
+        header("x-understudy-provider"),
+        header("x-understudy-model"),
+        header("x-understudy-attempts"),
+    );
+
+    // Closing the client's connections ends their tasks; aborting the
+    // accept loop stops the server.
+    drop(client);
+    server.abort();
+    primary.shutdown().await;
+    backup.shutdown().await;
+
+    if !parts.status.is_success() || content != "Hello from backup." {
+        return Err(format!("unexpected answer: {} {content:?}", parts.status).into());
+    }
+    Ok(())
+}
