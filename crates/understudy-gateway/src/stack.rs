@@ -254,21 +254,33 @@ pub fn build(
     let router = ModelRouter::new(routes).with_direct(direct);
     let models: Arc<[String]> = router.route_names().into();
 
-    let probers = parts
-        .providers
-        .iter()
-        .map(|(provider, key)| {
-            let probe = parts.provider_service(provider, key.clone(), "probe")?;
-            Ok(registry.spawn_prober(
-                &provider.name,
-                Duration::from_secs(config.health.probe_interval_secs),
-                move || {
-                    let probe = probe.clone();
-                    async move { probe.probe().await }
-                },
-            ))
-        })
-        .collect::<Result<Vec<_>, BuildError>>()?;
+    // Active probes of ejected providers; `probe_interval_secs = 0` turns
+    // them off. A probe gets the provider's attempt timeout: a provider that
+    // hangs must not stall its prober.
+    let probers = if config.health.probe_interval_secs == 0 {
+        Vec::new()
+    } else {
+        parts
+            .providers
+            .iter()
+            .map(|(provider, key)| {
+                let probe = parts.provider_service(provider, key.clone(), "probe")?;
+                let timeout = Duration::from_millis(provider.timeout_ms);
+                Ok(registry.spawn_prober(
+                    &provider.name,
+                    Duration::from_secs(config.health.probe_interval_secs),
+                    move || {
+                        let probe = probe.clone();
+                        async move {
+                            tokio::time::timeout(timeout, probe.probe())
+                                .await
+                                .unwrap_or(false)
+                        }
+                    },
+                ))
+            })
+            .collect::<Result<Vec<_>, BuildError>>()?
+    };
 
     let chat = ServiceBuilder::new()
         .layer(ObserveLayer::new())

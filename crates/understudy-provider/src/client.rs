@@ -38,7 +38,10 @@ pub struct ClientConfig {
     pub connect_timeout: Duration,
     /// How long an idle pooled connection is kept. Default: 90 seconds.
     pub pool_idle_timeout: Duration,
-    /// How many idle connections are kept per host. Default: 32.
+    /// How many idle connections are kept per host. Default: no limit (idle
+    /// connections still close after `pool_idle_timeout`). A limit below the
+    /// concurrency a provider sees makes the pool close and reopen
+    /// connections under load.
     pub pool_max_idle_per_host: usize,
     /// Whether the public web PKI roots (webpki-roots) are trusted.
     /// Default: true.
@@ -89,7 +92,7 @@ impl Default for ClientConfig {
         Self {
             connect_timeout: Duration::from_secs(5),
             pool_idle_timeout: Duration::from_secs(90),
-            pool_max_idle_per_host: 32,
+            pool_max_idle_per_host: usize::MAX,
             webpki_roots: true,
             extra_root_certificates: Vec::new(),
         }

@@ -1,9 +1,10 @@
-//! [`LogSink`]: alerts as ERROR-level log events.
+//! [`LogSink`]: alerts as log events: ERROR, or INFO when resolved.
 
-use super::{Alert, AlertSink, DeliverFuture};
+use super::{Alert, AlertKind, AlertSink, DeliverFuture};
 use crate::TARGET;
 
-/// Delivers each alert as an ERROR-level `tracing` event named `alert`,
+/// Delivers each alert as an ERROR-level `tracing` event named `alert`
+/// (INFO for a resolved one, such as a provider restored),
 /// whose message is the alert's sentence and whose fields are
 /// `event = "alert"`, `kind`, `severity`, `subject`, `details` (the alert's
 /// fields, `name=value` joined by commas) and `at`: what a log-based
@@ -44,17 +45,27 @@ impl AlertSink for LogSink {
             .map(|(name, value)| format!("{name}={value}"))
             .collect::<Vec<_>>()
             .join(",");
-        tracing::error!(
-            target: TARGET,
-            event = "alert",
-            kind = alert.kind.as_str(),
-            severity = alert.kind.severity(),
-            subject = &*alert.subject,
-            details = %details,
-            at = %alert.timestamp(),
-            "{}",
-            alert.message,
-        );
+        macro_rules! emit {
+            ($level:expr) => {
+                tracing::event!(
+                    target: TARGET,
+                    $level,
+                    event = "alert",
+                    kind = alert.kind.as_str(),
+                    severity = alert.kind.severity(),
+                    subject = &*alert.subject,
+                    details = %details,
+                    at = %alert.timestamp(),
+                    "{}",
+                    alert.message,
+                )
+            };
+        }
+        if matches!(alert.kind, AlertKind::ProviderRestored) {
+            emit!(tracing::Level::INFO);
+        } else {
+            emit!(tracing::Level::ERROR);
+        }
         Box::pin(std::future::ready(Ok(())))
     }
 }
