@@ -437,8 +437,14 @@ async fn shutdown_lets_a_stream_in_flight_finish() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn probes_can_be_turned_off() {
-    let h = start("chat", WireFormat::OpenAi, "[health]\nprobe_interval_secs = 0\n").await;
-    h.primary.set_fault("status:503".parse::<understudy_mock::FaultRule>().unwrap());
+    let h = start(
+        "chat",
+        WireFormat::OpenAi,
+        "[health]\nprobe_interval_secs = 0\n",
+    )
+    .await;
+    h.primary
+        .set_fault("status:503".parse::<understudy_mock::FaultRule>().unwrap());
     assert_served_by_backup(&h.chat("chat", false).await, "2");
     assert_eq!(h.primary.stats().models_requests, 0);
     h.stop().await;
