@@ -29,6 +29,10 @@ pub enum GatewayError {
     Webhook(String),
 }
 
+/// How often histogram samples are folded into the Prometheus exporter's
+/// summaries; without it they would accumulate until the next scrape.
+const METRICS_UPKEEP: Duration = Duration::from_secs(5);
+
 /// The gateway: the app, and the state behind it.
 #[derive(Debug)]
 pub struct Gateway {
@@ -36,6 +40,17 @@ pub struct Gateway {
     built: Built,
     drain: Duration,
     alerts: Alerts,
+    _upkeep: Option<AbortOnDrop>,
+}
+
+/// Aborts a background task when dropped.
+#[derive(Debug)]
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 impl Gateway {
@@ -62,10 +77,20 @@ impl Gateway {
         let observer = Telemetry::new().with_alerts(alerts.clone()).into_shared();
 
         let built = stack::build(config, keys, &observer)?;
+        let metrics = prometheus();
+        let upkeep = metrics.clone().map(|handle| {
+            AbortOnDrop(tokio::spawn(async move {
+                let mut ticks = tokio::time::interval(METRICS_UPKEEP);
+                loop {
+                    ticks.tick().await;
+                    handle.run_upkeep();
+                }
+            }))
+        });
         let state = AppState {
             registry: built.registry.clone(),
             models: built.models.clone(),
-            metrics: prometheus(),
+            metrics,
         };
         let router = app::router(built.chat.clone(), state);
         Ok(Self {
@@ -73,6 +98,7 @@ impl Gateway {
             built,
             drain: Duration::from_millis(config.server.drain_timeout_ms),
             alerts,
+            _upkeep: upkeep,
         })
     }
 
