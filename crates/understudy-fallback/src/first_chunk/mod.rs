@@ -279,6 +279,36 @@ struct Envelope {
     error: Option<IgnoredAny>,
 }
 
+/// What a whole non-streaming body is.
+#[derive(Debug, PartialEq, Eq)]
+enum Whole {
+    /// A JSON object without a top-level `error`.
+    Answer,
+    /// A JSON object with a top-level `error`.
+    ErrorEnvelope,
+    /// Not a JSON object.
+    NotJson,
+}
+
+/// Judges a body cheaply on the hot path: an answer is an object, so it
+/// must be delimited by braces; only a body that mentions `"error"` is
+/// parsed, to tell an error envelope from an answer whose text holds the
+/// word.
+fn judge_whole(bytes: &[u8]) -> Whole {
+    let trimmed = bytes.trim_ascii();
+    if !(trimmed.starts_with(b"{") && trimmed.ends_with(b"}")) {
+        return Whole::NotJson;
+    }
+    if !trimmed.windows(7).any(|window| window == b"\"error\"") {
+        return Whole::Answer;
+    }
+    match serde_json::from_slice::<Envelope>(trimmed) {
+        Ok(Envelope { error: None }) => Whole::Answer,
+        Ok(Envelope { error: Some(_) }) => Whole::ErrorEnvelope,
+        Err(_) => Whole::NotJson,
+    }
+}
+
 /// Reads a non-streaming body whole and checks it is a JSON answer.
 async fn read_whole<B>(
     response: Response<B>,
@@ -293,15 +323,15 @@ where
         Ok(collected) => collected.to_bytes(),
         Err(error) => return Err(body_failure(error)),
     };
-    let outcome = match serde_json::from_slice::<Envelope>(&bytes) {
-        Ok(Envelope { error: None }) => None,
-        Ok(Envelope { error: Some(_) }) => Some(
+    let outcome = match judge_whole(&bytes) {
+        Whole::Answer => None,
+        Whole::ErrorEnvelope => Some(
             match LlmClassifier::new().classify_parts(parts.status, &parts.headers, Some(&bytes)) {
                 Outcome::Success => Outcome::Failure(FailureKind::StreamBroken),
                 outcome => outcome,
             },
         ),
-        Err(_) => Some(Outcome::Failure(FailureKind::StreamBroken)),
+        Whole::NotJson => Some(Outcome::Failure(FailureKind::StreamBroken)),
     };
     parts.headers.remove(header::TRANSFER_ENCODING);
     parts
@@ -370,3 +400,24 @@ impl fmt::Display for StreamEndedEarly {
 }
 
 impl Error for StreamEndedEarly {}
+
+#[cfg(test)]
+mod tests {
+    use super::{Whole, judge_whole};
+
+    #[test]
+    fn whole_bodies_are_judged_by_shape_and_parsed_only_when_they_mention_error() {
+        assert_eq!(judge_whole(br#" {"choices":[]} "#), Whole::Answer);
+        assert_eq!(
+            judge_whole(br#"{"choices":[{"message":{"content":"the \"error\" was mine"}}]}"#),
+            Whole::Answer
+        );
+        assert_eq!(
+            judge_whole(br#"{"error":{"message":"boom"}}"#),
+            Whole::ErrorEnvelope
+        );
+        assert_eq!(judge_whole(b"<html>502</html>"), Whole::NotJson);
+        assert_eq!(judge_whole(b""), Whole::NotJson);
+        assert_eq!(judge_whole(br#"{"error": oops}"#), Whole::NotJson);
+    }
+}
