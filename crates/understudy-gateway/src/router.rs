@@ -37,7 +37,7 @@ pub type DirectTargets<S> = Arc<dyn Fn(&str, &str) -> Option<S> + Send + Sync>;
 /// chosen route's service is cloned and driven to readiness inside the
 /// response future, so one route never blocks another.
 pub struct ModelRouter<S> {
-    routes: Arc<HashMap<String, S>>,
+    routes: Arc<HashMap<String, (RouteName, S)>>,
     direct: Option<DirectTargets<S>>,
     known: Arc<[String]>,
 }
@@ -66,7 +66,13 @@ impl<S> fmt::Debug for ModelRouter<S> {
 impl<S> ModelRouter<S> {
     /// A router over named routes.
     pub fn new(routes: impl IntoIterator<Item = (String, S)>) -> Self {
-        let routes: HashMap<String, S> = routes.into_iter().collect();
+        let routes: HashMap<String, (RouteName, S)> = routes
+            .into_iter()
+            .map(|(name, service)| {
+                let route = RouteName::new(name.as_str());
+                (name, (route, service))
+            })
+            .collect();
         let mut known: Vec<String> = routes.keys().cloned().collect();
         known.sort_unstable();
         Self {
@@ -135,19 +141,19 @@ where
                 .to_response(),
             );
         };
-        let (route, service) = if let Some(service) = self.routes.get(model) {
-            (model.to_owned(), service.clone())
+        let (route, service) = if let Some((route, service)) = self.routes.get(model) {
+            (route.clone(), service.clone())
         } else if let (Some(direct), Some((provider, upstream))) =
             (&self.direct, model.split_once('/'))
         {
             match direct(provider, upstream) {
-                Some(service) => (model.to_owned(), service),
+                Some(service) => (RouteName::new(model), service),
                 None => return answer(self.not_found(model)),
             }
         } else {
             return answer(self.not_found(model));
         };
-        request.extensions_mut().insert(RouteName::new(route));
+        request.extensions_mut().insert(route);
         Either::Right(service.oneshot(request))
     }
 }
