@@ -27,6 +27,10 @@ pin_project! {
         #[pin]
         idle: Sleep,
         idle_timeout: Duration,
+        // When the last frame went out; the idle timer is moved to
+        // `last + idle_timeout` only when the stream has to wait, so a burst
+        // of frames costs no timer updates.
+        last: Instant,
         finished: bool,
         target: Option<TargetName>,
         observer: SharedObserver,
@@ -46,6 +50,7 @@ impl<B> CommittedBody<B> {
             inner,
             idle: tokio::time::sleep(idle_timeout),
             idle_timeout,
+            last: Instant::now(),
             finished: false,
             target,
             observer,
@@ -87,6 +92,10 @@ where
             }
             Poll::Ready(Some(Err(_))) => "the provider's stream broke after it started".to_owned(),
             Poll::Pending => {
+                let deadline = *this.last + *this.idle_timeout;
+                if this.idle.deadline() != deadline {
+                    this.idle.as_mut().reset(deadline);
+                }
                 if this.idle.as_mut().poll(cx).is_pending() {
                     return Poll::Pending;
                 }
