@@ -292,3 +292,62 @@ async fn error_statuses_pass_through_untouched() {
         r#"{"error":{"message":"busy"}}"#
     );
 }
+
+/// Commits a stream through `FirstChunk` alone and hands back its body and
+/// the sender that feeds it.
+async fn committed(idle: Duration) -> (ResponseBody, Sender) {
+    let senders = Arc::new(Mutex::new(Vec::new()));
+    let log = Log::default();
+    let layer = FirstChunkLayer::new(FIRST_CHUNK).idle_timeout(idle);
+    let service = layer.layer(streaming(&log, &senders));
+    let call = tokio::spawn(service.oneshot(request()));
+    while senders.lock().unwrap().is_empty() {
+        tokio::task::yield_now().await;
+    }
+    let tx = senders.lock().unwrap().remove(0);
+    tx.send(Ok(chunk("first"))).unwrap();
+    let response = call.await.unwrap().unwrap();
+    (response.into_body(), tx)
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_stream_slower_than_nothing_but_steady_is_never_cut() {
+    use http_body_util::BodyExt;
+
+    let (mut body, tx) = committed(Duration::from_secs(2)).await;
+    let first = body.frame().await.unwrap().unwrap().into_data().unwrap();
+    assert_eq!(first, chunk("first"));
+    // Ten chunks 1.5 s apart: 15 s in all, never 2 s of silence.
+    for i in 0..10 {
+        tokio::time::advance(Duration::from_millis(1500)).await;
+        tx.send(Ok(chunk(&format!("n{i}")))).unwrap();
+        let frame = body.frame().await.unwrap().unwrap().into_data().unwrap();
+        assert_eq!(frame, chunk(&format!("n{i}")), "chunk {i}");
+    }
+    drop(tx);
+    assert!(body.frame().await.is_none());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_burst_goes_out_as_one_frame_and_a_lone_chunk_is_not_held() {
+    use http_body_util::BodyExt;
+
+    let (mut body, tx) = committed(Duration::from_secs(2)).await;
+    for i in 0..5 {
+        tx.send(Ok(chunk(&format!("b{i}")))).unwrap();
+    }
+    // The held first chunk and the burst that was already there: one frame.
+    let burst = body.frame().await.unwrap().unwrap().into_data().unwrap();
+    let expected: Vec<u8> = std::iter::once(chunk("first"))
+        .chain((0..5).map(|i| chunk(&format!("b{i}"))))
+        .flat_map(|b| b.to_vec())
+        .collect();
+    assert_eq!(burst, expected);
+
+    // A lone chunk comes out without waiting for another.
+    tx.send(Ok(chunk("lone"))).unwrap();
+    let started = tokio::time::Instant::now();
+    let lone = body.frame().await.unwrap().unwrap().into_data().unwrap();
+    assert_eq!(lone, chunk("lone"));
+    assert_eq!(started.elapsed(), Duration::ZERO);
+}

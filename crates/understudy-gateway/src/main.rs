@@ -13,7 +13,6 @@ use understudy_gateway::gateway::Gateway;
 use understudy_gateway::{demo, serve};
 use understudy_observe::{LogFormat, init_tracing};
 
-
 /// An OpenAI-compatible LLM gateway that fails over between providers.
 ///
 /// Without arguments it runs a demo: two mock providers on loopback (a

@@ -4,7 +4,8 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
+use http::HeaderMap;
 use http_body::{Body, Frame, SizeHint};
 use pin_project_lite::pin_project;
 use std::future::Future;
@@ -13,23 +14,33 @@ use tokio::time::{Instant, Sleep};
 use understudy_core::events::{Event, SharedObserver};
 use understudy_core::{BoxError, OpenAiError, TargetName};
 
+/// Frames gathered past this size go out at once.
+const FLUSH_AT: usize = 16 * 1024;
+
 pin_project! {
     /// The stream of a committed response: first the frames read while
     /// waiting for content, then the rest of the upstream body as it comes.
+    ///
+    /// Frames already available when the caller's connection asks for data
+    /// go out as one frame, so a burst becomes one write; nothing is held
+    /// back waiting for more.
     ///
     /// If the upstream body fails, or sends nothing for the idle timeout, the
     /// stream ends with one SSE `data:` event holding the error in the
     /// OpenAI shape, and `Event::StreamBrokenAfterCommit` is reported.
     pub(crate) struct CommittedBody<B> {
-        held: Option<Bytes>,
         #[pin]
         inner: B,
+        // Data gathered and not yet released: one frame as it came, or
+        // several joined.
+        single: Option<Bytes>,
+        joined: BytesMut,
+        trailers: Option<HeaderMap>,
         #[pin]
         idle: Sleep,
         idle_timeout: Duration,
-        // When the last frame went out; the idle timer is moved to
-        // `last + idle_timeout` only when the stream has to wait, so a burst
-        // of frames costs no timer updates.
+        // When the last frame arrived; the idle timer is moved to
+        // `last + idle_timeout` only when the stream has to wait.
         last: Instant,
         finished: bool,
         target: Option<TargetName>,
@@ -46,8 +57,10 @@ impl<B> CommittedBody<B> {
         observer: SharedObserver,
     ) -> Self {
         Self {
-            held: (!held.is_empty()).then_some(held),
             inner,
+            single: (!held.is_empty()).then_some(held),
+            joined: BytesMut::new(),
+            trailers: None,
             idle: tokio::time::sleep(idle_timeout),
             idle_timeout,
             last: Instant::now(),
@@ -56,6 +69,32 @@ impl<B> CommittedBody<B> {
             observer,
         }
     }
+}
+
+/// Adds `data` to what is held.
+fn gather(single: &mut Option<Bytes>, joined: &mut BytesMut, data: Bytes) {
+    if data.is_empty() {
+        return;
+    }
+    if single.is_none() && joined.is_empty() {
+        *single = Some(data);
+        return;
+    }
+    if let Some(first) = single.take() {
+        joined.extend_from_slice(&first);
+    }
+    joined.extend_from_slice(&data);
+}
+
+/// Takes what is held, if anything.
+fn release(single: &mut Option<Bytes>, joined: &mut BytesMut) -> Option<Bytes> {
+    single
+        .take()
+        .or_else(|| (!joined.is_empty()).then(|| joined.split().freeze()))
+}
+
+fn held_len(single: Option<&Bytes>, joined: &BytesMut) -> usize {
+    single.map_or(0, Bytes::len) + joined.len()
 }
 
 impl<B> Body for CommittedBody<B>
@@ -70,39 +109,63 @@ where
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let mut this = self.project();
-        if let Some(held) = this.held.take() {
-            this.idle
-                .as_mut()
-                .reset(Instant::now() + *this.idle_timeout);
-            return Poll::Ready(Some(Ok(Frame::data(held))));
-        }
         if *this.finished {
-            return Poll::Ready(None);
+            if let Some(data) = release(this.single, this.joined) {
+                return Poll::Ready(Some(Ok(Frame::data(data))));
+            }
+            return Poll::Ready(this.trailers.take().map(|t| Ok(Frame::trailers(t))));
         }
-        let message = match this.inner.as_mut().poll_frame(cx) {
-            Poll::Ready(Some(Ok(frame))) => {
-                this.idle
-                    .as_mut()
-                    .reset(Instant::now() + *this.idle_timeout);
-                return Poll::Ready(Some(Ok(frame)));
-            }
-            Poll::Ready(None) => {
-                *this.finished = true;
-                return Poll::Ready(None);
-            }
-            Poll::Ready(Some(Err(_))) => "the provider's stream broke after it started".to_owned(),
-            Poll::Pending => {
-                let deadline = *this.last + *this.idle_timeout;
-                if this.idle.deadline() != deadline {
-                    this.idle.as_mut().reset(deadline);
+        let message = loop {
+            match this.inner.as_mut().poll_frame(cx) {
+                Poll::Ready(Some(Ok(frame))) => {
+                    *this.last = Instant::now();
+                    match frame.into_data() {
+                        Ok(data) => {
+                            gather(this.single, this.joined, data);
+                            if held_len(this.single.as_ref(), this.joined) >= FLUSH_AT
+                                && let Some(data) = release(this.single, this.joined)
+                            {
+                                return Poll::Ready(Some(Ok(Frame::data(data))));
+                            }
+                        }
+                        Err(frame) => {
+                            // Trailers end the body: release the data first.
+                            *this.finished = true;
+                            *this.trailers = frame.into_trailers().ok();
+                            if let Some(data) = release(this.single, this.joined) {
+                                return Poll::Ready(Some(Ok(Frame::data(data))));
+                            }
+                            return Poll::Ready(
+                                this.trailers.take().map(|t| Ok(Frame::trailers(t))),
+                            );
+                        }
+                    }
                 }
-                if this.idle.as_mut().poll(cx).is_pending() {
-                    return Poll::Pending;
+                Poll::Ready(None) => {
+                    *this.finished = true;
+                    return Poll::Ready(
+                        release(this.single, this.joined).map(|data| Ok(Frame::data(data))),
+                    );
                 }
-                format!(
-                    "the provider's stream stalled for {} ms after it started",
-                    this.idle_timeout.as_millis()
-                )
+                Poll::Ready(Some(Err(_))) => {
+                    break "the provider's stream broke after it started".to_owned();
+                }
+                Poll::Pending => {
+                    if let Some(data) = release(this.single, this.joined) {
+                        return Poll::Ready(Some(Ok(Frame::data(data))));
+                    }
+                    let deadline = *this.last + *this.idle_timeout;
+                    if this.idle.deadline() != deadline {
+                        this.idle.as_mut().reset(deadline);
+                    }
+                    if this.idle.as_mut().poll(cx).is_pending() {
+                        return Poll::Pending;
+                    }
+                    break format!(
+                        "the provider's stream stalled for {} ms after it started",
+                        this.idle_timeout.as_millis()
+                    );
+                }
             }
         };
         *this.finished = true;
@@ -115,11 +178,13 @@ where
         let event = OpenAiError::bad_gateway(message)
             .with_code("stream_broken")
             .to_sse_event();
-        Poll::Ready(Some(Ok(Frame::data(event))))
+        // What came before the break goes out first, then the error event.
+        gather(this.single, this.joined, event);
+        Poll::Ready(release(this.single, this.joined).map(|data| Ok(Frame::data(data))))
     }
 
     fn is_end_stream(&self) -> bool {
-        self.finished && self.held.is_none()
+        self.finished && self.single.is_none() && self.joined.is_empty() && self.trailers.is_none()
     }
 
     fn size_hint(&self) -> SizeHint {
