@@ -231,6 +231,39 @@ fn stack(c: &mut Criterion) {
             .build()
     );
     layers.finish();
+
+    // The outer layers, over the bare service, from a caller's request.
+    let mut outer = c.benchmark_group("outer");
+    let replay_only = ServiceBuilder::new()
+        .layer(ReplayLayer::new(1 << 20))
+        .service(instant());
+    let observe_replay = ServiceBuilder::new()
+        .layer(ObserveLayer::new())
+        .layer(ReplayLayer::new(1 << 20))
+        .service(instant());
+    outer.bench_function("replay", |b| {
+        b.iter_batched(
+            request,
+            |request| {
+                runtime.block_on(async {
+                    black_box(replay_only.clone().oneshot(request).await.unwrap());
+                });
+            },
+            BatchSize::SmallInput,
+        );
+    });
+    outer.bench_function("observe_and_replay", |b| {
+        b.iter_batched(
+            request,
+            |request| {
+                runtime.block_on(async {
+                    black_box(observe_replay.clone().oneshot(request).await.unwrap());
+                });
+            },
+            BatchSize::SmallInput,
+        );
+    });
+    outer.finish();
 }
 
 /// A realistic Anthropic stream: a text block in many deltas.
