@@ -126,6 +126,11 @@ where
                 );
             }
         };
+        // The request span (`llm.request`, opened by the observe layer) gets
+        // the model the caller asked for, which only the body tells.
+        if let Some(model) = head.model.as_deref() {
+            tracing::Span::current().record("model", model);
+        }
         let Some(model) = head.model.as_deref().filter(|m| !m.is_empty()) else {
             return answer(
                 OpenAiError::new(
@@ -242,5 +247,50 @@ mod tests {
 
         let (status, _) = send(r#"{"model":"nobody/gpt-4o"}"#).await;
         assert_eq!(status, StatusCode::NOT_FOUND);
+    }
+
+    /// Collects the values recorded into spans, as `name=value` strings.
+    #[derive(Clone, Default)]
+    struct Recorded(Arc<std::sync::Mutex<Vec<String>>>);
+
+    impl tracing::field::Visit for Recorded {
+        fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn fmt::Debug) {
+            self.0
+                .lock()
+                .unwrap()
+                .push(format!("{}={value:?}", field.name()));
+        }
+    }
+
+    impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Recorded {
+        fn on_record(
+            &self,
+            _span: &tracing::span::Id,
+            values: &tracing::span::Record<'_>,
+            _ctx: tracing_subscriber::layer::Context<'_, S>,
+        ) {
+            values.record(&mut self.clone());
+        }
+    }
+
+    #[tokio::test]
+    async fn the_request_span_learns_the_requested_model() {
+        use tracing_subscriber::layer::SubscriberExt;
+
+        let recorded = Recorded::default();
+        let subscriber = tracing_subscriber::registry().with(recorded.clone());
+        let _guard = tracing::subscriber::set_default(subscriber);
+        let span = tracing::info_span!(
+            "llm.request",
+            model = tracing::field::Empty,
+            stream = tracing::field::Empty
+        );
+        let request = Request::new(ReplayBody::from(r#"{"model":"chat","stream":true}"#));
+        let response = tracing::Instrument::instrument(router().oneshot(request), span)
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        let values = recorded.0.lock().unwrap().clone();
+        assert_eq!(values, ["model=\"chat\""]);
     }
 }
