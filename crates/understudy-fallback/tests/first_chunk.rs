@@ -248,8 +248,10 @@ async fn a_non_json_success_body_falls_back() {
         .observer(observer.clone())
         .build();
 
+    let started = tokio::time::Instant::now();
     let response = fallback.oneshot(request()).await.unwrap();
 
+    assert_eq!(started.elapsed(), Duration::ZERO);
     assert_eq!(response.headers()["x-understudy-provider"], "backup");
     assert_eq!(
         events.lines(),
@@ -350,4 +352,45 @@ async fn a_burst_goes_out_as_one_frame_and_a_lone_chunk_is_not_held() {
     let lone = body.frame().await.unwrap().unwrap().into_data().unwrap();
     assert_eq!(lone, chunk("lone"));
     assert_eq!(started.elapsed(), Duration::ZERO);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_stream_sending_only_preamble_past_the_bound_fails_over() {
+    let (events, observer) = setup();
+    let (primary, backup) = (Log::default(), Log::default());
+    // The stream stays open: without the bound it would be waited on until
+    // the first-chunk timeout.
+    let open = Arc::new(Mutex::new(Vec::new()));
+    let kept = open.clone();
+    let chatty = target(&primary, move || {
+        let (response, tx) = sse();
+        for _ in 0..100 {
+            tx.send(Ok(Bytes::from_static(ROLE_CHUNK.as_bytes())))
+                .unwrap();
+        }
+        kept.lock().unwrap().push(tx);
+        std::future::ready(Ok(response))
+    });
+    let bounded = FirstChunkLayer::new(FIRST_CHUNK)
+        .max_body(4096)
+        .observer(observer.clone());
+    let fallback = Fallback::builder()
+        .target(Target::new(
+            TargetName::new("primary", "m"),
+            TargetService::new(bounded.layer(chatty)),
+        ))
+        .target(guarded("backup", good_stream(&backup), &observer))
+        .observer(observer.clone())
+        .build();
+
+    let started = tokio::time::Instant::now();
+    let response = fallback.oneshot(request()).await.unwrap();
+
+    assert_eq!(started.elapsed(), Duration::ZERO);
+    assert_eq!(response.headers()["x-understudy-provider"], "backup");
+    assert_eq!(
+        events.lines(),
+        [r#"fallback primary->backup (stream broken) route=Some("chat")"#]
+    );
+    assert_eq!(open.lock().unwrap().len(), 1);
 }

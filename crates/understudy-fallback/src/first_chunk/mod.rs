@@ -90,8 +90,9 @@ impl FirstChunkLayer {
         self
     }
 
-    /// The largest non-streaming body read before release; a larger one is a
-    /// provider failure. Defaults to [`DEFAULT_MAX_BODY`].
+    /// The largest non-streaming body read before release, and the most a
+    /// stream may send before its first content; more is a provider
+    /// failure. Defaults to [`DEFAULT_MAX_BODY`].
     pub fn max_body(mut self, bytes: usize) -> Self {
         self.config_mut().max_body = bytes;
         self
@@ -248,6 +249,10 @@ where
             // Trailers before any content: the stream is over.
             return Err(broken(StreamEndedEarly));
         };
+        if held.len() + data.len() > config.max_body {
+            // Megabytes without content: not a stream worth waiting for.
+            return Err(broken(StreamEndedEarly));
+        }
         decoder.push(&data);
         held.extend_from_slice(&data);
         while let Some(event) = decoder.next_event() {
