@@ -2,7 +2,11 @@
 
 use std::net::SocketAddr;
 
+use http::Request;
+use http_body_util::BodyExt;
+use understudy_core::ReplayBody;
 use understudy_mock::{FaultPlan, MockConfig, MockProvider};
+use understudy_provider::{ClientConfig, HttpClient};
 
 use crate::config::Config;
 use crate::gateway::{Gateway, GatewayError};
@@ -81,6 +85,65 @@ pub async fn start(listen: SocketAddr) -> Result<Demo, DemoError> {
         backup,
         gateway,
         config,
+    })
+}
+
+/// What the demo's first request came back with.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Answer {
+    /// The HTTP status.
+    pub status: u16,
+    /// `x-understudy-provider`: who served it.
+    pub provider: String,
+    /// `x-understudy-attempts`: upstream attempts made.
+    pub attempts: String,
+    /// The completion's text, or the error body.
+    pub content: String,
+}
+
+/// Sends one chat request for model `chat` to the gateway at `addr`, as a
+/// caller would, and reads who answered.
+pub async fn ask(addr: SocketAddr) -> Result<Answer, String> {
+    let client = HttpClient::new(ClientConfig::new()).map_err(|e| e.to_string())?;
+    let request = Request::post(format!("http://{addr}/v1/chat/completions"))
+        .header("content-type", "application/json")
+        .body(ReplayBody::from(
+            r#"{"model":"chat","messages":[{"role":"user","content":"hi"}]}"#,
+        ))
+        .map_err(|e| e.to_string())?;
+    let response = client.send(request).await.map_err(|e| e.to_string())?;
+    let header = |name: &str| {
+        response
+            .headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_owned()
+    };
+    let (status, provider, attempts) = (
+        response.status().as_u16(),
+        header("x-understudy-provider"),
+        header("x-understudy-attempts"),
+    );
+    let body = response
+        .into_body()
+        .collect()
+        .await
+        .map_err(|e| e.to_string())?
+        .to_bytes();
+    let content = serde_json::from_slice::<serde_json::Value>(&body)
+        .ok()
+        .and_then(|v| {
+            v["choices"][0]["message"]["content"]
+                .as_str()
+                .map(str::to_owned)
+        })
+        .unwrap_or_else(|| String::from_utf8_lossy(&body).into_owned());
+    Ok(Answer {
+        status,
+        provider,
+        attempts,
+        content,
     })
 }
 

@@ -122,21 +122,35 @@ async fn run_demo(listen: Option<SocketAddr>) -> Result<(), String> {
     let listener = TcpListener::bind(listen)
         .await
         .map_err(|e| format!("could not listen on {listen}: {e} (pass --listen ADDR)"))?;
+    let addr = listener
+        .local_addr()
+        .map_err(|e| format!("could not read the listening address: {e}"))?;
+    let primary = demo.primary.base_url();
+    let backup = demo.backup.base_url();
+    let server = tokio::spawn(demo.gateway.serve(listener, serve::shutdown_signal()));
     println!(
-        "\nunderstudy demo: gateway on http://{listen}\n\
-         \x20 primary mock  {}  fails its first request, then 3 in 10, with 503\n\
-         \x20 backup mock   {}  healthy\n\
-         \x20 route `chat`  primary/demo-large, then backup/demo-small\n\n\
-         Send a request (the first one falls back to the backup):\n\n\
-         \x20 curl -si http://{listen}/v1/chat/completions -H 'content-type: application/json' \\\n\
+        "\nunderstudy demo: gateway on http://{addr}\n\
+         \x20 primary mock  {primary}  fails its first request, then 3 in 10, with 503\n\
+         \x20 backup mock   {backup}  healthy\n\
+         \x20 route `chat`  primary/demo-large, then backup/demo-small\n"
+    );
+    match demo::ask(addr).await {
+        Ok(answer) => println!(
+            "First request: {} from `{}` after {} attempts: {:?}\n\
+             (the primary answered 503, the same request went to the backup; see the `fallback` log line)\n",
+            answer.status, answer.provider, answer.attempts, answer.content
+        ),
+        Err(error) => println!("First request failed: {error}\n"),
+    }
+    println!(
+        "Send your own (three in ten fall back):\n\n\
+         \x20 curl -si http://{addr}/v1/chat/completions -H 'content-type: application/json' \\\n\
          \x20   -d '{{\"model\":\"chat\",\"messages\":[{{\"role\":\"user\",\"content\":\"hi\"}}]}}'\n\n\
          The x-understudy-provider header says who answered; the log shows each `fallback`.\n\
-         Also: GET http://{listen}/health, /metrics, /v1/models. Ctrl-C to stop.\n",
-        demo.primary.base_url(),
-        demo.backup.base_url(),
+         Also: GET http://{addr}/health, /metrics, /v1/models. Ctrl-C to stop.\n"
     );
-    demo.gateway
-        .serve(listener, serve::shutdown_signal())
-        .await
-        .map_err(|e| e.to_string())
+    match server.await {
+        Ok(result) => result.map_err(|e| e.to_string()),
+        Err(error) => Err(format!("the server task failed: {error}")),
+    }
 }
