@@ -5,6 +5,7 @@
 # with its primary refusing connections. See docs/benchmarks.md.
 #
 # Usage: bash benches/load.sh [duration_seconds]   (default 10)
+#        CONCURRENCY="16" bash benches/load.sh 5    (only some concurrencies)
 # Needs wrk and nginx (Debian: apt-get install wrk nginx-light), curl.
 set -euo pipefail
 
@@ -123,7 +124,7 @@ ttfb() { # name url model: median time to first byte of a stream over 200 reques
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
 echo "duration ${DURATION}s per run, wrk -t2; upstream: understudy-mock (no fault)"
 echo
-for conns in 16 256; do
+for conns in ${CONCURRENCY:-16 256}; do
   for stream in false true; do
     run "direct (stream=$stream)" "http://$UPSTREAM" chat "$stream" "$conns"
     run "nginx proxy_pass (stream=$stream)" "http://$NGINX" chat "$stream" "$conns"
@@ -138,3 +139,6 @@ ttfb "nginx proxy_pass" "http://$NGINX" chat
 ttfb "understudy" "http://$GATEWAY" chat
 echo
 echo "understudy peak RSS: $(grep VmHWM /proc/$GATEWAY_PID/status | awk '{print $2, $3}')"
+echo
+echo "the gateway's own count of attempts and fallbacks:"
+curl -s "http://$GATEWAY/metrics" | grep -E '^understudy_(attempts|fallbacks)_total' || true
