@@ -304,5 +304,40 @@ fn translation(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, stack, translation);
+/// What a large prompt costs: finding `model` (as the router does) and
+/// rewriting it (as the OpenAI-compatible provider does), on a 100 KiB body
+/// whose `model` comes last, as the OpenAI SDKs send it.
+fn large_body(c: &mut Criterion) {
+    #[derive(serde::Deserialize)]
+    struct Head<'a> {
+        #[serde(borrow, default)]
+        model: Option<std::borrow::Cow<'a, str>>,
+    }
+    let text = "All work and no play makes Jack a dull boy. ".repeat(2300);
+    let body = format!(
+        r#"{{"messages":[{{"role":"system","content":"You are terse."}},{{"role":"user","content":"{text}"}}],"temperature":0.2,"model":"chat"}}"#
+    );
+    let mut group = c.benchmark_group("large_body");
+    group.throughput(Throughput::Bytes(body.len() as u64));
+    group.bench_function("router_finds_model", |b| {
+        b.iter(|| {
+            let head: Head<'_> = serde_json::from_slice(black_box(body.as_bytes())).unwrap();
+            black_box(head.model);
+        });
+    });
+    group.bench_function("provider_rewrites_model", |b| {
+        b.iter(|| {
+            black_box(
+                understudy::provider::openai::rewrite_model(
+                    black_box(body.as_bytes()),
+                    "gpt-4o-mini",
+                )
+                .unwrap(),
+            );
+        });
+    });
+    group.finish();
+}
+
+criterion_group!(benches, stack, translation, large_body);
 criterion_main!(benches);
