@@ -84,7 +84,6 @@ struct Parts {
     /// The observer of stream breaks after the commit: telemetry and health.
     stream_observer: SharedObserver,
     retry: RetryConfig,
-    budget_ratio: f64,
     providers: Vec<(ProviderConfig, Option<ApiKey>)>,
 }
 
@@ -131,14 +130,11 @@ impl Parts {
         };
         let service = self.provider_service(provider, key.clone(), model)?;
         let name: Arc<str> = Arc::from(provider.name.as_str());
-        let budget =
-            understudy_retry::RetryBudget::new(Duration::from_secs(10), 10, self.budget_ratio);
         let stack = ServiceBuilder::new()
             .layer(
                 RetryLayer::new(self.retry)
                     .provider(name.clone())
-                    .observer(self.observer.clone())
-                    .budget(budget),
+                    .observer(self.observer.clone()),
             )
             .layer(HealthLayer::new(self.registry.clone(), name.clone()))
             .layer(TimeoutLayer::new(Duration::from_millis(
@@ -200,8 +196,8 @@ pub fn build(
             .max_retries(retry.max_retries)
             .base_delay(Duration::from_millis(retry.base_delay_ms))
             .max_delay(Duration::from_millis(retry.max_delay_ms))
-            .max_retry_after(Duration::from_millis(retry.max_retry_after_ms)),
-        budget_ratio: retry.budget_ratio,
+            .max_retry_after(Duration::from_millis(retry.max_retry_after_ms))
+            .budget_ratio(retry.budget_ratio),
         providers: config
             .providers
             .iter()

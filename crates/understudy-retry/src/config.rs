@@ -81,8 +81,30 @@ impl RetryConfig {
         self
     }
 
+    /// The share of recent requests that retries may add, keeping the
+    /// budget's window and floor.
+    pub const fn budget_ratio(mut self, ratio: f64) -> Self {
+        self.budget_ratio = ratio;
+        self
+    }
+
     /// Retries after the first try.
     pub const fn get_max_retries(&self) -> u32 {
         self.max_retries
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::RetryConfig;
+
+    #[test]
+    fn budget_ratio_keeps_the_window_and_the_floor() {
+        let config = RetryConfig::default().budget_ratio(0.5);
+        assert!((config.budget_ratio - 0.5).abs() < f64::EPSILON);
+        assert_eq!(config.budget_ttl, Duration::from_secs(10));
+        assert_eq!(config.budget_min_per_sec, 10);
     }
 }
