@@ -62,6 +62,7 @@ pub struct FirstChunkLayer {
     config: Arc<Config>,
 }
 
+#[derive(Clone)]
 struct Config {
     first_chunk_timeout: Duration,
     idle_timeout: Duration,
@@ -105,19 +106,7 @@ impl FirstChunkLayer {
     }
 
     fn config_mut(&mut self) -> &mut Config {
-        if Arc::get_mut(&mut self.config).is_none() {
-            let config = &*self.config;
-            self.config = Arc::new(Config {
-                first_chunk_timeout: config.first_chunk_timeout,
-                idle_timeout: config.idle_timeout,
-                max_body: config.max_body,
-                observer: config.observer.clone(),
-            });
-        }
-        match Arc::get_mut(&mut self.config) {
-            Some(config) => config,
-            None => unreachable!("the config was just made unique"),
-        }
+        Arc::make_mut(&mut self.config)
     }
 }
 
