@@ -49,13 +49,16 @@ fn error(error: &OpenAiError) -> Response {
 }
 
 async fn not_found(request: Request<Body>) -> Response {
+    unknown_path(request.uri().path())
+}
+
+fn unknown_path(path: &str) -> Response {
     error(
         &OpenAiError::new(
             StatusCode::NOT_FOUND,
             "invalid_request_error",
             format!(
-                "unknown path `{}`; the gateway serves POST /v1/chat/completions, GET /v1/models, GET /health and GET /metrics",
-                request.uri().path()
+                "unknown path `{path}`; the gateway serves POST /v1/chat/completions, GET /v1/models, GET /health and GET /metrics"
             ),
         )
         .with_code("unknown_url"),
@@ -152,6 +155,6 @@ async fn metrics(State(state): State<AppState>) -> Response {
             handle.render(),
         )
             .into_response(),
-        None => not_found(Request::new(Body::empty())).await,
+        None => unknown_path("/metrics"),
     }
 }
