@@ -48,6 +48,28 @@ pub struct ServerConfig {
     pub request_timeout_ms: u64,
     /// How long in-flight requests may take to finish at shutdown.
     pub drain_timeout_ms: u64,
+    /// A request head must arrive in full within this long of its first
+    /// byte; slower connections are closed.
+    pub header_read_timeout_ms: u64,
+    /// A request body must arrive in full within this long (and within the
+    /// request deadline); slower bodies get a 408.
+    pub body_read_timeout_ms: u64,
+    /// An idle keep-alive connection (no request in flight, no new one
+    /// arriving) is closed after this long.
+    pub keep_alive_timeout_ms: u64,
+    /// Connections served at once; a connection beyond it gets a 503 and is
+    /// closed. Keep it below the process's open-file limit.
+    pub max_connections: usize,
+    /// Requests in flight at once (streams count until they end); more get
+    /// a 503 `overloaded` with `Retry-After: 1`.
+    pub max_concurrent_requests: usize,
+    /// `provider/model` in `model` addresses any model of any provider
+    /// directly, without fallback. Off by default: then only the models a
+    /// provider lists in `direct_models` can be addressed so.
+    pub direct_addressing: bool,
+    /// How many directly addressed `provider/model` stacks are kept; the
+    /// least recently used one is dropped beyond it.
+    pub direct_cache_size: usize,
 }
 
 impl Default for ServerConfig {
@@ -57,6 +79,13 @@ impl Default for ServerConfig {
             max_body_bytes: 10 * 1024 * 1024,
             request_timeout_ms: 120_000,
             drain_timeout_ms: 30_000,
+            header_read_timeout_ms: 10_000,
+            body_read_timeout_ms: 30_000,
+            keep_alive_timeout_ms: 60_000,
+            max_connections: 1024,
+            max_concurrent_requests: 512,
+            direct_addressing: false,
+            direct_cache_size: 64,
         }
     }
 }
@@ -96,6 +125,14 @@ pub struct ProviderConfig {
     /// Anthropic only: `max_tokens` when the caller gives none.
     #[serde(default = "defaults::max_tokens_default")]
     pub max_tokens_default: u32,
+    /// Models callers may address directly as `name/model`, even when
+    /// `server.direct_addressing` is off.
+    #[serde(default)]
+    pub direct_models: Vec<String>,
+    /// Pass the provider's rate-limit headers (`x-ratelimit-*`,
+    /// `retry-after`) on to callers.
+    #[serde(default)]
+    pub pass_rate_limit_headers: bool,
 }
 
 /// One `[[routes]]` entry: a model name callers use, and its targets in order.
@@ -264,11 +301,97 @@ pub enum ConfigError {
     },
 }
 
+/// The longest duration any setting may take: one day. Longer values are
+/// typos, and durations added to the clock must not overflow.
+pub const MAX_DURATION_MS: u64 = 24 * 60 * 60 * 1000;
+
+/// The most retries per target.
+pub const MAX_RETRIES: u32 = 10;
+
+/// The longest `model` a caller may send, in bytes.
+pub const MAX_MODEL_BYTES: usize = 256;
+
+/// Checks a model name a caller may send or a config may list: at most
+/// [`MAX_MODEL_BYTES`], printable ASCII without spaces or quotes.
+pub fn check_model_name(model: &str) -> Result<(), String> {
+    if model.is_empty() {
+        return Err("must be non-empty".to_owned());
+    }
+    if model.len() > MAX_MODEL_BYTES {
+        return Err(format!("is longer than {MAX_MODEL_BYTES} bytes"));
+    }
+    if !model
+        .bytes()
+        .all(|b| b.is_ascii_graphic() && !matches!(b, b'"' | b'\\' | b'\''))
+    {
+        return Err("may hold only printable ASCII without spaces or quotes".to_owned());
+    }
+    Ok(())
+}
+
+fn positive_duration_ms(key: &str, value: u64) -> Result<(), ConfigError> {
+    if value == 0 {
+        return Err(invalid(key, "must be greater than 0"));
+    }
+    at_most(key, value, MAX_DURATION_MS)
+}
+
+fn at_most(key: &str, value: u64, max: u64) -> Result<(), ConfigError> {
+    if value > max {
+        return Err(invalid(
+            key,
+            format!("({value}) must be at most {max} (one day)"),
+        ));
+    }
+    Ok(())
+}
+
 fn invalid(key: impl Into<String>, message: impl Into<String>) -> ConfigError {
     ConfigError::Invalid {
         key: key.into(),
         message: message.into(),
     }
+}
+
+/// A TOML error as `line L, column C: message`, without the source line
+/// the parser's own `Display` quotes: a pasted key must not be echoed.
+fn parse_error(text: &str, error: &toml::de::Error) -> String {
+    let message = redact_quoted(error.message().trim_end_matches('\n'));
+    match error.span() {
+        Some(span) => {
+            let before = text.get(..span.start).unwrap_or(text);
+            let line = before.matches('\n').count().saturating_add(1);
+            let column = before
+                .rsplit('\n')
+                .next()
+                .map_or(0, |l| l.chars().count())
+                .saturating_add(1);
+            format!("TOML error at line {line}, column {column}: {message}")
+        }
+        None => format!("TOML error: {message}"),
+    }
+}
+
+/// Replaces every double-quoted string in a parser message (a value the
+/// file holds, which may be a pasted secret) with `"…"`; key and variant
+/// names, quoted in backticks, stay.
+fn redact_quoted(message: &str) -> String {
+    let mut out = String::with_capacity(message.len());
+    let mut parts = message.split('"');
+    if let Some(first) = parts.next() {
+        out.push_str(first);
+    }
+    let mut inside = true;
+    for part in parts {
+        if inside {
+            out.push_str("\"…");
+        } else {
+            out.push('"');
+            out.push_str(part);
+        }
+        inside = !inside;
+    }
+    out
 }
 
 // ===== impl Config =====
@@ -286,21 +409,35 @@ impl Config {
 
     /// Parses and validates TOML text.
     pub fn from_toml(text: &str) -> Result<Self, ConfigError> {
-        let config: Self = toml::from_str(text).map_err(|e| ConfigError::Parse(e.to_string()))?;
+        let config: Self =
+            toml::from_str(text).map_err(|e| ConfigError::Parse(parse_error(text, &e)))?;
         config.validate()?;
         Ok(config)
     }
 
     /// Checks every rule a TOML parse cannot.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        if self.server.max_body_bytes == 0 {
+        let server = &self.server;
+        if server.max_body_bytes == 0 {
             return Err(invalid("server.max_body_bytes", "must be greater than 0"));
         }
-        if self.server.request_timeout_ms == 0 {
-            return Err(invalid(
-                "server.request_timeout_ms",
-                "must be greater than 0",
-            ));
+        for (field, value) in [
+            ("request_timeout_ms", server.request_timeout_ms),
+            ("drain_timeout_ms", server.drain_timeout_ms),
+            ("header_read_timeout_ms", server.header_read_timeout_ms),
+            ("body_read_timeout_ms", server.body_read_timeout_ms),
+            ("keep_alive_timeout_ms", server.keep_alive_timeout_ms),
+        ] {
+            positive_duration_ms(&format!("server.{field}"), value)?;
+        }
+        for (field, value) in [
+            ("max_connections", server.max_connections),
+            ("max_concurrent_requests", server.max_concurrent_requests),
+            ("direct_cache_size", server.direct_cache_size),
+        ] {
+            if value == 0 {
+                return Err(invalid(format!("server.{field}"), "must be greater than 0"));
+            }
         }
         if self.providers.is_empty() {
             return Err(invalid("providers", "at least one provider is required"));
@@ -324,17 +461,30 @@ impl Config {
                 _ => {
                     return Err(invalid(
                         key("base_url"),
-                        format!("`{}` is not an http:// or https:// URL", provider.base_url),
+                        // Never echo the URL: it may carry a credential.
+                        "is not an http:// or https:// URL",
                     ));
                 }
+            }
+            if provider.base_url.contains(['?', '#']) {
+                return Err(invalid(
+                    key("base_url"),
+                    "must hold no query or fragment: the endpoint path is appended to it",
+                ));
             }
             for (field, value) in [
                 ("connect_timeout_ms", provider.connect_timeout_ms),
                 ("timeout_ms", provider.timeout_ms),
                 ("first_chunk_timeout_ms", provider.first_chunk_timeout_ms),
             ] {
-                if value == 0 {
-                    return Err(invalid(key(field), "must be greater than 0"));
+                positive_duration_ms(&key(field), value)?;
+            }
+            for (j, model) in provider.direct_models.iter().enumerate() {
+                if let Err(reason) = check_model_name(model) {
+                    return Err(invalid(
+                        format!("providers[{i}].direct_models[{j}]"),
+                        reason,
+                    ));
                 }
             }
             if provider.max_tokens_default == 0 {
@@ -380,6 +530,19 @@ impl Config {
             }
         }
         let retry = &self.retry;
+        for (field, value) in [
+            ("base_delay_ms", retry.base_delay_ms),
+            ("max_delay_ms", retry.max_delay_ms),
+            ("max_retry_after_ms", retry.max_retry_after_ms),
+        ] {
+            at_most(&format!("retry.{field}"), value, MAX_DURATION_MS)?;
+        }
+        if retry.max_retries > MAX_RETRIES {
+            return Err(invalid(
+                "retry.max_retries",
+                format!("({}) must be at most {MAX_RETRIES}", retry.max_retries),
+            ));
+        }
         if retry.base_delay_ms > retry.max_delay_ms {
             return Err(invalid(
                 "retry.base_delay_ms",
@@ -396,6 +559,14 @@ impl Config {
             ));
         }
         let health = &self.health;
+        for (field, value) in [
+            ("window_secs", health.window_secs),
+            ("base_ejection_secs", health.base_ejection_secs),
+            ("max_ejection_secs", health.max_ejection_secs),
+            ("probe_interval_secs", health.probe_interval_secs),
+        ] {
+            at_most(&format!("health.{field}"), value, MAX_DURATION_MS / 1000)?;
+        }
         if health.consecutive_failures == 0 {
             return Err(invalid(
                 "health.consecutive_failures",
@@ -428,6 +599,13 @@ impl Config {
                     health.base_ejection_secs, health.max_ejection_secs
                 ),
             ));
+        }
+        if let Some(alerts) = &self.alerts {
+            at_most(
+                "alerts.min_interval_secs",
+                alerts.min_interval_secs,
+                MAX_DURATION_MS / 1000,
+            )?;
         }
         if let Some(AlertsConfig {
             webhook_url: Some(url),

@@ -13,6 +13,8 @@ use understudy_observe::{Alerts, LogSink, Telemetry, WebhookSink};
 
 use crate::app::{self, AppState};
 use crate::config::{Config, ConfigError};
+use crate::conn::ConnLimits;
+use crate::serve::ServeLimits;
 use crate::stack::{self, BuildError, Built};
 
 /// Why a gateway could not start.
@@ -38,7 +40,7 @@ const METRICS_UPKEEP: Duration = Duration::from_secs(5);
 pub struct Gateway {
     router: Router,
     built: Built,
-    drain: Duration,
+    limits: ServeLimits,
     alerts: Alerts,
     _upkeep: Option<AbortOnDrop>,
 }
@@ -96,7 +98,14 @@ impl Gateway {
         Ok(Self {
             router,
             built,
-            drain: Duration::from_millis(config.server.drain_timeout_ms),
+            limits: ServeLimits {
+                conn: ConnLimits {
+                    keep_alive: Duration::from_millis(config.server.keep_alive_timeout_ms),
+                    header_read: Duration::from_millis(config.server.header_read_timeout_ms),
+                },
+                max_connections: config.server.max_connections,
+                drain: Duration::from_millis(config.server.drain_timeout_ms),
+            },
             alerts,
             _upkeep: upkeep,
         })
@@ -118,13 +127,13 @@ impl Gateway {
     }
 
     /// Serves on `listener` until `shutdown` completes, then drains for up
-    /// to the configured drain timeout.
+    /// to the configured drain timeout, within the `[server]` limits.
     pub async fn serve(
         self,
         listener: TcpListener,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> io::Result<()> {
-        crate::serve::serve(listener, self.router.clone(), shutdown, self.drain).await
+        crate::serve::serve(listener, self.router.clone(), shutdown, self.limits).await
     }
 }
 

@@ -4,10 +4,16 @@
 #![forbid(unsafe_code)]
 
 pub mod app;
+pub mod body_timeout;
+pub mod clock;
 pub mod config;
+pub mod conn;
 pub mod deadline;
 pub mod demo;
+pub mod drain;
 pub mod gateway;
+pub mod hold;
 pub mod router;
 pub mod serve;
+pub mod shed;
 pub mod stack;

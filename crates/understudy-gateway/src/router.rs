@@ -2,8 +2,11 @@
 //!
 //! `model` is either a route's name (`"chat"`: the route's targets, with
 //! fallback) or `provider/model` (`"openai/gpt-4o"`: that one provider,
-//! without fallback). The body is parsed once here, which also rejects
-//! invalid JSON before any provider sees it.
+//! without fallback), when the configuration allows that model to be
+//! addressed directly. The body is parsed once here, which also rejects
+//! invalid JSON, and a `model` longer than
+//! [`MAX_MODEL_BYTES`](crate::config::MAX_MODEL_BYTES) or holding other than
+//! printable ASCII, before any provider sees it.
 
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -20,6 +23,8 @@ use tower::ServiceExt;
 use tower::util::Oneshot;
 use understudy_core::{OpenAiError, ReplayBody, ResponseBody, RouteName};
 
+use crate::config::check_model_name;
+
 /// What the router reads of a chat request.
 #[derive(Debug, Deserialize)]
 struct ChatHead<'a> {
@@ -27,9 +32,10 @@ struct ChatHead<'a> {
     model: Option<Cow<'a, str>>,
 }
 
-/// Builds the service for a `provider/model` addressed directly, or `None`
-/// when no provider has that name.
-pub type DirectTargets<S> = Arc<dyn Fn(&str, &str) -> Option<S> + Send + Sync>;
+/// Gives the route name (for labels: never the caller's string unless the
+/// configuration lists it) and the service for a `provider/model` addressed
+/// directly, or `None` when it may not be addressed so.
+pub type DirectTargets<S> = Arc<dyn Fn(&str, &str) -> Option<(RouteName, S)> + Send + Sync>;
 
 /// Routes chat requests by `model`; see the module docs.
 ///
@@ -126,9 +132,16 @@ where
                 );
             }
         };
-        // The request span (`llm.request`, opened by the observe layer) gets
-        // the model the caller asked for, which only the body tells.
-        if let Some(model) = head.model.as_deref() {
+        if let Some(model) = head.model.as_deref().filter(|m| !m.is_empty()) {
+            if let Err(reason) = check_model_name(model) {
+                return answer(
+                    OpenAiError::invalid_request(format!("`model` {reason}"))
+                        .with_param("model")
+                        .to_response(),
+                );
+            }
+            // The request span (`llm.request`, opened by the observe layer)
+            // gets the model the caller asked for, which only the body tells.
             tracing::Span::current().record("model", model);
         }
         let Some(model) = head.model.as_deref().filter(|m| !m.is_empty()) else {
@@ -152,7 +165,7 @@ where
             (&self.direct, model.split_once('/'))
         {
             match direct(provider, upstream) {
-                Some(service) => (RouteName::new(model), service),
+                Some(found) => found,
                 None => return answer(self.not_found(model)),
             }
         } else {
@@ -190,10 +203,8 @@ mod tests {
             ("fast".to_owned(), echo("fast")),
         ])
         .with_direct(Arc::new(|provider: &str, model: &str| {
-            (provider == "openai").then(|| {
-                let _ = model;
-                echo("direct")
-            })
+            (provider == "openai" && model != "secret-model")
+                .then(|| (RouteName::new(format!("{provider}/*")), echo("direct")))
         }))
     }
 
@@ -223,8 +234,30 @@ mod tests {
     async fn provider_slash_model_goes_direct() {
         assert_eq!(
             send(r#"{"model":"openai/gpt-4o"}"#).await,
-            (StatusCode::OK, "direct:openai/gpt-4o".into())
+            (StatusCode::OK, "direct:openai/*".into())
         );
+        let (status, _) = send(r#"{"model":"openai/secret-model"}"#).await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+    }
+
+    #[tokio::test]
+    async fn overlong_or_odd_models_are_refused_before_routing() {
+        let long = format!(r#"{{"model":"openai/{}"}}"#, "x".repeat(300));
+        let response = router()
+            .oneshot(Request::new(ReplayBody::from(long)))
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        let body = String::from_utf8(body.to_vec()).unwrap();
+        assert!(body.contains("longer than 256 bytes"), "{body}");
+        assert!(
+            !body.contains("xxxxxxxx"),
+            "the model is not echoed: {body}"
+        );
+
+        let (status, body) = send("{\"model\":\"chat\\nINFO forged log line\"}").await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
     }
 
     #[tokio::test]

@@ -1,53 +1,228 @@
-//! Serving the app: `TCP_NODELAY` on every connection, graceful shutdown
-//! with a bounded drain.
+//! Serving the app: hyper-util's server with our own accept loop, so that
+//! every limit a caller could otherwise exhaust has a bound.
+//!
+//! - `TCP_NODELAY` on every connection (a response written as head then
+//!   body must not wait for the caller's delayed ACK).
+//! - At most `max_connections` connections; the next one gets a 503 and is
+//!   closed, and a failing `accept` (out of file descriptors) backs off
+//!   instead of spinning.
+//! - Each socket is a [`ConnIo`]: a request head must arrive within the
+//!   header-read timeout of its first byte, and an idle keep-alive
+//!   connection closes after the keep-alive timeout.
+//! - Graceful shutdown: stop accepting, let requests in flight (streams
+//!   included) finish for up to the drain time; event streams still running
+//!   then end with an SSE error event ([`DrainBody`]) rather than a cut.
 
+use std::convert::Infallible;
 use std::future::Future;
 use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
 use axum::Router;
-use axum::serve::ListenerExt;
-use tokio::net::TcpListener;
-use tokio::sync::oneshot;
+use axum::body::Body;
+use http::{Request, Response, header};
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use pin_project_lite::pin_project;
+use tokio::io::AsyncWriteExt;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tower::Service;
 
-/// Serves `app` on `listener` until `shutdown` completes, then stops
-/// accepting and lets requests in flight (streams included) finish for up
-/// to `drain`; connections still open after that are dropped.
+use crate::conn::{ConnIo, ConnLimits, InFlight, RequestTracker};
+use crate::drain::DrainBody;
+use crate::hold::HoldBody;
+
+/// What [`serve`] bounds.
+#[derive(Clone, Copy, Debug)]
+pub struct ServeLimits {
+    /// Per-connection idle bounds.
+    pub conn: ConnLimits,
+    /// Connections served at once.
+    pub max_connections: usize,
+    /// How long requests in flight may run on at shutdown.
+    pub drain: Duration,
+}
+
+/// Refusals (503 then close) written at once, beyond which a connection
+/// over the limit is closed without a word.
+const MAX_REFUSALS: usize = 64;
+/// How long a refusal may take to write.
+const REFUSAL_TIMEOUT: Duration = Duration::from_secs(1);
+/// How long to wait after `accept` failed (typically: out of file
+/// descriptors) before trying again.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
+/// After the drain ran out: how long streams get to send their error event.
+const CUT_GRACE: Duration = Duration::from_secs(1);
+
+const REFUSAL: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\n\
+content-type: application/json\r\n\
+retry-after: 1\r\n\
+connection: close\r\n\
+content-length: 132\r\n\r\n\
+{\"error\":{\"message\":\"the gateway is at its connection limit; retry shortly\",\"type\":\"server_error\",\"param\":null,\"code\":\"overloaded\"}}";
+
+/// Serves `app` on `listener` until `shutdown` completes, then drains; see
+/// the module docs.
 pub async fn serve(
     listener: TcpListener,
     app: Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
-    drain: Duration,
+    limits: ServeLimits,
 ) -> io::Result<()> {
-    let listener = listener.tap_io(|stream| {
-        // Without it, a response written as head then body waits for the
-        // client's delayed ACK on keep-alive connections.
+    let connections = Arc::new(Semaphore::new(
+        limits.max_connections.min(Semaphore::MAX_PERMITS),
+    ));
+    let refusals = Arc::new(Semaphore::new(MAX_REFUSALS));
+    let graceful = GracefulShutdown::new();
+    let cut = CancellationToken::new();
+    let builder = auto::Builder::new(TokioExecutor::new());
+    let mut last_accept_warning: Option<Instant> = None;
+    tokio::pin!(shutdown);
+    loop {
+        let stream = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _peer)) => stream,
+                Err(error) => {
+                    if last_accept_warning.is_none_or(|at| at.elapsed() > Duration::from_secs(10)) {
+                        tracing::warn!(%error, "accepting a connection failed; backing off");
+                        last_accept_warning = Some(Instant::now());
+                    }
+                    tokio::time::sleep(ACCEPT_BACKOFF).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
         if let Err(error) = stream.set_nodelay(true) {
             tracing::debug!(%error, "could not set TCP_NODELAY");
         }
-    });
-    let (draining_tx, draining_rx) = oneshot::channel::<()>();
-    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
-        shutdown.await;
-        tracing::info!(
-            drain_ms = drain.as_millis(),
-            "shutting down: draining requests in flight"
+        let Ok(permit) = connections.clone().try_acquire_owned() else {
+            refuse(stream, &refusals);
+            continue;
+        };
+        let tracker = Arc::new(RequestTracker::default());
+        let io = TokioIo::new(ConnIo::new(stream, tracker.clone(), limits.conn));
+        let service = ConnService {
+            app: app.clone(),
+            tracker,
+            cut: cut.clone(),
+        };
+        let connection = graceful.watch(
+            builder
+                .serve_connection_with_upgrades(io, service)
+                .into_owned(),
         );
-        let _ = draining_tx.send(());
-    });
-    let drain_expired = async move {
-        if draining_rx.await.is_ok() {
-            tokio::time::sleep(drain).await;
-        } else {
-            std::future::pending::<()>().await;
-        }
-    };
+        tokio::spawn(async move {
+            if let Err(error) = connection.await {
+                tracing::debug!(error = %error, "connection ended with an error");
+            }
+            drop(permit);
+        });
+    }
+    drop(listener);
+    tracing::info!(
+        drain_ms = limits.drain.as_millis(),
+        "shutting down: draining requests in flight"
+    );
+    let drained = graceful.shutdown();
+    tokio::pin!(drained);
     tokio::select! {
-        result = server.into_future() => result,
-        () = drain_expired => {
-            tracing::warn!("drain timeout passed: closing the connections still open");
-            Ok(())
+        () = &mut drained => {}
+        () = tokio::time::sleep(limits.drain) => {
+            tracing::warn!("drain timeout passed: ending the streams still open with an error event");
+            cut.cancel();
+            if tokio::time::timeout(CUT_GRACE, &mut drained).await.is_err() {
+                tracing::warn!("closing the connections still open");
+            }
         }
+    }
+    Ok(())
+}
+
+/// Answers a connection over the limit with a 503 and closes it, without
+/// letting refusals pile up.
+fn refuse(mut stream: TcpStream, refusals: &Arc<Semaphore>) {
+    let Ok(permit) = refusals.clone().try_acquire_owned() else {
+        return;
+    };
+    tokio::spawn(async move {
+        let _ = tokio::time::timeout(REFUSAL_TIMEOUT, async {
+            stream.write_all(REFUSAL).await?;
+            stream.shutdown().await
+        })
+        .await;
+        drop(permit);
+    });
+}
+
+/// One connection's service: the app, with each response marked in flight
+/// until its body ends, and event streams ended cleanly at the drain.
+#[derive(Clone, Debug)]
+struct ConnService {
+    app: Router,
+    tracker: Arc<RequestTracker>,
+    cut: CancellationToken,
+}
+
+impl hyper::service::Service<Request<Incoming>> for ConnService {
+    type Response = Response<Body>;
+    type Error = Infallible;
+    type Future = ConnFuture;
+
+    fn call(&self, request: Request<Incoming>) -> Self::Future {
+        let in_flight = self.tracker.start();
+        // `Router::poll_ready` is always ready; each call routes on its own.
+        let mut app = self.app.clone();
+        ConnFuture {
+            inner: app.call(request),
+            in_flight: Some(in_flight),
+            cut: self.cut.clone(),
+        }
+    }
+}
+
+pin_project! {
+    /// The response future of [`ConnService`].
+    struct ConnFuture {
+        #[pin]
+        inner: axum::routing::future::RouteFuture<Infallible>,
+        in_flight: Option<InFlight>,
+        cut: CancellationToken,
+    }
+}
+
+impl Future for ConnFuture {
+    type Output = Result<Response<Body>, Infallible>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let response = match ready!(this.inner.poll(cx)) {
+            Ok(response) => response,
+            Err(never) => match never {},
+        };
+        let Some(in_flight) = this.in_flight.take() else {
+            return Poll::Ready(Ok(response));
+        };
+        let streaming = response
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .is_some_and(|value| value.as_bytes().starts_with(b"text/event-stream"));
+        let cut = this.cut.clone();
+        Poll::Ready(Ok(response.map(|body| {
+            if streaming {
+                Body::new(HoldBody::new(DrainBody::new(body, cut), in_flight))
+            } else {
+                Body::new(HoldBody::new(body, in_flight))
+            }
+        })))
     }
 }
 
@@ -72,5 +247,22 @@ pub async fn shutdown_signal() {
     tokio::select! {
         () = interrupt => {}
         () = terminate => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_refusal_is_well_formed() {
+        let text = std::str::from_utf8(super::REFUSAL).unwrap_or_default();
+        let (head, body) = text.split_once("\r\n\r\n").unwrap_or_default();
+        assert!(
+            head.contains(&format!("content-length: {}", body.len())),
+            "{head}"
+        );
+        assert!(
+            serde_json::from_str::<serde_json::Value>(body).is_ok(),
+            "{body}"
+        );
     }
 }

@@ -2,22 +2,24 @@
 //! target, a [`Fallback`] per route, the model router, and the outer layers.
 //!
 //! ```text
-//! ObserveLayer → ReplayLayer → RequestDeadline → ModelRouter → Fallback (per route)
+//! Shed → ObserveLayer → RequestDeadline → BodyTimeout → ReplayLayer → ModelRouter → Fallback (per route)
 //!   target: Retry → Health → Timeout → FirstChunk → AttemptLayer → ProviderService
 //! ```
 
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::fmt;
+use std::num::NonZeroUsize;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use http::{Request, Response};
+use lru::LruCache;
 use tower::ServiceBuilder;
 use tower::timeout::TimeoutLayer;
 use tower::util::BoxCloneSyncService;
 use understudy_core::events::SharedObserver;
-use understudy_core::{BoxError, ReplayBody, ReplayLayer, ResponseBody, TargetName};
+use understudy_core::{BoxError, ReplayBody, ReplayLayer, ResponseBody, RouteName, TargetName};
 use understudy_fallback::{Fallback, FallbackOn, FallbackPolicy, FirstChunkLayer, Target};
 use understudy_health::{HealthConfigError, HealthLayer, HealthRegistry, ProberHandle};
 use understudy_observe::{AttemptLayer, ObserveLayer};
@@ -25,9 +27,11 @@ use understudy_provider::{ApiKey, ClientConfig, HttpClient, ProviderKind, Provid
 use understudy_retry::{RetryConfig, RetryLayer};
 
 use crate::app::ChatService;
+use crate::body_timeout::BodyTimeoutLayer;
 use crate::config::{self, Config, ProviderConfig};
 use crate::deadline::RequestDeadlineLayer;
-use crate::router::ModelRouter;
+use crate::router::{DirectTargets, ModelRouter};
+use crate::shed::ShedLayer;
 
 /// One target's stack, boxed.
 pub type TargetService = BoxCloneSyncService<Request<ReplayBody>, Response<ResponseBody>, BoxError>;
@@ -78,7 +82,8 @@ impl fmt::Debug for Built {
 
 /// Everything a target stack is made from.
 struct Parts {
-    client: HttpClient,
+    /// One pooled client per distinct connect timeout, in provider order.
+    clients: Vec<HttpClient>,
     registry: HealthRegistry,
     observer: SharedObserver,
     /// The observer of stream breaks after the commit: telemetry and health.
@@ -92,6 +97,18 @@ impl Parts {
         self.providers.iter().find(|(p, _)| p.name == name)
     }
 
+    fn client(&self, provider: &ProviderConfig) -> Result<HttpClient, BuildError> {
+        self.providers
+            .iter()
+            .position(|(p, _)| p.name == provider.name)
+            .and_then(|i| self.clients.get(i))
+            .cloned()
+            .ok_or_else(|| BuildError::Provider {
+                provider: provider.name.clone(),
+                reason: "no client was built for it".to_owned(),
+            })
+    }
+
     fn provider_service(
         &self,
         provider: &ProviderConfig,
@@ -103,7 +120,7 @@ impl Parts {
             config::ProviderKind::Anthropic => ProviderKind::Anthropic,
         };
         ProviderService::new(
-            self.client.clone(),
+            self.client(provider)?,
             kind,
             &provider.base_url,
             key,
@@ -175,20 +192,28 @@ pub fn build(
     let registry = HealthRegistry::with_observer(health_config, observer.clone());
     let stream_observer: SharedObserver = Arc::new((observer.clone(), registry.clone()));
 
-    let connect_timeout = config
-        .providers
-        .iter()
-        .map(|p| p.connect_timeout_ms)
-        .max()
-        .unwrap_or(2000);
-    let client = HttpClient::new(
-        ClientConfig::new().connect_timeout(Duration::from_millis(connect_timeout)),
-    )
-    .map_err(|error| BuildError::Client(error.to_string()))?;
+    // Each provider connects within its own timeout; providers that share
+    // a timeout share one pool.
+    let mut pools: Vec<(u64, HttpClient)> = Vec::new();
+    let mut clients = Vec::with_capacity(config.providers.len());
+    for provider in &config.providers {
+        let timeout = provider.connect_timeout_ms;
+        let client = if let Some((_, client)) = pools.iter().find(|(t, _)| *t == timeout) {
+            client.clone()
+        } else {
+            let client = HttpClient::new(
+                ClientConfig::new().connect_timeout(Duration::from_millis(timeout)),
+            )
+            .map_err(|error| BuildError::Client(error.to_string()))?;
+            pools.push((timeout, client.clone()));
+            client
+        };
+        clients.push(client);
+    }
 
     let retry = &config.retry;
     let parts = Arc::new(Parts {
-        client,
+        clients,
         registry: registry.clone(),
         observer: observer.clone(),
         stream_observer,
@@ -222,31 +247,7 @@ pub fn build(
         routes.push((route.model.clone(), RouteService::new(fallback)));
     }
 
-    // `provider/model` addresses one provider directly; each pair's stack is
-    // built once and kept.
-    let direct_cache: Arc<Mutex<HashMap<(String, String), RouteService>>> = Arc::default();
-    let direct = {
-        let parts = parts.clone();
-        let registry = registry.clone();
-        let observer = observer.clone();
-        Arc::new(move |provider: &str, model: &str| -> Option<RouteService> {
-            let key = (provider.to_owned(), model.to_owned());
-            let mut cache = direct_cache.lock().unwrap_or_else(PoisonError::into_inner);
-            if let Some(service) = cache.get(&key) {
-                return Some(service.clone());
-            }
-            let target = parts.target(provider, model).ok()?;
-            let service = RouteService::new(
-                Fallback::builder()
-                    .target(target)
-                    .availability(registry.clone())
-                    .observer(observer.clone())
-                    .build(),
-            );
-            cache.insert(key, service.clone());
-            Some(service)
-        })
-    };
+    let direct = direct_targets(config, &parts, &registry, observer)?;
     let router = ModelRouter::new(routes).with_direct(direct);
     let models: Arc<[String]> = router.route_names().into();
 
@@ -278,12 +279,18 @@ pub fn build(
             .collect::<Result<Vec<_>, BuildError>>()?
     };
 
+    // The deadline starts when the request does, so reading a slow body
+    // counts against it too; the body has its own, shorter bound.
     let chat = ServiceBuilder::new()
+        .layer(ShedLayer::new(config.server.max_concurrent_requests))
         .layer(ObserveLayer::new())
-        .layer(ReplayLayer::new(config.server.max_body_bytes))
         .layer(RequestDeadlineLayer::new(Duration::from_millis(
             config.server.request_timeout_ms,
         )))
+        .layer(BodyTimeoutLayer::new(Duration::from_millis(
+            config.server.body_read_timeout_ms,
+        )))
+        .layer(ReplayLayer::new(config.server.max_body_bytes))
         .service(router);
     let chat = ChatService::new(chat);
 
@@ -293,6 +300,62 @@ pub fn build(
         models,
         probers,
     })
+}
+
+/// `provider/model` addressed directly: the models each provider lists in
+/// `direct_models` are built now and named as themselves; with
+/// `server.direct_addressing` any other model is built on first use and
+/// kept in a bounded least-recently-used cache, and named `provider/*` in
+/// metrics and alerts, so no label takes a caller's string.
+fn direct_targets(
+    config: &Config,
+    parts: &Arc<Parts>,
+    registry: &HealthRegistry,
+    observer: &SharedObserver,
+) -> Result<DirectTargets<RouteService>, BuildError> {
+    let registry = registry.clone();
+    let observer = observer.clone();
+    let single = move |parts: &Parts, provider: &str, model: &str| {
+        parts.target(provider, model).map(|target| {
+            RouteService::new(
+                Fallback::builder()
+                    .target(target)
+                    .availability(registry.clone())
+                    .observer(observer.clone())
+                    .build(),
+            )
+        })
+    };
+    let mut listed: HashMap<(String, String), (RouteName, RouteService)> = HashMap::new();
+    for provider in &config.providers {
+        for model in &provider.direct_models {
+            let name = RouteName::new(format!("{}/{model}", provider.name));
+            let service = single(parts, &provider.name, model)?;
+            listed.insert((provider.name.clone(), model.clone()), (name, service));
+        }
+    }
+    let open = config.server.direct_addressing;
+    let capacity = NonZeroUsize::new(config.server.direct_cache_size).unwrap_or(NonZeroUsize::MIN);
+    let cache: Mutex<LruCache<(String, String), RouteService>> =
+        Mutex::new(LruCache::new(capacity));
+    let parts = parts.clone();
+    Ok(Arc::new(move |provider: &str, model: &str| {
+        let key = (provider.to_owned(), model.to_owned());
+        if let Some((name, service)) = listed.get(&key) {
+            return Some((name.clone(), service.clone()));
+        }
+        if !open {
+            return None;
+        }
+        let name = RouteName::new(format!("{provider}/*"));
+        let mut cache = cache.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(service) = cache.get(&key) {
+            return Some((name, service.clone()));
+        }
+        let service = single(&parts, provider, model).ok()?;
+        cache.put(key, service.clone());
+        Some((name, service))
+    }))
 }
 
 fn policy(fallback_on: &[config::FallbackOn]) -> FallbackPolicy {

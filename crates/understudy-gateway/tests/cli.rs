@@ -65,3 +65,72 @@ fn a_route_to_a_missing_provider_fails_naming_it() {
     assert!(stderr.contains("remote"), "{stderr}");
     assert!(stderr.contains("routes[0]"), "{stderr}");
 }
+
+#[test]
+fn a_pasted_secret_is_never_echoed() {
+    // A key pasted under a wrong name, and one pasted as a wrong value.
+    for (name, text) in [
+        (
+            "pasted-name",
+            VALID.replace(
+                "api_key_env = \"UNDERSTUDY_TEST_UNSET_KEY\"",
+                "api_key = \"sk-live-0123456789abcdef\"",
+            ),
+        ),
+        (
+            "pasted-value",
+            VALID.replace(
+                "kind = \"openai\"",
+                "kind = \"openai\"\ntimeout_ms = \"sk-live-0123456789abcdef\"",
+            ),
+        ),
+        (
+            "pasted-url",
+            VALID.replace(
+                "http://127.0.0.1:11434/v1",
+                "127.0.0.1:11434/v1?key=sk-live-0123456789abcdef",
+            ),
+        ),
+    ] {
+        let path = write(name, &text);
+        let (ok, stdout, stderr) = check(&path);
+        assert!(!ok, "{name}: {stdout}");
+        assert!(!stderr.contains("sk-live"), "{name}: {stderr}");
+        assert!(!stdout.contains("sk-live"), "{name}: {stdout}");
+        assert!(
+            stderr.contains("line") || stderr.contains("providers[0]"),
+            "{name}: {stderr}"
+        );
+    }
+}
+
+#[test]
+fn check_refuses_what_start_would_refuse() {
+    for (name, text, want) in [
+        (
+            "query",
+            VALID.replace("11434/v1", "11434/v1?api-version=1"),
+            "providers[0].base_url",
+        ),
+        (
+            "huge-ejection",
+            format!(
+                "{VALID}\n[health]\nbase_ejection_secs = 9223372036854775807\nmax_ejection_secs = 9223372036854775807\n"
+            ),
+            "health.base_ejection_secs",
+        ),
+        (
+            "huge-timeout",
+            VALID.replace(
+                "kind = \"openai\"",
+                "kind = \"openai\"\ntimeout_ms = 18446744073709551615",
+            ),
+            "providers[0].timeout_ms",
+        ),
+    ] {
+        let path = write(name, &text);
+        let (ok, stdout, stderr) = check(&path);
+        assert!(!ok, "{name}: {stdout}");
+        assert!(stderr.contains(want), "{name}: {stderr}");
+    }
+}

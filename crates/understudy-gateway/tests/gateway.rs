@@ -49,6 +49,11 @@ impl Reply {
 /// Starts a primary and a backup mock and a gateway routing `route` to
 /// both, with `extra` appended to the config.
 async fn start(route: &str, backup_format: WireFormat, extra: &str) -> Harness {
+    start_with(route, backup_format, "", extra).await
+}
+
+/// As [`start`], with `server` appended to the `[server]` section.
+async fn start_with(route: &str, backup_format: WireFormat, server: &str, extra: &str) -> Harness {
     let primary = MockProvider::start(MockConfig::openai().name("primary"))
         .await
         .unwrap();
@@ -65,6 +70,7 @@ async fn start(route: &str, backup_format: WireFormat, extra: &str) -> Harness {
 listen = "127.0.0.1:0"
 max_body_bytes = 4096
 request_timeout_ms = 10000
+{server}
 
 [[providers]]
 name = "primary"
@@ -315,7 +321,7 @@ async fn bad_input_gets_openai_shaped_errors() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_provider_is_addressed_directly_without_fallback() {
-    let h = start("chat", WireFormat::OpenAi, "").await;
+    let h = start_with("chat", WireFormat::OpenAi, "direct_addressing = true", "").await;
     h.primary
         .set_fault("status:503".parse::<understudy_mock::FaultRule>().unwrap());
 
@@ -327,6 +333,44 @@ async fn a_provider_is_addressed_directly_without_fallback() {
         "exact-model"
     );
     assert_eq!(h.backup.stats().chat_requests, 0);
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn direct_addressing_is_off_unless_configured_and_bounded() {
+    let h = start("chat", WireFormat::OpenAi, "").await;
+    let refused = h.chat("primary/exact-model", false).await;
+    assert_eq!(refused.status, StatusCode::NOT_FOUND, "{}", refused.body);
+    assert_eq!(refused.json()["error"]["code"], "model_not_found");
+    assert_eq!(h.primary.stats().chat_requests, 0);
+    h.stop().await;
+
+    // Open addressing keeps at most `direct_cache_size` stacks, and labels
+    // them by provider only: inventing models grows no metric series.
+    let h = start_with(
+        "chat",
+        WireFormat::OpenAi,
+        "direct_addressing = true\ndirect_cache_size = 2",
+        "",
+    )
+    .await;
+    for i in 0..20 {
+        let reply = h.chat(&format!("backup/invented-{i}"), false).await;
+        assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    }
+    let metrics = h.send(Method::GET, "/metrics", "").await.body;
+    assert!(
+        !metrics.contains("invented-"),
+        "caller strings in labels:\n{metrics}"
+    );
+    assert!(metrics.contains("route=\"backup/*\""), "{metrics}");
+
+    // A model longer than 256 bytes is refused before any provider is called.
+    let long = format!("backup/{}", "m".repeat(300));
+    let before = h.backup.stats().chat_requests;
+    let reply = h.chat(&long, false).await;
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{}", reply.body);
+    assert_eq!(h.backup.stats().chat_requests, before);
     h.stop().await;
 }
 

@@ -6,8 +6,9 @@ use understudy_core::{BoxError, ClassifiedError, FailureKind, Outcome};
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ConfigError {
-    /// The base URL is not an absolute `http://` or `https://` URL.
-    #[error("invalid base URL `{url}`: {reason}")]
+    /// The base URL is not an absolute `http://` or `https://` URL. The
+    /// message does not repeat the URL: it may carry a credential.
+    #[error("invalid base URL: {reason}")]
     InvalidBaseUrl {
         /// The URL as given.
         url: String,

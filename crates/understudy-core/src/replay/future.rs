@@ -117,6 +117,14 @@ where
                                 CollectError::TooLarge { limit } => {
                                     OpenAiError::payload_too_large(limit)
                                 }
+                                CollectError::Body(error) if timed_out(&*error) => {
+                                    OpenAiError::new(
+                                        http::StatusCode::REQUEST_TIMEOUT,
+                                        "invalid_request_error",
+                                        "the request body did not arrive in time",
+                                    )
+                                    .with_code("request_timeout")
+                                }
                                 CollectError::Body(_) => {
                                     OpenAiError::invalid_request("failed to read the request body")
                                 }
@@ -135,6 +143,13 @@ where
             }
         }
     }
+}
+
+/// Did reading the body stop on a timeout (an `io::Error` of kind
+/// `TimedOut` anywhere in the chain)?
+fn timed_out(error: &(dyn std::error::Error + 'static)) -> bool {
+    crate::error::cause_ref::<std::io::Error>(error)
+        .is_some_and(|io| io.kind() == std::io::ErrorKind::TimedOut)
 }
 
 impl<B, S> std::fmt::Debug for ResponseFuture<B, S>

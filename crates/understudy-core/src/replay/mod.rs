@@ -13,7 +13,9 @@
 //!
 //! A body over the limit is refused with a 413 in the OpenAI error shape. A
 //! `Content-Length` over the limit is refused before a byte is read; a body
-//! without one is read only until it passes the limit.
+//! without one is read only until it passes the limit. A body whose reading
+//! fails with an `io::Error` of kind `TimedOut` (a read timeout the server
+//! put on it) gets a 408 `request_timeout`; other read failures a 400.
 
 mod future;
 mod layer;

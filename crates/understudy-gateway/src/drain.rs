@@ -1,0 +1,95 @@
+//! [`DrainBody`]: an event stream that, when the shutdown drain runs out,
+//! ends with an SSE error event in the OpenAI shape instead of being cut
+//! mid-event at the HTTP level.
+
+use std::fmt;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use http::StatusCode;
+use http_body::{Body, Frame, SizeHint};
+use pin_project_lite::pin_project;
+use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
+use understudy_core::OpenAiError;
+
+pin_project! {
+    /// Passes `B` through until `cut` is cancelled, then sends one error
+    /// event and ends.
+    pub struct DrainBody<B> {
+        #[pin]
+        inner: B,
+        #[pin]
+        cut: WaitForCancellationFutureOwned,
+        ended: bool,
+    }
+}
+
+impl<B> DrainBody<B> {
+    /// Wraps an event-stream body.
+    pub fn new(inner: B, cut: CancellationToken) -> Self {
+        Self {
+            inner,
+            cut: cut.cancelled_owned(),
+            ended: false,
+        }
+    }
+}
+
+impl<B> fmt::Debug for DrainBody<B> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DrainBody")
+            .field("ended", &self.ended)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The event a stream cut by the drain ends with.
+pub fn shutdown_event() -> Bytes {
+    OpenAiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "server_error",
+        "the gateway is shutting down and its drain time ran out before the stream ended",
+    )
+    .with_code("shutting_down")
+    .to_sse_event()
+}
+
+impl<B> Body for DrainBody<B>
+where
+    B: Body<Data = Bytes>,
+{
+    type Data = Bytes;
+    type Error = B::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, B::Error>>> {
+        let this = self.project();
+        if *this.ended {
+            return Poll::Ready(None);
+        }
+        if this.cut.poll(cx).is_ready() {
+            *this.ended = true;
+            return Poll::Ready(Some(Ok(Frame::data(shutdown_event()))));
+        }
+        let polled = this.inner.poll_frame(cx);
+        if matches!(polled, Poll::Ready(None)) {
+            *this.ended = true;
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.ended || self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        if self.ended {
+            SizeHint::with_exact(0)
+        } else {
+            SizeHint::default()
+        }
+    }
+}
