@@ -18,6 +18,7 @@ use lru::LruCache;
 use tower::ServiceBuilder;
 use tower::timeout::TimeoutLayer;
 use tower::util::BoxCloneSyncService;
+use tower_http::catch_panic::CatchPanicLayer;
 use understudy_core::events::SharedObserver;
 use understudy_core::{BoxError, ReplayBody, ReplayLayer, ResponseBody, RouteName, TargetName};
 use understudy_fallback::{Fallback, FallbackOn, FallbackPolicy, FirstChunkLayer, Target};
@@ -282,6 +283,8 @@ pub fn build(
     // The deadline starts when the request does, so reading a slow body
     // counts against it too; the body has its own, shorter bound.
     let chat = ServiceBuilder::new()
+        .map_response(|response: Response<_>| response.map(ResponseBody::new))
+        .layer(CatchPanicLayer::custom(panic_answer))
         .layer(ShedLayer::new(config.server.max_concurrent_requests))
         .layer(ObserveLayer::new())
         .layer(RequestDeadlineLayer::new(Duration::from_millis(
@@ -356,6 +359,20 @@ fn direct_targets(
         cache.put(key, service.clone());
         Some((name, service))
     }))
+}
+
+/// A panic while a request was served becomes a 500 in the OpenAI shape;
+/// what panicked is logged, never sent.
+fn panic_answer(panic: Box<dyn std::any::Any + Send + 'static>) -> Response<ResponseBody> {
+    let what = panic
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("a panic");
+    tracing::error!(panic = what, "a request panicked; answering 500");
+    understudy_core::OpenAiError::internal("the gateway failed while serving this request")
+        .with_code("internal_error")
+        .to_response()
 }
 
 fn policy(fallback_on: &[config::FallbackOn]) -> FallbackPolicy {
