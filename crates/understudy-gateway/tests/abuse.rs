@@ -85,7 +85,11 @@ async fn misbehave(mut stream: TcpStream) {
             }
             return;
         }
-        _ => reply("500 Internal Server Error", "", r#"{"error":{"message":"unknown"}}"#),
+        _ => reply(
+            "500 Internal Server Error",
+            "",
+            r#"{"error":{"message":"unknown"}}"#,
+        ),
     };
     let _ = stream.write_all(answer.as_bytes()).await;
     let _ = stream.shutdown().await;
@@ -141,7 +145,8 @@ struct Gateway {
 
 impl Gateway {
     async fn start(config: &str) -> Self {
-        let path = std::env::temp_dir().join(format!("understudy-abuse-{}.toml", std::process::id()));
+        let path =
+            std::env::temp_dir().join(format!("understudy-abuse-{}.toml", std::process::id()));
         std::fs::write(&path, config).unwrap();
         // A free port: bound, read, released for the gateway.
         let addr = {
@@ -354,14 +359,18 @@ async fn the_gateway_survives_callers_and_providers_that_misbehave() {
     // Endless lines and endless pings, several at once, while /health is
     // asked throughout.
     let started = Instant::now();
-    let floods = ["endless-line-evil", "endless-line-evil-anthropic", "pings-evil-anthropic"]
-        .into_iter()
-        .flat_map(|route| [route; 2])
-        .map(|route| {
-            let caller = gateway.caller();
-            tokio::spawn(async move { (route, caller.chat(route, true).await) })
-        })
-        .collect::<Vec<_>>();
+    let floods = [
+        "endless-line-evil",
+        "endless-line-evil-anthropic",
+        "pings-evil-anthropic",
+    ]
+    .into_iter()
+    .flat_map(|route| [route; 2])
+    .map(|route| {
+        let caller = gateway.caller();
+        tokio::spawn(async move { (route, caller.chat(route, true).await) })
+    })
+    .collect::<Vec<_>>();
     let mut floods = futures_util::future::join_all(floods);
     let results = loop {
         tokio::select! {
@@ -374,7 +383,10 @@ async fn the_gateway_survives_callers_and_providers_that_misbehave() {
     for result in results {
         let (route, (status, body)) = result.unwrap();
         assert_eq!(status, 200, "{route}: {body}");
-        assert!(body.contains("[DONE]"), "{route}: the backup's stream: {body}");
+        assert!(
+            body.contains("[DONE]"),
+            "{route}: the backup's stream: {body}"
+        );
     }
     // The first-chunk timeout (1.5 s) bounds each flood; the backup then
     // answers at once.
@@ -408,20 +420,24 @@ async fn the_gateway_survives_callers_and_providers_that_misbehave() {
     let mut lorises = Vec::new();
     for _ in 0..64 {
         let mut loris = TcpStream::connect(gateway.addr).await.unwrap();
-        loris.write_all(b"POST /v1/chat/completions HTTP/1.1\r\n").await.unwrap();
+        loris
+            .write_all(b"POST /v1/chat/completions HTTP/1.1\r\n")
+            .await
+            .unwrap();
         lorises.push(loris);
     }
     slowest_health = slowest_health.max(caller.health_latency().await);
     for mut loris in lorises {
         let mut rest = Vec::new();
         let closed = tokio::time::timeout(GUARD, loris.read_to_end(&mut rest)).await;
-        assert!(closed.is_ok(), "a slow-loris connection outlived the header timeout");
+        assert!(
+            closed.is_ok(),
+            "a slow-loris connection outlived the header timeout"
+        );
     }
 
     let rss = gateway.rss_kib();
-    eprintln!(
-        "abuse: rss {rss_at_start} → {rss} KiB; slowest /health {slowest_health:?}"
-    );
+    eprintln!("abuse: rss {rss_at_start} → {rss} KiB; slowest /health {slowest_health:?}");
     assert!(gateway.alive());
     assert!(
         rss < rss_at_start + 96 * 1024,

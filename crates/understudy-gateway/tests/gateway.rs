@@ -493,3 +493,88 @@ async fn probes_can_be_turned_off() {
     assert_eq!(h.primary.stats().models_requests, 0);
     h.stop().await;
 }
+
+/// A listener whose accept queue is full and never drained: a connection
+/// attempt to it waits for ever (its SYN is dropped), as to a host that
+/// does not answer.
+async fn unanswering_listener() -> (tokio::net::TcpListener, Vec<tokio::net::TcpStream>) {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let listener = socket.listen(0).unwrap();
+    let addr = listener.local_addr().unwrap();
+    let mut fillers = Vec::new();
+    // Fill the queue: connections that complete are queued, unaccepted.
+    loop {
+        match tokio::time::timeout(
+            Duration::from_millis(200),
+            tokio::net::TcpStream::connect(addr),
+        )
+        .await
+        {
+            Ok(Ok(stream)) => fillers.push(stream),
+            _ => break,
+        }
+    }
+    (listener, fillers)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_provider_connects_within_its_own_timeout() {
+    let (dead, _fillers) = unanswering_listener().await;
+    let backup = MockProvider::start(MockConfig::openai().name("backup"))
+        .await
+        .unwrap();
+    let toml = format!(
+        r#"
+[[providers]]
+name = "dead"
+kind = "openai"
+base_url = "http://{}/v1"
+connect_timeout_ms = 200
+
+[[providers]]
+name = "patient"
+kind = "openai"
+base_url = "{}"
+connect_timeout_ms = 10000
+
+[[routes]]
+model = "chat"
+targets = [{{ provider = "dead", model = "m" }}, {{ provider = "patient", model = "m" }}]
+
+[retry]
+max_retries = 0
+"#,
+        dead.local_addr().unwrap(),
+        backup.base_url()
+    );
+    let config = Config::from_toml(&toml).unwrap();
+    let gateway = Gateway::new(&config, |_| None).unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, stopped) = oneshot::channel::<()>();
+    let task = tokio::spawn(gateway.serve(listener, async move {
+        let _ = stopped.await;
+    }));
+    let client: Client<HttpConnector, Full<Bytes>> =
+        Client::builder(TokioExecutor::new()).build_http();
+    let request = Request::post(format!("http://{addr}/v1/chat/completions"))
+        .header("content-type", "application/json")
+        .body(Full::new(Bytes::from_static(
+            br#"{"model":"chat","messages":[{"role":"user","content":"hi"}]}"#,
+        )))
+        .unwrap();
+    let started = tokio::time::Instant::now();
+    let response = tokio::time::timeout(LIMIT, client.request(request))
+        .await
+        .unwrap()
+        .unwrap();
+    let waited = started.elapsed();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.headers()["x-understudy-provider"], "patient");
+    // The dead provider's own 200 ms, not the longest timeout configured.
+    assert!(waited < Duration::from_secs(3), "{waited:?}");
+    let _ = stop.send(());
+    task.await.unwrap().unwrap();
+    backup.shutdown().await;
+}
