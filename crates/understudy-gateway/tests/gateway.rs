@@ -578,3 +578,53 @@ max_retries = 0
     task.await.unwrap().unwrap();
     backup.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn models_a_provider_lists_can_be_addressed_directly() {
+    let upstream = MockProvider::start(MockConfig::openai().name("upstream"))
+        .await
+        .unwrap();
+    let toml = format!(
+        r#"
+[[providers]]
+name = "upstream"
+kind = "openai"
+base_url = "{}"
+direct_models = ["listed-model"]
+
+[[routes]]
+model = "chat"
+targets = [{{ provider = "upstream", model = "m" }}]
+"#,
+        upstream.base_url()
+    );
+    let gateway = Gateway::new(&Config::from_toml(&toml).unwrap(), |_| None).unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, stopped) = oneshot::channel::<()>();
+    let task = tokio::spawn(gateway.serve(listener, async move {
+        let _ = stopped.await;
+    }));
+    let client: Client<HttpConnector, Full<Bytes>> =
+        Client::builder(TokioExecutor::new()).build_http();
+    let ask = |model: &str| {
+        Request::post(format!("http://{addr}/v1/chat/completions"))
+            .header("content-type", "application/json")
+            .body(Full::new(Bytes::from(format!(
+                r#"{{"model":"{model}","messages":[{{"role":"user","content":"hi"}}]}}"#
+            ))))
+            .unwrap()
+    };
+    let listed = client.request(ask("upstream/listed-model")).await.unwrap();
+    assert_eq!(listed.status(), StatusCode::OK);
+    assert_eq!(
+        upstream.last_request().unwrap().json().unwrap()["model"],
+        "listed-model"
+    );
+    let other = client.request(ask("upstream/other-model")).await.unwrap();
+    assert_eq!(other.status(), StatusCode::NOT_FOUND);
+    assert_eq!(upstream.stats().chat_requests, 1);
+    let _ = stop.send(());
+    task.await.unwrap().unwrap();
+    upstream.shutdown().await;
+}
