@@ -209,21 +209,28 @@ async fn a_retry_after_past_any_clock_falls_back_instead_of_panicking() {
 
 #[tokio::test]
 async fn a_ratelimit_reset_past_any_clock_falls_back_instead_of_panicking() {
-    let limited = Canned::json(
-        429,
-        r#"{"error":{"message":"slow down","type":"requests","param":null,"code":"rate_limit_exceeded"}}"#,
-    )
-    .header("x-ratelimit-remaining-requests", "0")
-    .header("x-ratelimit-reset-requests", "99999999999h");
-    let (status, body, primary, backup, registry) = through_fallback(limited, false).await;
-    assert_eq!(status, StatusCode::OK, "{body}");
-    assert_eq!(body, COMPLETION);
-    assert_eq!(primary.hits(), 1);
-    assert_eq!(backup.hits(), 1);
-    assert_eq!(
-        snapshot(&registry, "primary").state,
-        ProviderState::CoolingDown
-    );
+    // Eleven million years; and two terms that each fit a `Duration` but
+    // whose sum does not.
+    for reset in ["99999999999h", "5000000000000000h5000000000000000h"] {
+        let limited = Canned::json(
+            429,
+            r#"{"error":{"message":"slow down","type":"requests","param":null,"code":"rate_limit_exceeded"}}"#,
+        )
+        .header("x-ratelimit-remaining-requests", "0")
+        .header("x-ratelimit-reset-requests", reset);
+        let (status, body, primary, backup, registry) = through_fallback(limited, false).await;
+        assert_eq!(status, StatusCode::OK, "{reset}: {body}");
+        assert_eq!(body, COMPLETION);
+        assert_eq!(primary.hits(), 1, "{reset}");
+        assert_eq!(backup.hits(), 1, "{reset}");
+        let primary = snapshot(&registry, "primary");
+        assert_eq!(primary.state, ProviderState::CoolingDown, "{reset}");
+        // Clamped to an hour.
+        assert!(
+            primary.until_ms.is_some_and(|ms| ms <= 3_600_000),
+            "{reset}: {primary:?}"
+        );
+    }
 }
 
 #[tokio::test]

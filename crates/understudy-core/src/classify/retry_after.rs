@@ -342,6 +342,11 @@ mod tests {
             Some(MAX_RETRY_AFTER)
         );
         assert_eq!(parse_reset_duration("99999999999h"), Some(MAX_RETRY_AFTER));
+        // Two terms that each fit a `Duration` but whose sum does not.
+        assert_eq!(
+            parse_reset_duration("5000000000000000h5000000000000000h"),
+            Some(MAX_RETRY_AFTER)
+        );
         // Every term of a sum may be huge.
         let huge = format!("{0}h{0}h{0}m{0}s", "9".repeat(30));
         assert_eq!(parse_reset_duration(&huge), Some(MAX_RETRY_AFTER));
