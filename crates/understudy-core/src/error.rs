@@ -221,7 +221,9 @@ impl OpenAiError {
             HeaderValue::from_static("application/json"),
         );
         if let Some(wait) = self.retry_after {
-            let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+            let seconds = wait
+                .as_secs()
+                .saturating_add(u64::from(wait.subsec_nanos() > 0));
             headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));
             let millis = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX);
             headers.insert("retry-after-ms", HeaderValue::from(millis));
@@ -478,6 +480,14 @@ mod tests {
         assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
         assert_eq!(response.headers()[header::RETRY_AFTER], "2");
         assert_eq!(response.headers()["retry-after-ms"], "1200");
+
+        // The longest wait does not overflow the rounding up.
+        let longest: Response<Bytes> =
+            OpenAiError::rate_limited("limited", Some(Duration::MAX)).to_response();
+        assert_eq!(
+            longest.headers()[header::RETRY_AFTER],
+            u64::MAX.to_string().as_str()
+        );
 
         let no_wait: Response<Bytes> = OpenAiError::rate_limited("limited", None).to_response();
         assert!(no_wait.headers().get(header::RETRY_AFTER).is_none());

@@ -113,7 +113,7 @@ pub struct Deadline(pub Instant);
 impl Deadline {
     /// A deadline `timeout` from now.
     pub fn after(timeout: Duration) -> Self {
-        Self(Instant::now() + timeout)
+        Self(crate::time::saturating_add(Instant::now(), timeout))
     }
 
     /// The instant.

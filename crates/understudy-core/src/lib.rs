@@ -21,6 +21,8 @@
 //!   alerts.
 //! - [`ResponseBody`], the boxed response body target stacks return, and
 //!   [`sse::SseDecoder`], which reads provider streams event by event.
+//! - [`time::saturating_add`]: deadlines and cooldowns that cannot overflow,
+//!   whatever duration a header or a configuration holds.
 //!
 //! # Example: classifying what a provider answered
 //!
@@ -49,10 +51,11 @@ pub mod extensions;
 pub mod outcome;
 pub mod replay;
 pub mod sse;
+pub mod time;
 
 pub use self::availability::{AlwaysAvailable, Availability, ProviderAvailability, ProviderState};
 pub use self::body::ResponseBody;
-pub use self::classify::{Classify, LlmClassifier};
+pub use self::classify::{Classify, LlmClassifier, MAX_RETRY_AFTER};
 pub use self::error::{
     BoxError, ClassifiedError, ErrorBody, ErrorObject, OpenAiError, Unavailable, UnavailableKind,
     cause_ref, is_caused_by,

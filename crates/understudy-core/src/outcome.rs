@@ -8,7 +8,7 @@
 //! | outcome                                   | counts against health | retry same provider | fail over          |
 //! |-------------------------------------------|:---------------------:|:-------------------:|:------------------:|
 //! | `Success`                                 | no                    | no                  | no                 |
-//! | `ClientError(Rejected(_))` (400, 401, …)  | no                    | no                  | no                 |
+//! | `ClientError(Rejected(_))` (400, 404, …)  | no                    | no                  | no                 |
 //! | `ClientError(ContextLengthExceeded)`      | no                    | no                  | opt-in             |
 //! | `ClientError(ContentFiltered)`            | no                    | no                  | opt-in             |
 //! | `Failure(Connect)`                        | yes                   | yes                 | yes                |
@@ -18,6 +18,7 @@
 //! | `Failure(Overloaded)` (503, 529)          | yes                   | yes                 | yes                |
 //! | `Failure(Server(_))` (other 5xx)          | yes                   | yes                 | yes                |
 //! | `Failure(StreamBroken)`                   | yes                   | yes                 | yes                |
+//! | `Failure(Unauthorized(_))` (401, 403)     | yes                   | no                  | yes                |
 //! | `Unavailable` (ejected, not sent)         | no                    | no                  | yes                |
 //!
 //! "Opt-in" means [`Outcome::is_failover`] says no, and a fallback policy may
@@ -64,7 +65,9 @@ pub enum Outcome {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum ClientErrorKind {
-    /// A 4xx the caller must fix (400, 401, 403, 404, 413, 422, …).
+    /// A 4xx the caller must fix (400, 404, 413, 422, …). A 401 or 403 is
+    /// not one: it rejects the gateway's provider key, not the caller, and is
+    /// [`FailureKind::Unauthorized`].
     Rejected(StatusCode),
     /// The prompt is longer than the model's context window. A target with a
     /// larger context may accept it.
@@ -99,6 +102,12 @@ pub enum FailureKind {
     /// A 200 whose body or stream broke, or held only an error, before the
     /// first piece of content.
     StreamBroken,
+    /// 401 or 403: the provider rejected the credentials the gateway sent
+    /// (a revoked, expired or wrong key). From the caller's point of view
+    /// this is the provider failing: it counts against health and fails
+    /// over, but is never retried on the same provider, where the same key
+    /// would be refused again.
+    Unauthorized(StatusCode),
 }
 
 /// A field-less summary of an [`Outcome`]: cheap to compare and to use as
@@ -128,6 +137,8 @@ pub enum OutcomeKind {
     Server,
     /// [`FailureKind::StreamBroken`].
     StreamBroken,
+    /// [`FailureKind::Unauthorized`].
+    Unauthorized,
     /// [`Outcome::Unavailable`].
     Unavailable,
 }
@@ -159,11 +170,12 @@ impl Outcome {
 
     /// Is this outcome worth another try on the same provider?
     ///
-    /// Every provider failure is; whether a rate-limited attempt is retried
-    /// also depends on how long the provider asked us to wait, which is the
-    /// retry policy's call.
+    /// Every provider failure is but a rejected key
+    /// ([`FailureKind::Unauthorized`]), which the same provider would reject
+    /// again; whether a rate-limited attempt is retried also depends on how
+    /// long the provider asked us to wait, which is the retry policy's call.
     pub const fn is_retryable(&self) -> bool {
-        matches!(self, Self::Failure(_))
+        matches!(self, Self::Failure(kind) if !matches!(kind, FailureKind::Unauthorized(_)))
     }
 
     /// Is this outcome worth sending the same request to the next target,
@@ -200,6 +212,7 @@ impl Outcome {
             Self::Failure(FailureKind::Overloaded) => OutcomeKind::Overloaded,
             Self::Failure(FailureKind::Server(_)) => OutcomeKind::Server,
             Self::Failure(FailureKind::StreamBroken) => OutcomeKind::StreamBroken,
+            Self::Failure(FailureKind::Unauthorized(_)) => OutcomeKind::Unauthorized,
             Self::Unavailable => OutcomeKind::Unavailable,
         }
     }
@@ -208,7 +221,9 @@ impl Outcome {
     pub const fn status(&self) -> Option<StatusCode> {
         match self {
             Self::ClientError(ClientErrorKind::Rejected(status))
-            | Self::Failure(FailureKind::Server(status)) => Some(*status),
+            | Self::Failure(FailureKind::Server(status) | FailureKind::Unauthorized(status)) => {
+                Some(*status)
+            }
             Self::Failure(FailureKind::RateLimited { .. }) => Some(StatusCode::TOO_MANY_REQUESTS),
             _ => None,
         }
@@ -240,6 +255,9 @@ impl fmt::Display for Outcome {
                 write!(f, "server error ({})", status.as_u16())
             }
             Self::Failure(FailureKind::StreamBroken) => f.write_str("stream broken"),
+            Self::Failure(FailureKind::Unauthorized(status)) => {
+                write!(f, "credentials rejected ({})", status.as_u16())
+            }
             Self::Unavailable => f.write_str("unavailable"),
         }
     }
@@ -249,7 +267,7 @@ impl fmt::Display for Outcome {
 
 impl OutcomeKind {
     /// Every kind, in declaration order.
-    pub const ALL: [Self; 12] = [
+    pub const ALL: [Self; 13] = [
         Self::Success,
         Self::ClientError,
         Self::ContextLengthExceeded,
@@ -261,6 +279,7 @@ impl OutcomeKind {
         Self::Overloaded,
         Self::Server,
         Self::StreamBroken,
+        Self::Unauthorized,
         Self::Unavailable,
     ];
 
@@ -278,6 +297,7 @@ impl OutcomeKind {
             Self::Overloaded => "overloaded",
             Self::Server => "server_error",
             Self::StreamBroken => "stream_broken",
+            Self::Unauthorized => "unauthorized",
             Self::Unavailable => "unavailable",
         }
     }
@@ -306,6 +326,7 @@ mod tests {
             Outcome::Failure(FailureKind::Overloaded),
             Outcome::Failure(FailureKind::Server(StatusCode::BAD_GATEWAY)),
             Outcome::Failure(FailureKind::StreamBroken),
+            Outcome::Failure(FailureKind::Unauthorized(StatusCode::UNAUTHORIZED)),
             Outcome::Unavailable,
         ]
     }
@@ -331,6 +352,7 @@ mod tests {
             (true, true, true),
             (true, true, true),
             (true, true, true),
+            (true, false, true),
             (false, false, true),
         ];
         for (outcome, want) in every_outcome().into_iter().zip(expected) {

@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use http::{HeaderMap, Response, StatusCode};
 use understudy_core::{
-    ClassifiedError, Classify, ClientErrorKind, FailureKind, LlmClassifier, Outcome, Unavailable,
-    UnavailableKind,
+    ClassifiedError, Classify, ClientErrorKind, FailureKind, LlmClassifier, MAX_RETRY_AFTER,
+    Outcome, Unavailable, UnavailableKind,
 };
 
 const OPENAI_CONTEXT: &str = r#"{
@@ -53,6 +53,13 @@ fn rejected(status: u16) -> Outcome {
     ))
 }
 
+/// A rejected provider key: the provider's failure, not the caller's.
+fn unauthorized(status: u16) -> Outcome {
+    Outcome::Failure(FailureKind::Unauthorized(
+        StatusCode::from_u16(status).unwrap(),
+    ))
+}
+
 fn limited(retry_after: Option<Duration>) -> Outcome {
     Outcome::Failure(FailureKind::RateLimited { retry_after })
 }
@@ -82,8 +89,8 @@ fn real_provider_responses() {
         ("openai context length", 400, vec![], Some(OPENAI_CONTEXT),
             Outcome::ClientError(ClientErrorKind::ContextLengthExceeded)),
         ("openai bad parameter", 400, vec![], Some(OPENAI_BAD_PARAM), rejected(400)),
-        ("openai bad key", 401, vec![], Some(OPENAI_BAD_KEY), rejected(401)),
-        ("forbidden", 403, vec![], None, rejected(403)),
+        ("openai bad key", 401, vec![], Some(OPENAI_BAD_KEY), unauthorized(401)),
+        ("forbidden", 403, vec![], None, unauthorized(403)),
         ("openai unknown model", 404, vec![], Some(OPENAI_NO_MODEL), rejected(404)),
         ("too large", 413, vec![], None, rejected(413)),
         ("unprocessable", 422, vec![], None, rejected(422)),
@@ -109,7 +116,7 @@ fn real_provider_responses() {
             Outcome::ClientError(ClientErrorKind::ContextLengthExceeded)),
         ("anthropic api error", 500, vec![], Some(ANTHROPIC_API_ERROR),
             Outcome::Failure(FailureKind::Server(StatusCode::INTERNAL_SERVER_ERROR))),
-        ("anthropic bad key", 401, vec![], Some(ANTHROPIC_AUTH), rejected(401)),
+        ("anthropic bad key", 401, vec![], Some(ANTHROPIC_AUTH), unauthorized(401)),
         ("overloaded body on a 500", 500, vec![], Some(ANTHROPIC_OVERLOADED),
             Outcome::Failure(FailureKind::Overloaded)),
         ("vllm context length, bare object", 400, vec![], Some(VLLM_CONTEXT),
@@ -126,9 +133,27 @@ fn real_provider_responses() {
         ("a 200 holding only an error", 200, vec![], Some(ERROR_IN_A_200),
             Outcome::Failure(FailureKind::StreamBroken)),
         ("a redirect", 302, vec![], None, Outcome::Failure(FailureKind::Server(StatusCode::FOUND))),
+        ("429, a wait past any clock", 429, vec![("retry-after", "10000000000000000000")], None,
+            limited(Some(MAX_RETRY_AFTER))),
+        ("429, a reset past any clock", 429, vec![("x-ratelimit-reset-requests", "99999999999h")],
+            None, limited(Some(MAX_RETRY_AFTER))),
     ];
     for (name, status, headers, body, want) in table {
         assert_eq!(classify(status, &headers, body), want, "{name}");
+    }
+}
+
+#[test]
+fn a_rejected_key_fails_over_and_counts_but_is_not_retried() {
+    for status in [401, 403] {
+        let outcome = classify(status, &[], Some(OPENAI_BAD_KEY));
+        assert_eq!(outcome, unauthorized(status));
+        assert!(outcome.is_provider_failure());
+        assert!(outcome.counts_against_health());
+        assert!(outcome.is_failover());
+        assert!(!outcome.is_retryable());
+        assert_eq!(outcome.kind().as_str(), "unauthorized");
+        assert_eq!(outcome.status(), StatusCode::from_u16(status).ok());
     }
 }
 

@@ -34,6 +34,7 @@ mod target;
 
 pub use self::first_chunk::{
     DEFAULT_MAX_BODY, FirstChunk, FirstChunkLayer, FirstChunkTimeout, StreamEndedEarly,
+    StreamNotUtf8,
 };
 pub use self::policy::{FallbackOn, FallbackPolicy, PanicMode};
 pub use self::service::{

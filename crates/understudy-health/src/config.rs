@@ -1,5 +1,12 @@
 use std::time::Duration;
 
+/// The longest an ejection, its cap, the failure-ratio window, the decay
+/// period or the default cooldown may be: one day. Longer values are
+/// refused by [`HealthConfigBuilder::build`]; a provider out for more than a
+/// day is a configuration mistake, and such durations would otherwise
+/// overflow the clock.
+pub const MAX_HEALTH_DURATION: Duration = Duration::from_hours(24);
+
 /// When a provider is ejected, and for how long. Built with
 /// [`HealthConfig::builder`].
 ///
@@ -16,6 +23,16 @@ use std::time::Duration;
 ///
 /// let error = HealthConfig::builder().failure_ratio(1.5).build().unwrap_err();
 /// assert_eq!(error.to_string(), "failure_ratio (1.5) must be finite and in the range (0.0, 1.0]");
+///
+/// // Durations are at most a day.
+/// let error = HealthConfig::builder()
+///     .base_ejection(Duration::from_secs(9_223_372_036_854_775_807))
+///     .build()
+///     .unwrap_err();
+/// assert_eq!(
+///     error.to_string(),
+///     "base_ejection (9223372036854775807s) must be in the range [1ns, 86400s]",
+/// );
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct HealthConfig {
@@ -90,7 +107,8 @@ impl HealthConfigBuilder {
         self
     }
 
-    /// The sliding window of the failure ratio.
+    /// The sliding window of the failure ratio, from 10 ms to
+    /// [`MAX_HEALTH_DURATION`].
     pub const fn window(mut self, window: Duration) -> Self {
         self.0.window = window;
         self
@@ -104,31 +122,35 @@ impl HealthConfigBuilder {
     }
 
     /// The first ejection's length; later ones are this times the number of
-    /// recent ejections.
+    /// recent ejections. At most [`MAX_HEALTH_DURATION`].
     pub const fn base_ejection(mut self, base: Duration) -> Self {
         self.0.base_ejection = base;
         self
     }
 
-    /// The cap on an ejection's length.
+    /// The cap on an ejection's length. At most [`MAX_HEALTH_DURATION`].
     pub const fn max_ejection(mut self, max: Duration) -> Self {
         self.0.max_ejection = max;
         self
     }
 
-    /// After this long healthy, past ejections are forgotten.
+    /// After this long healthy, past ejections are forgotten. At most
+    /// [`MAX_HEALTH_DURATION`].
     pub const fn decay_after(mut self, after: Duration) -> Self {
         self.0.decay_after = after;
         self
     }
 
-    /// The cooldown after a 429 that gave no `Retry-After`.
+    /// The cooldown after a 429 that gave no `Retry-After`. At most
+    /// [`MAX_HEALTH_DURATION`].
     pub const fn default_cooldown(mut self, cooldown: Duration) -> Self {
         self.0.default_cooldown = cooldown;
         self
     }
 
-    /// Checks the values.
+    /// Checks the values: every duration is at most
+    /// [`MAX_HEALTH_DURATION`], the window at least 10 ms, the base ejection
+    /// greater than 0 and at most the cap.
     pub fn build(self) -> Result<HealthConfig, HealthConfigError> {
         let c = self.0;
         let fail = |message: String| Err(HealthConfigError(message));
@@ -144,6 +166,20 @@ impl HealthConfigBuilder {
         if c.window < Duration::from_millis(10) {
             return fail(format!("window ({:?}) must be at least 10ms", c.window));
         }
+        for (name, value, min) in [
+            ("base_ejection", c.base_ejection, Duration::from_nanos(1)),
+            ("max_ejection", c.max_ejection, Duration::from_nanos(1)),
+            ("window", c.window, Duration::from_millis(10)),
+            ("decay_after", c.decay_after, Duration::ZERO),
+            ("default_cooldown", c.default_cooldown, Duration::ZERO),
+        ] {
+            // Values under the minimum have their own messages.
+            if value > MAX_HEALTH_DURATION {
+                return fail(format!(
+                    "{name} ({value:?}) must be in the range [{min:?}, {MAX_HEALTH_DURATION:?}]"
+                ));
+            }
+        }
         if c.base_ejection.is_zero() || c.base_ejection > c.max_ejection {
             return fail(format!(
                 "base_ejection ({:?}) must be greater than 0 and at most max_ejection ({:?})",
@@ -151,5 +187,52 @@ impl HealthConfigBuilder {
             ));
         }
         Ok(c)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn absurd_durations_are_refused_with_the_value_and_the_range() {
+        let huge = Duration::from_secs(9_223_372_036_854_775_807);
+        let error = HealthConfig::builder()
+            .base_ejection(huge)
+            .max_ejection(huge)
+            .build()
+            .unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "base_ejection (9223372036854775807s) must be in the range [1ns, 86400s]"
+        );
+        let error = HealthConfig::builder()
+            .max_ejection(Duration::MAX)
+            .build()
+            .unwrap_err();
+        assert!(error.to_string().starts_with("max_ejection ("), "{error}");
+        for builder in [
+            HealthConfig::builder().window(huge),
+            HealthConfig::builder().decay_after(huge),
+            HealthConfig::builder().default_cooldown(huge),
+        ] {
+            let error = builder.build().unwrap_err();
+            assert!(error.to_string().contains("86400s]"), "{error}");
+        }
+        // A day is allowed.
+        let day = HealthConfig::builder()
+            .base_ejection(MAX_HEALTH_DURATION)
+            .max_ejection(MAX_HEALTH_DURATION)
+            .window(MAX_HEALTH_DURATION)
+            .decay_after(MAX_HEALTH_DURATION)
+            .default_cooldown(MAX_HEALTH_DURATION)
+            .build();
+        assert!(day.is_ok());
+        // The existing messages are unchanged.
+        let error = HealthConfig::builder()
+            .window(Duration::from_millis(1))
+            .build()
+            .unwrap_err();
+        assert_eq!(error.to_string(), "window (1ms) must be at least 10ms");
     }
 }

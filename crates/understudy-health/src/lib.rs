@@ -32,14 +32,22 @@
 //! A healthy provider is admitted by one atomic load. Recording takes that
 //! provider's own short mutex (a few additions, no await, no allocation);
 //! providers never share a lock on the request path.
+//!
+//! # Arithmetic
+//!
+//! Durations come from configuration and from providers' headers; every sum
+//! saturates (ejection ends go through
+//! [`understudy_core::time::saturating_add`]) and the crate denies unchecked
+//! arithmetic under clippy.
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
+#![warn(clippy::arithmetic_side_effects)]
 
 mod config;
 mod layer;
 mod registry;
 
-pub use self::config::{HealthConfig, HealthConfigBuilder, HealthConfigError};
+pub use self::config::{HealthConfig, HealthConfigBuilder, HealthConfigError, MAX_HEALTH_DURATION};
 pub use self::layer::{Health, HealthLayer, ResponseFuture};
 pub use self::registry::{
     EjectionReason, HealthEvent, HealthEventKind, HealthEvents, HealthRegistry, ProberHandle,

@@ -11,6 +11,7 @@ use serde::Serialize;
 use tokio::sync::broadcast;
 use tokio::time::Instant;
 use understudy_core::events::{Event, Observer, SharedObserver, noop_observer};
+use understudy_core::time::saturating_add;
 use understudy_core::{
     Availability, FailureKind, Outcome, ProviderAvailability, ProviderState, Unavailable,
     UnavailableKind,
@@ -19,6 +20,8 @@ use understudy_core::{
 use crate::config::HealthConfig;
 
 const BUCKETS: usize = 10;
+/// The buckets of the window before the current one.
+const OLDER_BUCKETS: u64 = BUCKETS as u64 - 1;
 const EVENT_CAPACITY: usize = 256;
 
 /// Shared health of every provider. Cheap to clone.
@@ -308,7 +311,7 @@ impl HealthRegistry {
                     Mode::CoolingDown { until } => (Some(until), None),
                     Mode::Healthy | Mode::Probing => (None, None),
                 };
-                let total = ok + failed;
+                let total = ok.saturating_add(failed);
                 ProviderSnapshot {
                     name: entry.name.to_string(),
                     state: state.mode.state(),
@@ -491,10 +494,10 @@ impl HealthRegistry {
                     };
                 }
                 if failed {
-                    bucket.failed += 1;
-                    state.consecutive += 1;
+                    bucket.failed = bucket.failed.saturating_add(1);
+                    state.consecutive = state.consecutive.saturating_add(1);
                     let (ok, failures) = self.window_counts(&state, now);
-                    let total = ok + failures;
+                    let total = ok.saturating_add(failures);
                     if state.consecutive >= config.consecutive_failures {
                         self.eject(entry, &mut state, now, EjectionReason::ConsecutiveFailures);
                     } else if total >= config.min_requests.max(1)
@@ -503,7 +506,7 @@ impl HealthRegistry {
                         self.eject(entry, &mut state, now, EjectionReason::FailureRatio);
                     }
                 } else {
-                    bucket.ok += 1;
+                    bucket.ok = bucket.ok.saturating_add(1);
                     state.consecutive = 0;
                     if state.ejections > 0
                         && now.saturating_duration_since(state.healthy_since) >= config.decay_after
@@ -555,7 +558,7 @@ impl HealthRegistry {
             .base_ejection
             .saturating_mul(state.ejections)
             .min(config.max_ejection);
-        let mut until = now + length;
+        let mut until = saturating_add(now, length);
         if let Mode::Ejected { until: running, .. } | Mode::CoolingDown { until: running } =
             state.mode
         {
@@ -577,7 +580,7 @@ impl HealthRegistry {
                 // A later, longer Retry-After extends; a shorter one never
                 // shortens.
                 state.mode = Mode::CoolingDown {
-                    until: until.max(now + wait),
+                    until: until.max(saturating_add(now, wait)),
                 };
             }
             Mode::Ejected { .. } => {}
@@ -586,7 +589,9 @@ impl HealthRegistry {
                 self.transition(
                     entry,
                     state,
-                    Mode::CoolingDown { until: now + wait },
+                    Mode::CoolingDown {
+                        until: saturating_add(now, wait),
+                    },
                     HealthEventKind::CoolingDown,
                 );
             }
@@ -638,21 +643,28 @@ impl HealthRegistry {
     }
 
     fn epoch(&self, now: Instant) -> u64 {
-        let bucket = (self.inner.config.window / u32::try_from(BUCKETS).unwrap_or(10))
+        let bucket = self
+            .inner
+            .config
+            .window
+            .checked_div(u32::try_from(BUCKETS).unwrap_or(10))
+            .unwrap_or_default()
             .as_nanos()
             .max(1);
-        u64::try_from(now.saturating_duration_since(self.inner.start).as_nanos() / bucket)
-            .unwrap_or(u64::MAX)
+        let elapsed = now.saturating_duration_since(self.inner.start).as_nanos();
+        u64::try_from(elapsed.checked_div(bucket).unwrap_or_default()).unwrap_or(u64::MAX)
     }
 
     fn window_counts(&self, state: &State, now: Instant) -> (u32, u32) {
         let epoch = self.epoch(now);
-        let oldest = epoch.saturating_sub(BUCKETS as u64 - 1);
+        let oldest = epoch.saturating_sub(OLDER_BUCKETS);
         state
             .buckets
             .iter()
             .filter(|b| b.epoch >= oldest && b.epoch <= epoch)
-            .fold((0, 0), |(ok, failed), b| (ok + b.ok, failed + b.failed))
+            .fold((0_u32, 0_u32), |(ok, failed), b| {
+                (ok.saturating_add(b.ok), failed.saturating_add(b.failed))
+            })
     }
 }
 
@@ -740,7 +752,7 @@ fn lock(entry: &Entry) -> MutexGuard<'_, State> {
 }
 
 fn bucket_index(epoch: u64) -> usize {
-    usize::try_from(epoch % BUCKETS as u64).unwrap_or(0)
+    usize::try_from(epoch.checked_rem(BUCKETS as u64).unwrap_or_default()).unwrap_or(0)
 }
 
 fn rate_limit_wait(outcome: Outcome, config: &HealthConfig) -> Option<Duration> {
@@ -749,5 +761,62 @@ fn rate_limit_wait(outcome: Outcome, config: &HealthConfig) -> Option<Duration> 
             Some(retry_after.unwrap_or(config.default_cooldown))
         }
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const FAIL: Outcome = Outcome::Failure(FailureKind::Overloaded);
+
+    /// A configuration the builder refuses, as a caller bypassing it could
+    /// hold: the registry must still not overflow.
+    fn absurd() -> HealthConfig {
+        HealthConfig {
+            consecutive_failures: 1,
+            base_ejection: Duration::from_secs(9_223_372_036_854_775_807),
+            max_ejection: Duration::MAX,
+            default_cooldown: Duration::MAX,
+            decay_after: Duration::MAX,
+            window: Duration::MAX,
+            ..HealthConfig::default()
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn absurd_ejection_times_saturate_instead_of_panicking() {
+        let registry = HealthRegistry::new(absurd());
+        registry.record("openai", FAIL, Duration::from_millis(5));
+        let snapshot = &registry.snapshot()[0];
+        assert_eq!(snapshot.state, ProviderState::Ejected);
+        assert!(snapshot.until_ms.is_some_and(|ms| ms > 0));
+        // Ejected again and again: the length doubles, saturating.
+        for _ in 0..40 {
+            let entry = registry.entry("openai");
+            let mut state = lock(&entry);
+            registry.eject(
+                &entry,
+                &mut state,
+                Instant::now(),
+                EjectionReason::ProbeFailed,
+            );
+        }
+        assert!(!registry.is_available("openai"));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn absurd_cooldowns_saturate_instead_of_panicking() {
+        let registry = HealthRegistry::new(absurd());
+        let limited = |wait| Outcome::Failure(FailureKind::RateLimited { retry_after: wait });
+        registry.record("openai", limited(Some(Duration::MAX)), Duration::ZERO);
+        assert_eq!(registry.snapshot()[0].state, ProviderState::CoolingDown);
+        // A second one extends the running cooldown: `until.max(now + wait)`.
+        registry.record("openai", limited(Some(Duration::MAX)), Duration::ZERO);
+        // No wait given: the default cooldown, absurd too.
+        registry.record("anthropic", limited(None), Duration::ZERO);
+        registry.record("anthropic", limited(None), Duration::ZERO);
+        assert!(!registry.is_available("openai"));
+        assert!(!registry.is_available("anthropic"));
     }
 }

@@ -523,3 +523,34 @@ async fn transitions_reach_the_observer() {
         ]
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_retry_after_of_any_length_cools_down_without_a_panic() {
+    let registry = registry(HealthConfig::builder());
+    let limited = Outcome::Failure(FailureKind::RateLimited {
+        retry_after: Some(Duration::MAX),
+    });
+    registry.record("openai", limited, MS);
+    registry.record("openai", limited, MS);
+    let snapshot = &registry.snapshot()[0];
+    assert_eq!(snapshot.state, ProviderState::CoolingDown);
+    assert!(snapshot.until_ms.is_some_and(|ms| ms > 0));
+}
+
+#[tokio::test(start_paused = true)]
+async fn repeated_ejections_at_the_longest_allowed_length_do_not_overflow() {
+    let day = understudy_health::MAX_HEALTH_DURATION;
+    let registry = registry(
+        HealthConfig::builder()
+            .consecutive_failures(1)
+            .base_ejection(day)
+            .max_ejection(day),
+    );
+    for _ in 0..50 {
+        registry.record("openai", FAIL, MS);
+        tokio::time::advance(day).await;
+        assert_eq!(state(&registry, "openai"), ProviderState::Probing);
+    }
+    registry.record("openai", FAIL, MS);
+    assert_eq!(registry.snapshot()[0].until_ms, Some(86_400_000));
+}

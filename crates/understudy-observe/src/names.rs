@@ -30,7 +30,8 @@
 //!   an [`OutcomeKind`](understudy_core::OutcomeKind) name: `success`,
 //!   `client_error`, `context_length_exceeded`, `content_filtered`,
 //!   `connect`, `timeout`, `transport`, `rate_limited`, `overloaded`,
-//!   `server_error`, `stream_broken`, `unavailable`.
+//!   `server_error`, `stream_broken`, `unauthorized` (a provider refused
+//!   the gateway's key: 401 or 403), `unavailable`.
 //! - `reason` of ejections: `consecutive_failures`, `failure_ratio`,
 //!   `probe_failed`, `slow` or `other`.
 //! - `route`: the [`RouteName`](understudy_core::RouteName), or `unknown`.

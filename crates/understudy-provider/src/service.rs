@@ -81,33 +81,19 @@ const DEFAULT_MAX_RESPONSE_BODY: usize = 64 * 1024 * 1024;
 const FORWARDED_REQUEST_HEADERS: [&str; 4] =
     ["user-agent", "x-request-id", "traceparent", "tracestate"];
 
-/// Headers of an upstream error answer passed on to the caller.
-fn is_forwarded_error_header(name: &HeaderName) -> bool {
+/// Headers of an upstream answer passed on to the caller: request ids
+/// always, the rate-limit family only when the service is configured to
+/// ([`ProviderService::with_rate_limit_headers`]). Everything else an
+/// upstream sends (`set-cookie`, `server`, its internal headers) stays here.
+fn is_forwarded_answer_header(name: &HeaderName, rate_limits: bool) -> bool {
     let name = name.as_str();
     matches!(
         name,
-        "retry-after" | "retry-after-ms" | "request-id" | "x-request-id"
-    ) || name.starts_with("x-ratelimit-")
-        || name.starts_with("anthropic-ratelimit-")
-}
-
-/// Hop-by-hop and per-connection headers, never passed on.
-fn is_hop_by_hop(name: &HeaderName) -> bool {
-    matches!(
-        name.as_str(),
-        "connection"
-            | "keep-alive"
-            | "proxy-authenticate"
-            | "proxy-authorization"
-            | "proxy-connection"
-            | "te"
-            | "trailer"
-            | "transfer-encoding"
-            | "upgrade"
-            | "content-length"
-            | "set-cookie"
-            | "alt-svc"
-    )
+        "x-request-id" | "request-id" | "anthropic-request-id" | "apim-request-id"
+    ) || (rate_limits
+        && (matches!(name, "retry-after" | "retry-after-ms")
+            || name.starts_with("x-ratelimit-")
+            || name.starts_with("anthropic-ratelimit-")))
 }
 
 /// The inner service of one target: sends the caller's OpenAI-shaped
@@ -134,8 +120,11 @@ fn is_hop_by_hop(name: &HeaderName) -> bool {
 /// plus `content-type: application/json` and, for OpenAI-compatible
 /// targets, `accept`. Extra fixed headers (`OpenAI-Organization`,
 /// `anthropic-beta`, …) are set with [`with_header`](Self::with_header).
-/// Answers keep their `content-type` and lose hop-by-hop headers,
-/// `content-length` and `set-cookie`.
+/// Of an answer's headers only `content-type` and the request ids
+/// (`x-request-id`, `request-id`, `anthropic-request-id`,
+/// `apim-request-id`) reach the caller, plus, when
+/// [`with_rate_limit_headers`](Self::with_rate_limit_headers) says so,
+/// `retry-after`, `retry-after-ms` and the `*ratelimit-*` family.
 ///
 /// # Results
 ///
@@ -145,9 +134,11 @@ fn is_hop_by_hop(name: &HeaderName) -> bool {
 ///   rate limited, …).
 /// - A non-2xx answer is `Ok` too, with the upstream status, an
 ///   [`Outcome`] in its extensions (classified from status, headers and
-///   body by [`LlmClassifier::classify_parts`]), the `retry-after`,
-///   `x-ratelimit-*` and request-id headers, and a body in the OpenAI
-///   error shape.
+///   body by [`LlmClassifier::classify_parts`]), the headers above, and a
+///   body in the OpenAI error shape. A 401 or 403 rejected the gateway's
+///   key, not the caller's: it is a 502 with code `upstream_auth_failed`
+///   and [`FailureKind::Unauthorized`], and the provider's body (which may
+///   quote the key) is not passed on.
 /// - A request that cannot be sent because it is not valid (not a JSON
 ///   object, a malformed field the Anthropic translation needs) is `Ok`
 ///   with a 400 and [`ClientErrorKind::Rejected`].
@@ -210,6 +201,8 @@ struct Shared {
     fixed_headers: HeaderMap,
     max_error_body: usize,
     max_response_body: usize,
+    /// Pass `retry-after`, `retry-after-ms` and `*ratelimit-*` on.
+    rate_limit_headers: bool,
 }
 
 // ===== impl ProviderService =====
@@ -339,6 +332,7 @@ impl ProviderService {
                 fixed_headers,
                 max_error_body: DEFAULT_MAX_ERROR_BODY,
                 max_response_body: DEFAULT_MAX_RESPONSE_BODY,
+                rate_limit_headers: false,
             }),
         })
     }
@@ -368,6 +362,17 @@ impl ProviderService {
     /// read for translation (default 64 MiB); a longer answer is a failure.
     pub fn with_max_response_body(mut self, limit: usize) -> Self {
         Arc::make_mut(&mut self.shared).max_response_body = limit;
+        self
+    }
+
+    /// Passes the provider's rate-limit headers on to the caller:
+    /// `retry-after`, `retry-after-ms`, `x-ratelimit-*` and
+    /// `anthropic-ratelimit-*`. Off by default: they describe the gateway's
+    /// own key and quota, which are not the caller's business. The layers
+    /// above never need them, whatever this says: the wait a 429 asked for
+    /// travels in the [`Outcome`] of its response.
+    pub fn with_rate_limit_headers(mut self, pass: bool) -> Self {
+        Arc::make_mut(&mut self.shared).rate_limit_headers = pass;
         self
     }
 
@@ -535,11 +540,12 @@ impl Shared {
             Answer::PassThrough => {
                 let mut response = Response::new(ResponseBody::new(incoming.map_err(body_error)));
                 *response.status_mut() = head.status;
-                for (name, value) in &head.headers {
-                    if !is_hop_by_hop(name) {
-                        response.headers_mut().append(name, value.clone());
-                    }
+                if let Some(content_type) = head.headers.get(header::CONTENT_TYPE) {
+                    response
+                        .headers_mut()
+                        .insert(header::CONTENT_TYPE, content_type.clone());
                 }
+                self.copy_answer_headers(&head.headers, response.headers_mut());
                 Ok(response)
             }
             Answer::AnthropicJson => {
@@ -554,7 +560,7 @@ impl Shared {
                     .map_err(|e| e.classified(Outcome::Failure(FailureKind::StreamBroken)))?;
                 let mut response = Response::new(ResponseBody::full(translated));
                 *response.status_mut() = head.status;
-                copy_answer_headers(&head.headers, response.headers_mut());
+                self.copy_answer_headers(&head.headers, response.headers_mut());
                 response.headers_mut().insert(
                     header::CONTENT_TYPE,
                     HeaderValue::from_static("application/json"),
@@ -566,7 +572,7 @@ impl Shared {
                 let body = AnthropicStreamBody::new(incoming.map_err(body_error), translator);
                 let mut response = Response::new(ResponseBody::new(body));
                 *response.status_mut() = head.status;
-                copy_answer_headers(&head.headers, response.headers_mut());
+                self.copy_answer_headers(&head.headers, response.headers_mut());
                 let headers = response.headers_mut();
                 headers.insert(
                     header::CONTENT_TYPE,
@@ -590,6 +596,10 @@ impl Shared {
 
     /// A non-2xx answer: read its body (bounded), classify it, and answer in
     /// the OpenAI error shape with the outcome in the extensions.
+    ///
+    /// A 401 or 403 rejected the gateway's own key, not the caller's: the
+    /// answer is a 502 in the gateway's words (`upstream_auth_failed`), and
+    /// the provider's body, which may quote the key, is dropped.
     async fn error_answer(
         &self,
         head: http::response::Parts,
@@ -599,16 +609,22 @@ impl Shared {
         let classifier = LlmClassifier::new();
         let outcome = classifier.classify_parts(head.status, &head.headers, body.as_deref());
         let body = body.unwrap_or_default();
-        let json = match self.kind {
-            ProviderKind::OpenAi if is_openai_error(&body) => body,
-            ProviderKind::OpenAi => openai_error(head.status, outcome, &body).to_json(),
-            ProviderKind::Anthropic => {
+        let mut status = head.status;
+        let json = match (self.kind, outcome) {
+            (_, Outcome::Failure(FailureKind::Unauthorized(rejected))) => {
+                let error = self.credentials_rejected(rejected);
+                status = error.status();
+                error.to_json()
+            }
+            (ProviderKind::OpenAi, _) if is_openai_error(&body) => body,
+            (ProviderKind::OpenAi, _) => openai_error(head.status, outcome, &body).to_json(),
+            (ProviderKind::Anthropic, _) => {
                 anthropic::translate_error(head.status, outcome, &body).to_json()
             }
         };
         let mut response = Response::new(ResponseBody::full(json));
-        *response.status_mut() = head.status;
-        copy_answer_headers(&head.headers, response.headers_mut());
+        *response.status_mut() = status;
+        self.copy_answer_headers(&head.headers, response.headers_mut());
         response.headers_mut().insert(
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/json"),
@@ -616,14 +632,30 @@ impl Shared {
         response.extensions_mut().insert(outcome);
         response
     }
-}
 
-/// Passes on the headers of an answer that matter to the caller.
-fn copy_answer_headers(from: &HeaderMap, to: &mut HeaderMap) {
-    for (name, value) in from {
-        if is_forwarded_error_header(name) {
-            to.append(name, value.clone());
+    /// Passes on the headers of an answer that matter to the caller; see
+    /// [`is_forwarded_answer_header`].
+    fn copy_answer_headers(&self, from: &HeaderMap, to: &mut HeaderMap) {
+        for (name, value) in from {
+            if is_forwarded_answer_header(name, self.rate_limit_headers) {
+                to.append(name, value.clone());
+            }
         }
+    }
+
+    /// The answer to a provider's 401 or 403: a 502 naming the provider by
+    /// its host, never quoting what it said.
+    fn credentials_rejected(&self, rejected: StatusCode) -> OpenAiError {
+        let provider = self.endpoint.host().unwrap_or("the provider");
+        OpenAiError::new(
+            StatusCode::BAD_GATEWAY,
+            "authentication_error",
+            format!(
+                "the provider `{provider}` rejected the gateway's credentials ({})",
+                rejected.as_u16()
+            ),
+        )
+        .with_code("upstream_auth_failed")
     }
 }
 

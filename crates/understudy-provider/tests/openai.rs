@@ -116,7 +116,28 @@ async fn rate_limit_keeps_its_headers_body_and_wait() {
         response
     })
     .await;
+    // By default the wait travels in the outcome, not in the headers.
     let response = within(openai(&server.base_url()).oneshot(caller_request(r#"{"model":"x"}"#)))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(
+        LlmClassifier::new().classify_response(&response),
+        Outcome::Failure(FailureKind::RateLimited {
+            retry_after: Some(Duration::from_millis(1500))
+        })
+    );
+    assert!(response.headers().get("retry-after-ms").is_none());
+    assert!(
+        response
+            .headers()
+            .get("x-ratelimit-remaining-requests")
+            .is_none()
+    );
+    assert!(response.headers().get("set-cookie").is_none());
+
+    let service = openai(&server.base_url()).with_rate_limit_headers(true);
+    let response = within(service.oneshot(caller_request(r#"{"model":"x"}"#)))
         .await
         .unwrap();
     assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
@@ -343,4 +364,126 @@ async fn probe_asks_for_models_with_the_key() {
     assert_eq!(sent.headers["authorization"], "Bearer sk-provider");
 
     assert!(!within(openai(&format!("http://{}/other", server.addr)).probe()).await);
+}
+
+/// An upstream answer carrying every kind of header a provider sends.
+fn with_upstream_headers(
+    mut response: http::Response<support::TestBody>,
+) -> http::Response<support::TestBody> {
+    let headers = response.headers_mut();
+    for (name, value) in [
+        ("set-cookie", "__cf_bm=secret; path=/"),
+        ("server", "cloudflare"),
+        ("x-internal-foo", "node-17"),
+        ("openai-organization", "org-internal"),
+        ("openai-processing-ms", "412"),
+        ("x-request-id", "req_123"),
+        ("x-ratelimit-remaining-requests", "42"),
+        ("x-ratelimit-reset-requests", "1s"),
+        ("retry-after", "1"),
+    ] {
+        headers.insert(name, value.parse().unwrap());
+    }
+    response
+}
+
+#[tokio::test]
+async fn only_allowlisted_answer_headers_reach_the_caller() {
+    let server = serve(|_| async { with_upstream_headers(json(200, COMPLETION)) }).await;
+    let hidden = [
+        "set-cookie",
+        "server",
+        "x-internal-foo",
+        "openai-organization",
+        "openai-processing-ms",
+    ];
+
+    let response = within(openai(&server.base_url()).oneshot(caller_request(r#"{"model":"x"}"#)))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.headers()["content-type"], "application/json");
+    assert_eq!(response.headers()["x-request-id"], "req_123");
+    for name in hidden {
+        assert!(response.headers().get(name).is_none(), "{name}");
+    }
+    for name in [
+        "x-ratelimit-remaining-requests",
+        "x-ratelimit-reset-requests",
+        "retry-after",
+    ] {
+        assert!(
+            response.headers().get(name).is_none(),
+            "{name} is off by default"
+        );
+    }
+    assert_eq!(text(response.into_body()).await, COMPLETION);
+
+    let service = openai(&server.base_url()).with_rate_limit_headers(true);
+    let response = within(service.oneshot(caller_request(r#"{"model":"x"}"#)))
+        .await
+        .unwrap();
+    assert_eq!(response.headers()["x-ratelimit-remaining-requests"], "42");
+    assert_eq!(response.headers()["x-ratelimit-reset-requests"], "1s");
+    assert_eq!(response.headers()["retry-after"], "1");
+    assert_eq!(response.headers()["x-request-id"], "req_123");
+    for name in hidden {
+        assert!(response.headers().get(name).is_none(), "{name}");
+    }
+}
+
+#[tokio::test]
+async fn error_answers_follow_the_same_allowlist() {
+    let server = serve(|_| async {
+        with_upstream_headers(json(
+            500,
+            r#"{"error":{"message":"boom","type":"server_error","param":null,"code":null}}"#,
+        ))
+    })
+    .await;
+    let response = within(openai(&server.base_url()).oneshot(caller_request(r#"{"model":"x"}"#)))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    assert_eq!(response.headers()["x-request-id"], "req_123");
+    for name in [
+        "set-cookie",
+        "server",
+        "x-internal-foo",
+        "x-ratelimit-remaining-requests",
+        "retry-after",
+    ] {
+        assert!(response.headers().get(name).is_none(), "{name}");
+    }
+}
+
+const BAD_KEY: &str = r#"{"error":{"message":"Incorrect API key provided: sk-abc***xyz. You can find your API key at https://platform.openai.com/account/api-keys.","type":"invalid_request_error","param":null,"code":"invalid_api_key"}}"#;
+
+#[tokio::test]
+async fn a_rejected_key_is_a_502_in_the_gateways_words() {
+    for status in [401, 403] {
+        let server = serve(move |_| async move { json(status, BAD_KEY) }).await;
+        let response =
+            within(openai(&server.base_url()).oneshot(caller_request(r#"{"model":"x"}"#)))
+                .await
+                .unwrap();
+        assert_eq!(response.status(), StatusCode::BAD_GATEWAY);
+        assert_eq!(
+            LlmClassifier::new().classify_response(&response),
+            Outcome::Failure(FailureKind::Unauthorized(
+                StatusCode::from_u16(status).unwrap()
+            ))
+        );
+        let body = text(response.into_body()).await;
+        assert!(!body.contains("sk-abc"), "{body}");
+        assert!(!body.contains("Incorrect API key"), "{body}");
+        assert!(!body.contains("sk-provider"), "{body}");
+        let json: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(json["error"]["code"], "upstream_auth_failed");
+        assert_eq!(json["error"]["type"], "authentication_error");
+        assert_eq!(
+            json["error"]["message"],
+            format!("the provider `127.0.0.1` rejected the gateway's credentials ({status})")
+        );
+    }
 }

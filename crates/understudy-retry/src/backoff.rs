@@ -96,7 +96,11 @@ impl Backoff {
         } else {
             0.0
         };
-        self.ceiling(retry).mul_f64(fraction)
+        // `Duration::mul_f64` panics when rounding takes the product past
+        // `Duration::MAX`; the product is never more than the ceiling.
+        let ceiling = self.ceiling(retry);
+        Duration::try_from_secs_f64(ceiling.as_secs_f64() * fraction)
+            .map_or(ceiling, |delay| delay.min(ceiling))
     }
 }
 
@@ -135,6 +139,16 @@ mod tests {
         assert_eq!(backoff.ceiling(5), Duration::from_millis(1600));
         assert_eq!(backoff.ceiling(6), Duration::from_secs(2));
         assert_eq!(backoff.ceiling(u32::MAX), Duration::from_secs(2));
+    }
+
+    #[test]
+    fn the_longest_backoff_does_not_overflow() {
+        let backoff = Backoff::new(Duration::MAX, Duration::MAX).unwrap();
+        assert_eq!(backoff.ceiling(u32::MAX), Duration::MAX);
+        assert_eq!(backoff.delay(1, &|| 1.0), Duration::MAX);
+        assert_eq!(backoff.delay(40, &|| 7.0), Duration::MAX);
+        assert!(backoff.delay(3, &|| 0.999_999) <= Duration::MAX);
+        assert_eq!(backoff.delay(3, &|| 0.0), Duration::ZERO);
     }
 
     #[test]

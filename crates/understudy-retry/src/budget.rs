@@ -18,6 +18,8 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 const SLOTS: usize = 10;
+/// The slots of the window before the current one.
+const OLDER_SLOTS: u64 = SLOTS as u64 - 1;
 
 /// A retry budget shared by every request to one target. Cheap to clone.
 ///
@@ -77,7 +79,9 @@ impl RetryBudget {
         Self {
             shared: Arc::new(Shared {
                 ttl,
-                slot_len: ttl / u32::try_from(SLOTS).unwrap_or(10),
+                slot_len: ttl
+                    .checked_div(u32::try_from(SLOTS).unwrap_or(10))
+                    .unwrap_or(ttl),
                 reserve: f64::from(min_per_sec) * ttl.as_secs_f64(),
                 ratio,
                 start: Instant::now(),
@@ -89,23 +93,27 @@ impl RetryBudget {
 
     /// Records a request.
     pub fn deposit(&self) {
-        self.with_current_slot(|_, slot| slot.deposits += 1);
+        self.with_current_slot(|_, slot| slot.deposits = slot.deposits.saturating_add(1));
     }
 
     /// Takes one retry from the budget; `false` (and the exhaustion counted)
     /// when the budget is spent.
     pub fn withdraw(&self) -> bool {
         let allowed = self.with_current_slot(|window, slot| {
-            let (deposits, withdrawals) = window
-                .iter()
-                .fold((slot.deposits, slot.withdrawals), |(d, w), s| {
-                    (d + s.deposits, w + s.withdrawals)
-                });
+            let (deposits, withdrawals) =
+                window
+                    .iter()
+                    .fold((slot.deposits, slot.withdrawals), |(d, w), s| {
+                        (
+                            d.saturating_add(s.deposits),
+                            w.saturating_add(s.withdrawals),
+                        )
+                    });
             #[allow(clippy::cast_precision_loss)] // counts stay far below 2^52
             let balance =
                 deposits as f64 * self.shared.ratio + self.shared.reserve - withdrawals as f64;
             if balance >= 1.0 {
-                slot.withdrawals += 1;
+                slot.withdrawals = slot.withdrawals.saturating_add(1);
                 true
             } else {
                 false
@@ -131,15 +139,20 @@ impl RetryBudget {
     /// held for a few additions: no await, no allocation.
     fn with_current_slot<T>(&self, f: impl FnOnce(&[Slot], &mut Slot) -> T) -> T {
         let elapsed = self.shared.start.elapsed();
-        let epoch = u64::try_from(elapsed.as_nanos() / self.shared.slot_len.as_nanos().max(1))
-            .unwrap_or(u64::MAX);
-        let index = usize::try_from(epoch % SLOTS as u64).unwrap_or(0);
+        let epoch = elapsed
+            .as_nanos()
+            .checked_div(self.shared.slot_len.as_nanos().max(1))
+            .map_or(u64::MAX, |epoch| u64::try_from(epoch).unwrap_or(u64::MAX));
+        let index = epoch
+            .checked_rem(SLOTS as u64)
+            .and_then(|index| usize::try_from(index).ok())
+            .unwrap_or(0);
         let mut window = self
             .shared
             .window
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        let oldest_live = epoch.saturating_sub(SLOTS as u64 - 1);
+        let oldest_live = epoch.saturating_sub(OLDER_SLOTS);
         for slot in window.iter_mut() {
             if slot.epoch < oldest_live || slot.epoch > epoch {
                 *slot = Slot {

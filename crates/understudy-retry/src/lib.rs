@@ -6,9 +6,10 @@
 //!
 //! - Only outcomes with [`Outcome::is_retryable`] are retried: connect
 //!   errors, timeouts, broken connections, 5xx, 503/529 overload, and 429.
-//!   Client errors, context-length and content-filter errors, and
-//!   [`Outcome::Unavailable`] (the health layer failing fast) go straight
-//!   back.
+//!   Client errors, context-length and content-filter errors, a provider's
+//!   401/403 (its key was rejected: the same key would be rejected again),
+//!   and [`Outcome::Unavailable`] (the health layer failing fast) go
+//!   straight back.
 //! - The wait is exponential [`Backoff`] with full jitter, or the provider's
 //!   `Retry-After` when it gave one. A `Retry-After` longer than
 //!   `max_retry_after` is not waited for: the result goes back at once so
@@ -62,6 +63,9 @@
 //! ```
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
+// Waits come from providers' headers and from configuration: every sum
+// saturates.
+#![warn(clippy::arithmetic_side_effects)]
 
 mod backoff;
 mod budget;

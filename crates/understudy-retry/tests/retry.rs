@@ -40,6 +40,8 @@ async fn retries_a_503_and_numbers_the_attempts() {
 
 #[tokio::test(start_paused = true)]
 async fn never_retries_the_callers_fault_or_an_unavailable_target() {
+    // 401 and 403 reject the provider key: the same key would be rejected
+    // again, so they go back at once (to fail over) like the caller's faults.
     for code in [400, 401, 403, 404, 413, 422] {
         let Inner { calls, service, .. } = Inner::new(move |_| status(code));
         let response = layer(RetryConfig::default().max_retries(3))
@@ -129,6 +131,72 @@ async fn retry_after_ms_is_honoured_too() {
         .await
         .unwrap();
     assert_eq!(start.elapsed(), Duration::from_millis(250));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_wait_past_any_clock_is_an_hour_and_never_a_panic() {
+    for (header, value) in [
+        ("retry-after", "10000000000000000000"),
+        ("retry-after-ms", "18446744073709551615000"),
+        ("x-ratelimit-reset-requests", "99999999999h"),
+    ] {
+        // The default cap refuses the wait at once.
+        let Inner { calls, service, .. } = Inner::new(move |_| limited(header, value));
+        let response = layer(RetryConfig::default().max_retries(3))
+            .layer(service)
+            .oneshot(request())
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(calls.load(Ordering::SeqCst), 1, "{header}");
+
+        // Without a cap, and with every other duration absurd too, the wait
+        // is the hour headers are clamped to.
+        let Inner { calls, service, .. } = Inner::new(move |n| {
+            if n == 0 {
+                limited(header, value)
+            } else {
+                status(200)
+            }
+        });
+        let config = RetryConfig::default()
+            .max_retry_after(Duration::MAX)
+            .min_remaining(Duration::ZERO)
+            .base_delay(Duration::MAX)
+            .max_delay(Duration::MAX);
+        let mut request = request();
+        request
+            .extensions_mut()
+            .insert(Deadline::after(Duration::MAX));
+        let start = tokio::time::Instant::now();
+        let response = layer(config).layer(service).oneshot(request).await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        assert_eq!(calls.load(Ordering::SeqCst), 2, "{header}");
+        assert_eq!(
+            start.elapsed(),
+            understudy_core::MAX_RETRY_AFTER,
+            "{header}"
+        );
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn absurd_backoff_and_remaining_time_do_not_overflow() {
+    let Inner { calls, service, .. } = Inner::new(|_| status(503));
+    let config = RetryConfig::default()
+        .max_retries(u32::MAX)
+        .base_delay(Duration::MAX)
+        .max_delay(Duration::MAX)
+        .min_remaining(Duration::MAX)
+        .budget(Duration::MAX, u32::MAX, f64::MAX);
+    let mut request = request();
+    request
+        .extensions_mut()
+        .insert(Deadline::after(Duration::from_secs(1)));
+    let response = layer(config).layer(service).oneshot(request).await.unwrap();
+    // Nothing fits before the deadline: the first answer goes back.
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
 }
 
 #[tokio::test(start_paused = true)]

@@ -3,7 +3,7 @@
 //! Classification has two inputs, as in tower-http's `classify` module: a
 //! response (status, headers and, when it was read, the body) or an error.
 //! [`LlmClassifier`] is the default, written for LLM providers; implement
-//! [`Classify`] to change it, for instance to treat a provider's 401 as its
+//! [`Classify`] to change it, for instance to treat a provider's 404 as its
 //! own fault.
 //!
 //! A response's body is only read by whoever owns it. A provider service that
@@ -11,6 +11,10 @@
 //! [`LlmClassifier::classify_parts`] and attach the [`Outcome`] to the
 //! response's extensions: [`LlmClassifier`] trusts an [`Outcome`] found there
 //! over the status alone, so every layer above agrees with the provider.
+//!
+//! Everything here reads bytes a provider sent, so its arithmetic must not
+//! overflow: the module denies unchecked arithmetic under clippy.
+#![warn(clippy::arithmetic_side_effects)]
 
 mod body;
 mod retry_after;
@@ -22,7 +26,9 @@ use std::time::SystemTime;
 use http::{HeaderMap, Response, StatusCode};
 
 use self::body::BodyVerdict;
-pub use self::retry_after::{parse_reset_duration, parse_retry_after, retry_after};
+pub use self::retry_after::{
+    MAX_RETRY_AFTER, parse_reset_duration, parse_retry_after, retry_after,
+};
 use crate::error::{ClassifiedError, Unavailable};
 use crate::outcome::{ClientErrorKind, FailureKind, Outcome};
 
@@ -75,7 +81,11 @@ impl<C: Classify + ?Sized> Classify for &C {
 /// Responses:
 /// - 2xx: success (a 2xx body that is only an error envelope, when the body
 ///   is given, is a broken stream);
-/// - 408: timeout; 429: rate limited, with the wait read by [`retry_after`];
+/// - 401 and 403: the provider rejected the gateway's credentials (a
+///   revoked or wrong key), a provider failure:
+///   [`FailureKind::Unauthorized`];
+/// - 408: timeout; 429: rate limited, with the wait read by [`retry_after`]
+///   (at most [`MAX_RETRY_AFTER`]);
 /// - other 4xx: a client error, refined from the body into context length
 ///   exceeded or content filtered;
 /// - 503 and 529 (and a 5xx whose body says `overloaded_error`): overloaded;
@@ -140,6 +150,7 @@ impl LlmClassifier {
                 }
                 Some(BodyVerdict::OtherError) => Outcome::Failure(FailureKind::StreamBroken),
             },
+            401 | 403 => Outcome::Failure(FailureKind::Unauthorized(status)),
             408 => Outcome::Failure(FailureKind::Timeout),
             429 => rate_limited(),
             400..=499 => match verdict {

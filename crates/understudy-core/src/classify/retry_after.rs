@@ -9,6 +9,10 @@
 //! 3. `x-ratelimit-reset-requests: 1m30s` / `x-ratelimit-reset-tokens: 250ms`:
 //!    Go-style durations (OpenAI). When `x-ratelimit-remaining-*` says which
 //!    limit is spent, that limit's reset is used; otherwise the longest.
+//!
+//! Whatever a header says, the wait is at most [`MAX_RETRY_AFTER`]: a
+//! provider's header is untrusted input, and a wait of a billion years would
+//! otherwise overflow every deadline computed from it.
 
 use std::time::{Duration, SystemTime};
 
@@ -20,7 +24,28 @@ const RESET_TOKENS: &str = "x-ratelimit-reset-tokens";
 const REMAINING_REQUESTS: &str = "x-ratelimit-remaining-requests";
 const REMAINING_TOKENS: &str = "x-ratelimit-remaining-tokens";
 
-/// The wait a response's headers ask for, if any; `now` resolves HTTP dates.
+/// The longest wait a provider's header can ask for: one hour.
+///
+/// Every duration read from `retry-after-ms`, `Retry-After` (seconds or an
+/// HTTP date) and the `x-ratelimit-reset-*` headers is clamped to it, so a
+/// header such as `Retry-After: 10000000000000000000` means an hour's
+/// cooldown, not an overflow. No provider asks for more: their limits reset
+/// within the hour.
+///
+/// ```
+/// use std::time::{Duration, SystemTime};
+/// use understudy_core::classify::{MAX_RETRY_AFTER, parse_retry_after};
+///
+/// assert_eq!(MAX_RETRY_AFTER, Duration::from_secs(3600));
+/// assert_eq!(
+///     parse_retry_after("10000000000000000000", SystemTime::now()),
+///     Some(MAX_RETRY_AFTER),
+/// );
+/// ```
+pub const MAX_RETRY_AFTER: Duration = Duration::from_hours(1);
+
+/// The wait a response's headers ask for, if any, at most
+/// [`MAX_RETRY_AFTER`]; `now` resolves HTTP dates.
 ///
 /// # Example
 ///
@@ -51,7 +76,7 @@ pub fn retry_after(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
 
 /// Parses a `Retry-After` value: delta seconds (`"7"`, also `"1.5"` as some
 /// servers send) or an HTTP date, which is measured from `now` (a date in the
-/// past means no wait).
+/// past means no wait). The wait is at most [`MAX_RETRY_AFTER`].
 ///
 /// # Example
 ///
@@ -73,22 +98,24 @@ pub fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
         return Some(wait);
     }
     let date = httpdate::parse_http_date(value).ok()?;
-    Some(date.duration_since(now).unwrap_or(Duration::ZERO))
+    Some(clamp(date.duration_since(now).unwrap_or(Duration::ZERO)))
 }
 
 /// Parses a Go-style duration as OpenAI's `x-ratelimit-reset-*` headers send
-/// it: `"1s"`, `"250ms"`, `"6m0s"`, `"1h2m3.5s"`.
+/// it: `"1s"`, `"250ms"`, `"6m0s"`, `"1h2m3.5s"`. The sum is at most
+/// [`MAX_RETRY_AFTER`].
 ///
 /// # Example
 ///
 /// ```
 /// use std::time::Duration;
-/// use understudy_core::classify::parse_reset_duration;
+/// use understudy_core::classify::{MAX_RETRY_AFTER, parse_reset_duration};
 ///
 /// assert_eq!(parse_reset_duration("6m0s"), Some(Duration::from_mins(6)));
 /// assert_eq!(parse_reset_duration("1.5s"), Some(Duration::from_millis(1500)));
 /// assert_eq!(parse_reset_duration("20ms"), Some(Duration::from_millis(20)));
 /// assert_eq!(parse_reset_duration("later"), None);
+/// assert_eq!(parse_reset_duration("99999999999h"), Some(MAX_RETRY_AFTER));
 /// ```
 pub fn parse_reset_duration(value: &str) -> Option<Duration> {
     let mut rest = value.trim();
@@ -118,9 +145,9 @@ pub fn parse_reset_duration(value: &str) -> Option<Duration> {
             _ => return None,
         };
         rest = &rest[unit_len..];
-        total += Duration::try_from_secs_f64(number * seconds_per_unit).ok()?;
+        total = total.saturating_add(seconds(number * seconds_per_unit)?);
     }
-    Some(total)
+    Some(clamp(total))
 }
 
 fn ratelimit_reset(headers: &HeaderMap) -> Option<Duration> {
@@ -142,8 +169,8 @@ fn parse_seconds(value: &str) -> Option<Duration> {
     if !value.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
         return None;
     }
-    let seconds: f64 = value.parse().ok()?;
-    Duration::try_from_secs_f64(seconds).ok()
+    let number: f64 = value.parse().ok()?;
+    seconds(number).map(clamp)
 }
 
 fn parse_millis(value: &str) -> Option<Duration> {
@@ -152,7 +179,24 @@ fn parse_millis(value: &str) -> Option<Duration> {
         return None;
     }
     let millis: f64 = value.parse().ok()?;
-    Duration::try_from_secs_f64(millis / 1000.0).ok()
+    seconds(millis / 1000.0).map(clamp)
+}
+
+/// A non-negative number of seconds as a duration, at most
+/// [`MAX_RETRY_AFTER`] (so a number too large for a `Duration` is the
+/// maximum, not an error); `None` for a negative number or NaN.
+fn seconds(number: f64) -> Option<Duration> {
+    if number.is_nan() || number < 0.0 {
+        return None;
+    }
+    Some(
+        Duration::try_from_secs_f64(number.min(MAX_RETRY_AFTER.as_secs_f64()))
+            .unwrap_or(MAX_RETRY_AFTER),
+    )
+}
+
+fn clamp(wait: Duration) -> Duration {
+    wait.min(MAX_RETRY_AFTER)
 }
 
 #[cfg(test)]
@@ -169,6 +213,7 @@ mod tests {
         map
     }
 
+    #[allow(clippy::arithmetic_side_effects)] // a fixed date, far from the clock's ends
     fn now() -> SystemTime {
         // Sun, 06 Nov 1994 08:49:37 GMT, RFC 9110's own example date.
         UNIX_EPOCH + Duration::from_secs(784_111_777)
@@ -259,9 +304,12 @@ mod tests {
     #[test]
     fn go_durations() {
         assert_eq!(
-            parse_reset_duration("1h2m3.5s"),
-            Some(Duration::from_millis(3_723_500))
+            parse_reset_duration("0h2m3.5s"),
+            Some(Duration::from_millis(123_500))
         );
+        assert_eq!(parse_reset_duration("1h"), Some(Duration::from_hours(1)));
+        // Past the hour, clamped.
+        assert_eq!(parse_reset_duration("1h2m3.5s"), Some(MAX_RETRY_AFTER));
         assert_eq!(
             parse_reset_duration("17ms"),
             Some(Duration::from_millis(17))
@@ -270,5 +318,47 @@ mod tests {
         assert_eq!(parse_reset_duration("5"), None);
         assert_eq!(parse_reset_duration("s"), None);
         assert_eq!(parse_reset_duration("3d"), None);
+    }
+
+    #[test]
+    fn huge_waits_are_clamped_to_an_hour() {
+        assert_eq!(
+            parse_retry_after("10000000000000000000", now()),
+            Some(MAX_RETRY_AFTER)
+        );
+        // Larger than a `Duration` can hold.
+        assert_eq!(
+            parse_retry_after(&"9".repeat(400), now()),
+            Some(MAX_RETRY_AFTER)
+        );
+        assert_eq!(parse_retry_after("3601", now()), Some(MAX_RETRY_AFTER));
+        assert_eq!(
+            parse_retry_after("3599.5", now()),
+            Some(Duration::from_millis(3_599_500))
+        );
+        // A date far ahead.
+        assert_eq!(
+            parse_retry_after("Fri, 31 Dec 9999 23:59:59 GMT", now()),
+            Some(MAX_RETRY_AFTER)
+        );
+        assert_eq!(parse_reset_duration("99999999999h"), Some(MAX_RETRY_AFTER));
+        // Two terms that each fit a `Duration` but whose sum does not.
+        assert_eq!(
+            parse_reset_duration("5000000000000000h5000000000000000h"),
+            Some(MAX_RETRY_AFTER)
+        );
+        // Every term of a sum may be huge.
+        let huge = format!("{0}h{0}h{0}m{0}s", "9".repeat(30));
+        assert_eq!(parse_reset_duration(&huge), Some(MAX_RETRY_AFTER));
+        let all = headers(&[
+            ("retry-after-ms", "18446744073709551615000"),
+            ("retry-after", "10000000000000000000"),
+        ]);
+        assert_eq!(retry_after(&all, now()), Some(MAX_RETRY_AFTER));
+        let resets = headers(&[
+            ("x-ratelimit-reset-requests", "99999999999h"),
+            ("x-ratelimit-reset-tokens", "99999999999h99999999999m"),
+        ]);
+        assert_eq!(retry_after(&resets, now()), Some(MAX_RETRY_AFTER));
     }
 }

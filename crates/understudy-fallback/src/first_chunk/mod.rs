@@ -24,6 +24,7 @@ use tower_layer::Layer;
 use tower_service::Service;
 use understudy_core::events::{SharedObserver, noop_observer};
 use understudy_core::sse::SseDecoder;
+use understudy_core::time::saturating_add;
 use understudy_core::{
     BoxError, ClassifiedError, FailureKind, LlmClassifier, Outcome, ResponseBody, TargetName,
     cause_ref,
@@ -135,14 +136,20 @@ impl<S> Layer<S> for FirstChunkLayer {
 ///
 /// - Non-2xx responses pass at once: they are already classified.
 /// - A non-streaming 2xx body is read whole (up to
-///   [`max_body`](FirstChunkLayer::max_body)) and released as one frame. A
-///   body that is not JSON, or is a JSON error envelope, comes back with its
-///   [`Outcome`] in the response extensions, which the classifier trusts.
+///   [`max_body`](FirstChunkLayer::max_body)) and released as one frame. It
+///   is an answer only when it is UTF-8 JSON, an object, has no top-level
+///   `error`, and has an answer's shape: a `choices` array (chat
+///   completions) or a `data` array (embeddings). A JSON error envelope
+///   comes back with its classified [`Outcome`] in the response extensions,
+///   which the classifier trusts; anything else (`{}`, `{"ok":true}`,
+///   `{not json}`, HTML, bytes that are not UTF-8) with
+///   `Failure(StreamBroken)`, and a 502 status.
 /// - A `text/event-stream` response is released when an event carrying
 ///   content arrives (text, a tool call, a refusal or a finish reason; not a
 ///   role-only delta, `message_start`, `ping` or a comment), within the
 ///   first-chunk timeout counted from the request. An error event, a cut,
-///   `[DONE]` or the end of the stream before that is an error classified as
+///   `[DONE]`, bytes that are not UTF-8 ([`StreamNotUtf8`]) or the end of
+///   the stream before that is an error classified as
 ///   a provider failure, so retry and fallback still act; the timeout is a
 ///   [`FirstChunkTimeout`] error, classified as a timeout.
 /// - After release, a stream that fails or stalls past the idle timeout
@@ -184,7 +191,7 @@ where
     fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
         let target = request.extensions().get::<TargetName>().cloned();
         let config = self.config.clone();
-        let deadline = Instant::now() + config.first_chunk_timeout;
+        let deadline = saturating_add(Instant::now(), config.first_chunk_timeout);
         let future = self.inner.call(request);
         Box::pin(async move {
             let response = future.await.map_err(Into::into)?;
@@ -221,6 +228,7 @@ where
     let (parts, mut body) = response.into_parts();
     let mut decoder = SseDecoder::new();
     let mut held = BytesMut::new();
+    let mut utf8 = Utf8Prefix::default();
     loop {
         let frame = match tokio::time::timeout_at(deadline, body.frame()).await {
             Err(_) => {
@@ -238,12 +246,17 @@ where
             // Trailers before any content: the stream is over.
             return Err(broken(StreamEndedEarly));
         };
-        if held.len() + data.len() > config.max_body {
+        if held.len().saturating_add(data.len()) > config.max_body {
             // Megabytes without content: not a stream worth waiting for.
             return Err(broken(StreamEndedEarly));
         }
         decoder.push(&data);
         held.extend_from_slice(&data);
+        // An event stream is UTF-8: anything else before the commit is a
+        // broken stream, caught while fallback can still act.
+        if !utf8.check(&held) {
+            return Err(broken(StreamNotUtf8));
+        }
         while let Some(event) = decoder.next_event() {
             match judge(&event, &parts.headers) {
                 Verdict::Preamble => {}
@@ -267,39 +280,56 @@ where
     }
 }
 
+/// The top level of a non-streaming body: only the fields that tell an
+/// answer from anything else are looked at; their contents are skipped
+/// without being built.
 #[derive(Deserialize)]
-struct Envelope {
+struct TopLevel {
     #[serde(default)]
     error: Option<IgnoredAny>,
+    /// Chat completions (and legacy completions).
+    #[serde(default)]
+    choices: Option<Vec<IgnoredAny>>,
+    /// Embeddings.
+    #[serde(default)]
+    data: Option<Vec<IgnoredAny>>,
 }
 
 /// What a whole non-streaming body is.
 #[derive(Debug, PartialEq, Eq)]
 enum Whole {
-    /// A JSON object without a top-level `error`.
+    /// A JSON object without a top-level `error`, with a `choices` or a
+    /// `data` array.
     Answer,
     /// A JSON object with a top-level `error`.
     ErrorEnvelope,
-    /// Not a JSON object.
+    /// Anything else: not UTF-8, not JSON, not an object, or an object
+    /// without the shape of an answer (`{}`, `{"ok":true}`).
     NotJson,
 }
 
-/// Judges a body cheaply on the hot path: an answer is an object, so it
-/// must be delimited by braces; only a body that mentions `"error"` is
-/// parsed, to tell an error envelope from an answer whose text holds the
-/// word.
+/// Judges a body in one UTF-8 check and one parse that builds nothing but
+/// the three top-level fields; a value that does not start as an object is
+/// refused before either.
 fn judge_whole(bytes: &[u8]) -> Whole {
-    let trimmed = bytes.trim_ascii();
-    if !(trimmed.starts_with(b"{") && trimmed.ends_with(b"}")) {
+    // serde would also read a struct from an array (`[{…}]`), by position.
+    if bytes.trim_ascii_start().first() != Some(&b'{') {
         return Whole::NotJson;
     }
-    if !trimmed.windows(7).any(|window| window == b"\"error\"") {
-        return Whole::Answer;
-    }
-    match serde_json::from_slice::<Envelope>(trimmed) {
-        Ok(Envelope { error: None }) => Whole::Answer,
-        Ok(Envelope { error: Some(_) }) => Whole::ErrorEnvelope,
-        Err(_) => Whole::NotJson,
+    // serde_json does not check the UTF-8 of what it skips (the answer's
+    // text, here), so the whole body is checked first.
+    let Ok(text) = std::str::from_utf8(bytes) else {
+        return Whole::NotJson;
+    };
+    match serde_json::from_str::<TopLevel>(text) {
+        Ok(TopLevel { error: Some(_), .. }) => Whole::ErrorEnvelope,
+        Ok(
+            TopLevel {
+                choices: Some(_), ..
+            }
+            | TopLevel { data: Some(_), .. },
+        ) => Whole::Answer,
+        Ok(_) | Err(_) => Whole::NotJson,
     }
 }
 
@@ -383,6 +413,49 @@ impl fmt::Display for FirstChunkTimeout {
 
 impl Error for FirstChunkTimeout {}
 
+/// Checks, frame by frame, that the bytes held before the commit are
+/// UTF-8, without checking any byte twice. A character split between two
+/// frames is waited for, not refused.
+#[derive(Debug, Default)]
+struct Utf8Prefix {
+    /// How many leading bytes are known to be whole, valid characters.
+    valid: usize,
+}
+
+impl Utf8Prefix {
+    /// Is `held` (the previous bytes and a new frame) UTF-8 so far, maybe
+    /// ending inside a character?
+    fn check(&mut self, held: &[u8]) -> bool {
+        let Some(unchecked) = held.get(self.valid..) else {
+            return false;
+        };
+        match std::str::from_utf8(unchecked) {
+            Ok(_) => {
+                self.valid = held.len();
+                true
+            }
+            // Incomplete at the end: the rest comes with the next frame.
+            Err(error) if error.error_len().is_none() => {
+                self.valid = self.valid.saturating_add(error.valid_up_to());
+                true
+            }
+            Err(_) => false,
+        }
+    }
+}
+
+/// A stream sent bytes that are not UTF-8 before any content.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct StreamNotUtf8;
+
+impl fmt::Display for StreamNotUtf8 {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("the stream sent bytes that are not UTF-8 before any content")
+    }
+}
+
+impl Error for StreamNotUtf8 {}
+
 /// A stream ended, failed or reported an error before any content.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct StreamEndedEarly;
@@ -397,21 +470,59 @@ impl Error for StreamEndedEarly {}
 
 #[cfg(test)]
 mod tests {
-    use super::{Whole, judge_whole};
+    use super::{Utf8Prefix, Whole, judge_whole};
 
     #[test]
-    fn whole_bodies_are_judged_by_shape_and_parsed_only_when_they_mention_error() {
+    fn whole_bodies_are_judged_by_shape() {
         assert_eq!(judge_whole(br#" {"choices":[]} "#), Whole::Answer);
         assert_eq!(
             judge_whole(br#"{"choices":[{"message":{"content":"the \"error\" was mine"}}]}"#),
             Whole::Answer
         );
         assert_eq!(
+            judge_whole(br#"{"object":"list","data":[{"embedding":[0.1]}]}"#),
+            Whole::Answer
+        );
+        assert_eq!(
             judge_whole(br#"{"error":{"message":"boom"}}"#),
+            Whole::ErrorEnvelope
+        );
+        assert_eq!(
+            judge_whole(br#"{"choices":[],"error":{"message":"boom"}}"#),
             Whole::ErrorEnvelope
         );
         assert_eq!(judge_whole(b"<html>502</html>"), Whole::NotJson);
         assert_eq!(judge_whole(b""), Whole::NotJson);
         assert_eq!(judge_whole(br#"{"error": oops}"#), Whole::NotJson);
+    }
+
+    #[test]
+    fn braces_are_not_enough_to_be_an_answer() {
+        assert_eq!(judge_whole(b"{this is not json}"), Whole::NotJson);
+        assert_eq!(judge_whole(b"{}"), Whole::NotJson);
+        assert_eq!(judge_whole(br#"{"ok":true}"#), Whole::NotJson);
+        assert_eq!(judge_whole(br#"{"choices":"none"}"#), Whole::NotJson);
+        assert_eq!(judge_whole(br#"{"data":{}}"#), Whole::NotJson);
+        assert_eq!(judge_whole(br#"[{"choices":[]}]"#), Whole::NotJson);
+        assert_eq!(judge_whole(br#"{"choices":[]} trailing"#), Whole::NotJson);
+        // Not UTF-8, inside a string of an otherwise good answer.
+        assert_eq!(
+            judge_whole(b"{\"choices\":[{\"message\":{\"content\":\"\xff\xfe\"}}]}"),
+            Whole::NotJson
+        );
+    }
+
+    #[test]
+    fn utf8_is_checked_across_frames() {
+        let mut prefix = Utf8Prefix::default();
+        let text = "data: {\"choices\":[{\"delta\":{\"content\":\"é\"}}]}".as_bytes();
+        let split = text.iter().position(|b| *b == 0xC3).unwrap() + 1;
+        // A character cut in two by the frames is waited for.
+        assert!(prefix.check(&text[..split]));
+        assert!(prefix.check(text));
+        let mut bad = text.to_vec();
+        bad.extend_from_slice(b"\xff");
+        assert!(!prefix.check(&bad));
+        assert!(!Utf8Prefix::default().check(b"data: \xc3\x28"));
     }
 }
