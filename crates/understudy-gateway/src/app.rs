@@ -135,7 +135,8 @@ async fn health(State(state): State<AppState>) -> Response {
             .map(|snapshot| ProviderReport {
                 until: snapshot
                     .until_ms
-                    .map(|ms| httpdate::fmt_http_date(now + Duration::from_millis(ms))),
+                    .and_then(|ms| now.checked_add(Duration::from_millis(ms)))
+                    .map(httpdate::fmt_http_date),
                 snapshot,
             })
             .collect(),

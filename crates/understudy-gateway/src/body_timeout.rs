@@ -17,7 +17,7 @@ use tokio::time::{Instant, Sleep};
 use tower::{Layer, Service};
 use understudy_core::{BoxError, Deadline};
 
-use crate::clock::after;
+use understudy_core::time::saturating_add as after;
 
 /// Gives each request body `timeout` to arrive, and never longer than the
 /// request's [`Deadline`] when one is set.

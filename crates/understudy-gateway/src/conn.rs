@@ -24,7 +24,7 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::{Instant, Sleep};
 
-use crate::clock::after;
+use understudy_core::time::saturating_add as after;
 
 /// The two idle bounds of a connection.
 #[derive(Clone, Copy, Debug)]

@@ -5,7 +5,6 @@
 
 pub mod app;
 pub mod body_timeout;
-pub mod clock;
 pub mod config;
 pub mod conn;
 pub mod deadline;

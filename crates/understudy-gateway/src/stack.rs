@@ -128,6 +128,7 @@ impl Parts {
             model.to_owned(),
             provider.max_tokens_default,
         )
+        .map(|service| service.with_rate_limit_headers(provider.pass_rate_limit_headers))
         .map_err(|error| BuildError::Provider {
             provider: provider.name.clone(),
             reason: error.to_string(),
