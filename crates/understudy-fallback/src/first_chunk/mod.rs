@@ -244,7 +244,8 @@ where
         }
         decoder.push(&data);
         held.extend_from_slice(&data);
-        while let Some(event) = decoder.next_event() {
+        // An event larger than the decoder holds: a provider failure.
+        while let Some(event) = decoder.next_event().map_err(broken)? {
             match judge(&event, &parts.headers) {
                 Verdict::Preamble => {}
                 Verdict::Failed(outcome) => {

@@ -113,8 +113,17 @@ impl AnthropicStreamTranslator {
         }
         self.decoder.push(input);
         let mut out = Vec::new();
-        while let Some(event) = self.decoder.next_event() {
-            if let Err(error) = self.handle(&event, &mut out) {
+        loop {
+            let handled = match self.decoder.next_event() {
+                Ok(None) => break,
+                Ok(Some(event)) => self.handle(&event, &mut out),
+                // A line or event larger than the decoder holds.
+                Err(error) => Err(ClassifiedError::new(Outcome::Failure(
+                    FailureKind::StreamBroken,
+                ))
+                .with_source(error)),
+            };
+            if let Err(error) = handled {
                 self.finished = true;
                 if out.is_empty() {
                     return Err(error);
