@@ -118,7 +118,8 @@ pub fn parse_reset_duration(value: &str) -> Option<Duration> {
             _ => return None,
         };
         rest = &rest[unit_len..];
-        total += Duration::try_from_secs_f64(number * seconds_per_unit).ok()?;
+        // A sum past what a Duration holds is as unreadable as one part.
+        total = total.checked_add(Duration::try_from_secs_f64(number * seconds_per_unit).ok()?)?;
     }
     Some(total)
 }
@@ -270,5 +271,18 @@ mod tests {
         assert_eq!(parse_reset_duration("5"), None);
         assert_eq!(parse_reset_duration("s"), None);
         assert_eq!(parse_reset_duration("3d"), None);
+    }
+
+    #[test]
+    fn go_durations_too_long_to_hold_are_unreadable() {
+        // Each part fits in a Duration; their sum does not.
+        let part = "4000000000000000h";
+        assert!(parse_reset_duration(part).is_some());
+        assert_eq!(parse_reset_duration(&part.repeat(2)), None);
+        let headers = headers(&[(
+            "x-ratelimit-reset-requests",
+            "4000000000000000h4000000000000000h",
+        )]);
+        assert_eq!(retry_after(&headers, now()), None);
     }
 }
