@@ -562,6 +562,29 @@ async fn a_malformed_request_is_refused_before_sending() {
 }
 
 #[tokio::test]
+async fn a_stream_flag_that_is_not_a_boolean_is_refused_before_sending() {
+    let server = serve(|_| async { json(200, ANTHROPIC_ANSWER) }).await;
+    for (body, message) in [
+        (
+            r#"{"model":"chat","stream":"yes","messages":[{"role":"user","content":"hi"}]}"#,
+            "`stream` must be a boolean",
+        ),
+        (
+            r#"{"model":"chat","stream":true,"stream_options":"usage","messages":[{"role":"user","content":"hi"}]}"#,
+            "`stream_options` must be an object",
+        ),
+    ] {
+        let response = within(anthropic(&server.base_url()).oneshot(caller_request(body)))
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+        let body: Value = serde_json::from_str(&text(response.into_body()).await).unwrap();
+        assert_eq!(body["error"]["message"], message);
+        assert_eq!(body["error"]["type"], "invalid_request_error");
+    }
+}
+
+#[tokio::test]
 async fn probe_sends_the_anthropic_headers() {
     let mut server = serve(|_| async { json(200, r#"{"data":[],"has_more":false}"#) }).await;
     assert!(within(anthropic(&server.base_url()).probe()).await);
