@@ -11,8 +11,9 @@
 # scratch corpus; the committed seeds in fuzz/corpus/<target> are only read.
 # Crashing inputs are written to fuzz/artifacts/<target>/.
 #
-# With FUZZ_GROW_CORPUS=1, new inputs go to fuzz/corpus/<target> instead,
-# which is then minimised (cargo fuzz cmin) to commit it.
+# With FUZZ_GROW_CORPUS=1, the inputs found that cover edges the committed
+# corpus does not are then merged into fuzz/corpus/<target> (a small set
+# cover, edges only), to commit them.
 set -euo pipefail
 
 seconds="${1:-60}"
@@ -40,18 +41,15 @@ failed=0
 for target in "${targets[@]}"; do
     mkdir -p "$scratch/$target" "corpus/$target" "artifacts/$target"
     log="$scratch/$target.log"
-    corpora=("$scratch/$target" "corpus/$target")
-    if [ "${FUZZ_GROW_CORPUS:-0}" = 1 ]; then
-        corpora=("corpus/$target")
-    fi
-    if cargo +nightly fuzz run "${flags[@]}" "$target" "${corpora[@]}" -- \
+    if cargo +nightly fuzz run "${flags[@]}" "$target" "$scratch/$target" "corpus/$target" -- \
         -max_total_time="$seconds" -rss_limit_mb=2048 -timeout=10 -max_len=65536 \
         -print_final_stats=1 >"$log" 2>&1; then
         runs="$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -n 1)"
         cov="$(grep -o 'cov: [0-9]*' "$log" | tail -n 1 | cut -d' ' -f2)"
         if [ "${FUZZ_GROW_CORPUS:-0}" = 1 ]; then
-            cargo +nightly fuzz cmin "${flags[@]}" "$target" "corpus/$target" \
-                -- -max_len=65536 -rss_limit_mb=2048 -timeout=10 >>"$log" 2>&1
+            cargo +nightly fuzz run "${flags[@]}" "$target" "corpus/$target" "$scratch/$target" -- \
+                -set_cover_merge=1 -use_counters=0 -max_len=65536 -rss_limit_mb=2048 \
+                -timeout=10 >>"$log" 2>&1
         fi
         echo "$target: ok, ${runs:-?} runs in ${seconds}s, coverage ${cov:-?}"
     else

@@ -35,7 +35,11 @@ fuzz_target!(|input: &[u8]| {
         return;
     };
     let whole = translate(std::iter::once(stream), usize::MAX);
-    for event in whole.0.split(|&b| b == b'\n').filter(|line| !line.is_empty()) {
+    for event in whole
+        .0
+        .split(|&b| b == b'\n')
+        .filter(|line| !line.is_empty())
+    {
         let data = event.strip_prefix(b"data: ").expect("a data line");
         if data != b"[DONE]" {
             serde_json::from_slice::<serde_json::Value>(data).expect("a JSON chunk");
