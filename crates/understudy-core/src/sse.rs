@@ -217,10 +217,8 @@ impl SseDecoder {
             }
             self.scanned = self.start;
             let line = String::from_utf8_lossy(&self.buffer[line_start..end]).into_owned();
-            match self.process_line(&line) {
-                Ok(Some(event)) => return Ok(Some(event)),
-                Ok(None) => {}
-                Err(error) => return Err(error),
+            if let Some(event) = self.process_line(&line)? {
+                return Ok(Some(event));
             }
         }
     }
