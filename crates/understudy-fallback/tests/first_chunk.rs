@@ -394,3 +394,38 @@ async fn a_stream_sending_only_preamble_past_the_bound_fails_over() {
     );
     assert_eq!(open.lock().unwrap().len(), 1);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_stream_sending_one_endless_line_fails_over() {
+    let (events, observer) = setup();
+    let (primary, backup) = (Log::default(), Log::default());
+    let open = Arc::new(Mutex::new(Vec::new()));
+    let kept = open.clone();
+    // 2 MiB of one `data:` line that never ends: under `max_body`, over the
+    // decoder's limit on one event.
+    let endless = target(&primary, move || {
+        let (response, tx) = sse();
+        tx.send(Ok(Bytes::from_static(b"data: "))).unwrap();
+        for _ in 0..32 {
+            tx.send(Ok(Bytes::from(vec![b'x'; 64 * 1024]))).unwrap();
+        }
+        kept.lock().unwrap().push(tx);
+        std::future::ready(Ok(response))
+    });
+    let fallback = Fallback::builder()
+        .target(guarded("primary", endless, &observer))
+        .target(guarded("backup", good_stream(&backup), &observer))
+        .observer(observer.clone())
+        .build();
+
+    let started = tokio::time::Instant::now();
+    let response = fallback.oneshot(request()).await.unwrap();
+
+    assert_eq!(started.elapsed(), Duration::ZERO);
+    assert_eq!(response.headers()["x-understudy-provider"], "backup");
+    assert_eq!(
+        events.lines(),
+        [r#"fallback primary->backup (stream broken) route=Some("chat")"#]
+    );
+    assert_eq!(open.lock().unwrap().len(), 1);
+}

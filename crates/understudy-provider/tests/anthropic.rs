@@ -15,6 +15,7 @@ use tower::ServiceExt;
 use understudy_core::{
     ClassifiedError, Classify, ClientErrorKind, FailureKind, LlmClassifier, Outcome,
 };
+use understudy_provider::anthropic::{AnthropicStreamBody, AnthropicStreamTranslator};
 use understudy_provider::{ApiKey, ProviderError, ProviderService};
 
 use support::{caller_request, client, data_lines, json, serve, sse, text, within};
@@ -563,6 +564,29 @@ async fn a_malformed_request_is_refused_before_sending() {
 }
 
 #[tokio::test]
+async fn a_stream_flag_that_is_not_a_boolean_is_refused_before_sending() {
+    let server = serve(|_| async { json(200, ANTHROPIC_ANSWER) }).await;
+    for (body, message) in [
+        (
+            r#"{"model":"chat","stream":"yes","messages":[{"role":"user","content":"hi"}]}"#,
+            "`stream` must be a boolean",
+        ),
+        (
+            r#"{"model":"chat","stream":true,"stream_options":"usage","messages":[{"role":"user","content":"hi"}]}"#,
+            "`stream_options` must be an object",
+        ),
+    ] {
+        let response = within(anthropic(&server.base_url()).oneshot(caller_request(body)))
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+        let body: Value = serde_json::from_str(&text(response.into_body()).await).unwrap();
+        assert_eq!(body["error"]["message"], message);
+        assert_eq!(body["error"]["type"], "invalid_request_error");
+    }
+}
+
+#[tokio::test]
 async fn probe_sends_the_anthropic_headers() {
     let mut server = serve(|_| async { json(200, r#"{"data":[],"has_more":false}"#) }).await;
     assert!(within(anthropic(&server.base_url()).probe()).await);
@@ -570,4 +594,124 @@ async fn probe_sends_the_anthropic_headers() {
     assert_eq!(sent.uri.path(), "/v1/models");
     assert_eq!(sent.headers["x-api-key"], "sk-ant-provider");
     assert_eq!(sent.headers["anthropic-version"], "2023-06-01");
+}
+
+/// An Anthropic upstream that answers a stream with `head`, then sends
+/// `piece` over and over, as fast as the connection takes it, until the
+/// client goes away.
+async fn evil(head: &'static [u8], piece: Bytes) -> support::Server {
+    serve(move |_| {
+        let piece = piece.clone();
+        async move {
+            let (tx, response) = sse();
+            tokio::spawn(async move {
+                if tx.send(Bytes::from_static(head)).await.is_err() {
+                    return;
+                }
+                while tx.send(piece.clone()).await.is_ok() {}
+            });
+            response
+        }
+    })
+    .await
+}
+
+const MESSAGE_START: &[u8] = b"event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"id\":\"msg_1\",\"model\":\"claude\",\"usage\":{\"input_tokens\":5,\"output_tokens\":1}}}\n\n";
+
+/// Reads a body until it ends or fails; the data frames and the error.
+async fn drain(
+    mut body: understudy_core::ResponseBody,
+) -> (usize, Option<understudy_core::BoxError>) {
+    let mut frames = 0;
+    while let Some(frame) = body.frame().await {
+        match frame {
+            Ok(_) => frames += 1,
+            Err(error) => return (frames, Some(error)),
+        }
+    }
+    (frames, None)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_endless_line_breaks_the_stream() {
+    let mut head = MESSAGE_START.to_vec();
+    head.extend_from_slice(b"event: content_block_delta\ndata: ");
+    let server = evil(head.leak(), Bytes::from(vec![b'x'; 16 * 1024])).await;
+    let body = r#"{"model":"chat","stream":true,"messages":[{"role":"user","content":"hi"}]}"#;
+    let response = within(anthropic(&server.base_url()).oneshot(caller_request(body)))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let (frames, error) = within(drain(response.into_body())).await;
+    // The role chunk, then the error once the line passed 1 MiB.
+    assert_eq!(frames, 1);
+    let error = error.unwrap();
+    assert_eq!(
+        LlmClassifier::new().classify_error(&*error),
+        Outcome::Failure(FailureKind::StreamBroken)
+    );
+    let classified = error.downcast_ref::<ClassifiedError>().unwrap();
+    let source = std::error::Error::source(classified).unwrap();
+    assert_eq!(
+        source.downcast_ref::<understudy_core::sse::SseError>(),
+        Some(&understudy_core::sse::SseError::EventTooLarge {
+            limit: understudy_core::sse::DEFAULT_MAX_EVENT_BYTES
+        })
+    );
+}
+
+const PINGS: &[u8] = b"event: ping\ndata: {\"type\": \"ping\"}\n\n";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn endless_pings_break_the_stream_past_the_bound_before_content() {
+    let server = evil(MESSAGE_START, Bytes::from(PINGS.repeat(256))).await;
+    let body = r#"{"model":"chat","stream":true,"messages":[{"role":"user","content":"hi"}]}"#;
+    let response = within(anthropic(&server.base_url()).oneshot(caller_request(body)))
+        .await
+        .unwrap();
+    let (frames, error) = within(drain(response.into_body())).await;
+    assert_eq!(frames, 1);
+    let error = error.unwrap();
+    assert_eq!(
+        LlmClassifier::new().classify_error(&*error),
+        Outcome::Failure(FailureKind::StreamBroken)
+    );
+    let classified = error.downcast_ref::<ClassifiedError>().unwrap();
+    let source = std::error::Error::source(classified).unwrap();
+    assert!(
+        source
+            .to_string()
+            .contains("bytes of stream before any content"),
+        "{source}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn endless_pings_let_a_timeout_in_the_same_task_fire() {
+    let server = evil(MESSAGE_START, Bytes::from(PINGS.repeat(256))).await;
+    // The upstream body straight from a client, translated without a
+    // bound before content: only the timeout can end the read.
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build_http::<http_body_util::Empty<Bytes>>();
+    let upstream = within(client.get(format!("{}/messages", server.base_url()).parse().unwrap()))
+        .await
+        .unwrap();
+    let translated =
+        AnthropicStreamBody::new(upstream.into_body(), AnthropicStreamTranslator::new(false))
+            .max_bytes_before_content(usize::MAX);
+    let mut body = std::pin::pin!(translated);
+    // The role chunk comes first; then nothing but pings.
+    assert!(within(body.frame()).await.unwrap().is_ok());
+    let started = tokio::time::Instant::now();
+    let read = tokio::time::timeout(std::time::Duration::from_millis(300), body.frame()).await;
+    assert!(
+        read.is_err(),
+        "the read ended: {:?}",
+        read.map(|f| f.map(|f| f.is_ok()))
+    );
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(2),
+        "the timeout fired after {:?}",
+        started.elapsed()
+    );
 }

@@ -257,7 +257,8 @@ where
         if !utf8.check(&held) {
             return Err(broken(StreamNotUtf8));
         }
-        while let Some(event) = decoder.next_event() {
+        // An event larger than the decoder holds: a provider failure.
+        while let Some(event) = decoder.next_event().map_err(broken)? {
             match judge(&event, &parts.headers) {
                 Verdict::Preamble => {}
                 Verdict::Failed(outcome) => {

@@ -122,7 +122,7 @@ pub async fn read_events(mut body: Incoming) -> (Vec<SseEvent>, Option<hyper::Er
             Some(Ok(frame)) => {
                 if let Some(data) = frame.data_ref() {
                     decoder.push(data);
-                    while let Some(event) = decoder.next_event() {
+                    while let Some(event) = decoder.next_event().expect("event too large") {
                         events.push(event);
                     }
                 }

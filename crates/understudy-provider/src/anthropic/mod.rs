@@ -71,7 +71,9 @@ mod stream;
 pub use self::request::{TranslatedRequest, translate_request};
 pub(crate) use self::response::{default_error_type, fallback_message, with_outcome_code};
 pub use self::response::{finish_reason, translate_error, translate_response};
-pub use self::stream::{AnthropicStreamBody, AnthropicStreamTranslator};
+pub use self::stream::{
+    AnthropicStreamBody, AnthropicStreamTranslator, DEFAULT_MAX_BYTES_BEFORE_CONTENT,
+};
 
 /// The `anthropic-version` header value sent by default.
 pub const ANTHROPIC_VERSION: &str = "2023-06-01";

@@ -110,19 +110,33 @@ pub fn translate_request(
         }
     }
 
-    let stream = request
-        .get("stream")
-        .and_then(Value::as_bool)
-        .unwrap_or(false);
+    let stream = match request.get("stream") {
+        None | Some(Value::Null) => false,
+        Some(Value::Bool(stream)) => *stream,
+        Some(_) => {
+            return Err(ProviderError::invalid_request("`stream` must be a boolean"));
+        }
+    };
     if stream {
         out.insert("stream".to_owned(), Value::Bool(true));
     }
-    let include_usage = stream
-        && request
-            .get("stream_options")
-            .and_then(|o| o.get("include_usage"))
-            .and_then(Value::as_bool)
-            .unwrap_or(false);
+    let include_usage = match request.get("stream_options") {
+        None | Some(Value::Null) => false,
+        Some(Value::Object(options)) => match options.get("include_usage") {
+            None | Some(Value::Null) => false,
+            Some(Value::Bool(include)) => *include,
+            Some(_) => {
+                return Err(ProviderError::invalid_request(
+                    "`stream_options.include_usage` must be a boolean",
+                ));
+            }
+        },
+        Some(_) => {
+            return Err(ProviderError::invalid_request(
+                "`stream_options` must be an object",
+            ));
+        }
+    } && stream;
 
     let has_tools = if let Some(tools) = request.get("tools").and_then(Value::as_array) {
         let tools = tools

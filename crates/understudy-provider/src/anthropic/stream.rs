@@ -16,6 +16,17 @@ use understudy_core::{BoxError, ClassifiedError, FailureKind, LlmClassifier, Out
 use super::response::{Usage, finish_reason};
 use crate::error::ProviderError;
 
+/// The most raw stream bytes an [`AnthropicStreamTranslator`] reads before
+/// the first content by default: 32 MiB, the fallback layer's default bound
+/// on what a stream may send before its first content.
+pub const DEFAULT_MAX_BYTES_BEFORE_CONTENT: usize = 32 * 1024 * 1024;
+
+/// [`AnthropicStreamBody::poll_frame`] yields after this many upstream
+/// frames without output...
+const YIELD_AFTER_FRAMES: u32 = 32;
+/// ...or after this many upstream bytes without output.
+const YIELD_AFTER_BYTES: usize = 64 * 1024;
+
 /// Translates Anthropic's SSE events into OpenAI chat-completion chunks,
 /// incrementally, as bytes arrive.
 ///
@@ -34,6 +45,18 @@ use crate::error::ProviderError;
 /// Tool-call indexes count tool calls, as OpenAI's do, not content blocks.
 /// With `include_usage`, every chunk carries `"usage":null` and a last chunk
 /// with empty `choices` carries the usage, as OpenAI streams do.
+///
+/// # Bounds
+///
+/// An upstream that streams without ever saying anything costs at most a
+/// bounded amount: a line or event longer than
+/// [`max_event_bytes`](Self::max_event_bytes) (default
+/// [`DEFAULT_MAX_EVENT_BYTES`](understudy_core::sse::DEFAULT_MAX_EVENT_BYTES)), or more than
+/// [`max_bytes_before_content`](Self::max_bytes_before_content) raw bytes
+/// (default [`DEFAULT_MAX_BYTES_BEFORE_CONTENT`]) before the first content
+/// (text, a tool call or a finish reason; the role chunk of
+/// `message_start` is not content), is a
+/// [`FailureKind::StreamBroken`] error.
 ///
 /// # Example
 ///
@@ -69,6 +92,11 @@ pub struct AnthropicStreamTranslator {
     tools: Vec<(u64, u32)>,
     finished: bool,
     pending_error: Option<ClassifiedError>,
+    /// Content (text, a tool call, a finish reason) was written.
+    content_seen: bool,
+    /// Raw bytes pushed while no content was written.
+    bytes_before_content: usize,
+    max_bytes_before_content: usize,
 }
 
 impl AnthropicStreamTranslator {
@@ -93,7 +121,26 @@ impl AnthropicStreamTranslator {
             tools: Vec::new(),
             finished: false,
             pending_error: None,
+            content_seen: false,
+            bytes_before_content: 0,
+            max_bytes_before_content: DEFAULT_MAX_BYTES_BEFORE_CONTENT,
         }
+    }
+
+    /// More than `bytes` raw bytes before the first content is a
+    /// [`FailureKind::StreamBroken`] error. Defaults to
+    /// [`DEFAULT_MAX_BYTES_BEFORE_CONTENT`].
+    pub fn max_bytes_before_content(mut self, bytes: usize) -> Self {
+        self.max_bytes_before_content = bytes;
+        self
+    }
+
+    /// A line or an event's data longer than `bytes` is a
+    /// [`FailureKind::StreamBroken`] error. Defaults to
+    /// [`DEFAULT_MAX_EVENT_BYTES`](understudy_core::sse::DEFAULT_MAX_EVENT_BYTES).
+    pub fn max_event_bytes(mut self, bytes: usize) -> Self {
+        self.decoder.set_max_event_bytes(bytes);
+        self
     }
 
     /// Feeds bytes of the Anthropic stream as they arrive; returns the
@@ -104,6 +151,12 @@ impl AnthropicStreamTranslator {
     /// it in the same input, those are returned first and the error by the
     /// next call to `push` or [`finish`](Self::finish). After `message_stop`
     /// or an error, further input is ignored.
+    ///
+    /// Input that takes the stream past
+    /// [`max_bytes_before_content`](Self::max_bytes_before_content) without
+    /// content, or holds a line or event larger than
+    /// [`max_event_bytes`](Self::max_event_bytes), is a
+    /// [`FailureKind::StreamBroken`] error.
     pub fn push(&mut self, input: &[u8]) -> Result<Bytes, ClassifiedError> {
         if let Some(error) = self.pending_error.take() {
             return Err(error);
@@ -111,10 +164,30 @@ impl AnthropicStreamTranslator {
         if self.finished {
             return Ok(Bytes::new());
         }
+        if !self.content_seen {
+            self.bytes_before_content = self.bytes_before_content.saturating_add(input.len());
+            if self.bytes_before_content > self.max_bytes_before_content {
+                self.finished = true;
+                return Err(ProviderError::invalid_response(format!(
+                    "more than {} bytes of stream before any content",
+                    self.max_bytes_before_content
+                ))
+                .classified(Outcome::Failure(FailureKind::StreamBroken)));
+            }
+        }
         self.decoder.push(input);
         let mut out = Vec::new();
-        while let Some(event) = self.decoder.next_event() {
-            if let Err(error) = self.handle(&event, &mut out) {
+        loop {
+            let handled = match self.decoder.next_event() {
+                Ok(None) => break,
+                Ok(Some(event)) => self.handle(&event, &mut out),
+                // A line or event larger than the decoder holds.
+                Err(error) => Err(ClassifiedError::new(Outcome::Failure(
+                    FailureKind::StreamBroken,
+                ))
+                .with_source(error)),
+            };
+            if let Err(error) = handled {
                 self.finished = true;
                 if out.is_empty() {
                     return Err(error);
@@ -263,7 +336,13 @@ impl AnthropicStreamTranslator {
         Ok(())
     }
 
-    fn write_chunk(&self, out: &mut Vec<u8>, delta: Delta<'_>, finish: Option<&str>) {
+    fn write_chunk(&mut self, out: &mut Vec<u8>, delta: Delta<'_>, finish: Option<&str>) {
+        if finish.is_some()
+            || delta.tool_calls.is_some()
+            || delta.content.is_some_and(|text| !text.is_empty())
+        {
+            self.content_seen = true;
+        }
         let chunk = Chunk {
             id: &self.id,
             object: "chat.completion.chunk",
@@ -489,6 +568,17 @@ pin_project! {
     /// its outcome); an Anthropic `error` event becomes the error
     /// [`AnthropicStreamTranslator`] classified. The body ends after
     /// `data: [DONE]`.
+    ///
+    /// The translator's bounds apply
+    /// ([`max_bytes_before_content`](Self::max_bytes_before_content),
+    /// [`max_event_bytes`](Self::max_event_bytes)). And the body is
+    /// cooperative: when upstream frames keep arriving without producing
+    /// output (`ping` events, thinking deltas sent as fast as the upstream
+    /// can), `poll_frame` wakes its task and returns [`Poll::Pending`] after
+    /// 32 frames or 64 KiB, so a timeout polled by the same task (the
+    /// first-chunk or request timeout) gets its turn. This is a plain bound
+    /// rather than tokio's cooperative budget, so it holds whatever the
+    /// inner body is and whichever runtime polls it.
     #[derive(Debug)]
     pub struct AnthropicStreamBody<B> {
         #[pin]
@@ -507,6 +597,28 @@ impl<B> AnthropicStreamBody<B> {
             done: false,
         }
     }
+
+    /// More than `bytes` raw upstream bytes before the first content is a
+    /// [`FailureKind::StreamBroken`] error; see
+    /// [`AnthropicStreamTranslator::max_bytes_before_content`]. Defaults to
+    /// [`DEFAULT_MAX_BYTES_BEFORE_CONTENT`].
+    pub fn max_bytes_before_content(self, bytes: usize) -> Self {
+        Self {
+            translator: self.translator.max_bytes_before_content(bytes),
+            ..self
+        }
+    }
+
+    /// A line or an event's data longer than `bytes` is a
+    /// [`FailureKind::StreamBroken`] error; see
+    /// [`AnthropicStreamTranslator::max_event_bytes`]. Defaults to
+    /// [`DEFAULT_MAX_EVENT_BYTES`](understudy_core::sse::DEFAULT_MAX_EVENT_BYTES).
+    pub fn max_event_bytes(self, bytes: usize) -> Self {
+        Self {
+            translator: self.translator.max_event_bytes(bytes),
+            ..self
+        }
+    }
 }
 
 impl<B> Body for AnthropicStreamBody<B>
@@ -522,7 +634,14 @@ where
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let mut this = self.project();
+        // Work done in this call without output, for the yield bound.
+        let mut frames = 0_u32;
+        let mut bytes = 0_usize;
         loop {
+            if frames >= YIELD_AFTER_FRAMES || bytes >= YIELD_AFTER_BYTES {
+                cx.waker().wake_by_ref();
+                return Poll::Pending;
+            }
             if let Some(error) = this.translator.take_error() {
                 *this.done = true;
                 return Poll::Ready(Some(Err(error.into())));
@@ -538,10 +657,16 @@ where
                 return Poll::Ready(None);
             }
             let result = match ready!(this.inner.as_mut().poll_frame(cx)) {
-                Some(Ok(frame)) => match frame.into_data() {
-                    Ok(data) => this.translator.push(&data),
-                    Err(_trailers) => continue,
-                },
+                Some(Ok(frame)) => {
+                    frames += 1;
+                    match frame.into_data() {
+                        Ok(data) => {
+                            bytes = bytes.saturating_add(data.len());
+                            this.translator.push(&data)
+                        }
+                        Err(_trailers) => continue,
+                    }
+                }
                 Some(Err(error)) => {
                     *this.done = true;
                     return Poll::Ready(Some(Err(broken(error.into()))));

@@ -1,8 +1,10 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use bytes::Bytes;
 use http::{HeaderMap, StatusCode};
+use http_body::Body;
 use serde_json::{Value, json};
-use understudy_core::{ClientErrorKind, FailureKind, LlmClassifier, Outcome};
+use understudy_core::{ClassifiedError, ClientErrorKind, FailureKind, LlmClassifier, Outcome};
 
 use super::*;
 
@@ -168,6 +170,45 @@ fn malformed_requests_are_refused_with_a_reason() {
     )
     .contains("not base64"));
     assert!(refused(r#"{"messages":[{"role":"tool","content":"x"}]}"#).contains("tool_call_id"));
+}
+
+#[test]
+fn stream_fields_of_the_wrong_type_are_refused() {
+    for stream in [r#""yes""#, "1", "{}", "[true]"] {
+        assert_eq!(
+            refused(&format!(r#"{{"messages":[],"stream":{stream}}}"#)),
+            "`stream` must be a boolean",
+            "stream: {stream}"
+        );
+    }
+    for options in [r#""usage""#, "true", "[]"] {
+        assert_eq!(
+            refused(&format!(
+                r#"{{"messages":[],"stream":true,"stream_options":{options}}}"#
+            )),
+            "`stream_options` must be an object",
+            "stream_options: {options}"
+        );
+    }
+    assert_eq!(
+        refused(r#"{"messages":[],"stream":true,"stream_options":{"include_usage":"yes"}}"#),
+        "`stream_options.include_usage` must be a boolean"
+    );
+    // null is "not set", as OpenAI reads it.
+    let out = translate_request(
+        br#"{"messages":[],"stream":null,"stream_options":null}"#,
+        "claude",
+        1000,
+    )
+    .unwrap();
+    assert!(!out.stream && !out.include_usage);
+    let out = translate_request(
+        br#"{"messages":[],"stream":true,"stream_options":{"include_usage":true}}"#,
+        "claude",
+        1000,
+    )
+    .unwrap();
+    assert!(out.stream && out.include_usage);
 }
 
 // ===== answers =====
@@ -354,4 +395,115 @@ fn a_text_block_may_start_with_text() {
     );
     assert!(out.contains(r#""delta":{"content":"Hello"},"logprobs":null,"finish_reason":null"#));
     assert!(out.contains(r#""delta":{},"logprobs":null,"finish_reason":"stop""#));
+}
+
+const MESSAGE_START: &[u8] = b"event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"id\":\"m\",\"model\":\"c\"}}\n\n";
+const PING: &[u8] = b"event: ping\ndata: {\"type\":\"ping\"}\n\n";
+const TEXT: &[u8] = b"event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\"Hi\"}}\n\n";
+
+#[test]
+fn an_endless_line_breaks_the_stream() {
+    let mut translator = AnthropicStreamTranslator::with_created(false, 0).max_event_bytes(1000);
+    assert!(!translator.push(MESSAGE_START).unwrap().is_empty());
+    assert!(translator.push(b"data: ").unwrap().is_empty());
+    let error = loop {
+        match translator.push(&[b'x'; 100]) {
+            Ok(out) => assert!(out.is_empty()),
+            Err(error) => break error,
+        }
+    };
+    assert_eq!(error.outcome(), Outcome::Failure(FailureKind::StreamBroken));
+    let cause = std::error::Error::source(&error).unwrap().to_string();
+    assert!(cause.contains("larger than 1000 bytes"), "{cause}");
+    assert!(translator.is_finished());
+    assert!(translator.push(b"\n\n").unwrap().is_empty());
+}
+
+#[test]
+fn pings_past_the_bound_before_content_break_the_stream() {
+    let limit = 10 * 1024;
+    let mut translator =
+        AnthropicStreamTranslator::with_created(false, 0).max_bytes_before_content(limit);
+    // The role chunk of message_start is not content.
+    let mut sent = MESSAGE_START.len();
+    assert!(!translator.push(MESSAGE_START).unwrap().is_empty());
+    let error = loop {
+        sent += PING.len();
+        match translator.push(PING) {
+            Ok(out) => {
+                assert!(out.is_empty());
+                assert!(sent <= limit);
+            }
+            Err(error) => break error,
+        }
+    };
+    assert!(sent > limit);
+    assert_eq!(error.outcome(), Outcome::Failure(FailureKind::StreamBroken));
+    assert!(translator.is_finished());
+
+    // Once content came, pings no longer count.
+    let mut translator =
+        AnthropicStreamTranslator::with_created(false, 0).max_bytes_before_content(limit);
+    translator.push(MESSAGE_START).unwrap();
+    assert!(!translator.push(TEXT).unwrap().is_empty());
+    for _ in 0..limit {
+        assert!(translator.push(PING).unwrap().is_empty());
+    }
+}
+
+/// An upstream body that always has another frame ready.
+struct Endless(Bytes);
+
+impl Body for Endless {
+    type Data = Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, Self::Error>>> {
+        std::task::Poll::Ready(Some(Ok(http_body::Frame::data(self.0.clone()))))
+    }
+}
+
+#[test]
+fn a_body_fed_only_pings_yields_to_its_task() {
+    use std::pin::pin;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::task::{Context, Poll, Wake, Waker};
+
+    #[derive(Default)]
+    struct Count(AtomicUsize);
+    impl Wake for Count {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    let wakes = Arc::new(Count::default());
+    let waker = Waker::from(wakes.clone());
+    let mut cx = Context::from_waker(&waker);
+    let translator = AnthropicStreamTranslator::with_created(false, 0);
+    let mut body = pin!(
+        AnthropicStreamBody::new(Endless(Bytes::from_static(PING)), translator)
+            .max_bytes_before_content(1024 * 1024)
+    );
+    // Without the yield this poll would never return.
+    assert!(body.as_mut().poll_frame(&mut cx).is_pending());
+    assert_eq!(wakes.0.load(Ordering::SeqCst), 1);
+    // Polled again and again, it ends with the bound before content.
+    let mut polls = 1_usize;
+    let error = loop {
+        polls += 1;
+        match body.as_mut().poll_frame(&mut cx) {
+            Poll::Pending => {}
+            Poll::Ready(Some(Err(error))) => break error,
+            Poll::Ready(other) => panic!("unexpected {:?}", other.map(|r| r.is_ok())),
+        }
+    };
+    let error = error.downcast::<ClassifiedError>().unwrap();
+    assert_eq!(error.outcome(), Outcome::Failure(FailureKind::StreamBroken));
+    assert_eq!(wakes.0.load(Ordering::SeqCst), polls - 1);
+    assert!(body.as_mut().poll_frame(&mut cx).is_ready());
 }
