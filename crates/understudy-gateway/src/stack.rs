@@ -363,7 +363,9 @@ fn direct_targets(
 }
 
 /// A panic while a request was served becomes a 500 in the OpenAI shape;
-/// what panicked is logged, never sent.
+/// what panicked is logged, never sent. (`CatchPanicLayer` hands the
+/// payload over by value.)
+#[allow(clippy::needless_pass_by_value)]
 fn panic_answer(panic: Box<dyn std::any::Any + Send + 'static>) -> Response<ResponseBody> {
     let what = panic
         .downcast_ref::<&str>()

@@ -9,6 +9,7 @@
 //! route falls back to a well-behaved mock.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stderr)]
 
+use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::process::Stdio;
 use std::sync::Arc;
@@ -274,9 +275,11 @@ fn config(evil: SocketAddr, backup: &str) -> String {
         ("endless-line", "evil-anthropic"),
         ("pings", "evil-anthropic"),
     ] {
-        routes.push_str(&format!(
-            "[[routes]]\nmodel = \"{route}-{provider}\"\ntargets = [{{ provider = \"{provider}\", model = \"{route}\" }}, {{ provider = \"backup\", model = \"good\" }}]\n\n"
-        ));
+        writeln!(
+            routes,
+            "[[routes]]\nmodel = \"{route}-{provider}\"\ntargets = [{{ provider = \"{provider}\", model = \"{route}\" }}, {{ provider = \"backup\", model = \"good\" }}]\n"
+        )
+        .unwrap();
     }
     format!(
         r#"

@@ -504,16 +504,13 @@ async fn unanswering_listener() -> (tokio::net::TcpListener, Vec<tokio::net::Tcp
     let addr = listener.local_addr().unwrap();
     let mut fillers = Vec::new();
     // Fill the queue: connections that complete are queued, unaccepted.
-    loop {
-        match tokio::time::timeout(
-            Duration::from_millis(200),
-            tokio::net::TcpStream::connect(addr),
-        )
-        .await
-        {
-            Ok(Ok(stream)) => fillers.push(stream),
-            _ => break,
-        }
+    while let Ok(Ok(stream)) = tokio::time::timeout(
+        Duration::from_millis(200),
+        tokio::net::TcpStream::connect(addr),
+    )
+    .await
+    {
+        fillers.push(stream);
     }
     (listener, fillers)
 }
