@@ -429,3 +429,34 @@ async fn a_stream_sending_one_endless_line_fails_over() {
     );
     assert_eq!(open.lock().unwrap().len(), 1);
 }
+
+#[tokio::test(start_paused = true)]
+async fn the_event_limit_is_set_on_the_layer() {
+    let (events, observer) = setup();
+    let (primary, backup) = (Log::default(), Log::default());
+    // A whole, well-formed content event of about 200 bytes.
+    let long_event = target(&primary, || {
+        let (response, tx) = sse();
+        tx.send(Ok(chunk(&"y".repeat(120)))).unwrap();
+        std::future::ready(Ok(response))
+    });
+    let small = FirstChunkLayer::new(FIRST_CHUNK)
+        .max_event_bytes(64)
+        .observer(observer.clone());
+    let fallback = Fallback::builder()
+        .target(Target::new(
+            TargetName::new("primary", "m"),
+            TargetService::new(small.layer(long_event)),
+        ))
+        .target(guarded("backup", good_stream(&backup), &observer))
+        .observer(observer.clone())
+        .build();
+
+    let response = fallback.oneshot(request()).await.unwrap();
+
+    assert_eq!(response.headers()["x-understudy-provider"], "backup");
+    assert_eq!(
+        events.lines(),
+        [r#"fallback primary->backup (stream broken) route=Some("chat")"#]
+    );
+}

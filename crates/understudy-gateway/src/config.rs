@@ -70,6 +70,9 @@ pub struct ServerConfig {
     /// How many directly addressed `provider/model` stacks are kept; the
     /// least recently used one is dropped beyond it.
     pub direct_cache_size: usize,
+    /// The longest SSE line, and the most data of one event, read from a
+    /// provider's stream; more is a provider failure.
+    pub max_event_bytes: usize,
 }
 
 impl Default for ServerConfig {
@@ -86,6 +89,7 @@ impl Default for ServerConfig {
             max_concurrent_requests: 512,
             direct_addressing: false,
             direct_cache_size: 64,
+            max_event_bytes: 1024 * 1024,
         }
     }
 }
@@ -434,6 +438,7 @@ impl Config {
             ("max_connections", server.max_connections),
             ("max_concurrent_requests", server.max_concurrent_requests),
             ("direct_cache_size", server.direct_cache_size),
+            ("max_event_bytes", server.max_event_bytes),
         ] {
             if value == 0 {
                 return Err(invalid(format!("server.{field}"), "must be greater than 0"));

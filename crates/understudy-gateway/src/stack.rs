@@ -90,6 +90,8 @@ struct Parts {
     /// The observer of stream breaks after the commit: telemetry and health.
     stream_observer: SharedObserver,
     retry: RetryConfig,
+    /// `server.max_event_bytes`.
+    max_event_bytes: usize,
     providers: Vec<(ProviderConfig, Option<ApiKey>)>,
 }
 
@@ -128,7 +130,11 @@ impl Parts {
             model.to_owned(),
             provider.max_tokens_default,
         )
-        .map(|service| service.with_rate_limit_headers(provider.pass_rate_limit_headers))
+        .map(|service| {
+            service
+                .with_rate_limit_headers(provider.pass_rate_limit_headers)
+                .with_max_event_bytes(self.max_event_bytes)
+        })
         .map_err(|error| BuildError::Provider {
             provider: provider.name.clone(),
             reason: error.to_string(),
@@ -161,6 +167,7 @@ impl Parts {
             )))
             .layer(
                 FirstChunkLayer::new(Duration::from_millis(provider.first_chunk_timeout_ms))
+                    .max_event_bytes(self.max_event_bytes)
                     .observer(self.stream_observer.clone()),
             )
             .layer(
@@ -225,6 +232,7 @@ pub fn build(
             .max_delay(Duration::from_millis(retry.max_delay_ms))
             .max_retry_after(Duration::from_millis(retry.max_retry_after_ms))
             .budget_ratio(retry.budget_ratio),
+        max_event_bytes: config.server.max_event_bytes,
         providers: config
             .providers
             .iter()

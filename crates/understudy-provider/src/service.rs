@@ -15,6 +15,7 @@ use http_body::Body;
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use tower_service::Service;
+use understudy_core::sse::DEFAULT_MAX_EVENT_BYTES;
 use understudy_core::{
     BoxError, ClientErrorKind, FailureKind, LlmClassifier, OpenAiError, Outcome, ReplayBody,
     ResponseBody,
@@ -201,6 +202,8 @@ struct Shared {
     fixed_headers: HeaderMap,
     max_error_body: usize,
     max_response_body: usize,
+    /// The longest SSE line or event read from a translated stream.
+    max_event_bytes: usize,
     /// Pass `retry-after`, `retry-after-ms` and `*ratelimit-*` on.
     rate_limit_headers: bool,
 }
@@ -332,6 +335,7 @@ impl ProviderService {
                 fixed_headers,
                 max_error_body: DEFAULT_MAX_ERROR_BODY,
                 max_response_body: DEFAULT_MAX_RESPONSE_BODY,
+                max_event_bytes: DEFAULT_MAX_EVENT_BYTES,
                 rate_limit_headers: false,
             }),
         })
@@ -362,6 +366,14 @@ impl ProviderService {
     /// read for translation (default 64 MiB); a longer answer is a failure.
     pub fn with_max_response_body(mut self, limit: usize) -> Self {
         Arc::make_mut(&mut self.shared).max_response_body = limit;
+        self
+    }
+
+    /// Sets the longest SSE line, and the most data of one event, read from
+    /// a stream this service translates (default 1 MiB); more is a
+    /// provider failure (`stream_broken`).
+    pub fn with_max_event_bytes(mut self, limit: usize) -> Self {
+        Arc::make_mut(&mut self.shared).max_event_bytes = limit;
         self
     }
 
@@ -569,7 +581,8 @@ impl Shared {
             }
             Answer::AnthropicStream { include_usage } => {
                 let translator = AnthropicStreamTranslator::new(include_usage);
-                let body = AnthropicStreamBody::new(incoming.map_err(body_error), translator);
+                let body = AnthropicStreamBody::new(incoming.map_err(body_error), translator)
+                    .max_event_bytes(self.max_event_bytes);
                 let mut response = Response::new(ResponseBody::new(body));
                 *response.status_mut() = head.status;
                 self.copy_answer_headers(&head.headers, response.headers_mut());

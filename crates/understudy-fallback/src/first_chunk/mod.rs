@@ -23,7 +23,7 @@ use tokio::time::Instant;
 use tower_layer::Layer;
 use tower_service::Service;
 use understudy_core::events::{SharedObserver, noop_observer};
-use understudy_core::sse::SseDecoder;
+use understudy_core::sse::{DEFAULT_MAX_EVENT_BYTES, SseDecoder};
 use understudy_core::time::saturating_add;
 use understudy_core::{
     BoxError, ClassifiedError, FailureKind, LlmClassifier, Outcome, ResponseBody, TargetName,
@@ -68,6 +68,7 @@ struct Config {
     first_chunk_timeout: Duration,
     idle_timeout: Duration,
     max_body: usize,
+    max_event_bytes: usize,
     observer: SharedObserver,
 }
 
@@ -80,6 +81,7 @@ impl FirstChunkLayer {
                 first_chunk_timeout,
                 idle_timeout: first_chunk_timeout,
                 max_body: DEFAULT_MAX_BODY,
+                max_event_bytes: DEFAULT_MAX_EVENT_BYTES,
                 observer: noop_observer(),
             }),
         }
@@ -97,6 +99,14 @@ impl FirstChunkLayer {
     /// failure. Defaults to [`DEFAULT_MAX_BODY`].
     pub fn max_body(mut self, bytes: usize) -> Self {
         self.config_mut().max_body = bytes;
+        self
+    }
+
+    /// The longest SSE line, and the most data of one event, read before
+    /// the commit; more is a provider failure (`stream_broken`). Defaults
+    /// to [`DEFAULT_MAX_EVENT_BYTES`].
+    pub fn max_event_bytes(mut self, bytes: usize) -> Self {
+        self.config_mut().max_event_bytes = bytes;
         self
     }
 
@@ -226,7 +236,7 @@ where
     B::Error: Into<BoxError>,
 {
     let (parts, mut body) = response.into_parts();
-    let mut decoder = SseDecoder::new();
+    let mut decoder = SseDecoder::with_max_event_bytes(config.max_event_bytes);
     let mut held = BytesMut::new();
     let mut utf8 = Utf8Prefix::default();
     loop {
