@@ -12,12 +12,10 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use serde_json::Value;
-use tokio::net::TcpListener;
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
-use understudy_gateway::config::Config;
-use understudy_gateway::gateway::Gateway;
 use understudy_mock::{MockConfig, MockProvider, WireFormat};
+
+mod support;
+use support::Served;
 
 const LIMIT: Duration = Duration::from_secs(20);
 
@@ -26,8 +24,7 @@ struct Harness {
     primary: MockProvider,
     backup: MockProvider,
     client: Client<HttpConnector, Full<Bytes>>,
-    stop: Option<oneshot::Sender<()>>,
-    task: Option<JoinHandle<std::io::Result<()>>>,
+    served: Served,
 }
 
 struct Reply {
@@ -100,26 +97,18 @@ max_retries = 0
         primary.base_url(),
         backup.base_url()
     );
-    let config = Config::from_toml(&toml).unwrap();
-    let gateway = Gateway::new(&config, |var| match var {
+    let served = Served::start(&toml, |var| match var {
         "PRIMARY_KEY" => Some("sk-primary-secret".to_owned()),
         "BACKUP_KEY" => Some("sk-backup-secret".to_owned()),
         _ => None,
     })
-    .unwrap();
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (stop, stopped) = oneshot::channel::<()>();
-    let task = tokio::spawn(gateway.serve(listener, async move {
-        let _ = stopped.await;
-    }));
+    .await;
     Harness {
-        addr,
+        addr: served.addr,
         primary,
         backup,
         client: Client::builder(TokioExecutor::new()).build_http(),
-        stop: Some(stop),
-        task: Some(task),
+        served,
     }
 }
 
@@ -153,13 +142,8 @@ impl Harness {
         self.send(Method::POST, "/v1/chat/completions", &body).await
     }
 
-    async fn stop(mut self) {
-        let _ = self.stop.take().unwrap().send(());
-        tokio::time::timeout(LIMIT, self.task.take().unwrap())
-            .await
-            .expect("the gateway drained in time")
-            .unwrap()
-            .unwrap();
+    async fn stop(self) {
+        self.served.stop(LIMIT).await;
         self.primary.shutdown().await;
         self.backup.shutdown().await;
     }
@@ -463,20 +447,17 @@ async fn shutdown_lets_a_stream_in_flight_finish() {
     assert!(first.is_data());
 
     // Stop accepting while the stream is still dripping.
-    let _ = h.stop.take().unwrap().send(());
+    h.served.signal_stop();
     let rest = tokio::time::timeout(LIMIT, body.collect())
         .await
         .unwrap()
         .unwrap()
         .to_bytes();
     assert!(rest.ends_with(b"data: [DONE]\n\n"), "{rest:?}");
-    tokio::time::timeout(LIMIT, h.task.take().unwrap())
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap();
+    let addr = h.addr;
+    h.served.stop(LIMIT).await;
     // The listener is closed.
-    assert!(tokio::net::TcpStream::connect(h.addr).await.is_err());
+    assert!(tokio::net::TcpStream::connect(addr).await.is_err());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -545,14 +526,8 @@ max_retries = 0
         dead.local_addr().unwrap(),
         backup.base_url()
     );
-    let config = Config::from_toml(&toml).unwrap();
-    let gateway = Gateway::new(&config, |_| None).unwrap();
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (stop, stopped) = oneshot::channel::<()>();
-    let task = tokio::spawn(gateway.serve(listener, async move {
-        let _ = stopped.await;
-    }));
+    let served = Served::start(&toml, |_| None).await;
+    let addr = served.addr;
     let client: Client<HttpConnector, Full<Bytes>> =
         Client::builder(TokioExecutor::new()).build_http();
     let request = Request::post(format!("http://{addr}/v1/chat/completions"))
@@ -571,8 +546,7 @@ max_retries = 0
     assert_eq!(response.headers()["x-understudy-provider"], "patient");
     // The dead provider's own 200 ms, not the longest timeout configured.
     assert!(waited < Duration::from_secs(3), "{waited:?}");
-    let _ = stop.send(());
-    task.await.unwrap().unwrap();
+    served.stop(LIMIT).await;
     backup.shutdown().await;
 }
 
@@ -595,13 +569,8 @@ targets = [{{ provider = "upstream", model = "m" }}]
 "#,
         upstream.base_url()
     );
-    let gateway = Gateway::new(&Config::from_toml(&toml).unwrap(), |_| None).unwrap();
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (stop, stopped) = oneshot::channel::<()>();
-    let task = tokio::spawn(gateway.serve(listener, async move {
-        let _ = stopped.await;
-    }));
+    let served = Served::start(&toml, |_| None).await;
+    let addr = served.addr;
     let client: Client<HttpConnector, Full<Bytes>> =
         Client::builder(TokioExecutor::new()).build_http();
     let ask = |model: &str| {
@@ -621,7 +590,6 @@ targets = [{{ provider = "upstream", model = "m" }}]
     let other = client.request(ask("upstream/other-model")).await.unwrap();
     assert_eq!(other.status(), StatusCode::NOT_FOUND);
     assert_eq!(upstream.stats().chat_requests, 1);
-    let _ = stop.send(());
-    task.await.unwrap().unwrap();
+    served.stop(LIMIT).await;
     upstream.shutdown().await;
 }

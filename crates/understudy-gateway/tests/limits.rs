@@ -7,12 +7,11 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
-use understudy_gateway::config::Config;
-use understudy_gateway::gateway::Gateway;
+use tokio::net::TcpStream;
 use understudy_mock::{FaultRule, MockConfig, MockProvider};
+
+mod support;
+use support::Served;
 
 /// No step here should take anywhere near this long; it only turns a hang
 /// into a failure.
@@ -21,8 +20,7 @@ const GUARD: Duration = Duration::from_secs(20);
 struct Harness {
     addr: SocketAddr,
     mock: MockProvider,
-    stop: Option<oneshot::Sender<()>>,
-    task: JoinHandle<std::io::Result<()>>,
+    served: Served,
 }
 
 async fn start(server: &str) -> Harness {
@@ -46,19 +44,11 @@ targets = [{{ provider = "upstream", model = "m" }}]
 "#,
         mock.base_url()
     );
-    let config = Config::from_toml(&toml).unwrap();
-    let gateway = Gateway::new(&config, |_| None).unwrap();
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (stop, stopped) = oneshot::channel::<()>();
-    let task = tokio::spawn(gateway.serve(listener, async move {
-        let _ = stopped.await;
-    }));
+    let served = Served::start(&toml, |_| None).await;
     Harness {
-        addr,
+        addr: served.addr,
         mock,
-        stop: Some(stop),
-        task,
+        served,
     }
 }
 
@@ -67,13 +57,8 @@ impl Harness {
         TcpStream::connect(self.addr).await.unwrap()
     }
 
-    async fn stop(mut self) {
-        let _ = self.stop.take().unwrap().send(());
-        tokio::time::timeout(GUARD, self.task)
-            .await
-            .expect("the gateway stopped in time")
-            .unwrap()
-            .unwrap();
+    async fn stop(self) {
+        self.served.stop(GUARD).await;
         self.mock.shutdown().await;
     }
 }
@@ -259,17 +244,10 @@ async fn a_stream_still_running_when_the_drain_ends_gets_an_error_event() {
         .unwrap();
     // Committed: the first content chunk has reached the caller.
     read_until(&mut caller, "\"content\":\"").await;
-    let Harness {
-        mock, stop, task, ..
-    } = h;
-    let _ = stop.unwrap().send(());
+    let mut h = h;
+    h.served.signal_stop();
     let rest = read_to_close(&mut caller).await;
     assert!(rest.contains("\"code\":\"shutting_down\""), "{rest}");
     assert!(!rest.contains("[DONE]"), "{rest}");
-    tokio::time::timeout(GUARD, task)
-        .await
-        .expect("the gateway stopped in time")
-        .unwrap()
-        .unwrap();
-    mock.shutdown().await;
+    h.stop().await;
 }
