@@ -13,7 +13,9 @@
 //!   to a limit and shared by reference count with every attempt.
 //! - [`OpenAiError`]: the OpenAI error shape every error is rendered in.
 //! - Request extensions the layers share: [`RouteName`], [`TargetName`],
-//!   [`Attempt`], [`AttemptCounter`], [`Deadline`].
+//!   [`Attempt`], [`AttemptCounter`], [`Deadline`]; [`RequestDeadlineLayer`]
+//!   sets the deadline for a whole request (every retry and fallback hop
+//!   honours it) and answers 504 when it passes.
 //! - [`ProviderAvailability`]: the question fallback asks and health
 //!   answers, and [`ProviderState`].
 //! - [`events::Observer`]: where health, retry and fallback report
@@ -45,6 +47,7 @@
 pub mod availability;
 pub mod body;
 pub mod classify;
+pub mod deadline;
 pub mod error;
 pub mod events;
 pub mod extensions;
@@ -56,6 +59,7 @@ pub mod time;
 pub use self::availability::{AlwaysAvailable, Availability, ProviderAvailability, ProviderState};
 pub use self::body::ResponseBody;
 pub use self::classify::{Classify, LlmClassifier, MAX_RETRY_AFTER};
+pub use self::deadline::{RequestDeadline, RequestDeadlineLayer};
 pub use self::error::{
     BoxError, ClassifiedError, ErrorBody, ErrorObject, OpenAiError, Unavailable, UnavailableKind,
     cause_ref, is_caused_by,

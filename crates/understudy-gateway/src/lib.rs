@@ -7,7 +7,6 @@ pub mod app;
 pub mod body_timeout;
 pub mod config;
 pub mod conn;
-pub mod deadline;
 pub mod demo;
 pub mod drain;
 pub mod gateway;

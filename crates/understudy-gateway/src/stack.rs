@@ -20,7 +20,9 @@ use tower::timeout::TimeoutLayer;
 use tower::util::BoxCloneSyncService;
 use tower_http::catch_panic::CatchPanicLayer;
 use understudy_core::events::SharedObserver;
-use understudy_core::{BoxError, ReplayBody, ReplayLayer, ResponseBody, RouteName, TargetName};
+use understudy_core::{
+    BoxError, ReplayBody, ReplayLayer, RequestDeadlineLayer, ResponseBody, RouteName, TargetName,
+};
 use understudy_fallback::{Fallback, FallbackOn, FallbackPolicy, FirstChunkLayer, Target};
 use understudy_health::{HealthConfigError, HealthLayer, HealthRegistry, ProberHandle};
 use understudy_observe::{AttemptLayer, ObserveLayer};
@@ -30,7 +32,6 @@ use understudy_retry::{RetryConfig, RetryLayer};
 use crate::app::ChatService;
 use crate::body_timeout::BodyTimeoutLayer;
 use crate::config::{self, Config, ProviderConfig};
-use crate::deadline::RequestDeadlineLayer;
 use crate::router::{DirectTargets, ModelRouter};
 use crate::shed::ShedLayer;
 

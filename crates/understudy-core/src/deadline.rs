@@ -11,13 +11,43 @@ use std::time::Duration;
 use http::{Request, Response, StatusCode};
 use pin_project_lite::pin_project;
 use tokio::time::Timeout;
-use tower::{Layer, Service};
-use understudy_core::{Deadline, OpenAiError, ResponseBody};
+use tower_layer::Layer;
+use tower_service::Service;
+
+use crate::body::ResponseBody;
+use crate::error::OpenAiError;
+use crate::extensions::Deadline;
 
 /// Gives each request a [`Deadline`] (which retry and fallback respect) and
 /// answers 504 in the OpenAI error shape when no response head is ready by
 /// then. A stream already released keeps flowing: the deadline bounds the
 /// wait for the response, not the length of a generation.
+///
+/// Put it outside the layers that read the request body, so that a slow
+/// upload counts against the same deadline.
+///
+/// # Example
+///
+/// ```
+/// use std::convert::Infallible;
+/// use std::time::Duration;
+/// use http::{Request, Response, StatusCode};
+/// use tower::{Layer, ServiceExt, service_fn};
+/// use understudy_core::{Deadline, RequestDeadlineLayer, ResponseBody};
+///
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+/// # async fn main() {
+/// let provider = service_fn(|request: Request<()>| async move {
+///     // Every layer below sees how long is left.
+///     let deadline = request.extensions().get::<Deadline>().copied().unwrap();
+///     tokio::time::sleep(deadline.remaining() * 2).await;
+///     Ok::<_, Infallible>(Response::new(ResponseBody::empty()))
+/// });
+/// let service = RequestDeadlineLayer::new(Duration::from_secs(30)).layer(provider);
+/// let response = service.oneshot(Request::new(())).await.unwrap();
+/// assert_eq!(response.status(), StatusCode::GATEWAY_TIMEOUT);
+/// # }
+/// ```
 #[derive(Clone, Copy, Debug)]
 pub struct RequestDeadlineLayer {
     timeout: Duration,
