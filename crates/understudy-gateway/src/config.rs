@@ -186,8 +186,12 @@ pub struct RetryConfig {
     pub max_delay_ms: u64,
     /// A longer `Retry-After` fails over instead of waiting.
     pub max_retry_after_ms: u64,
-    /// Retries may be at most this share of recent requests.
+    /// Retries may be at most this share of a provider's recent requests
+    /// (one budget per provider, whatever routes use it).
     pub budget_ratio: f64,
+    /// The budget's floor: retries a second a provider may take whatever
+    /// its traffic.
+    pub budget_min_per_sec: u32,
 }
 
 impl Default for RetryConfig {
@@ -198,6 +202,7 @@ impl Default for RetryConfig {
             max_delay_ms: 2000,
             max_retry_after_ms: 3000,
             budget_ratio: 0.2,
+            budget_min_per_sec: 10,
         }
     }
 }

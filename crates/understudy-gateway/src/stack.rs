@@ -27,7 +27,7 @@ use understudy_fallback::{Fallback, FallbackOn, FallbackPolicy, FirstChunkLayer,
 use understudy_health::{HealthConfigError, HealthLayer, HealthRegistry, ProberHandle};
 use understudy_observe::{AttemptLayer, ObserveLayer};
 use understudy_provider::{ApiKey, ClientConfig, HttpClient, ProviderKind, ProviderService};
-use understudy_retry::{RetryConfig, RetryLayer};
+use understudy_retry::{RetryBudget, RetryConfig, RetryLayer};
 
 use crate::app::ChatService;
 use crate::body_timeout::BodyTimeoutLayer;
@@ -93,6 +93,9 @@ struct Parts {
     retry: RetryConfig,
     /// `server.max_event_bytes`.
     max_event_bytes: usize,
+    /// One retry budget per provider, in provider order, shared by every
+    /// stack that calls it.
+    budgets: Vec<RetryBudget>,
     providers: Vec<(ProviderConfig, Option<ApiKey>)>,
 }
 
@@ -102,14 +105,28 @@ impl Parts {
     }
 
     fn client(&self, provider: &ProviderConfig) -> Result<HttpClient, BuildError> {
+        self.per_provider(provider, &self.clients, "client")
+    }
+
+    fn budget(&self, provider: &ProviderConfig) -> Result<RetryBudget, BuildError> {
+        self.per_provider(provider, &self.budgets, "retry budget")
+    }
+
+    /// The provider's own item of a list kept in provider order.
+    fn per_provider<T: Clone>(
+        &self,
+        provider: &ProviderConfig,
+        items: &[T],
+        what: &str,
+    ) -> Result<T, BuildError> {
         self.providers
             .iter()
             .position(|(p, _)| p.name == provider.name)
-            .and_then(|i| self.clients.get(i))
+            .and_then(|i| items.get(i))
             .cloned()
             .ok_or_else(|| BuildError::Provider {
                 provider: provider.name.clone(),
-                reason: "no client was built for it".to_owned(),
+                reason: format!("no {what} was built for it"),
             })
     }
 
@@ -159,6 +176,7 @@ impl Parts {
         let stack = ServiceBuilder::new()
             .layer(
                 RetryLayer::new(self.retry)
+                    .budget(self.budget(provider)?)
                     .provider(name.clone())
                     .observer(self.observer.clone()),
             )
@@ -222,17 +240,24 @@ pub fn build(
     }
 
     let retry = &config.retry;
+    let retry_config = RetryConfig::default()
+        .max_retries(retry.max_retries)
+        .base_delay(Duration::from_millis(retry.base_delay_ms))
+        .max_delay(Duration::from_millis(retry.max_delay_ms))
+        .max_retry_after(Duration::from_millis(retry.max_retry_after_ms))
+        .budget_ratio(retry.budget_ratio)
+        .budget_min_per_sec(retry.budget_min_per_sec);
     let parts = Arc::new(Parts {
         clients,
         registry: registry.clone(),
         observer: observer.clone(),
         stream_observer,
-        retry: RetryConfig::default()
-            .max_retries(retry.max_retries)
-            .base_delay(Duration::from_millis(retry.base_delay_ms))
-            .max_delay(Duration::from_millis(retry.max_delay_ms))
-            .max_retry_after(Duration::from_millis(retry.max_retry_after_ms))
-            .budget_ratio(retry.budget_ratio),
+        retry: retry_config,
+        budgets: config
+            .providers
+            .iter()
+            .map(|_| retry_config.new_budget())
+            .collect(),
         max_event_bytes: config.server.max_event_bytes,
         providers: config
             .providers

@@ -593,3 +593,67 @@ targets = [{{ provider = "upstream", model = "m" }}]
     served.stop(LIMIT).await;
     upstream.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_provider_has_one_retry_budget_whatever_routes_use_it() {
+    let sick = MockProvider::start(MockConfig::openai().name("sick"))
+        .await
+        .unwrap();
+    sick.set_fault("status:503".parse::<understudy_mock::FaultRule>().unwrap());
+    // No share of traffic, a floor of 1 a second over a 10 s window: ten
+    // retries for the provider, however many routes reach it.
+    let toml = format!(
+        r#"
+[[providers]]
+name = "sick"
+kind = "openai"
+base_url = "{}"
+
+[[routes]]
+model = "one"
+targets = [{{ provider = "sick", model = "a" }}]
+
+[[routes]]
+model = "two"
+targets = [{{ provider = "sick", model = "b" }}]
+
+[retry]
+max_retries = 1
+base_delay_ms = 1
+max_delay_ms = 2
+budget_ratio = 0.0
+budget_min_per_sec = 1
+
+[health]
+consecutive_failures = 1000
+min_requests = 1000
+probe_interval_secs = 0
+"#,
+        sick.base_url()
+    );
+    let served = Served::start(&toml, |_| None).await;
+    let client: Client<HttpConnector, Full<Bytes>> =
+        Client::builder(TokioExecutor::new()).build_http();
+    let requests = 20;
+    for i in 0..requests {
+        let route = if i % 2 == 0 { "one" } else { "two" };
+        let request = Request::post(format!("http://{}/v1/chat/completions", served.addr))
+            .header("content-type", "application/json")
+            .body(Full::new(Bytes::from(format!(
+                r#"{{"model":"{route}","messages":[{{"role":"user","content":"hi"}}]}}"#
+            ))))
+            .unwrap();
+        let response = tokio::time::timeout(LIMIT, client.request(request))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::BAD_GATEWAY);
+    }
+    let attempts = sick.stats().chat_requests;
+    let retries = attempts - requests;
+    // One budget: its ten retries, spent by both routes. Two budgets would
+    // have allowed twenty.
+    assert_eq!(retries, 10, "{attempts} attempts for {requests} requests");
+    served.stop(LIMIT).await;
+    sick.shutdown().await;
+}

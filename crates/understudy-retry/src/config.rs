@@ -1,5 +1,7 @@
 use std::time::Duration;
 
+use crate::budget::RetryBudget;
+
 /// How a target retries. Every field has a default; setters chain.
 ///
 /// ```
@@ -86,6 +88,21 @@ impl RetryConfig {
     pub const fn budget_ratio(mut self, ratio: f64) -> Self {
         self.budget_ratio = ratio;
         self
+    }
+
+    /// The floor of the budget: retries a second allowed whatever the
+    /// traffic, keeping the budget's window and ratio.
+    pub const fn budget_min_per_sec(mut self, min_per_sec: u32) -> Self {
+        self.budget_min_per_sec = min_per_sec;
+        self
+    }
+
+    /// A new budget as this configuration describes it. Share one budget
+    /// (with [`RetryLayer::budget`](crate::RetryLayer::budget)) among every
+    /// stack that calls the same provider, so the ratio holds per provider
+    /// however many routes use it.
+    pub fn new_budget(&self) -> RetryBudget {
+        RetryBudget::new(self.budget_ttl, self.budget_min_per_sec, self.budget_ratio)
     }
 
     /// Retries after the first try.

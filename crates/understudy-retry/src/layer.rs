@@ -25,11 +25,7 @@ impl RetryLayer {
             shared: Arc::new(Shared {
                 config,
                 backoff,
-                budget: RetryBudget::new(
-                    config.budget_ttl,
-                    config.budget_min_per_sec,
-                    config.budget_ratio,
-                ),
+                budget: config.new_budget(),
                 provider: Arc::from(""),
                 observer: noop_observer(),
                 jitter: Arc::new(RandomJitter),
