@@ -95,11 +95,62 @@ pub enum Event<'a> {
         from: ProviderState,
         /// The state after.
         to: ProviderState,
-        /// Why, in a few words (`"5 consecutive failures"`).
-        reason: &'a str,
+        /// Why.
+        reason: StateChangeReason,
         /// How long the new state is expected to last, if known.
         duration: Option<Duration>,
     },
+}
+
+/// Why a provider's health state changed: a closed set, so every label and
+/// alert field made from it is bounded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum StateChangeReason {
+    /// Ejected: too many provider failures in a row.
+    ConsecutiveFailures,
+    /// Ejected: too high a share of failures over the window.
+    FailureRatio,
+    /// Ejected again: the half-open trial or an active probe failed.
+    ProbeFailed,
+    /// Cooling down: the provider answered 429.
+    RateLimited,
+    /// Healthy again: the cooldown ended.
+    CooldownEnded,
+    /// Probing: the ejection ended and the next request is a trial.
+    EjectionEnded,
+    /// Healthy again: a trial or a probe succeeded.
+    ProbeSucceeded,
+    /// Another health implementation's reason.
+    Other,
+}
+
+impl StateChangeReason {
+    /// A stable `snake_case` name, used as a metric label.
+    ///
+    /// ```
+    /// use understudy_core::events::StateChangeReason;
+    ///
+    /// assert_eq!(StateChangeReason::ConsecutiveFailures.as_str(), "consecutive_failures");
+    /// ```
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::ConsecutiveFailures => "consecutive_failures",
+            Self::FailureRatio => "failure_ratio",
+            Self::ProbeFailed => "probe_failed",
+            Self::RateLimited => "rate_limited",
+            Self::CooldownEnded => "cooldown_ended",
+            Self::EjectionEnded => "ejection_ended",
+            Self::ProbeSucceeded => "probe_succeeded",
+            Self::Other => "other",
+        }
+    }
+}
+
+impl std::fmt::Display for StateChangeReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// Receives [`Event`]s. Must not block.

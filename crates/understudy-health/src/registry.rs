@@ -10,7 +10,7 @@ use std::time::Duration;
 use serde::Serialize;
 use tokio::sync::broadcast;
 use tokio::time::Instant;
-use understudy_core::events::{Event, Observer, SharedObserver, noop_observer};
+use understudy_core::events::{Event, Observer, SharedObserver, StateChangeReason, noop_observer};
 use understudy_core::time::saturating_add;
 use understudy_core::{
     Availability, FailureKind, Outcome, ProviderAvailability, ProviderState, Unavailable,
@@ -120,10 +120,15 @@ pub enum EjectionReason {
 impl EjectionReason {
     /// A stable `snake_case` name.
     pub const fn as_str(self) -> &'static str {
+        self.as_change_reason().as_str()
+    }
+
+    /// The same reason as the observer's [`StateChangeReason`].
+    pub const fn as_change_reason(self) -> StateChangeReason {
         match self {
-            Self::ConsecutiveFailures => "consecutive_failures",
-            Self::FailureRatio => "failure_ratio",
-            Self::ProbeFailed => "probe_failed",
+            Self::ConsecutiveFailures => StateChangeReason::ConsecutiveFailures,
+            Self::FailureRatio => StateChangeReason::FailureRatio,
+            Self::ProbeFailed => StateChangeReason::ProbeFailed,
         }
     }
 }
@@ -618,12 +623,12 @@ impl HealthRegistry {
             Mode::Healthy | Mode::Probing => None,
         };
         let reason = match kind {
-            HealthEventKind::Ejected(reason) => reason.as_str(),
-            HealthEventKind::CoolingDown => "rate_limited",
-            HealthEventKind::CooledDown => "cooldown_ended",
-            HealthEventKind::ProbeStarted => "ejection_ended",
-            HealthEventKind::Restored => "probe_succeeded",
-            HealthEventKind::ProbeFailed => "probe_failed",
+            HealthEventKind::Ejected(reason) => reason.as_change_reason(),
+            HealthEventKind::CoolingDown => StateChangeReason::RateLimited,
+            HealthEventKind::CooledDown => StateChangeReason::CooldownEnded,
+            HealthEventKind::ProbeStarted => StateChangeReason::EjectionEnded,
+            HealthEventKind::Restored => StateChangeReason::ProbeSucceeded,
+            HealthEventKind::ProbeFailed => StateChangeReason::ProbeFailed,
         };
         // No receiver is fine: events are for whoever listens.
         let _ = self.inner.events.send(HealthEvent {

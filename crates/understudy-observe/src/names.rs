@@ -32,8 +32,9 @@
 //!   `connect`, `timeout`, `transport`, `rate_limited`, `overloaded`,
 //!   `server_error`, `stream_broken`, `unauthorized` (a provider refused
 //!   the gateway's key: 401 or 403), `unavailable`.
-//! - `reason` of ejections: `consecutive_failures`, `failure_ratio`,
-//!   `probe_failed`, `slow` or `other`.
+//! - `reason` of ejections: a
+//!   [`StateChangeReason`](understudy_core::events::StateChangeReason) name:
+//!   `consecutive_failures`, `failure_ratio`, `probe_failed` or `other`.
 //! - `route`: the [`RouteName`](understudy_core::RouteName), or `unknown`.
 //! - `understudy_provider_state`: 0 healthy, 1 cooling down, 2 probing,
 //!   3 ejected ([`ProviderState::gauge_value`](understudy_core::ProviderState::gauge_value)).

@@ -7,12 +7,12 @@ use std::time::Duration;
 
 use http::StatusCode;
 use metrics::{counter, gauge};
-use understudy_core::events::{Event, Observer, SharedObserver};
+use understudy_core::events::{Event, Observer, SharedObserver, StateChangeReason};
 use understudy_core::{Attempt, Outcome, ProviderState};
 
 use crate::TARGET;
 use crate::alert::{Alert, AlertKind, Alerts};
-use crate::labels::{UNKNOWN_ROUTE, bool_label, ejection_reason};
+use crate::labels::{UNKNOWN_ROUTE, bool_label};
 use crate::names::{
     ALL_TARGETS_FAILED_TOTAL, EJECTIONS_TOTAL, FALLBACKS_TOTAL, PROVIDER_STATE, RETRIES_TOTAL,
     RETRY_BUDGET_EXHAUSTED_TOTAL, STREAMS_BROKEN_AFTER_COMMIT_TOTAL,
@@ -98,14 +98,14 @@ impl Telemetry {
         provider: &str,
         from: ProviderState,
         to: ProviderState,
-        reason: &str,
+        reason: StateChangeReason,
         duration: Option<Duration>,
     ) {
         gauge!(PROVIDER_STATE, "provider" => provider.to_owned()).set(f64::from(to.gauge_value()));
         let duration_ms = duration.map(millis);
         match to {
             ProviderState::Ejected => {
-                let label = ejection_reason(reason);
+                let label = reason.as_str();
                 counter!(EJECTIONS_TOTAL, "provider" => provider.to_owned(), "reason" => label)
                     .increment(1);
                 tracing::warn!(
@@ -114,7 +114,6 @@ impl Telemetry {
                     provider,
                     from = from.as_str(),
                     reason = label,
-                    detail = reason,
                     duration_ms,
                     "provider ejected",
                 );
@@ -138,7 +137,7 @@ impl Telemetry {
                     event = "provider_restored",
                     provider,
                     from = from.as_str(),
-                    reason,
+                    reason = reason.as_str(),
                     "provider healthy again",
                 );
                 // A cooldown ending is routine (it follows a 429, which
@@ -151,7 +150,7 @@ impl Telemetry {
                             format!("provider {provider} is healthy again"),
                         )
                         .with_field("from", from.as_str())
-                        .with_field("reason", reason)
+                        .with_field("reason", reason.as_str())
                     });
                 }
             }
@@ -162,7 +161,7 @@ impl Telemetry {
                     provider,
                     from = from.as_str(),
                     to = to.as_str(),
-                    reason,
+                    reason = reason.as_str(),
                     duration_ms,
                     "provider state changed",
                 );

@@ -20,7 +20,7 @@ use tokio::sync::mpsc;
 use tower::{Layer, ServiceExt, service_fn};
 use tracing::Level;
 use understudy_core::ProviderState;
-use understudy_core::events::{Event, Observer};
+use understudy_core::events::{Event, Observer, StateChangeReason};
 use understudy_observe::names::{ALERT_DELIVERY_FAILURES_TOTAL, ALERTS_DROPPED_TOTAL};
 use understudy_observe::{
     Alert, AlertKind, AlertSink, Alerts, DeliverFuture, LogSink, ObserveLayer, Telemetry,
@@ -35,7 +35,7 @@ fn ejected(provider: &str) -> Event<'_> {
         provider,
         from: ProviderState::Healthy,
         to: ProviderState::Ejected,
-        reason: "consecutive_failures",
+        reason: StateChangeReason::ConsecutiveFailures,
         duration: Some(Duration::from_secs(30)),
     }
 }
@@ -138,7 +138,7 @@ async fn webhook_posts_slack_compatible_json() {
         provider: "openai",
         from: ProviderState::Probing,
         to: ProviderState::Healthy,
-        reason: "probe_succeeded",
+        reason: StateChangeReason::ProbeSucceeded,
         duration: None,
     });
     telemetry.on_event(&Event::AllTargetsFailed {
@@ -361,7 +361,7 @@ async fn repeats_pass_again_after_the_interval_and_say_how_many_were_suppressed(
         provider: "openai",
         from: ProviderState::Ejected,
         to: ProviderState::Healthy,
-        reason: "probe_succeeded",
+        reason: StateChangeReason::ProbeSucceeded,
         duration: None,
     });
     assert_eq!(rx.recv().await.unwrap().kind, AlertKind::ProviderRestored);
@@ -371,7 +371,7 @@ async fn repeats_pass_again_after_the_interval_and_say_how_many_were_suppressed(
         provider: "anthropic",
         from: ProviderState::CoolingDown,
         to: ProviderState::Healthy,
-        reason: "cooldown_ended",
+        reason: StateChangeReason::CooldownEnded,
         duration: None,
     });
     drop(telemetry);

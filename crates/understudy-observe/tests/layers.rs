@@ -362,7 +362,7 @@ async fn no_log_line_or_metric_label_holds_the_api_key() {
         provider: "openai",
         from: understudy_core::ProviderState::Healthy,
         to: understudy_core::ProviderState::Ejected,
-        reason: "consecutive_failures",
+        reason: understudy_core::events::StateChangeReason::ConsecutiveFailures,
         duration: Some(Duration::from_secs(30)),
     });
     // The log sink delivers on its own task: wait for its line.

@@ -11,7 +11,7 @@ use http::{Request, Response, StatusCode};
 use metrics_util::debugging::DebuggingRecorder;
 use tower::{ServiceExt, service_fn};
 use tracing::Level;
-use understudy_core::events::{Event, Observer, SharedObserver};
+use understudy_core::events::{Event, Observer, SharedObserver, StateChangeReason};
 use understudy_core::{Attempt, BoxError, FailureKind, Outcome, ProviderState, RouteName};
 use understudy_observe::names::{
     ALL_TARGETS_FAILED_TOTAL, EJECTIONS_TOTAL, FALLBACKS_TOTAL, PROVIDER_STATE, RETRIES_TOTAL,
@@ -221,7 +221,7 @@ fn health_transitions_set_the_gauge_and_count_ejections_by_bounded_reason() {
     let recorder = DebuggingRecorder::new();
     let snapshotter = recorder.snapshotter();
     let telemetry: SharedObserver = Arc::new(Telemetry::new());
-    let change = |from, to, reason: &str| {
+    let change = |from, to, reason: StateChangeReason| {
         telemetry.on_event(&Event::ProviderStateChanged {
             provider: "openai",
             from,
@@ -245,7 +245,7 @@ fn health_transitions_set_the_gauge_and_count_ejections_by_bounded_reason() {
         change(
             ProviderState::Healthy,
             ProviderState::Ejected,
-            "consecutive_failures",
+            StateChangeReason::ConsecutiveFailures,
         );
         let metrics = common::metrics(&snapshotter);
         assert_eq!(state(&metrics), Some(3.0));
@@ -254,17 +254,17 @@ fn health_transitions_set_the_gauge_and_count_ejections_by_bounded_reason() {
         change(
             ProviderState::Ejected,
             ProviderState::Probing,
-            "ejection_ended",
+            StateChangeReason::EjectionEnded,
         );
         change(
             ProviderState::Probing,
             ProviderState::Ejected,
-            "probe_failed",
+            StateChangeReason::ProbeFailed,
         );
         change(
             ProviderState::Ejected,
             ProviderState::Probing,
-            "ejection_ended",
+            StateChangeReason::EjectionEnded,
         );
         let metrics = common::metrics(&snapshotter);
         assert_eq!(state(&metrics), Some(2.0));
@@ -273,20 +273,20 @@ fn health_transitions_set_the_gauge_and_count_ejections_by_bounded_reason() {
         change(
             ProviderState::Probing,
             ProviderState::Healthy,
-            "probe_succeeded",
+            StateChangeReason::ProbeSucceeded,
         );
         let metrics = common::metrics(&snapshotter);
         assert_eq!(state(&metrics), Some(0.0));
 
-        // Free text from another health implementation is still bounded.
+        // Another health implementation's reason has its own label.
         change(
             ProviderState::Healthy,
             ProviderState::Ejected,
-            "error rate 73% for request 9f2c",
+            StateChangeReason::Other,
         );
         let metrics = common::metrics(&snapshotter);
         assert_eq!(state(&metrics), Some(3.0));
-        assert_eq!(ejections(&metrics, "failure_ratio"), Some(1));
+        assert_eq!(ejections(&metrics, "other"), Some(1));
         assert!(
             metrics
                 .iter()
