@@ -73,6 +73,9 @@ pub struct ServerConfig {
     /// The longest SSE line, and the most data of one event, read from a
     /// provider's stream; more is a provider failure.
     pub max_event_bytes: usize,
+    /// Origins browsers may call the gateway from (`"*"` for any); empty
+    /// (the default) sends no CORS headers.
+    pub cors_origins: Vec<String>,
 }
 
 impl Default for ServerConfig {
@@ -90,6 +93,7 @@ impl Default for ServerConfig {
             direct_addressing: false,
             direct_cache_size: 64,
             max_event_bytes: 1024 * 1024,
+            cors_origins: Vec::new(),
         }
     }
 }
@@ -447,6 +451,21 @@ impl Config {
         ] {
             if value == 0 {
                 return Err(invalid(format!("server.{field}"), "must be greater than 0"));
+            }
+        }
+        for (i, origin) in server.cors_origins.iter().enumerate() {
+            let valid = origin == "*"
+                || (origin.parse::<http::Uri>().is_ok_and(|uri| {
+                    matches!(uri.scheme_str(), Some("http" | "https"))
+                        && uri.host().is_some()
+                        && uri.path() == "/"
+                        && !origin.ends_with('/')
+                }) && http::HeaderValue::from_str(origin).is_ok());
+            if !valid {
+                return Err(invalid(
+                    format!("server.cors_origins[{i}]"),
+                    "must be \"*\" or an origin such as \"https://app.example.com\" (scheme and host, no path)",
+                ));
             }
         }
         if self.providers.is_empty() {

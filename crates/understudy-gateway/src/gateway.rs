@@ -14,6 +14,7 @@ use understudy_observe::{Alerts, LogSink, Telemetry, WebhookSink};
 use crate::app::{self, AppState};
 use crate::config::{Config, ConfigError};
 use crate::conn::ConnLimits;
+use crate::edge;
 use crate::serve::ServeLimits;
 use crate::stack::{self, BuildError, Built};
 
@@ -94,7 +95,10 @@ impl Gateway {
             models: built.models.clone(),
             metrics,
         };
-        let router = app::router(built.chat.clone(), state);
+        let router = edge::wrap(
+            app::router(built.chat.clone(), state),
+            &config.server.cors_origins,
+        );
         Ok(Self {
             router,
             built,

@@ -9,6 +9,7 @@ pub mod config;
 pub mod conn;
 pub mod demo;
 pub mod drain;
+pub mod edge;
 pub mod gateway;
 pub mod hold;
 pub mod router;

@@ -657,3 +657,84 @@ probe_interval_secs = 0
     served.stop(LIMIT).await;
     sick.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_request_has_an_id_that_reaches_the_provider_and_comes_back() {
+    let h = start("chat", WireFormat::OpenAi, "").await;
+    // None sent: one is made, returned, and sent upstream.
+    let reply = h.chat("chat", false).await;
+    let made = reply.header("x-request-id").to_owned();
+    assert_eq!(made.len(), 36, "a UUID: {made}");
+    let upstream = h.primary.last_request().unwrap();
+    assert_eq!(upstream.headers.get("x-request-id").unwrap(), made.as_str());
+
+    // A well-formed one is kept; a malformed one is replaced.
+    for (sent, kept) in [("caller-id-42", true), (&*"x".repeat(500), false)] {
+        let request = Request::post(format!("http://{}/v1/chat/completions", h.addr))
+            .header("content-type", "application/json")
+            .header("x-request-id", sent)
+            .body(Full::new(Bytes::from_static(
+                br#"{"model":"chat","messages":[{"role":"user","content":"hi"}]}"#,
+            )))
+            .unwrap();
+        let response = tokio::time::timeout(LIMIT, h.client.request(request))
+            .await
+            .unwrap()
+            .unwrap();
+        let returned = response.headers()["x-request-id"]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        assert_eq!(returned == sent, kept, "{returned}");
+        assert_eq!(
+            h.primary
+                .last_request()
+                .unwrap()
+                .headers
+                .get("x-request-id")
+                .unwrap(),
+            returned.as_str()
+        );
+    }
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cors_is_off_unless_origins_are_configured() {
+    let preflight = |addr: SocketAddr| {
+        Request::builder()
+            .method(Method::OPTIONS)
+            .uri(format!("http://{addr}/v1/chat/completions"))
+            .header("origin", "https://app.example.com")
+            .header("access-control-request-method", "POST")
+            .header(
+                "access-control-request-headers",
+                "authorization, content-type",
+            )
+            .body(Full::new(Bytes::new()))
+            .unwrap()
+    };
+    let h = start("chat", WireFormat::OpenAi, "").await;
+    let response = h.client.request(preflight(h.addr)).await.unwrap();
+    assert!(
+        response
+            .headers()
+            .get("access-control-allow-origin")
+            .is_none()
+    );
+    h.stop().await;
+
+    let h = start_with(
+        "chat",
+        WireFormat::OpenAi,
+        r#"cors_origins = ["https://app.example.com"]"#,
+        "",
+    )
+    .await;
+    let response = h.client.request(preflight(h.addr)).await.unwrap();
+    assert_eq!(
+        response.headers()["access-control-allow-origin"],
+        "https://app.example.com"
+    );
+    h.stop().await;
+}

@@ -150,10 +150,12 @@ impl Routes {
 
 /// Observes each caller request.
 ///
-/// - An `llm.request` span (INFO) with the fields `route`, `model`,
-///   `stream`, `outcome`, `status`, `latency_ms`, `provider` and
+/// - An `llm.request` span (INFO) with the fields `request_id`, `route`,
+///   `model`, `stream`, `outcome`, `status`, `latency_ms`, `provider` and
 ///   `attempts`. The inner `call` and its future run in it, so every event
 ///   and `llm.attempt` span below is its child.
+///   - `request_id`: the request's `x-request-id` header, when it is at
+///     most 128 bytes of visible ASCII.
 ///   - `route`: the [`RouteName`] in the response extensions (the router
 ///     inside copies it there), else in the request extensions.
 ///   - `model`: left empty here, since the body is not parsed at this
@@ -240,6 +242,7 @@ where
         let span = tracing::info_span!(
             target: TARGET,
             "llm.request",
+            request_id = Empty,
             route = Empty,
             model = Empty,
             stream = Empty,
@@ -251,6 +254,16 @@ where
         );
         if let Some(route) = &route {
             span.record("route", route.as_str());
+        }
+        // The caller's (or the edge's) `x-request-id`, when it is short
+        // visible ASCII: a caller's header never floods a log line.
+        if let Some(id) = request
+            .headers()
+            .get("x-request-id")
+            .filter(|id| id.len() <= 128 && id.as_bytes().iter().all(u8::is_ascii_graphic))
+            .and_then(|id| id.to_str().ok())
+        {
+            span.record("request_id", id);
         }
         let start = Instant::now();
         let future = span.in_scope(|| self.inner.call(request));
