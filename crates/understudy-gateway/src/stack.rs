@@ -82,10 +82,19 @@ impl fmt::Debug for Built {
     }
 }
 
+/// One provider with what every stack that calls it shares.
+struct Provider {
+    config: ProviderConfig,
+    key: Option<ApiKey>,
+    /// The pool for this provider's connect timeout (providers with the
+    /// same timeout share one).
+    client: HttpClient,
+    /// The provider's retry budget, shared by every route that calls it.
+    budget: RetryBudget,
+}
+
 /// Everything a target stack is made from.
 struct Parts {
-    /// One pooled client per distinct connect timeout, in provider order.
-    clients: Vec<HttpClient>,
     registry: HealthRegistry,
     observer: SharedObserver,
     /// The observer of stream breaks after the commit: telemetry and health.
@@ -93,68 +102,39 @@ struct Parts {
     retry: RetryConfig,
     /// `server.max_event_bytes`.
     max_event_bytes: usize,
-    /// One retry budget per provider, in provider order, shared by every
-    /// stack that calls it.
-    budgets: Vec<RetryBudget>,
-    providers: Vec<(ProviderConfig, Option<ApiKey>)>,
+    providers: Vec<Provider>,
 }
 
 impl Parts {
-    fn provider(&self, name: &str) -> Option<&(ProviderConfig, Option<ApiKey>)> {
-        self.providers.iter().find(|(p, _)| p.name == name)
-    }
-
-    fn client(&self, provider: &ProviderConfig) -> Result<HttpClient, BuildError> {
-        self.per_provider(provider, &self.clients, "client")
-    }
-
-    fn budget(&self, provider: &ProviderConfig) -> Result<RetryBudget, BuildError> {
-        self.per_provider(provider, &self.budgets, "retry budget")
-    }
-
-    /// The provider's own item of a list kept in provider order.
-    fn per_provider<T: Clone>(
-        &self,
-        provider: &ProviderConfig,
-        items: &[T],
-        what: &str,
-    ) -> Result<T, BuildError> {
-        self.providers
-            .iter()
-            .position(|(p, _)| p.name == provider.name)
-            .and_then(|i| items.get(i))
-            .cloned()
-            .ok_or_else(|| BuildError::Provider {
-                provider: provider.name.clone(),
-                reason: format!("no {what} was built for it"),
-            })
+    fn provider(&self, name: &str) -> Option<&Provider> {
+        self.providers.iter().find(|p| p.config.name == name)
     }
 
     fn provider_service(
         &self,
-        provider: &ProviderConfig,
-        key: Option<ApiKey>,
+        provider: &Provider,
         model: &str,
     ) -> Result<ProviderService, BuildError> {
-        let kind = match provider.kind {
+        let config = &provider.config;
+        let kind = match config.kind {
             config::ProviderKind::OpenAi => ProviderKind::OpenAi,
             config::ProviderKind::Anthropic => ProviderKind::Anthropic,
         };
         ProviderService::new(
-            self.client(provider)?,
+            provider.client.clone(),
             kind,
-            &provider.base_url,
-            key,
+            &config.base_url,
+            provider.key.clone(),
             model.to_owned(),
-            provider.max_tokens_default,
+            config.max_tokens_default,
         )
         .map(|service| {
             service
-                .with_rate_limit_headers(provider.pass_rate_limit_headers)
+                .with_rate_limit_headers(config.pass_rate_limit_headers)
                 .with_max_event_bytes(self.max_event_bytes)
         })
         .map_err(|error| BuildError::Provider {
-            provider: provider.name.clone(),
+            provider: config.name.clone(),
             reason: error.to_string(),
         })
     }
@@ -165,27 +145,26 @@ impl Parts {
         provider_name: &str,
         model: &str,
     ) -> Result<Target<TargetService>, BuildError> {
-        let Some((provider, key)) = self.provider(provider_name) else {
+        let Some(provider) = self.provider(provider_name) else {
             return Err(BuildError::Provider {
                 provider: provider_name.to_owned(),
                 reason: "no such provider".to_owned(),
             });
         };
-        let service = self.provider_service(provider, key.clone(), model)?;
-        let name: Arc<str> = Arc::from(provider.name.as_str());
+        let service = self.provider_service(provider, model)?;
+        let config = &provider.config;
+        let name: Arc<str> = Arc::from(config.name.as_str());
         let stack = ServiceBuilder::new()
             .layer(
                 RetryLayer::new(self.retry)
-                    .budget(self.budget(provider)?)
+                    .budget(provider.budget.clone())
                     .provider(name.clone())
                     .observer(self.observer.clone()),
             )
             .layer(HealthLayer::new(self.registry.clone(), name.clone()))
-            .layer(TimeoutLayer::new(Duration::from_millis(
-                provider.timeout_ms,
-            )))
+            .layer(TimeoutLayer::new(Duration::from_millis(config.timeout_ms)))
             .layer(
-                FirstChunkLayer::new(Duration::from_millis(provider.first_chunk_timeout_ms))
+                FirstChunkLayer::new(Duration::from_millis(config.first_chunk_timeout_ms))
                     .max_event_bytes(self.max_event_bytes)
                     .observer(self.stream_observer.clone()),
             )
@@ -220,11 +199,20 @@ pub fn build(
     let registry = HealthRegistry::with_observer(health_config, observer.clone());
     let stream_observer: SharedObserver = Arc::new((observer.clone(), registry.clone()));
 
+    let retry = &config.retry;
+    let retry_config = RetryConfig::default()
+        .max_retries(retry.max_retries)
+        .base_delay(Duration::from_millis(retry.base_delay_ms))
+        .max_delay(Duration::from_millis(retry.max_delay_ms))
+        .max_retry_after(Duration::from_millis(retry.max_retry_after_ms))
+        .budget_ratio(retry.budget_ratio)
+        .budget_min_per_sec(retry.budget_min_per_sec);
+
     // Each provider connects within its own timeout; providers that share
     // a timeout share one pool.
     let mut pools: Vec<(u64, HttpClient)> = Vec::new();
-    let mut clients = Vec::with_capacity(config.providers.len());
-    for provider in &config.providers {
+    let mut providers = Vec::with_capacity(config.providers.len());
+    for (provider, key) in config.providers.iter().zip(keys) {
         let timeout = provider.connect_timeout_ms;
         let client = if let Some((_, client)) = pools.iter().find(|(t, _)| *t == timeout) {
             client.clone()
@@ -236,35 +224,20 @@ pub fn build(
             pools.push((timeout, client.clone()));
             client
         };
-        clients.push(client);
+        providers.push(Provider {
+            config: provider.clone(),
+            key: key.map(ApiKey::new),
+            client,
+            budget: retry_config.new_budget(),
+        });
     }
-
-    let retry = &config.retry;
-    let retry_config = RetryConfig::default()
-        .max_retries(retry.max_retries)
-        .base_delay(Duration::from_millis(retry.base_delay_ms))
-        .max_delay(Duration::from_millis(retry.max_delay_ms))
-        .max_retry_after(Duration::from_millis(retry.max_retry_after_ms))
-        .budget_ratio(retry.budget_ratio)
-        .budget_min_per_sec(retry.budget_min_per_sec);
     let parts = Arc::new(Parts {
-        clients,
         registry: registry.clone(),
         observer: observer.clone(),
         stream_observer,
         retry: retry_config,
-        budgets: config
-            .providers
-            .iter()
-            .map(|_| retry_config.new_budget())
-            .collect(),
         max_event_bytes: config.server.max_event_bytes,
-        providers: config
-            .providers
-            .iter()
-            .cloned()
-            .zip(keys.into_iter().map(|key| key.map(ApiKey::new)))
-            .collect(),
+        providers,
     });
 
     let mut routes = Vec::with_capacity(config.routes.len());
@@ -296,11 +269,11 @@ pub fn build(
         parts
             .providers
             .iter()
-            .map(|(provider, key)| {
-                let probe = parts.provider_service(provider, key.clone(), "probe")?;
-                let timeout = Duration::from_millis(provider.timeout_ms);
+            .map(|provider| {
+                let probe = parts.provider_service(provider, "probe")?;
+                let timeout = Duration::from_millis(provider.config.timeout_ms);
                 Ok(registry.spawn_prober(
-                    &provider.name,
+                    &provider.config.name,
                     Duration::from_secs(config.health.probe_interval_secs),
                     move || {
                         let probe = probe.clone();
