@@ -23,7 +23,8 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::body::Body;
-use http::{Request, Response, header};
+use bytes::Bytes;
+use http::{Request, Response, StatusCode, header};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
@@ -35,6 +36,7 @@ use tokio::sync::Semaphore;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tower::Service;
+use understudy_core::OpenAiError;
 
 use crate::conn::{ConnIo, ConnLimits, InFlight, RequestTracker};
 use crate::drain::DrainBody;
@@ -62,12 +64,24 @@ const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
 /// After the drain ran out: how long streams get to send their error event.
 const CUT_GRACE: Duration = Duration::from_secs(1);
 
-const REFUSAL: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\n\
-content-type: application/json\r\n\
-retry-after: 1\r\n\
-connection: close\r\n\
-content-length: 132\r\n\r\n\
-{\"error\":{\"message\":\"the gateway is at its connection limit; retry shortly\",\"type\":\"server_error\",\"param\":null,\"code\":\"overloaded\"}}";
+/// The answer to a connection over the limit: a 503 `overloaded` in the
+/// OpenAI shape, then the connection closes.
+fn refusal() -> Bytes {
+    let body = OpenAiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "server_error",
+        "the gateway is at its connection limit; retry shortly",
+    )
+    .with_code("overloaded")
+    .to_json();
+    let mut answer = format!(
+        "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\nretry-after: 1\r\nconnection: close\r\ncontent-length: {}\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    answer.extend_from_slice(&body);
+    Bytes::from(answer)
+}
 
 /// Serves `app` on `listener` until `shutdown` completes, then drains; see
 /// the module docs.
@@ -81,6 +95,7 @@ pub async fn serve(
         limits.max_connections.min(Semaphore::MAX_PERMITS),
     ));
     let refusals = Arc::new(Semaphore::new(MAX_REFUSALS));
+    let refusal = refusal();
     let graceful = GracefulShutdown::new();
     let cut = CancellationToken::new();
     let builder = auto::Builder::new(TokioExecutor::new());
@@ -105,7 +120,7 @@ pub async fn serve(
             tracing::debug!(%error, "could not set TCP_NODELAY");
         }
         let Ok(permit) = connections.clone().try_acquire_owned() else {
-            refuse(stream, &refusals);
+            refuse(stream, &refusals, refusal.clone());
             continue;
         };
         let tracker = Arc::new(RequestTracker::default());
@@ -149,13 +164,13 @@ pub async fn serve(
 
 /// Answers a connection over the limit with a 503 and closes it, without
 /// letting refusals pile up.
-fn refuse(mut stream: TcpStream, refusals: &Arc<Semaphore>) {
+fn refuse(mut stream: TcpStream, refusals: &Arc<Semaphore>, answer: Bytes) {
     let Ok(permit) = refusals.clone().try_acquire_owned() else {
         return;
     };
     tokio::spawn(async move {
         let _ = tokio::time::timeout(REFUSAL_TIMEOUT, async {
-            stream.write_all(REFUSAL).await?;
+            stream.write_all(&answer).await?;
             stream.shutdown().await
         })
         .await;
@@ -254,7 +269,8 @@ pub async fn shutdown_signal() {
 mod tests {
     #[test]
     fn the_refusal_is_well_formed() {
-        let text = std::str::from_utf8(super::REFUSAL).unwrap_or_default();
+        let refusal = super::refusal();
+        let text = std::str::from_utf8(&refusal).unwrap_or_default();
         let (head, body) = text.split_once("\r\n\r\n").unwrap_or_default();
         assert!(
             head.contains(&format!("content-length: {}", body.len())),
