@@ -53,6 +53,7 @@ pub mod events;
 pub mod extensions;
 pub mod outcome;
 pub mod replay;
+pub mod request_id;
 pub mod sse;
 pub mod time;
 

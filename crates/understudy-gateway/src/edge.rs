@@ -3,9 +3,10 @@
 //! - credentials (`authorization`, `x-api-key`, `api-key`, and
 //!   `proxy-authorization`) are marked sensitive, so no layer that prints
 //!   headers prints them;
-//! - every request has an `x-request-id`: the caller's when it sends a
-//!   well-formed one (at most 128 visible ASCII bytes), a new UUID
-//!   otherwise. The id is in the request span, sent upstream with each
+//! - every request has an `x-request-id`: the caller's when it sends one
+//!   well-formed value
+//!   ([`request_id::is_well_formed`](understudy_core::request_id::is_well_formed)),
+//!   a new UUID otherwise. The id is in the request span, sent upstream with each
 //!   attempt, and returned on the response;
 //! - CORS, when `server.cors_origins` lists origins (off by default).
 
@@ -17,12 +18,7 @@ use http::{HeaderValue, Method, Request};
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
-
-/// The request id header.
-pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
-
-/// The longest caller-sent request id kept.
-pub const MAX_REQUEST_ID_BYTES: usize = 128;
+use understudy_core::request_id::{REQUEST_ID, request_id};
 
 /// Wraps `app` in the edge layers; `cors_origins` as validated by the
 /// configuration (`*` for any origin).
@@ -42,21 +38,9 @@ pub fn wrap(app: Router, cors_origins: &[String]) -> Router {
     ]))
 }
 
-/// Is this a request id worth keeping: short, visible ASCII?
-pub fn is_well_formed_request_id(value: &HeaderValue) -> bool {
-    let bytes = value.as_bytes();
-    !bytes.is_empty()
-        && bytes.len() <= MAX_REQUEST_ID_BYTES
-        && bytes.iter().all(u8::is_ascii_graphic)
-}
-
 async fn drop_malformed_request_id<B>(mut request: Request<B>) -> Request<B> {
     let headers = request.headers_mut();
-    let malformed = headers.get_all(&REQUEST_ID).iter().count() > 1
-        || headers
-            .get(&REQUEST_ID)
-            .is_some_and(|value| !is_well_formed_request_id(value));
-    if malformed {
+    if headers.contains_key(&REQUEST_ID) && request_id(headers).is_none() {
         headers.remove(&REQUEST_ID);
     }
     request

@@ -16,6 +16,7 @@ use tower_layer::Layer;
 use tower_service::Service;
 use tracing::Span;
 use tracing::field::Empty;
+use understudy_core::request_id::request_id;
 use understudy_core::{
     BoxError, Classify, FailureKind, LlmClassifier, Outcome, OutcomeKind, RouteName,
 };
@@ -154,8 +155,8 @@ impl Routes {
 ///   `model`, `stream`, `outcome`, `status`, `latency_ms`, `provider` and
 ///   `attempts`. The inner `call` and its future run in it, so every event
 ///   and `llm.attempt` span below is its child.
-///   - `request_id`: the request's `x-request-id` header, when it is at
-///     most 128 bytes of visible ASCII.
+///   - `request_id`: the request's `x-request-id` header, when it is
+///     [well formed](understudy_core::request_id::is_well_formed).
 ///   - `route`: the [`RouteName`] in the response extensions (the router
 ///     inside copies it there), else in the request extensions.
 ///   - `model`: left empty here, since the body is not parsed at this
@@ -255,14 +256,9 @@ where
         if let Some(route) = &route {
             span.record("route", route.as_str());
         }
-        // The caller's (or the edge's) `x-request-id`, when it is short
-        // visible ASCII: a caller's header never floods a log line.
-        if let Some(id) = request
-            .headers()
-            .get("x-request-id")
-            .filter(|id| id.len() <= 128 && id.as_bytes().iter().all(u8::is_ascii_graphic))
-            .and_then(|id| id.to_str().ok())
-        {
+        // The caller's (or the edge's) `x-request-id`, when it is well
+        // formed: a caller's header never floods a log line.
+        if let Some(id) = request_id(request.headers()) {
             span.record("request_id", id);
         }
         let start = Instant::now();
