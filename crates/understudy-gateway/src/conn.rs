@@ -130,7 +130,8 @@ impl<T> ConnIo<T> {
     /// Wraps an accepted socket.
     pub fn new(io: T, tracker: Arc<RequestTracker>, limits: ConnLimits) -> Self {
         let now = Instant::now();
-        let deadline = after(now, limits.keep_alive.min(limits.header_read));
+        // A new connection owes a request head at once.
+        let deadline = after(now, limits.header_read);
         Self {
             io,
             tracker,
@@ -138,7 +139,6 @@ impl<T> ConnIo<T> {
             timer: Box::pin(tokio::time::sleep_until(deadline)),
             deadline,
             last_activity: now,
-            // A new connection owes a request head at once.
             head_started: Some(now),
             seen_events: 0,
         }
@@ -152,6 +152,16 @@ impl<T> ConnIo<T> {
             self.seen_events = events;
             self.head_started = None;
             self.last_activity = now;
+        }
+    }
+
+    /// Bytes written are activity: the keep-alive clock counts from the
+    /// end of the last response.
+    fn note_written(&mut self, result: &Poll<io::Result<usize>>) {
+        if let Poll::Ready(Ok(n)) = result
+            && *n > 0
+        {
+            self.last_activity = Instant::now();
         }
     }
 
@@ -224,11 +234,7 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for ConnIo<T> {
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
         let result = Pin::new(&mut this.io).poll_write(cx, buf);
-        if let Poll::Ready(Ok(n)) = result
-            && n > 0
-        {
-            this.last_activity = Instant::now();
-        }
+        this.note_written(&result);
         result
     }
 
@@ -239,11 +245,7 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for ConnIo<T> {
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
         let result = Pin::new(&mut this.io).poll_write_vectored(cx, bufs);
-        if let Poll::Ready(Ok(n)) = result
-            && n > 0
-        {
-            this.last_activity = Instant::now();
-        }
+        this.note_written(&result);
         result
     }
 

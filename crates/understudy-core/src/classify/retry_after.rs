@@ -170,7 +170,7 @@ fn parse_seconds(value: &str) -> Option<Duration> {
         return None;
     }
     let number: f64 = value.parse().ok()?;
-    seconds(number).map(clamp)
+    seconds(number)
 }
 
 fn parse_millis(value: &str) -> Option<Duration> {
@@ -179,7 +179,7 @@ fn parse_millis(value: &str) -> Option<Duration> {
         return None;
     }
     let millis: f64 = value.parse().ok()?;
-    seconds(millis / 1000.0).map(clamp)
+    seconds(millis / 1000.0)
 }
 
 /// A non-negative number of seconds as a duration, at most
