@@ -8,9 +8,10 @@
 //! | `core`  | [`understudy-core`](core) | outcomes and classification, the replayable body, request extensions, the OpenAI error shape |
 //! | `health` | [`understudy-health`](health) | `HealthRegistry`, `HealthLayer`: ejection, 429 cooldowns, half-open trials, active probes |
 //! | `retry` | [`understudy-retry`](retry) | `RetryLayer`: full-jitter backoff, `Retry-After`, a retry budget, the request deadline |
-//! | `fallback` | [`understudy-fallback`](fallback) | `Fallback`: ordered targets, `FallbackPolicy`, the `FirstChunk` commit point |
+//! | `fallback` | [`understudy-fallback`](fallback) | `Fallback`: ordered targets, `FallbackPolicy` (`FallbackRules` by default), the `FirstChunk` commit point |
 //! | `observe` | [`understudy-observe`](observe) | `ObserveLayer`: spans, metrics, alerts and the webhook sink |
 //! | `provider` | [`understudy-provider`](provider) | provider services: OpenAI-compatible and Anthropic over hyper + rustls |
+//! | `stack` | [`understudy-stack`](stack) | `TargetStack`: the one builder of a target's layers, in order and wired together |
 //!
 //! # Example
 //!
@@ -45,3 +46,11 @@ pub use understudy_observe as observe;
 #[cfg(feature = "provider")]
 #[doc(inline)]
 pub use understudy_provider as provider;
+
+#[cfg(feature = "stack")]
+#[doc(inline)]
+pub use understudy_stack as stack;
+
+#[cfg(feature = "stack")]
+#[doc(inline)]
+pub use understudy_stack::TargetStack;

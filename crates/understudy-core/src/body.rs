@@ -1,5 +1,6 @@
 //! The response body type the layers agree on.
 
+use std::any::Any;
 use std::fmt;
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -33,13 +34,25 @@ use crate::error::BoxError;
 pub struct ResponseBody(UnsyncBoxBody<Bytes, BoxError>);
 
 impl ResponseBody {
-    /// Boxes any body of [`Bytes`].
+    /// Boxes any body of [`Bytes`]; a `ResponseBody` is passed on as it
+    /// is, not boxed again.
     pub fn new<B>(body: B) -> Self
     where
         B: Body<Data = Bytes> + Send + 'static,
         B::Error: Into<BoxError>,
     {
-        Self(body.map_err(Into::into).boxed_unsync())
+        let mut body = Some(body);
+        if let Some(same) = (&mut body as &mut dyn Any)
+            .downcast_mut::<Option<Self>>()
+            .and_then(Option::take)
+        {
+            return same;
+        }
+        match body {
+            Some(body) => Self(body.map_err(Into::into).boxed_unsync()),
+            // Only taken above, when `B` is `Self`.
+            None => Self::empty(),
+        }
     }
 
     /// A body with no bytes.

@@ -59,7 +59,7 @@ pub mod time;
 
 pub use self::availability::{AlwaysAvailable, Availability, ProviderAvailability, ProviderState};
 pub use self::body::ResponseBody;
-pub use self::classify::{Classify, LlmClassifier, MAX_RETRY_AFTER};
+pub use self::classify::{Classify, LlmClassifier, MAX_RETRY_AFTER, SharedClassifier};
 pub use self::deadline::{RequestDeadline, RequestDeadlineLayer};
 pub use self::error::{
     BoxError, ClassifiedError, ErrorBody, ErrorObject, OpenAiError, Unavailable, UnavailableKind,

@@ -36,7 +36,7 @@ pub use self::first_chunk::{
     DEFAULT_MAX_BODY, FirstChunk, FirstChunkLayer, FirstChunkTimeout, StreamEndedEarly,
     StreamNotUtf8,
 };
-pub use self::policy::{FallbackOn, FallbackPolicy, PanicMode};
+pub use self::policy::{FallbackOn, FallbackPolicy, FallbackRules, PanicMode};
 pub use self::service::{
     ATTEMPTS_HEADER, Fallback, FallbackBuilder, MODEL_HEADER, PROVIDER_HEADER, ResponseFuture,
 };

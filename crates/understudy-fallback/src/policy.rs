@@ -1,7 +1,54 @@
 //! [`FallbackPolicy`]: which outcomes move a request to the next target, how
-//! many targets to try, and what to do when every target is unavailable.
+//! many targets to try, and what to do when every target is unavailable;
+//! [`FallbackRules`] is the default, and a closure over the [`Outcome`] is a
+//! policy too.
 
 use understudy_core::{ClientErrorKind, Outcome};
+
+/// Decides when a request moves on to the next target.
+///
+/// [`FallbackRules`] is the default policy. Any `Fn(&Outcome) -> bool` is a
+/// policy too, trying every target and [`PanicMode::TryAll`]. Whatever the
+/// policy says, a target health refused ([`Outcome::Unavailable`]) was
+/// never tried and always moves the request on, and a success never does.
+///
+/// # Example
+///
+/// ```
+/// use http::StatusCode;
+/// use understudy_core::{FailureKind, Outcome};
+/// use understudy_fallback::{Fallback, FallbackPolicy};
+/// # type S = tower::util::BoxCloneSyncService<http::Request<understudy_core::ReplayBody>, http::Response<understudy_core::ResponseBody>, understudy_core::BoxError>;
+///
+/// // Fail over on 5xx only; a 429 is answered as it is.
+/// let policy = |outcome: &Outcome| matches!(outcome, Outcome::Failure(FailureKind::Server(_)));
+/// assert!(policy.fails_over(&Outcome::Failure(FailureKind::Server(StatusCode::BAD_GATEWAY))));
+/// assert!(!policy.fails_over(&Outcome::Failure(FailureKind::RateLimited { retry_after: None })));
+/// let fallback: Fallback<S> = Fallback::builder().policy(policy).build();
+/// ```
+pub trait FallbackPolicy: Send + Sync + 'static {
+    /// Does this outcome of a target move the request on to the next one?
+    fn fails_over(&self, outcome: &Outcome) -> bool;
+
+    /// The most targets tried per request (at least one is always tried).
+    fn target_limit(&self) -> usize {
+        usize::MAX
+    }
+
+    /// What to do when health reports every target unavailable.
+    fn panic(&self) -> PanicMode {
+        PanicMode::TryAll
+    }
+}
+
+impl<F> FallbackPolicy for F
+where
+    F: Fn(&Outcome) -> bool + Send + Sync + 'static,
+{
+    fn fails_over(&self, outcome: &Outcome) -> bool {
+        self(outcome)
+    }
+}
 
 /// A kind of outcome that can move a request on to the next target.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -31,7 +78,8 @@ pub enum PanicMode {
     FailFast,
 }
 
-/// When a request moves on to the next target.
+/// The default [`FallbackPolicy`]: fail over on the kinds of outcome it
+/// names.
 ///
 /// The default fails over on every provider failure, tries every target and
 /// tries them all anyway when all are unavailable ([`PanicMode::TryAll`]).
@@ -41,18 +89,18 @@ pub enum PanicMode {
 /// ```
 /// use http::StatusCode;
 /// use understudy_core::{ClientErrorKind, FailureKind, Outcome};
-/// use understudy_fallback::{FallbackOn, FallbackPolicy};
+/// use understudy_fallback::{FallbackOn, FallbackPolicy, FallbackRules};
 ///
-/// let policy = FallbackPolicy::default();
+/// let policy = FallbackRules::default();
 /// assert!(policy.fails_over(&Outcome::Failure(FailureKind::Server(StatusCode::BAD_GATEWAY))));
 /// assert!(!policy.fails_over(&Outcome::ClientError(ClientErrorKind::ContextLengthExceeded)));
 ///
-/// let policy = FallbackPolicy::default().on(FallbackOn::ContextLength).max_targets(2);
+/// let policy = FallbackRules::default().on(FallbackOn::ContextLength).max_targets(2);
 /// assert!(policy.fails_over(&Outcome::ClientError(ClientErrorKind::ContextLengthExceeded)));
 /// assert_eq!(policy.target_limit(), 2);
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct FallbackPolicy {
+pub struct FallbackRules {
     provider_failure: bool,
     context_length: bool,
     content_filter: bool,
@@ -60,7 +108,7 @@ pub struct FallbackPolicy {
     panic_mode: PanicMode,
 }
 
-impl Default for FallbackPolicy {
+impl Default for FallbackRules {
     fn default() -> Self {
         Self {
             provider_failure: true,
@@ -72,7 +120,7 @@ impl Default for FallbackPolicy {
     }
 }
 
-impl FallbackPolicy {
+impl FallbackRules {
     /// A policy that fails over on exactly these kinds (the default is
     /// `[FallbackOn::ProviderFailure]`).
     pub fn only(kinds: impl IntoIterator<Item = FallbackOn>) -> Self {
@@ -140,5 +188,19 @@ impl FallbackPolicy {
             FallbackOn::ContextLength => &mut self.context_length,
             FallbackOn::ContentFilter => &mut self.content_filter,
         }
+    }
+}
+
+impl FallbackPolicy for FallbackRules {
+    fn fails_over(&self, outcome: &Outcome) -> bool {
+        FallbackRules::fails_over(self, outcome)
+    }
+
+    fn target_limit(&self) -> usize {
+        FallbackRules::target_limit(self)
+    }
+
+    fn panic(&self) -> PanicMode {
+        FallbackRules::panic(self)
     }
 }

@@ -13,11 +13,12 @@ use tokio::time::Instant;
 use tower_service::Service;
 use understudy_core::events::{Event, SharedObserver, noop_observer};
 use understudy_core::{
-    AlwaysAvailable, AttemptCounter, Availability, BoxError, Classify, Deadline, LlmClassifier,
+    AlwaysAvailable, AttemptCounter, Availability, BoxError, Classify, Deadline,
     OpenAiError, Outcome, PanicRouting, ProviderAvailability, ReplayBody, ResponseBody, RouteName,
+    SharedClassifier,
 };
 
-use crate::policy::{FallbackPolicy, PanicMode};
+use crate::policy::{FallbackPolicy, FallbackRules, PanicMode};
 use crate::summary::{AttemptSummary, FailedAttempts, all_failed};
 use crate::target::Target;
 
@@ -86,17 +87,19 @@ pub struct Fallback<S> {
 
 struct Shared<S> {
     targets: Vec<Target<S>>,
-    policy: FallbackPolicy,
+    policy: Arc<dyn FallbackPolicy>,
     availability: Arc<dyn ProviderAvailability>,
     observer: SharedObserver,
+    classifier: SharedClassifier,
 }
 
 /// Builds a [`Fallback`].
 pub struct FallbackBuilder<S> {
     targets: Vec<Target<S>>,
-    policy: FallbackPolicy,
+    policy: Arc<dyn FallbackPolicy>,
     availability: Arc<dyn ProviderAvailability>,
     observer: SharedObserver,
+    classifier: SharedClassifier,
 }
 
 // ===== impl FallbackBuilder =====
@@ -114,9 +117,18 @@ impl<S> FallbackBuilder<S> {
         self
     }
 
-    /// When to fail over; the default fails over on every provider failure.
-    pub fn policy(mut self, policy: FallbackPolicy) -> Self {
-        self.policy = policy;
+    /// When to fail over; the default ([`FallbackRules`]) fails over on
+    /// every provider failure.
+    pub fn policy(mut self, policy: impl FallbackPolicy) -> Self {
+        self.policy = Arc::new(policy);
+        self
+    }
+
+    /// Classifies each target's answer with `classifier` instead of
+    /// [`LlmClassifier`](understudy_core::LlmClassifier); give the whole
+    /// stack the same one.
+    pub fn classifier(mut self, classifier: impl Classify) -> Self {
+        self.classifier = SharedClassifier::new(classifier);
         self
     }
 
@@ -141,6 +153,7 @@ impl<S> FallbackBuilder<S> {
                 policy: self.policy,
                 availability: self.availability,
                 observer: self.observer,
+                classifier: self.classifier,
             }),
         }
     }
@@ -150,7 +163,6 @@ impl<S> fmt::Debug for FallbackBuilder<S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("FallbackBuilder")
             .field("targets", &self.targets)
-            .field("policy", &self.policy)
             .finish_non_exhaustive()
     }
 }
@@ -163,9 +175,10 @@ impl<S> Fallback<S> {
     pub fn builder() -> FallbackBuilder<S> {
         FallbackBuilder {
             targets: Vec::new(),
-            policy: FallbackPolicy::default(),
+            policy: Arc::new(FallbackRules::default()),
             availability: Arc::new(AlwaysAvailable),
             observer: noop_observer(),
+            classifier: SharedClassifier::default(),
         }
     }
 
@@ -175,8 +188,8 @@ impl<S> Fallback<S> {
     }
 
     /// The policy.
-    pub fn policy(&self) -> &FallbackPolicy {
-        &self.shared.policy
+    pub fn policy(&self) -> &dyn FallbackPolicy {
+        &*self.shared.policy
     }
 }
 
@@ -192,7 +205,6 @@ impl<S> fmt::Debug for Fallback<S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Fallback")
             .field("targets", &self.shared.targets)
-            .field("policy", &self.shared.policy)
             .finish_non_exhaustive()
     }
 }
@@ -366,12 +378,17 @@ where
         Ok(()) => service.call(request).await.map_err(Into::into),
         Err(error) => Err(error),
     };
-    let classifier = LlmClassifier::new();
+    let classifier = &shared.classifier;
     let outcome = match &result {
         Ok(response) => classifier.classify_response(response),
         Err(error) => classifier.classify_error(&**error),
     };
-    if outcome.is_success() || !shared.policy.fails_over(&outcome) {
+    let fails_over = match outcome {
+        Outcome::Success => false,
+        Outcome::Unavailable => true,
+        _ => shared.policy.fails_over(&outcome),
+    };
+    if !fails_over {
         let response = result.unwrap_or_else(|_| {
             // A failure the policy does not fail over on, with no response
             // to pass on.

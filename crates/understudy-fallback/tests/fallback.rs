@@ -15,7 +15,7 @@ use understudy_core::{
     TargetName,
 };
 use understudy_fallback::{
-    FailedAttempts, Fallback, FallbackOn, FallbackPolicy, PanicMode, Target,
+    FailedAttempts, Fallback, FallbackOn, FallbackRules, PanicMode, Target,
 };
 use understudy_health::{HealthConfig, HealthLayer, HealthRegistry};
 
@@ -128,9 +128,9 @@ async fn context_length_fails_over_only_when_the_policy_opts_in() {
         std::future::ready(Ok(response))
     };
     for (policy, expected) in [
-        (FallbackPolicy::default(), StatusCode::BAD_REQUEST),
+        (FallbackRules::default(), StatusCode::BAD_REQUEST),
         (
-            FallbackPolicy::default().on(FallbackOn::ContextLength),
+            FallbackRules::default().on(FallbackOn::ContextLength),
             StatusCode::OK,
         ),
     ] {
@@ -246,7 +246,7 @@ async fn fail_fast_panic_mode_answers_503_without_calling_anyone() {
         .target(guarded(&registry, "a", &a))
         .target(guarded(&registry, "b", &b))
         .availability(registry.clone())
-        .policy(FallbackPolicy::default().panic_mode(PanicMode::FailFast))
+        .policy(FallbackRules::default().panic_mode(PanicMode::FailFast))
         .observer(observer)
         .build();
 
@@ -365,7 +365,7 @@ async fn max_targets_bounds_the_attempts() {
     let fallback = Fallback::builder()
         .target(named("one", target(&one, failing(503))))
         .target(named("two", target(&two, serving("two"))))
-        .policy(FallbackPolicy::default().max_targets(1))
+        .policy(FallbackRules::default().max_targets(1))
         .build();
 
     let response = fallback.oneshot(request()).await.unwrap();

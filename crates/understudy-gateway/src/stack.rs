@@ -23,7 +23,7 @@ use understudy_core::events::SharedObserver;
 use understudy_core::{
     BoxError, ReplayBody, ReplayLayer, RequestDeadlineLayer, ResponseBody, RouteName, TargetName,
 };
-use understudy_fallback::{Fallback, FallbackOn, FallbackPolicy, FirstChunkLayer, Target};
+use understudy_fallback::{Fallback, FallbackOn, FallbackRules, FirstChunkLayer, Target};
 use understudy_health::{HealthConfigError, HealthLayer, HealthRegistry, ProberHandle};
 use understudy_observe::{AttemptLayer, ObserveLayer};
 use understudy_provider::{ApiKey, ClientConfig, HttpClient, ProviderKind, ProviderService};
@@ -385,8 +385,8 @@ fn panic_answer(panic: Box<dyn std::any::Any + Send + 'static>) -> Response<Resp
         .to_response()
 }
 
-fn policy(fallback_on: &[config::FallbackOn]) -> FallbackPolicy {
-    FallbackPolicy::only(fallback_on.iter().map(|kind| match kind {
+fn policy(fallback_on: &[config::FallbackOn]) -> FallbackRules {
+    FallbackRules::only(fallback_on.iter().map(|kind| match kind {
         config::FallbackOn::ProviderFailure => FallbackOn::ProviderFailure,
         config::FallbackOn::ContextLength => FallbackOn::ContextLength,
         config::FallbackOn::ContentFilter => FallbackOn::ContentFilter,

@@ -12,7 +12,7 @@ use pin_project_lite::pin_project;
 use tokio::time::Instant;
 use tower_layer::Layer;
 use tower_service::Service;
-use understudy_core::{BoxError, Classify, LlmClassifier, PanicRouting};
+use understudy_core::{BoxError, Classify, PanicRouting, SharedClassifier};
 
 use crate::registry::{Admission, Entry, HealthRegistry, TrialGuard};
 
@@ -44,6 +44,7 @@ use crate::registry::{Admission, Entry, HealthRegistry, TrialGuard};
 pub struct HealthLayer {
     registry: HealthRegistry,
     provider: Arc<str>,
+    classifier: SharedClassifier,
 }
 
 impl HealthLayer {
@@ -51,7 +52,20 @@ impl HealthLayer {
     pub fn new(registry: HealthRegistry, provider: impl Into<Arc<str>>) -> Self {
         let provider = provider.into();
         registry.register(&provider);
-        Self { registry, provider }
+        Self {
+            registry,
+            provider,
+            classifier: SharedClassifier::default(),
+        }
+    }
+
+    /// Decides what counts against the provider with `classifier` instead
+    /// of [`LlmClassifier`](understudy_core::LlmClassifier); give the whole
+    /// stack the same one.
+    #[must_use]
+    pub fn classifier(mut self, classifier: impl Classify) -> Self {
+        self.classifier = SharedClassifier::new(classifier);
+        self
     }
 }
 
@@ -71,6 +85,7 @@ impl<S> Layer<S> for HealthLayer {
             inner,
             entry: self.registry.entry(&self.provider),
             registry: self.registry.clone(),
+            classifier: self.classifier.clone(),
         }
     }
 }
@@ -90,6 +105,7 @@ pub struct Health<S> {
     inner: S,
     entry: Arc<Entry>,
     registry: HealthRegistry,
+    classifier: SharedClassifier,
 }
 
 // ===== impl Health =====
@@ -151,6 +167,7 @@ where
                     record: Some(Record {
                         registry: self.registry.clone(),
                         entry: self.entry.clone(),
+                        classifier: self.classifier.clone(),
                         start: Instant::now(),
                         _trial: match admission {
                             Admission::Normal => None,
@@ -166,6 +183,7 @@ where
 struct Record {
     registry: HealthRegistry,
     entry: Arc<Entry>,
+    classifier: SharedClassifier,
     start: Instant,
     /// Held until the outcome is recorded; dropped with the future if the
     /// caller goes away, which frees the trial slot.
@@ -206,7 +224,7 @@ where
             StateProj::Called { future, record } => {
                 let result = ready!(future.poll(cx)).map_err(Into::into);
                 if let Some(record) = record.take() {
-                    let classifier = LlmClassifier::new();
+                    let classifier = &record.classifier;
                     let outcome = match &result {
                         Ok(response) => classifier.classify_response(response),
                         Err(error) => classifier.classify_error(&**error),

@@ -15,7 +15,7 @@ use tower_service::Service;
 use tracing::Span;
 use tracing::field::Empty;
 use understudy_core::events::{Event, SharedObserver};
-use understudy_core::{Attempt, BoxError, Classify, LlmClassifier, OutcomeKind};
+use understudy_core::{Attempt, BoxError, Classify, OutcomeKind, SharedClassifier};
 
 use crate::TARGET;
 use crate::body::{FirstByte, TtfbBody};
@@ -56,6 +56,7 @@ struct Shared {
     provider: Arc<str>,
     model: Arc<str>,
     observer: Option<SharedObserver>,
+    classifier: SharedClassifier,
     attempts: [OnceLock<Counter>; OutcomeKind::ALL.len()],
     duration: OnceLock<Histogram>,
     ttfb: OnceLock<Histogram>,
@@ -70,6 +71,7 @@ impl AttemptLayer {
                 provider: provider.into(),
                 model: model.into(),
                 observer: None,
+                classifier: SharedClassifier::default(),
                 attempts: Default::default(),
                 duration: OnceLock::new(),
                 ttfb: OnceLock::new(),
@@ -85,11 +87,24 @@ impl AttemptLayer {
     /// without an observer the layer logs it itself.
     #[must_use]
     pub fn with_observer(self, observer: SharedObserver) -> Self {
+        self.rebuild(Some(observer), self.shared.classifier.clone())
+    }
+
+    /// Classifies each attempt's result with `classifier` instead of
+    /// [`LlmClassifier`](understudy_core::LlmClassifier); give the whole
+    /// stack the same one.
+    #[must_use]
+    pub fn classifier(self, classifier: impl Classify) -> Self {
+        self.rebuild(self.shared.observer.clone(), SharedClassifier::new(classifier))
+    }
+
+    fn rebuild(&self, observer: Option<SharedObserver>, classifier: SharedClassifier) -> Self {
         Self {
             shared: Arc::new(Shared {
                 provider: Arc::clone(&self.shared.provider),
                 model: Arc::clone(&self.shared.model),
-                observer: Some(observer),
+                observer,
+                classifier,
                 attempts: Default::default(),
                 duration: OnceLock::new(),
                 ttfb: OnceLock::new(),
@@ -158,7 +173,8 @@ impl Shared {
 ///   attempt ends, `outcome` (an [`OutcomeKind`] name), `status`,
 ///   `latency_ms` and, on the first body byte, `ttfb_ms`. The inner call
 ///   and future run in it.
-/// - The result is classified by [`LlmClassifier`] (which trusts an
+/// - The result is classified by the layer's classifier,
+///   [`LlmClassifier`](understudy_core::LlmClassifier) by default (which trusts an
 ///   [`Outcome`](understudy_core::Outcome) the provider put in the response
 ///   extensions).
 /// - `understudy_attempts_total{provider,outcome}` and
@@ -282,7 +298,7 @@ where
         let _entered = this.span.enter();
         let result = ready!(this.future.poll(cx)).map_err(Into::into);
         let latency = this.start.elapsed();
-        let classifier = LlmClassifier::new();
+        let classifier = &this.shared.classifier;
         let (outcome, status) = match &result {
             Ok(response) => (
                 classifier.classify_response(response),

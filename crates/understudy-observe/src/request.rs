@@ -18,7 +18,7 @@ use tracing::Span;
 use tracing::field::Empty;
 use understudy_core::request_id::request_id;
 use understudy_core::{
-    BoxError, Classify, FailureKind, LlmClassifier, Outcome, OutcomeKind, RouteName,
+    BoxError, Classify, FailureKind, Outcome, OutcomeKind, RouteName, SharedClassifier,
 };
 
 use crate::TARGET;
@@ -57,12 +57,22 @@ const ATTEMPTS_HEADER: &str = "x-understudy-attempts";
 #[derive(Clone, Default)]
 pub struct ObserveLayer {
     routes: Arc<Routes>,
+    classifier: SharedClassifier,
 }
 
 impl ObserveLayer {
     /// A layer with its own metric handle cache.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Classifies each request's final answer with `classifier` instead of
+    /// [`LlmClassifier`](understudy_core::LlmClassifier); give the whole
+    /// stack the same one.
+    #[must_use]
+    pub fn classifier(mut self, classifier: impl Classify) -> Self {
+        self.classifier = SharedClassifier::new(classifier);
+        self
     }
 }
 
@@ -79,6 +89,7 @@ impl<S> Layer<S> for ObserveLayer {
         Observe {
             inner,
             routes: Arc::clone(&self.routes),
+            classifier: self.classifier.clone(),
         }
     }
 }
@@ -170,7 +181,8 @@ impl Routes {
 ///     [`Outcome`] in the response extensions, else from the status
 ///     (2xx `success`, 408 `timeout`, 429 `rate_limited`, other 4xx
 ///     `client_error`, 503/529 `overloaded`, other 5xx `server_error`).
-///     An error from the inner service is classified by [`LlmClassifier`]
+///     An error from the inner service is classified by the layer's
+///     classifier ([`LlmClassifier`](understudy_core::LlmClassifier) by default)
 ///     if it is a [`BoxError`], and counted as `transport` otherwise.
 /// - `understudy_requests_total{route,outcome}` and
 ///   `understudy_request_duration_seconds{route}` when the response head is
@@ -189,6 +201,7 @@ impl Routes {
 pub struct Observe<S> {
     inner: S,
     routes: Arc<Routes>,
+    classifier: SharedClassifier,
 }
 
 impl<S: Clone> Clone for Observe<S> {
@@ -196,6 +209,7 @@ impl<S: Clone> Clone for Observe<S> {
         Self {
             inner: self.inner.clone(),
             routes: Arc::clone(&self.routes),
+            classifier: self.classifier.clone(),
         }
     }
 }
@@ -269,6 +283,7 @@ where
             start,
             route,
             routes: Arc::clone(&self.routes),
+            classifier: self.classifier.clone(),
         }
     }
 }
@@ -282,6 +297,7 @@ pin_project! {
         start: Instant,
         route: Option<RouteName>,
         routes: Arc<Routes>,
+        classifier: SharedClassifier,
     }
 }
 
@@ -298,7 +314,7 @@ where
         let result = ready!(this.future.poll(cx));
         let latency = this.start.elapsed();
         let span = &*this.span;
-        let classifier = LlmClassifier::new();
+        let classifier = &*this.classifier;
         let (outcome, route) = match &result {
             Ok(response) => {
                 let route = response
@@ -381,7 +397,7 @@ fn record_headers(span: &Span, headers: &HeaderMap) {
 
 /// Classifies an error of any type: a [`BoxError`] by its source chain,
 /// anything else as a transport failure.
-fn classify_error<E: 'static>(classifier: LlmClassifier, error: &E) -> Outcome {
+fn classify_error<E: 'static>(classifier: &SharedClassifier, error: &E) -> Outcome {
     let any: &dyn Any = error;
     if let Some(boxed) = any.downcast_ref::<BoxError>() {
         return classifier.classify_error(&**boxed);

@@ -3,6 +3,7 @@ use std::sync::Arc;
 
 use tower_layer::Layer;
 use understudy_core::events::{SharedObserver, noop_observer};
+use understudy_core::{Classify, SharedClassifier};
 
 use crate::backoff::{Backoff, Jitter, RandomJitter};
 use crate::budget::RetryBudget;
@@ -29,6 +30,7 @@ impl RetryLayer {
                 provider: Arc::from(""),
                 observer: noop_observer(),
                 jitter: Arc::new(RandomJitter),
+                classifier: SharedClassifier::default(),
             }),
         }
     }
@@ -48,6 +50,14 @@ impl RetryLayer {
         self.map(|shared| shared.jitter = Arc::new(jitter))
     }
 
+    /// Decides what is retried with `classifier` instead of
+    /// [`LlmClassifier`](understudy_core::LlmClassifier); give the whole
+    /// stack the same one.
+    pub fn classifier(self, classifier: impl Classify) -> Self {
+        let classifier = SharedClassifier::new(classifier);
+        self.map(|shared| shared.classifier = classifier)
+    }
+
     /// Shares `budget` instead of the layer's own.
     pub fn budget(self, budget: RetryBudget) -> Self {
         self.map(|shared| shared.budget = budget)
@@ -64,6 +74,12 @@ impl RetryLayer {
         Self {
             shared: Arc::new(shared),
         }
+    }
+}
+
+impl From<RetryConfig> for RetryLayer {
+    fn from(config: RetryConfig) -> Self {
+        Self::new(config)
     }
 }
 

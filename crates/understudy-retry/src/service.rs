@@ -10,7 +10,7 @@ use tower::ServiceExt;
 use tower_service::Service;
 use understudy_core::events::{Event, SharedObserver};
 use understudy_core::{
-    Attempt, AttemptCounter, BoxError, Classify, Deadline, LlmClassifier, Outcome, ReplayBody,
+    Attempt, AttemptCounter, BoxError, Classify, Deadline, Outcome, ReplayBody, SharedClassifier,
 };
 
 use crate::backoff::{Backoff, Jitter};
@@ -27,6 +27,7 @@ pub(crate) struct Shared {
     pub(crate) provider: Arc<str>,
     pub(crate) observer: SharedObserver,
     pub(crate) jitter: Arc<dyn Jitter>,
+    pub(crate) classifier: SharedClassifier,
 }
 
 /// Retries one target's failed attempts; see the [crate docs](crate).
@@ -116,7 +117,7 @@ where
     let (parts, body) = request.into_parts();
     let deadline = parts.extensions.get::<Deadline>().copied();
     let counter = parts.extensions.get::<AttemptCounter>().cloned();
-    let classifier = LlmClassifier::new();
+    let classifier = &shared.classifier;
     let mut attempt = Attempt::FIRST;
     loop {
         let mut request = Request::from_parts(parts.clone(), body.clone());

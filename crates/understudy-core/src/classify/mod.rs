@@ -8,7 +8,7 @@
 //!
 //! A response's body is only read by whoever owns it. A provider service that
 //! reads an error body (they are small) should classify it with
-//! [`LlmClassifier::classify_parts`] and attach the [`Outcome`] to the
+//! its classifier's [`Classify::classify_parts`] and attach the [`Outcome`] to the
 //! response's extensions: [`LlmClassifier`] trusts an [`Outcome`] found there
 //! over the status alone, so every layer above agrees with the provider.
 //!
@@ -19,11 +19,14 @@
 mod body;
 mod retry_after;
 
+use std::any::Any;
 use std::error::Error;
+use std::fmt;
 use std::io::ErrorKind;
+use std::sync::Arc;
 use std::time::SystemTime;
 
-use http::{HeaderMap, Response, StatusCode};
+use http::{Extensions, HeaderMap, Response, StatusCode};
 
 use self::body::BodyVerdict;
 pub use self::retry_after::{
@@ -33,6 +36,13 @@ use crate::error::{ClassifiedError, Unavailable};
 use crate::outcome::{ClientErrorKind, FailureKind, Outcome};
 
 /// Classifies attempt results into [`Outcome`]s.
+///
+/// The trait is object safe, so one classifier can be shared by every layer
+/// of a stack as a [`SharedClassifier`]. Implement
+/// [`classify_parts`](Classify::classify_parts) and
+/// [`classify_error`](Classify::classify_error); the response methods are
+/// provided and trust an [`Outcome`] a provider service attached to the
+/// response's extensions (it read the body; the layers above did not).
 ///
 /// # Example
 ///
@@ -46,17 +56,76 @@ use crate::outcome::{ClientErrorKind, FailureKind, Outcome};
 ///     Outcome::Failure(FailureKind::Overloaded),
 /// );
 /// ```
-pub trait Classify {
-    /// Classifies a response the attempt produced.
-    fn classify_response<B>(&self, response: &Response<B>) -> Outcome;
+///
+/// A classifier of one's own, here one that treats a 500 whose body names a
+/// spent account quota as the caller's problem, wrapping the default:
+///
+/// ```
+/// use std::error::Error;
+///
+/// use http::{HeaderMap, StatusCode};
+/// use understudy_core::{Classify, ClientErrorKind, LlmClassifier, Outcome};
+///
+/// struct QuotaIsTheCallers;
+///
+/// impl Classify for QuotaIsTheCallers {
+///     fn classify_parts(&self, status: StatusCode, headers: &HeaderMap, body: Option<&[u8]>) -> Outcome {
+///         let quota = body.is_some_and(|body| body.windows(13).any(|w| w == b"account_quota"));
+///         if status == StatusCode::INTERNAL_SERVER_ERROR && quota {
+///             return Outcome::ClientError(ClientErrorKind::Rejected(status));
+///         }
+///         LlmClassifier::new().classify_parts(status, headers, body)
+///     }
+///
+///     fn classify_error(&self, error: &(dyn Error + 'static)) -> Outcome {
+///         LlmClassifier::new().classify_error(error)
+///     }
+/// }
+///
+/// let body = br#"{"error":{"code":"account_quota"}}"#;
+/// assert!(matches!(
+///     QuotaIsTheCallers.classify_parts(StatusCode::INTERNAL_SERVER_ERROR, &HeaderMap::new(), Some(body)),
+///     Outcome::ClientError(_),
+/// ));
+/// ```
+pub trait Classify: Send + Sync + 'static {
+    /// Classifies a response from its status, headers and, if it was read,
+    /// its body.
+    fn classify_parts(&self, status: StatusCode, headers: &HeaderMap, body: Option<&[u8]>)
+    -> Outcome;
 
     /// Classifies an error the attempt failed with, looking through its
     /// source chain.
     fn classify_error(&self, error: &(dyn Error + 'static)) -> Outcome;
 
+    /// Classifies a response head whose body was not read: an [`Outcome`]
+    /// in `extensions` (attached by whoever read the body) is trusted, and
+    /// otherwise the status and headers decide.
+    fn classify_head(
+        &self,
+        status: StatusCode,
+        headers: &HeaderMap,
+        extensions: &Extensions,
+    ) -> Outcome {
+        if let Some(outcome) = extensions.get::<Outcome>() {
+            return *outcome;
+        }
+        self.classify_parts(status, headers, None)
+    }
+
+    /// Classifies a response the attempt produced (see
+    /// [`classify_head`](Classify::classify_head)).
+    fn classify_response<B>(&self, response: &Response<B>) -> Outcome
+    where
+        Self: Sized,
+    {
+        self.classify_head(response.status(), response.headers(), response.extensions())
+    }
+
     /// Classifies either side of an attempt's result.
     fn classify_result<B, E>(&self, result: &Result<Response<B>, E>) -> Outcome
     where
+        Self: Sized,
         E: Error + 'static,
     {
         match result {
@@ -66,13 +135,72 @@ pub trait Classify {
     }
 }
 
-impl<C: Classify + ?Sized> Classify for &C {
-    fn classify_response<B>(&self, response: &Response<B>) -> Outcome {
-        (**self).classify_response(response)
+/// A [`Classify`] shared by every layer of a stack: cheap to clone, and
+/// [`LlmClassifier`] by default.
+///
+/// Every layer that classifies takes one through its `classifier` setter,
+/// so a stack decides retry, health and fallback with the same rules.
+///
+/// # Example
+///
+/// ```
+/// use http::{HeaderMap, StatusCode};
+/// use understudy_core::{Classify, FailureKind, LlmClassifier, Outcome, SharedClassifier};
+///
+/// let classifier = SharedClassifier::new(LlmClassifier::new());
+/// assert_eq!(
+///     classifier.classify_parts(StatusCode::BAD_GATEWAY, &HeaderMap::new(), None),
+///     Outcome::Failure(FailureKind::Server(StatusCode::BAD_GATEWAY)),
+/// );
+/// ```
+#[derive(Clone)]
+pub struct SharedClassifier(Arc<dyn Classify>);
+
+impl SharedClassifier {
+    /// Shares `classifier`; a `SharedClassifier` given here is shared as
+    /// it is, not wrapped again.
+    pub fn new<C: Classify>(classifier: C) -> Self {
+        let any: &dyn Any = &classifier;
+        if let Some(shared) = any.downcast_ref::<Self>() {
+            return shared.clone();
+        }
+        Self(Arc::new(classifier))
+    }
+}
+
+impl Default for SharedClassifier {
+    fn default() -> Self {
+        Self::new(LlmClassifier::new())
+    }
+}
+
+impl fmt::Debug for SharedClassifier {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SharedClassifier").finish_non_exhaustive()
+    }
+}
+
+impl Classify for SharedClassifier {
+    fn classify_parts(
+        &self,
+        status: StatusCode,
+        headers: &HeaderMap,
+        body: Option<&[u8]>,
+    ) -> Outcome {
+        self.0.classify_parts(status, headers, body)
     }
 
     fn classify_error(&self, error: &(dyn Error + 'static)) -> Outcome {
-        (**self).classify_error(error)
+        self.0.classify_error(error)
+    }
+
+    fn classify_head(
+        &self,
+        status: StatusCode,
+        headers: &HeaderMap,
+        extensions: &Extensions,
+    ) -> Outcome {
+        self.0.classify_head(status, headers, extensions)
     }
 }
 
@@ -172,11 +300,13 @@ impl LlmClassifier {
 }
 
 impl Classify for LlmClassifier {
-    fn classify_response<B>(&self, response: &Response<B>) -> Outcome {
-        if let Some(outcome) = response.extensions().get::<Outcome>() {
-            return *outcome;
-        }
-        self.classify_parts(response.status(), response.headers(), None)
+    fn classify_parts(
+        &self,
+        status: StatusCode,
+        headers: &HeaderMap,
+        body: Option<&[u8]>,
+    ) -> Outcome {
+        LlmClassifier::classify_parts(self, status, headers, body)
     }
 
     fn classify_error(&self, error: &(dyn Error + 'static)) -> Outcome {

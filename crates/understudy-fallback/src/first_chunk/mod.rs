@@ -26,7 +26,8 @@ use understudy_core::events::{SharedObserver, noop_observer};
 use understudy_core::sse::{DEFAULT_MAX_EVENT_BYTES, SseDecoder};
 use understudy_core::time::saturating_add;
 use understudy_core::{
-    BoxError, ClassifiedError, FailureKind, LlmClassifier, Outcome, ResponseBody, TargetName,
+    BoxError, ClassifiedError, Classify, FailureKind, Outcome, ResponseBody, SharedClassifier,
+    TargetName,
     cause_ref,
 };
 
@@ -70,6 +71,7 @@ struct Config {
     max_body: usize,
     max_event_bytes: usize,
     observer: SharedObserver,
+    classifier: SharedClassifier,
 }
 
 impl FirstChunkLayer {
@@ -83,6 +85,7 @@ impl FirstChunkLayer {
                 max_body: DEFAULT_MAX_BODY,
                 max_event_bytes: DEFAULT_MAX_EVENT_BYTES,
                 observer: noop_observer(),
+                classifier: SharedClassifier::default(),
             }),
         }
     }
@@ -116,8 +119,24 @@ impl FirstChunkLayer {
         self
     }
 
+    /// Reads error bodies and error events before the commit with
+    /// `classifier` instead of
+    /// [`LlmClassifier`](understudy_core::LlmClassifier); give the whole
+    /// stack the same one.
+    pub fn classifier(mut self, classifier: impl Classify) -> Self {
+        self.config_mut().classifier = SharedClassifier::new(classifier);
+        self
+    }
+
     fn config_mut(&mut self) -> &mut Config {
         Arc::make_mut(&mut self.config)
+    }
+}
+
+impl From<Duration> for FirstChunkLayer {
+    /// A layer with this first-chunk timeout.
+    fn from(first_chunk_timeout: Duration) -> Self {
+        Self::new(first_chunk_timeout)
     }
 }
 
@@ -211,7 +230,7 @@ where
             if is_event_stream(response.headers()) {
                 commit_stream(response, deadline, target, &config).await
             } else {
-                read_whole(response, config.max_body).await
+                read_whole(response, &config).await
             }
         })
     }
@@ -269,7 +288,7 @@ where
         }
         // An event larger than the decoder holds: a provider failure.
         while let Some(event) = decoder.next_event().map_err(broken)? {
-            match judge(&event, &parts.headers) {
+            match judge(&event, &parts.headers, &config.classifier) {
                 Verdict::Preamble => {}
                 Verdict::Failed(outcome) => {
                     return Err(ClassifiedError::new(outcome)
@@ -347,21 +366,24 @@ fn judge_whole(bytes: &[u8]) -> Whole {
 /// Reads a non-streaming body whole and checks it is a JSON answer.
 async fn read_whole<B>(
     response: Response<B>,
-    max_body: usize,
+    config: &Config,
 ) -> Result<Response<ResponseBody>, BoxError>
 where
     B: Body<Data = Bytes>,
     B::Error: Into<BoxError>,
 {
     let (mut parts, body) = response.into_parts();
-    let bytes: Bytes = match Limited::new(body, max_body).collect().await {
+    let bytes: Bytes = match Limited::new(body, config.max_body).collect().await {
         Ok(collected) => collected.to_bytes(),
         Err(error) => return Err(body_failure(error)),
     };
     let outcome = match judge_whole(&bytes) {
         Whole::Answer => None,
         Whole::ErrorEnvelope => Some(
-            match LlmClassifier::new().classify_parts(parts.status, &parts.headers, Some(&bytes)) {
+            match config
+                .classifier
+                .classify_parts(parts.status, &parts.headers, Some(&bytes))
+            {
                 Outcome::Success => Outcome::Failure(FailureKind::StreamBroken),
                 outcome => outcome,
             },

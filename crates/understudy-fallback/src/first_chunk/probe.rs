@@ -4,7 +4,7 @@ use http::{HeaderMap, StatusCode};
 use serde::Deserialize;
 use serde::de::IgnoredAny;
 use understudy_core::sse::SseEvent;
-use understudy_core::{FailureKind, LlmClassifier, Outcome};
+use understudy_core::{Classify, FailureKind, Outcome};
 
 /// What one event means for the commit point.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -49,11 +49,12 @@ struct Delta<'a> {
     refusal: Option<std::borrow::Cow<'a, str>>,
 }
 
-/// Judges one event of a stream whose response head had `headers`.
-pub(crate) fn judge(event: &SseEvent, headers: &HeaderMap) -> Verdict {
+/// Judges one event of a stream whose response head had `headers`; error
+/// events are read by `classifier`.
+pub(crate) fn judge(event: &SseEvent, headers: &HeaderMap, classifier: &dyn Classify) -> Verdict {
     let data = event.data.trim();
     if event.event.as_deref() == Some("error") {
-        return Verdict::Failed(error_outcome(data, headers));
+        return Verdict::Failed(error_outcome(data, headers, classifier));
     }
     if data.is_empty() {
         return Verdict::Preamble;
@@ -65,7 +66,7 @@ pub(crate) fn judge(event: &SseEvent, headers: &HeaderMap) -> Verdict {
         return Verdict::Failed(Outcome::Failure(FailureKind::StreamBroken));
     };
     if chunk.error.is_some() || chunk.kind == Some("error") {
-        return Verdict::Failed(error_outcome(data, headers));
+        return Verdict::Failed(error_outcome(data, headers, classifier));
     }
     if let Some(choices) = chunk.choices {
         let content = choices.iter().any(|choice| {
@@ -100,8 +101,8 @@ pub(crate) fn judge(event: &SseEvent, headers: &HeaderMap) -> Verdict {
 
 /// The outcome of an error event: what the classifier makes of its body,
 /// and a broken stream when it recognises nothing.
-fn error_outcome(data: &str, headers: &HeaderMap) -> Outcome {
-    match LlmClassifier::new().classify_parts(StatusCode::OK, headers, Some(data.as_bytes())) {
+fn error_outcome(data: &str, headers: &HeaderMap, classifier: &dyn Classify) -> Outcome {
+    match classifier.classify_parts(StatusCode::OK, headers, Some(data.as_bytes())) {
         Outcome::Success => Outcome::Failure(FailureKind::StreamBroken),
         outcome => outcome,
     }
@@ -109,6 +110,8 @@ fn error_outcome(data: &str, headers: &HeaderMap) -> Outcome {
 
 #[cfg(test)]
 mod tests {
+    use understudy_core::LlmClassifier;
+
     use super::*;
 
     fn event(name: Option<&str>, data: &str) -> SseEvent {
@@ -120,7 +123,7 @@ mod tests {
     }
 
     fn judge_data(data: &str) -> Verdict {
-        judge(&event(None, data), &HeaderMap::new())
+        judge(&event(None, data), &HeaderMap::new(), &LlmClassifier::new())
     }
 
     const BROKEN: Verdict = Verdict::Failed(Outcome::Failure(FailureKind::StreamBroken));
@@ -144,7 +147,8 @@ mod tests {
         assert_eq!(
             judge(
                 &event(Some("ping"), r#"{"type":"ping"}"#),
-                &HeaderMap::new()
+                &HeaderMap::new(),
+                &LlmClassifier::new()
             ),
             Verdict::Preamble
         );
@@ -191,7 +195,8 @@ mod tests {
                     Some("error"),
                     r#"{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}"#
                 ),
-                &HeaderMap::new()
+                &HeaderMap::new(),
+                &LlmClassifier::new()
             ),
             Verdict::Failed(Outcome::Failure(FailureKind::Overloaded))
         );
