@@ -13,8 +13,8 @@ use tokio::time::Instant;
 use tower_service::Service;
 use understudy_core::events::{Event, SharedObserver, noop_observer};
 use understudy_core::{
-    AlwaysAvailable, AttemptCounter, Availability, BoxError, Classify, Deadline,
-    OpenAiError, Outcome, PanicRouting, ProviderAvailability, ReplayBody, ResponseBody, RouteName,
+    AlwaysAvailable, AttemptCounter, Availability, BoxError, Classify, Deadline, OpenAiError,
+    Outcome, PanicRouting, ProviderAvailability, ReplayBody, ResponseBody, RouteName,
     SharedClassifier,
 };
 

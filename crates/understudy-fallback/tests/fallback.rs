@@ -14,9 +14,7 @@ use understudy_core::{
     BoxError, ClassifiedError, FailureKind, LlmClassifier, Outcome, ReplayBody, RouteName,
     TargetName,
 };
-use understudy_fallback::{
-    FailedAttempts, Fallback, FallbackOn, FallbackRules, PanicMode, Target,
-};
+use understudy_fallback::{FailedAttempts, Fallback, FallbackOn, FallbackRules, PanicMode, Target};
 use understudy_health::{HealthConfig, HealthLayer, HealthRegistry};
 
 use support::{DropSignal, Events, Log, TargetService, body_string, completion, json, target};

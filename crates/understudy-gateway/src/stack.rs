@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! Shed → ObserveLayer → RequestDeadline → BodyTimeout → ReplayLayer → ModelRouter → Fallback (per route)
-//!   target: Retry → Health → Timeout → FirstChunk → AttemptLayer → ProviderService
+//!   target (built by `TargetStack`): Retry → Health → Timeout → FirstChunk → AttemptLayer → ProviderService
 //! ```
 
 use std::collections::HashMap;
@@ -16,18 +16,16 @@ use std::time::Duration;
 use http::{Request, Response};
 use lru::LruCache;
 use tower::ServiceBuilder;
-use tower::timeout::TimeoutLayer;
 use tower::util::BoxCloneSyncService;
 use tower_http::catch_panic::CatchPanicLayer;
 use understudy_core::events::SharedObserver;
-use understudy_core::{
-    BoxError, ReplayBody, ReplayLayer, RequestDeadlineLayer, ResponseBody, RouteName, TargetName,
-};
+use understudy_core::{ReplayBody, ReplayLayer, RequestDeadlineLayer, ResponseBody, RouteName};
 use understudy_fallback::{Fallback, FallbackOn, FallbackRules, FirstChunkLayer, Target};
-use understudy_health::{HealthConfigError, HealthLayer, HealthRegistry, ProberHandle};
-use understudy_observe::{AttemptLayer, ObserveLayer};
+use understudy_health::{HealthConfigError, HealthRegistry, ProberHandle};
+use understudy_observe::ObserveLayer;
 use understudy_provider::{ApiKey, ClientConfig, HttpClient, ProviderKind, ProviderService};
-use understudy_retry::{RetryBudget, RetryConfig, RetryLayer};
+use understudy_retry::{RetryBudget, RetryConfig};
+use understudy_stack::{TargetService, TargetStack};
 
 use crate::app::ChatService;
 use crate::body_timeout::BodyTimeoutLayer;
@@ -35,8 +33,6 @@ use crate::config::{self, Config, ProviderConfig};
 use crate::router::{DirectTargets, ModelRouter};
 use crate::shed::ShedLayer;
 
-/// One target's stack, boxed.
-pub type TargetService = BoxCloneSyncService<Request<ReplayBody>, Response<ResponseBody>, BoxError>;
 /// One route's selector, boxed.
 pub type RouteService =
     BoxCloneSyncService<Request<ReplayBody>, Response<ResponseBody>, Infallible>;
@@ -97,8 +93,6 @@ struct Provider {
 struct Parts {
     registry: HealthRegistry,
     observer: SharedObserver,
-    /// The observer of stream breaks after the commit: telemetry and health.
-    stream_observer: SharedObserver,
     retry: RetryConfig,
     /// `server.max_event_bytes`.
     max_event_bytes: usize,
@@ -153,30 +147,17 @@ impl Parts {
         };
         let service = self.provider_service(provider, model)?;
         let config = &provider.config;
-        let name: Arc<str> = Arc::from(config.name.as_str());
-        let stack = ServiceBuilder::new()
-            .layer(
-                RetryLayer::new(self.retry)
-                    .budget(provider.budget.clone())
-                    .provider(name.clone())
-                    .observer(self.observer.clone()),
-            )
-            .layer(HealthLayer::new(self.registry.clone(), name.clone()))
-            .layer(TimeoutLayer::new(Duration::from_millis(config.timeout_ms)))
-            .layer(
+        Ok(TargetStack::new(config.name.as_str(), model, service)
+            .retry(self.retry)
+            .budget(provider.budget.clone())
+            .health(&self.registry)
+            .timeout(Duration::from_millis(config.timeout_ms))
+            .first_chunk(
                 FirstChunkLayer::new(Duration::from_millis(config.first_chunk_timeout_ms))
-                    .max_event_bytes(self.max_event_bytes)
-                    .observer(self.stream_observer.clone()),
+                    .max_event_bytes(self.max_event_bytes),
             )
-            .layer(
-                AttemptLayer::new(name.clone(), model.to_owned())
-                    .with_observer(self.observer.clone()),
-            )
-            .service(service);
-        Ok(Target::new(
-            TargetName::new(name, model.to_owned()),
-            TargetService::new(stack),
-        ))
+            .telemetry(&self.observer)
+            .build())
     }
 }
 
@@ -197,7 +178,6 @@ pub fn build(
         .max_ejection(Duration::from_secs(health.max_ejection_secs))
         .build()?;
     let registry = HealthRegistry::with_observer(health_config, observer.clone());
-    let stream_observer: SharedObserver = Arc::new((observer.clone(), registry.clone()));
 
     let retry = &config.retry;
     let retry_config = RetryConfig::default()
@@ -234,7 +214,6 @@ pub fn build(
     let parts = Arc::new(Parts {
         registry: registry.clone(),
         observer: observer.clone(),
-        stream_observer,
         retry: retry_config,
         max_event_bytes: config.server.max_event_bytes,
         providers,

@@ -95,7 +95,10 @@ impl AttemptLayer {
     /// stack the same one.
     #[must_use]
     pub fn classifier(self, classifier: impl Classify) -> Self {
-        self.rebuild(self.shared.observer.clone(), SharedClassifier::new(classifier))
+        self.rebuild(
+            self.shared.observer.clone(),
+            SharedClassifier::new(classifier),
+        )
     }
 
     fn rebuild(&self, observer: Option<SharedObserver>, classifier: SharedClassifier) -> Self {

@@ -218,8 +218,8 @@ impl<S> TargetStack<S> {
             layer
         });
         let attempt = telemetry.map(|observer| {
-            let mut layer = AttemptLayer::new(provider.clone(), name.model.clone())
-                .with_observer(observer);
+            let mut layer =
+                AttemptLayer::new(provider.clone(), name.model.clone()).with_observer(observer);
             if let Some(classifier) = &classifier {
                 layer = layer.classifier(classifier.clone());
             }

@@ -91,8 +91,12 @@ use crate::outcome::{ClientErrorKind, FailureKind, Outcome};
 pub trait Classify: Send + Sync + 'static {
     /// Classifies a response from its status, headers and, if it was read,
     /// its body.
-    fn classify_parts(&self, status: StatusCode, headers: &HeaderMap, body: Option<&[u8]>)
-    -> Outcome;
+    fn classify_parts(
+        &self,
+        status: StatusCode,
+        headers: &HeaderMap,
+        body: Option<&[u8]>,
+    ) -> Outcome;
 
     /// Classifies an error the attempt failed with, looking through its
     /// source chain.

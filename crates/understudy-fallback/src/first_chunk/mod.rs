@@ -27,8 +27,7 @@ use understudy_core::sse::{DEFAULT_MAX_EVENT_BYTES, SseDecoder};
 use understudy_core::time::saturating_add;
 use understudy_core::{
     BoxError, ClassifiedError, Classify, FailureKind, Outcome, ResponseBody, SharedClassifier,
-    TargetName,
-    cause_ref,
+    TargetName, cause_ref,
 };
 
 use self::body::CommittedBody;
