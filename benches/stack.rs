@@ -26,11 +26,10 @@ use understudy::health::{HealthConfig, HealthLayer, HealthRegistry};
 use understudy::observe::{AttemptLayer, ObserveLayer, Telemetry};
 use understudy::provider::anthropic::AnthropicStreamTranslator;
 use understudy::retry::{RetryConfig, RetryLayer};
+use understudy::stack::{TargetService, TargetStack};
 
 const PROMPT: &[u8] = br#"{"model":"chat","messages":[{"role":"system","content":"You are terse."},{"role":"user","content":"Say hello."}],"temperature":0.2,"max_tokens":64}"#;
 const ANSWER: &[u8] = br#"{"id":"chatcmpl-1","object":"chat.completion","created":1700000000,"model":"m","choices":[{"index":0,"message":{"role":"assistant","content":"Hello."},"finish_reason":"stop"}],"usage":{"prompt_tokens":20,"completion_tokens":2,"total_tokens":22}}"#;
-
-type Target_ = BoxCloneSyncService<Request<ReplayBody>, Response<ResponseBody>, BoxError>;
 
 /// A provider that answers at once.
 fn instant()
@@ -49,20 +48,14 @@ fn instant()
     })
 }
 
-fn target(registry: &HealthRegistry, name: &'static str) -> Target<Target_> {
-    let observer = Telemetry::new().into_shared();
-    let stack = ServiceBuilder::new()
-        .layer(
-            RetryLayer::new(RetryConfig::default())
-                .provider(name)
-                .observer(observer.clone()),
-        )
-        .layer(HealthLayer::new(registry.clone(), name))
-        .layer(tower::timeout::TimeoutLayer::new(Duration::from_secs(30)))
-        .layer(FirstChunkLayer::new(Duration::from_secs(15)).observer(observer.clone()))
-        .layer(AttemptLayer::new(name, "m").with_observer(observer))
-        .service(instant());
-    Target::new(TargetName::new(name, "m"), Target_::new(stack))
+fn target(registry: &HealthRegistry, name: &'static str) -> Target<TargetService> {
+    TargetStack::new(name, "m", instant())
+        .retry(RetryConfig::default())
+        .health(registry)
+        .timeout(Duration::from_secs(30))
+        .first_chunk(Duration::from_secs(15))
+        .telemetry(&Telemetry::new().into_shared())
+        .build()
 }
 
 fn request() -> Request<Full<Bytes>> {
@@ -226,7 +219,7 @@ fn stack(c: &mut Criterion) {
         Fallback::builder()
             .target(Target::new(
                 TargetName::new("primary", "m"),
-                Target_::new(instant().map_err(BoxError::from))
+                TargetService::new(instant().map_err(BoxError::from))
             ))
             .build()
     );

@@ -24,7 +24,6 @@
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
 use std::process::ExitCode;
-use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
@@ -34,22 +33,21 @@ use axum::response::Response as AxumResponse;
 use axum::routing::{get, post_service};
 use axum::serve::ListenerExt;
 use bytes::Bytes;
-use http::{HeaderValue, Request, Response};
+use http::{HeaderValue, Request};
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use tokio::net::TcpListener;
 use tower::ServiceBuilder;
-use tower::timeout::TimeoutLayer;
-use tower::util::BoxCloneSyncService;
 use understudy::core::events::SharedObserver;
-use understudy::core::{BoxError, ReplayBody, ReplayLayer, ResponseBody, TargetName};
-use understudy::fallback::{Fallback, FirstChunkLayer, Target};
-use understudy::health::{HealthConfig, HealthLayer, HealthRegistry};
-use understudy::observe::{AttemptLayer, ObserveLayer, Telemetry};
+use understudy::core::{BoxError, ReplayLayer};
+use understudy::fallback::{Fallback, Target};
+use understudy::health::{HealthConfig, HealthRegistry};
+use understudy::observe::{ObserveLayer, Telemetry};
 use understudy::provider::{ClientConfig, HttpClient, ProviderService};
-use understudy::retry::{RetryConfig, RetryLayer};
+use understudy::retry::RetryConfig;
+use understudy::stack::{TargetService, TargetStack};
 use understudy_mock::{Fault, FaultMode, FaultRule, MockConfig, MockProvider};
 
 /// Runs the example on its own runtime.
@@ -74,10 +72,6 @@ pub fn main() -> ExitCode {
     }
 }
 
-/// A target stack, boxed so that targets of different shapes (say an
-/// Anthropic provider with other timeouts) fit in one `Fallback`.
-type TargetStack = BoxCloneSyncService<Request<ReplayBody>, Response<ResponseBody>, BoxError>;
-
 /// One provider's stack: everything below `Fallback` for one target.
 ///
 /// All targets share the HTTP client (one connection pool), the health
@@ -89,31 +83,23 @@ fn target(
     provider: &str,
     base_url: &str,
     model: &str,
-) -> Result<Target<TargetStack>, BoxError> {
-    let name: Arc<str> = Arc::from(provider);
+) -> Result<Target<TargetService>, BoxError> {
     // `None`: no API key. A real provider gets `Some(ApiKey::new(key))`.
     let upstream = ProviderService::openai(client.clone(), base_url, None, model)?;
-    let stack = ServiceBuilder::new()
+    Ok(TargetStack::new(provider, model, upstream)
         // Retries this target (here once) before Fallback moves on.
-        .layer(
-            RetryLayer::new(RetryConfig::default().max_retries(1))
-                .provider(name.clone())
-                .observer(observer.clone()),
-        )
-        // Refuses while the provider is ejected; records every outcome.
-        .layer(HealthLayer::new(registry.clone(), name.clone()))
+        .retry(RetryConfig::default().max_retries(1))
+        // Refuses while the provider is ejected; records every outcome,
+        // streams that break after the commit included.
+        .health(registry)
         // One attempt's time limit: a hanging provider is a failure.
-        .layer(TimeoutLayer::new(Duration::from_secs(10)))
+        .timeout(Duration::from_secs(10))
         // The commit point: bodies read whole, streams held until their
         // first content chunk, so a failure before it still fails over.
-        .layer(FirstChunkLayer::new(Duration::from_secs(5)).observer(observer.clone()))
-        // An llm.attempt span and the attempt metrics.
-        .layer(AttemptLayer::new(name.clone(), model.to_owned()).with_observer(observer.clone()))
-        .service(upstream);
-    Ok(Target::new(
-        TargetName::new(name, model.to_owned()),
-        TargetStack::new(stack),
-    ))
+        .first_chunk(Duration::from_secs(5))
+        // Retry and break events, an llm.attempt span and attempt metrics.
+        .telemetry(observer)
+        .build())
 }
 
 /// The app's own middleware: a header on every response, the chat route's

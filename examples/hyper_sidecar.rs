@@ -18,7 +18,6 @@
 
 use std::convert::Infallible;
 use std::process::ExitCode;
-use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -32,21 +31,19 @@ use hyper_util::server::conn::auto;
 use hyper_util::service::TowerToHyperService;
 use tokio::net::{TcpListener, TcpStream};
 use tower::ServiceBuilder;
-use tower::timeout::TimeoutLayer;
 use tower::util::BoxCloneSyncService;
 use understudy::core::events::SharedObserver;
-use understudy::core::{BoxError, ReplayBody, ReplayLayer, ResponseBody, TargetName};
-use understudy::fallback::{Fallback, FirstChunkLayer, Target};
-use understudy::health::{HealthConfig, HealthLayer, HealthRegistry};
-use understudy::observe::{AttemptLayer, ObserveLayer, Telemetry};
+use understudy::core::{BoxError, ReplayLayer, ResponseBody};
+use understudy::fallback::{Fallback, Target};
+use understudy::health::{HealthConfig, HealthRegistry};
+use understudy::observe::{ObserveLayer, Telemetry};
 use understudy::provider::{ClientConfig, HttpClient, ProviderService};
-use understudy::retry::{RetryConfig, RetryLayer};
+use understudy::retry::RetryConfig;
+use understudy::stack::{TargetService, TargetStack};
 use understudy_mock::{Fault, MockConfig, MockProvider};
 
 /// The whole stack, as hyper serves it.
 type ChatStack = BoxCloneSyncService<Request<Incoming>, Response<ResponseBody>, Infallible>;
-/// One target's stack.
-type TargetStack = BoxCloneSyncService<Request<ReplayBody>, Response<ResponseBody>, BoxError>;
 
 /// Runs the example on its own runtime.
 pub fn main() -> ExitCode {
@@ -79,24 +76,23 @@ fn target(
     provider: &str,
     base_url: &str,
     model: &str,
-) -> Result<Target<TargetStack>, BoxError> {
-    let name: Arc<str> = Arc::from(provider);
+) -> Result<Target<TargetService>, BoxError> {
+    // `None`: no API key. A real provider gets `Some(ApiKey::new(key))`.
     let upstream = ProviderService::openai(client.clone(), base_url, None, model)?;
-    let stack = ServiceBuilder::new()
-        .layer(
-            RetryLayer::new(RetryConfig::default().max_retries(1))
-                .provider(name.clone())
-                .observer(observer.clone()),
-        )
-        .layer(HealthLayer::new(registry.clone(), name.clone()))
-        .layer(TimeoutLayer::new(Duration::from_secs(10)))
-        .layer(FirstChunkLayer::new(Duration::from_secs(5)).observer(observer.clone()))
-        .layer(AttemptLayer::new(name.clone(), model.to_owned()).with_observer(observer.clone()))
-        .service(upstream);
-    Ok(Target::new(
-        TargetName::new(name, model.to_owned()),
-        TargetStack::new(stack),
-    ))
+    Ok(TargetStack::new(provider, model, upstream)
+        // Retries this target (here once) before Fallback moves on.
+        .retry(RetryConfig::default().max_retries(1))
+        // Refuses while the provider is ejected; records every outcome,
+        // streams that break after the commit included.
+        .health(registry)
+        // One attempt's time limit: a hanging provider is a failure.
+        .timeout(Duration::from_secs(10))
+        // The commit point: bodies read whole, streams held until their
+        // first content chunk, so a failure before it still fails over.
+        .first_chunk(Duration::from_secs(5))
+        // Retry and break events, an llm.attempt span and attempt metrics.
+        .telemetry(observer)
+        .build())
 }
 
 /// Serves one connection, HTTP/1.1 (or HTTP/2 when the client speaks it),

@@ -54,3 +54,8 @@ pub use understudy_stack as stack;
 #[cfg(feature = "stack")]
 #[doc(inline)]
 pub use understudy_stack::TargetStack;
+
+/// The README's examples, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

@@ -14,12 +14,13 @@ use http::{Request, Response, StatusCode};
 use http_body::{Body, Frame};
 use http_body_util::BodyExt;
 use tokio_test::{assert_pending, assert_ready};
-use tower::{ServiceBuilder, ServiceExt};
+use tower::ServiceExt;
 use tower_test::mock;
-use understudy::core::{BoxError, ReplayBody, ResponseBody, TargetName};
-use understudy::fallback::{Fallback, FirstChunkLayer, Target};
-use understudy::health::{HealthConfig, HealthLayer, HealthRegistry};
+use understudy::core::{ReplayBody, ResponseBody, TargetName};
+use understudy::fallback::{Fallback, Target};
+use understudy::health::{HealthConfig, HealthRegistry};
 use understudy::retry::{RetryConfig, RetryLayer};
+use understudy::stack::{TargetService, TargetStack};
 
 type Provider = mock::Mock<Request<ReplayBody>, Response<ResponseBody>>;
 type ProviderHandle = mock::Handle<Request<ReplayBody>, Response<ResponseBody>>;
@@ -27,30 +28,23 @@ type ProviderHandle = mock::Handle<Request<ReplayBody>, Response<ResponseBody>>;
 const FIRST_CHUNK_TIMEOUT: Duration = Duration::from_secs(2);
 const REQUEST: &str = r#"{"model":"chat","messages":[{"role":"user","content":"hi"}]}"#;
 
-type TargetStack =
-    tower::util::BoxCloneSyncService<Request<ReplayBody>, Response<ResponseBody>, BoxError>;
-
 /// One target: retry → health → the commit point → the stand-in provider.
 fn target(
     name: &'static str,
     provider: Provider,
     registry: &HealthRegistry,
     retry: RetryConfig,
-) -> Target<TargetStack> {
-    let stack = ServiceBuilder::new()
+) -> Target<TargetService> {
+    TargetStack::new(name, format!("{name}-model"), provider)
         // Half the backoff ceiling, every time: the waits are exact.
-        .layer(RetryLayer::new(retry).provider(name).jitter(|| 0.5))
-        .layer(HealthLayer::new(registry.clone(), name))
-        .layer(FirstChunkLayer::new(FIRST_CHUNK_TIMEOUT))
-        .service(provider);
-    Target::new(
-        TargetName::new(name, format!("{name}-model")),
-        TargetStack::new(stack),
-    )
+        .retry(RetryLayer::new(retry).jitter(|| 0.5))
+        .health(registry)
+        .first_chunk(FIRST_CHUNK_TIMEOUT)
+        .build()
 }
 
 struct Stack {
-    fallback: Fallback<TargetStack>,
+    fallback: Fallback<TargetService>,
     primary: ProviderHandle,
     backup: ProviderHandle,
     registry: HealthRegistry,
