@@ -17,7 +17,6 @@
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
 use std::convert::Infallible;
-use std::process::ExitCode;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -32,68 +31,17 @@ use hyper_util::service::TowerToHyperService;
 use tokio::net::{TcpListener, TcpStream};
 use tower::ServiceBuilder;
 use tower::util::BoxCloneSyncService;
-use understudy::core::events::SharedObserver;
 use understudy::core::{BoxError, ReplayLayer, ResponseBody};
-use understudy::fallback::{Fallback, Target};
+use understudy::fallback::Fallback;
 use understudy::health::{HealthConfig, HealthRegistry};
 use understudy::observe::{ObserveLayer, Telemetry};
 use understudy::provider::{ClientConfig, HttpClient, ProviderService};
 use understudy::retry::RetryConfig;
-use understudy::stack::{TargetService, TargetStack};
+use understudy::stack::TargetStack;
 use understudy_mock::{Fault, MockConfig, MockProvider};
 
 /// The whole stack, as hyper serves it.
 type ChatStack = BoxCloneSyncService<Request<Incoming>, Response<ResponseBody>, Infallible>;
-
-/// Runs the example on its own runtime.
-pub fn main() -> ExitCode {
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-    {
-        Ok(runtime) => runtime,
-        Err(error) => {
-            eprintln!("could not start the runtime: {error}");
-            return ExitCode::FAILURE;
-        }
-    };
-    match runtime.block_on(run()) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(error) => {
-            eprintln!("hyper_sidecar failed: {error}");
-            ExitCode::FAILURE
-        }
-    }
-}
-
-/// One provider's stack: retry → health → attempt timeout → commit point →
-/// attempt telemetry → the provider.
-fn target(
-    client: &HttpClient,
-    registry: &HealthRegistry,
-    observer: &SharedObserver,
-    provider: &str,
-    base_url: &str,
-    model: &str,
-) -> Result<Target<TargetService>, BoxError> {
-    // `None`: no API key. A real provider gets `Some(ApiKey::new(key))`.
-    let upstream = ProviderService::openai(client.clone(), base_url, None, model)?;
-    Ok(TargetStack::new(provider, model, upstream)
-        // Retries this target (here once) before Fallback moves on.
-        .retry(RetryConfig::default().max_retries(1))
-        // Refuses while the provider is ejected; records every outcome,
-        // streams that break after the commit included.
-        .health(registry)
-        // One attempt's time limit: a hanging provider is a failure.
-        .timeout(Duration::from_secs(10))
-        // The commit point: bodies read whole, streams held until their
-        // first content chunk, so a failure before it still fails over.
-        .first_chunk(Duration::from_secs(5))
-        // Retry and break events, an llm.attempt span and attempt metrics.
-        .telemetry(observer)
-        .build())
-}
 
 /// Serves one connection, HTTP/1.1 (or HTTP/2 when the client speaks it),
 /// until the client closes it.
@@ -103,7 +51,9 @@ async fn serve_connection(tcp: TcpStream, stack: ChatStack) {
         .await;
 }
 
-async fn run() -> Result<(), BoxError> {
+/// Runs the example; an error ends it with a non-zero status.
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+pub async fn main() -> Result<(), BoxError> {
     let primary =
         MockProvider::start(MockConfig::openai().name("primary").fault(Fault::Refuse)).await?;
     let backup = MockProvider::start(MockConfig::openai().name("backup")).await?;
@@ -114,23 +64,23 @@ async fn run() -> Result<(), BoxError> {
         observer.clone(),
     );
     let client = HttpClient::new(ClientConfig::new().connect_timeout(Duration::from_secs(2)))?;
+    // Each target: retry (once) → health → a 10 s attempt timeout → the
+    // commit point (5 s to the first chunk) → attempt telemetry → the
+    // provider. `None`: no API key; a real provider gets
+    // `Some(ApiKey::new(key))`.
+    let target = |name: &str, base_url: &str, model: &str| -> Result<_, BoxError> {
+        let upstream = ProviderService::openai(client.clone(), base_url, None, model)?;
+        Ok(TargetStack::new(name, model, upstream)
+            .retry(RetryConfig::default().max_retries(1))
+            .health(&registry)
+            .timeout(Duration::from_secs(10))
+            .first_chunk(Duration::from_secs(5))
+            .telemetry(&observer)
+            .build())
+    };
     let fallback = Fallback::builder()
-        .target(target(
-            &client,
-            &registry,
-            &observer,
-            "primary",
-            &primary.base_url(),
-            "big-model",
-        )?)
-        .target(target(
-            &client,
-            &registry,
-            &observer,
-            "backup",
-            &backup.base_url(),
-            "small-model",
-        )?)
+        .target(target("primary", &primary.base_url(), "big-model")?)
+        .target(target("backup", &backup.base_url(), "small-model")?)
         .availability(registry.clone())
         .observer(observer.clone())
         .build();

@@ -32,5 +32,7 @@ fn axum_app_serves_chat_next_to_its_own_routes() {
 
 #[test]
 fn hyper_sidecar_serves_chat_without_axum() {
-    assert!(succeeded(hyper_sidecar::main()));
+    if let Err(error) = hyper_sidecar::main() {
+        panic!("hyper_sidecar failed: {error}");
+    }
 }
