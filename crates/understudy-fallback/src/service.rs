@@ -94,6 +94,32 @@ struct Shared<S> {
 }
 
 /// Builds a [`Fallback`].
+///
+/// # Example
+///
+/// ```
+/// use http::{Request, Response};
+/// use tower::service_fn;
+/// use tower::util::BoxCloneSyncService;
+/// use understudy_core::{BoxError, Outcome, ReplayBody, ResponseBody, TargetName};
+/// use understudy_fallback::{Fallback, FallbackOn, FallbackRules, Target};
+///
+/// type Service = BoxCloneSyncService<Request<ReplayBody>, Response<ResponseBody>, BoxError>;
+///
+/// let answer = || {
+///     Service::new(service_fn(|_: Request<ReplayBody>| async {
+///         Ok::<_, BoxError>(Response::new(ResponseBody::from("{}")))
+///     }))
+/// };
+/// let fallback: Fallback<Service> = Fallback::builder()
+///     .target(Target::new(TargetName::new("openai", "gpt-4o"), answer()))
+///     .target(Target::new(TargetName::new("anthropic", "claude-sonnet-4"), answer()))
+///     // Also move on when the prompt is too long for the first model.
+///     .policy(FallbackRules::default().on(FallbackOn::ContextLength))
+///     .build();
+/// assert_eq!(fallback.targets().len(), 2);
+/// assert!(fallback.policy().fails_over(&Outcome::Unavailable));
+/// ```
 pub struct FallbackBuilder<S> {
     targets: Vec<Target<S>>,
     policy: Arc<dyn FallbackPolicy>,

@@ -80,6 +80,29 @@ impl HealthConfig {
 }
 
 /// Builds a [`HealthConfig`], checking its values.
+///
+/// # Example
+///
+/// ```
+/// use std::time::Duration;
+///
+/// use understudy_health::HealthConfig;
+///
+/// let config = HealthConfig::builder()
+///     .consecutive_failures(3)
+///     .base_ejection(Duration::from_secs(10))
+///     .max_ejection(Duration::from_secs(300))
+///     .build()
+///     .unwrap();
+/// assert_eq!(config.consecutive_failures(), 3);
+///
+/// // A cap below the base is refused, not silently raised.
+/// let refused = HealthConfig::builder()
+///     .base_ejection(Duration::from_secs(60))
+///     .max_ejection(Duration::from_secs(10))
+///     .build();
+/// assert!(refused.is_err());
+/// ```
 #[derive(Clone, Copy, Debug)]
 pub struct HealthConfigBuilder(HealthConfig);
 

@@ -12,6 +12,36 @@ use crate::service::{Retry, Shared};
 
 /// Applies [`Retry`] to a target's service. Every service it builds shares
 /// one [`RetryBudget`].
+///
+/// # Example
+///
+/// ```
+/// use std::sync::Arc;
+/// use std::sync::atomic::{AtomicU32, Ordering};
+/// use std::time::Duration;
+///
+/// use http::{Request, Response};
+/// use tower::{Layer, ServiceExt, service_fn};
+/// use understudy_core::ReplayBody;
+/// use understudy_retry::{RetryConfig, RetryLayer};
+///
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+/// # async fn main() {
+/// // A provider that answers 503 once, then 200.
+/// let calls = Arc::new(AtomicU32::new(0));
+/// let seen = calls.clone();
+/// let provider = service_fn(move |_: Request<ReplayBody>| {
+///     let status = if seen.fetch_add(1, Ordering::SeqCst) == 0 { 503 } else { 200 };
+///     async move { Ok::<_, std::convert::Infallible>(Response::builder().status(status).body(()).unwrap()) }
+/// });
+/// let config = RetryConfig::default().max_retries(2).base_delay(Duration::from_millis(100));
+/// let service = RetryLayer::new(config).provider("openai").layer(provider);
+///
+/// let response = service.oneshot(Request::new(ReplayBody::from("{}"))).await.unwrap();
+/// assert_eq!(response.status(), 200);
+/// assert_eq!(calls.load(Ordering::SeqCst), 2);
+/// # }
+/// ```
 #[derive(Clone)]
 pub struct RetryLayer {
     shared: Arc<Shared>,

@@ -19,6 +19,41 @@ use crate::names::{ALERT_DELIVERY_FAILURES_TOTAL, ALERTS_DROPPED_TOTAL};
 const MAX_SUBJECTS: usize = 1024;
 
 /// Configures and starts an [`Alerts`] dispatcher.
+///
+/// # Example
+///
+/// ```
+/// use std::time::Duration;
+///
+/// use understudy_observe::{Alert, AlertSink, Alerts, DeliverFuture};
+///
+/// #[derive(Debug)]
+/// struct Stdout;
+///
+/// impl AlertSink for Stdout {
+///     fn name(&self) -> &'static str {
+///         "stdout"
+///     }
+///
+///     fn deliver<'a>(&'a self, alert: &'a Alert) -> DeliverFuture<'a> {
+///         Box::pin(async move {
+///             println!("{}", alert.text());
+///             Ok(())
+///         })
+///     }
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// // One alert per provider and kind every five minutes, at most.
+/// let alerts = Alerts::builder()
+///     .sink(Stdout)
+///     .min_interval(Duration::from_secs(300))
+///     .queue_capacity(64)
+///     .spawn();
+/// assert_eq!(alerts.dropped(), 0);
+/// # }
+/// ```
 #[must_use]
 pub struct AlertsBuilder {
     sinks: Vec<Arc<dyn AlertSink>>,
