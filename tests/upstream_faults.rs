@@ -3,107 +3,23 @@
 //! reach the caller as an answer, from the backup when there is one.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::convert::Infallible;
-use std::net::SocketAddr;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
+mod support;
+
 use std::time::Duration;
 
-use bytes::Bytes;
-use http::{Request, Response, StatusCode};
-use http_body_util::{BodyExt, Full};
-use hyper::body::Incoming;
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use tokio::net::TcpListener;
-use tower::{ServiceBuilder, ServiceExt};
-use understudy::core::{BoxError, ProviderState, ReplayBody, ResponseBody, TargetName};
-use understudy::fallback::{Fallback, FirstChunkLayer, Target};
-use understudy::health::{HealthConfig, HealthLayer, HealthRegistry};
+use http::StatusCode;
+use tower::ServiceExt;
+use understudy::core::ProviderState;
+use understudy::fallback::{Fallback, Target};
+use understudy::health::{HealthConfig, HealthRegistry};
 use understudy::provider::{ApiKey, ClientConfig, HttpClient, ProviderService};
 use understudy::retry::{RetryConfig, RetryLayer};
+use understudy::stack::{TargetService, TargetStack};
 
-type TargetStack =
-    tower::util::BoxCloneSyncService<Request<ReplayBody>, Response<ResponseBody>, BoxError>;
+use self::support::{Canned, Upstream, request, text};
 
 const COMPLETION: &str = r#"{"id":"chatcmpl-1","object":"chat.completion","created":1,"model":"m","choices":[{"index":0,"message":{"role":"assistant","content":"Hello from the backup."},"finish_reason":"stop"}]}"#;
 const BAD_KEY: &str = r#"{"error":{"message":"Incorrect API key provided: sk-abc***xyz","type":"invalid_request_error","param":null,"code":"invalid_api_key"}}"#;
-
-/// One canned upstream answer: status, headers, body chunks.
-#[derive(Clone)]
-struct Canned {
-    status: u16,
-    headers: Vec<(&'static str, &'static str)>,
-    body: Vec<Bytes>,
-}
-
-impl Canned {
-    fn new(status: u16, content_type: &'static str, body: &[u8]) -> Self {
-        Self {
-            status,
-            headers: vec![("content-type", content_type)],
-            body: vec![Bytes::copy_from_slice(body)],
-        }
-    }
-
-    fn json(status: u16, body: &str) -> Self {
-        Self::new(status, "application/json", body.as_bytes())
-    }
-
-    fn header(mut self, name: &'static str, value: &'static str) -> Self {
-        self.headers.push((name, value));
-        self
-    }
-}
-
-/// A loopback server answering every request with `canned`, counting them.
-struct Upstream {
-    addr: SocketAddr,
-    hits: Arc<AtomicU32>,
-}
-
-impl Upstream {
-    async fn start(canned: Canned) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let hits = Arc::new(AtomicU32::new(0));
-        let counted = hits.clone();
-        tokio::spawn(async move {
-            while let Ok((stream, _)) = listener.accept().await {
-                let canned = canned.clone();
-                let hits = counted.clone();
-                tokio::spawn(async move {
-                    let service = hyper::service::service_fn(move |request: Request<Incoming>| {
-                        let canned = canned.clone();
-                        hits.fetch_add(1, Ordering::SeqCst);
-                        async move {
-                            // Read the request whole before answering.
-                            let _ = request.into_body().collect().await;
-                            let body: Bytes = canned.body.concat().into();
-                            let mut response = Response::new(Full::new(body));
-                            *response.status_mut() = StatusCode::from_u16(canned.status).unwrap();
-                            for (name, value) in &canned.headers {
-                                response.headers_mut().append(*name, value.parse().unwrap());
-                            }
-                            Ok::<_, Infallible>(response)
-                        }
-                    });
-                    let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
-                });
-            }
-        });
-        Self { addr, hits }
-    }
-
-    fn base_url(&self) -> String {
-        format!("http://{}/v1", self.addr)
-    }
-
-    fn hits(&self) -> u32 {
-        self.hits.load(Ordering::SeqCst)
-    }
-}
 
 /// One target as the gateway builds it: retry → health → first chunk →
 /// the OpenAI-compatible provider.
@@ -111,7 +27,7 @@ fn target(
     name: &'static str,
     upstream: &Upstream,
     registry: &HealthRegistry,
-) -> Target<TargetStack> {
+) -> Target<TargetService> {
     let client = HttpClient::new(ClientConfig::default()).unwrap();
     let provider = ProviderService::openai(
         client,
@@ -120,16 +36,11 @@ fn target(
         "m",
     )
     .unwrap();
-    let stack = ServiceBuilder::new()
-        .layer(
-            RetryLayer::new(RetryConfig::default().max_retries(2))
-                .provider(name)
-                .jitter(|| 0.0),
-        )
-        .layer(HealthLayer::new(registry.clone(), name))
-        .layer(FirstChunkLayer::new(Duration::from_secs(10)))
-        .service(provider);
-    Target::new(TargetName::new(name, "m"), TargetStack::new(stack))
+    TargetStack::new(name, "m", provider)
+        .retry(RetryLayer::new(RetryConfig::default().max_retries(2)).jitter(|| 0.0))
+        .health(registry)
+        .first_chunk(Duration::from_secs(10))
+        .build()
 }
 
 fn registry() -> HealthRegistry {
@@ -139,21 +50,6 @@ fn registry() -> HealthRegistry {
             .build()
             .unwrap(),
     )
-}
-
-fn request(stream: bool) -> Request<ReplayBody> {
-    let body = format!(
-        r#"{{"model":"chat","stream":{stream},"messages":[{{"role":"user","content":"hi"}}]}}"#
-    );
-    Request::post("/v1/chat/completions")
-        .header("content-type", "application/json")
-        .body(ReplayBody::from(body))
-        .unwrap()
-}
-
-async fn text(response: Response<ResponseBody>) -> String {
-    let bytes = response.into_body().collect().await.unwrap().to_bytes();
-    String::from_utf8_lossy(&bytes).into_owned()
 }
 
 fn snapshot(registry: &HealthRegistry, name: &str) -> understudy::health::ProviderSnapshot {
