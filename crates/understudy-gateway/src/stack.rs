@@ -26,7 +26,7 @@ use understudy_core::{
 use understudy_fallback::{Fallback, FallbackOn, FallbackPolicy, FirstChunkLayer, Target};
 use understudy_health::{HealthConfigError, HealthLayer, HealthRegistry, ProberHandle};
 use understudy_observe::{AttemptLayer, ObserveLayer};
-use understudy_provider::{ApiKey, ClientConfig, HttpClient, ProviderKind, ProviderService};
+use understudy_provider::{ApiKey, ClientConfig, HttpClient, ProviderService};
 use understudy_retry::{RetryBudget, RetryConfig, RetryLayer};
 
 use crate::app::ChatService;
@@ -116,13 +116,9 @@ impl Parts {
         model: &str,
     ) -> Result<ProviderService, BuildError> {
         let config = &provider.config;
-        let kind = match config.kind {
-            config::ProviderKind::OpenAi => ProviderKind::OpenAi,
-            config::ProviderKind::Anthropic => ProviderKind::Anthropic,
-        };
         ProviderService::new(
             provider.client.clone(),
-            kind,
+            config.kind,
             &config.base_url,
             provider.key.clone(),
             model.to_owned(),
