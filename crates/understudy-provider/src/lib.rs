@@ -78,7 +78,7 @@ pub use rustls::pki_types::CertificateDer;
 
 pub use self::client::{ClientBuildError, ClientConfig, HttpClient};
 pub use self::dialect::{
-    Dialect, DialectOptions, Operation, ProviderKind, Reply, ShapedError, StreamContext,
+    AnswerContext, Dialect, DialectOptions, Operation, ProviderKind, Reply, ShapedError,
     UnknownProviderKind, UpstreamRequest, anthropic, openai,
 };
 pub use self::error::{ConfigError, ProviderError};

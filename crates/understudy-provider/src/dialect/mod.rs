@@ -27,6 +27,7 @@ mod kind;
 pub mod openai;
 
 use std::borrow::Cow;
+use std::sync::Arc;
 
 use bytes::Bytes;
 use http::StatusCode;
@@ -194,10 +195,10 @@ pub trait Dialect: Send + Sync + 'static {
     /// Default: the body as it is.
     fn translate_response(
         &self,
-        operation: Operation,
         body: Bytes,
+        context: &AnswerContext,
     ) -> Result<Bytes, ProviderError> {
-        let _ = operation;
+        let _ = context;
         Ok(body)
     }
 
@@ -211,10 +212,10 @@ pub trait Dialect: Send + Sync + 'static {
     /// [`ClassifiedError`](understudy_core::ClassifiedError)s too (an
     /// in-stream error event classified by what it says); any other error
     /// counts as a transport failure. The body must not buffer more than
-    /// [`StreamContext::max_event_bytes`] of one event.
+    /// [`AnswerContext::max_event_bytes`] of one event.
     ///
     /// Default: the body as it is.
-    fn translate_stream(&self, body: ResponseBody, context: &StreamContext) -> ResponseBody {
+    fn translate_stream(&self, body: ResponseBody, context: &AnswerContext) -> ResponseBody {
         let _ = context;
         body
     }
@@ -336,30 +337,42 @@ pub enum Reply {
     },
 }
 
-/// What [`Dialect::translate_stream`] knows about the stream it
-/// translates.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// What [`Dialect::translate_response`] and [`Dialect::translate_stream`]
+/// know about the request an answer is for.
+#[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
-pub struct StreamContext {
-    /// The operation the stream answers.
+pub struct AnswerContext {
+    /// The operation answered.
     pub operation: Operation,
-    /// The caller asked for usage in the stream: end with a chunk whose
-    /// `usage` is set and whose `choices` are empty.
+    /// The model asked of the provider, for an answer that does not name
+    /// it.
+    pub model: Arc<str>,
+    /// Streams: the caller asked for usage in the stream, a last chunk
+    /// whose `usage` is set and whose `choices` are empty
+    /// (`"stream_options": {"include_usage": true}`).
     pub include_usage: bool,
-    /// The longest line, and the most data of one event, to buffer; more is
-    /// a broken stream.
+    /// Streams: the longest line, and the most data of one event, to
+    /// buffer; more is a broken stream.
     pub max_event_bytes: usize,
 }
 
-impl StreamContext {
-    /// A context for `operation`, with the default bound
+impl AnswerContext {
+    /// A context for an answer to `operation` asked of `model`, without
+    /// the usage chunk, with the default bound
     /// ([`DEFAULT_MAX_EVENT_BYTES`]).
-    pub fn new(operation: Operation, include_usage: bool) -> Self {
+    pub fn new(operation: Operation, model: impl Into<Arc<str>>) -> Self {
         Self {
             operation,
-            include_usage,
+            model: model.into(),
+            include_usage: false,
             max_event_bytes: DEFAULT_MAX_EVENT_BYTES,
         }
+    }
+
+    /// Sets [`include_usage`](Self::include_usage).
+    pub fn with_include_usage(mut self, include_usage: bool) -> Self {
+        self.include_usage = include_usage;
+        self
     }
 
     /// Sets [`max_event_bytes`](Self::max_event_bytes).

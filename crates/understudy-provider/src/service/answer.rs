@@ -2,6 +2,8 @@
 //! and translated, translated as it streams, or shaped as an error; and
 //! the allowlist of the answer headers the caller sees.
 
+use std::sync::Arc;
+
 use http::header::{self, HeaderName};
 use http::response::Parts;
 use http::{HeaderMap, HeaderValue, Response, StatusCode};
@@ -11,7 +13,7 @@ use understudy_core::{BoxError, ClientErrorKind, FailureKind, OpenAiError, Outco
 
 use super::Shared;
 use super::read::{read_bounded, read_limited};
-use crate::dialect::{Operation, ShapedError, StreamContext};
+use crate::dialect::{AnswerContext, Operation, ShapedError};
 use crate::error::{ProviderError, body_error};
 
 /// Headers of an upstream answer passed on to the caller: request ids
@@ -68,9 +70,10 @@ impl Shared {
             let error = ProviderError::invalid_response("a 2xx answer carried an error");
             return Err(error.classified(outcome).into());
         }
+        let context = AnswerContext::new(operation, Arc::clone(&self.model));
         let translated = self
             .dialect
-            .translate_response(operation, bytes)
+            .translate_response(bytes, &context)
             .map_err(|e| e.classified(Outcome::Failure(FailureKind::StreamBroken)))?;
         let mut response = self.answer(head, ResponseBody::full(translated));
         response.headers_mut().insert(
@@ -88,8 +91,9 @@ impl Shared {
         head: &Parts,
         incoming: Incoming,
     ) -> Response<ResponseBody> {
-        let context =
-            StreamContext::new(operation, include_usage).with_max_event_bytes(self.max_event_bytes);
+        let context = AnswerContext::new(operation, Arc::clone(&self.model))
+            .with_include_usage(include_usage)
+            .with_max_event_bytes(self.max_event_bytes);
         let upstream = ResponseBody::new(incoming.map_err(body_error));
         let body = self.dialect.translate_stream(upstream, &context);
         let mut response = self.answer(head, body);

@@ -82,7 +82,7 @@ pub use self::response::{finish_reason, translate_error, translate_response};
 pub use self::stream::{
     AnthropicStreamBody, AnthropicStreamTranslator, DEFAULT_MAX_BYTES_BEFORE_CONTENT,
 };
-use super::{Dialect, Operation, ShapedError, StreamContext, UpstreamRequest, key_header};
+use super::{AnswerContext, Dialect, Operation, ShapedError, UpstreamRequest, key_header};
 use crate::error::{ConfigError, ProviderError};
 use crate::key::ApiKey;
 
@@ -188,15 +188,15 @@ impl Dialect for AnthropicDialect {
 
     fn translate_response(
         &self,
-        operation: Operation,
         body: Bytes,
+        context: &AnswerContext,
     ) -> Result<Bytes, ProviderError> {
-        match operation {
+        match context.operation {
             Operation::ChatCompletions => translate_response(&body, unix_now()),
         }
     }
 
-    fn translate_stream(&self, body: ResponseBody, context: &StreamContext) -> ResponseBody {
+    fn translate_stream(&self, body: ResponseBody, context: &AnswerContext) -> ResponseBody {
         let translator = AnthropicStreamTranslator::new(context.include_usage);
         ResponseBody::new(
             AnthropicStreamBody::new(body, translator).max_event_bytes(context.max_event_bytes),
