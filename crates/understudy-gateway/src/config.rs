@@ -98,15 +98,9 @@ impl Default for ServerConfig {
     }
 }
 
-/// The wire format a provider speaks.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ProviderKind {
-    /// OpenAI and every OpenAI-compatible server.
-    OpenAi,
-    /// Anthropic's Messages API.
-    Anthropic,
-}
+/// The wire format a provider speaks (`kind = "openai"`, `"anthropic"`):
+/// the provider crate's registry of dialects, parsed by its names.
+pub use understudy_provider::ProviderKind;
 
 /// One `[[providers]]` entry.
 #[derive(Clone, Debug, Deserialize)]
@@ -775,6 +769,15 @@ targets = [{ provider = "local", model = "llama3" }]
         assert_eq!(config.providers[0].first_chunk_timeout_ms, 15_000);
         assert!(config.alerts.is_none());
         assert_eq!(config.api_keys(|_| None).unwrap(), [None]);
+    }
+
+    #[test]
+    fn an_unknown_kind_is_an_error_naming_the_known_ones() {
+        let message = error_of(&EXAMPLE.replace(r#"kind = "anthropic""#, r#"kind = "azure""#));
+        assert!(
+            message.contains("unknown provider kind `azure`: expected `openai` or `anthropic`"),
+            "{message}"
+        );
     }
 
     #[test]

@@ -23,7 +23,7 @@ use understudy_core::{ReplayBody, ReplayLayer, RequestDeadlineLayer, ResponseBod
 use understudy_fallback::{Fallback, FallbackOn, FallbackRules, FirstChunkLayer, Target};
 use understudy_health::{HealthConfigError, HealthRegistry, ProberHandle};
 use understudy_observe::ObserveLayer;
-use understudy_provider::{ApiKey, ClientConfig, HttpClient, ProviderKind, ProviderService};
+use understudy_provider::{ApiKey, ClientConfig, HttpClient, ProviderService};
 use understudy_retry::{RetryBudget, RetryConfig};
 use understudy_stack::{TargetService, TargetStack};
 
@@ -110,13 +110,9 @@ impl Parts {
         model: &str,
     ) -> Result<ProviderService, BuildError> {
         let config = &provider.config;
-        let kind = match config.kind {
-            config::ProviderKind::OpenAi => ProviderKind::OpenAi,
-            config::ProviderKind::Anthropic => ProviderKind::Anthropic,
-        };
         ProviderService::new(
             provider.client.clone(),
-            kind,
+            config.kind,
             &config.base_url,
             provider.key.clone(),
             model.to_owned(),

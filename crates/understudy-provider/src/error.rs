@@ -2,6 +2,8 @@
 
 use understudy_core::{BoxError, ClassifiedError, FailureKind, Outcome};
 
+use crate::dialect::Operation;
+
 /// Why a provider service could not be built.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -23,6 +25,14 @@ pub enum ConfigError {
     InvalidHeader {
         /// The header's name as given.
         name: String,
+    },
+    /// The dialect has no endpoint for an operation the service needs.
+    #[error("the `{dialect}` dialect has no endpoint for {operation:?}")]
+    UnsupportedOperation {
+        /// The dialect's name.
+        dialect: String,
+        /// The operation.
+        operation: Operation,
     },
 }
 
@@ -68,13 +78,18 @@ pub enum ProviderError {
 }
 
 impl ProviderError {
-    pub(crate) fn invalid_request(message: impl Into<String>) -> Self {
+    /// The caller's request cannot be sent: `message` says what is wrong,
+    /// naming the field (`` `messages` must be an array ``). The caller gets
+    /// it in a 400.
+    pub fn invalid_request(message: impl Into<String>) -> Self {
         Self::InvalidRequest {
             message: message.into(),
         }
     }
 
-    pub(crate) fn invalid_response(message: impl Into<String>) -> Self {
+    /// The provider answered 2xx with a body its API does not document:
+    /// `message` says what was wrong.
+    pub fn invalid_response(message: impl Into<String>) -> Self {
         Self::InvalidResponse {
             message: message.into(),
         }

@@ -3,17 +3,29 @@
 //! Each target of a fallback route ends in one [`ProviderService`]: the
 //! service that takes the caller's request in OpenAI chat-completions form
 //! (a `Request<ReplayBody>` of JSON) and sends it to one provider and model.
+//! What is particular to a provider's API is its [`Dialect`]; the service
+//! does the rest the same way for all of them.
 //!
 //! - [`HttpClient`]: the one pooled client they share, hyper-util's
 //!   keep-alive pool over rustls (webpki roots, ring), HTTP/1.1 and HTTP/2
 //!   by ALPN, `TCP_NODELAY`, a connect timeout; plain `http://` for local
 //!   servers. Configured by [`ClientConfig`].
-//! - [`ProviderService::openai`]: any OpenAI-compatible server. Only the
-//!   request's `model` changes ([`openai::rewrite_model`]); every other
-//!   field, known or not, passes through as the caller wrote it.
-//! - [`ProviderService::anthropic`]: Anthropic's Messages API, with the
-//!   request, the answer, the stream and the errors translated (the
-//!   [`anthropic`] module says what maps to what, and what is dropped).
+//! - [`Dialect`]: where a request goes, which headers carry the key, and
+//!   how the request, the answer, the stream and the errors are
+//!   translated. Its defaults are the OpenAI-compatible behaviour; the
+//!   [`dialect`] module holds the built-in ones and the helpers a new one
+//!   uses ([`dialect::error_shape`]).
+//! - [`ProviderService::openai`] ([`openai::OpenAiDialect`]): any
+//!   OpenAI-compatible server. Only the request's `model` changes
+//!   ([`openai::rewrite_model`]); every other field, known or not, passes
+//!   through as the caller wrote it.
+//! - [`ProviderService::anthropic`] ([`anthropic::AnthropicDialect`]):
+//!   Anthropic's Messages API, with the request, the answer, the stream and
+//!   the errors translated (the [`anthropic`] module says what maps to
+//!   what, and what is dropped).
+//! - [`ProviderService::with_dialect`]: any other API, by its [`Dialect`].
+//! - [`ProviderKind`]: the built-in dialects by the names a configuration
+//!   uses (`openai`, `anthropic`).
 //! - [`ApiKey`]: the provider's key, injected by the service and never
 //!   printed. The caller's own `Authorization` never goes upstream.
 //!
@@ -56,16 +68,19 @@
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
-pub mod anthropic;
 mod client;
+pub mod dialect;
 mod error;
 mod key;
-pub mod openai;
 mod service;
 
 pub use rustls::pki_types::CertificateDer;
 
 pub use self::client::{ClientBuildError, ClientConfig, HttpClient};
+pub use self::dialect::{
+    AnswerContext, Dialect, DialectOptions, Operation, ProviderKind, Reply, ShapedError,
+    UnknownProviderKind, UpstreamRequest, anthropic, openai,
+};
 pub use self::error::{ConfigError, ProviderError};
 pub use self::key::ApiKey;
-pub use self::service::{ProviderKind, ProviderService, ResponseFuture, UnknownProviderKind};
+pub use self::service::{ProviderService, ResponseFuture};

@@ -1,4 +1,11 @@
-//! The OpenAI-compatible request path: only `model` changes.
+//! The OpenAI-compatible dialect: only `model` changes.
+//!
+//! [`OpenAiDialect`] speaks OpenAI's chat-completions API, which most
+//! servers copy (vLLM, Ollama, Groq, Together, Mistral, `DeepSeek`,
+//! `OpenRouter`, …): requests go to `{base_url}/chat/completions` with
+//! `Authorization: Bearer <key>`, and answers, streams and errors already
+//! have the shape the caller expects. It uses every default of
+//! [`Dialect`].
 //!
 //! A request for an OpenAI-compatible server is the caller's own bytes with
 //! the top-level `model` value replaced. [`rewrite_model`] finds that value
@@ -11,7 +18,41 @@
 use bytes::Bytes;
 use serde_json::Value;
 
+use super::Dialect;
 use crate::error::ProviderError;
+
+/// The dialect of OpenAI's chat-completions API and the servers compatible
+/// with it: the defaults of [`Dialect`], named `openai`.
+///
+/// ```
+/// use understudy_provider::dialect::openai::OpenAiDialect;
+/// use understudy_provider::dialect::{Dialect, Operation, Reply};
+///
+/// let dialect = OpenAiDialect::new();
+/// assert_eq!(dialect.endpoint(Operation::ChatCompletions).as_deref(), Some("chat/completions"));
+/// let upstream = dialect
+///     .translate_request(Operation::ChatCompletions, br#"{"model":"chat","messages":[]}"#, "gpt-4o")
+///     .unwrap();
+/// assert_eq!(upstream.body, r#"{"model":"gpt-4o","messages":[]}"#);
+/// assert_eq!(upstream.reply, Reply::PassThrough);
+/// ```
+#[derive(Clone, Debug, Default)]
+pub struct OpenAiDialect {
+    _private: (),
+}
+
+impl OpenAiDialect {
+    /// The dialect.
+    pub const fn new() -> Self {
+        Self { _private: () }
+    }
+}
+
+impl Dialect for OpenAiDialect {
+    fn name(&self) -> &'static str {
+        "openai"
+    }
+}
 
 /// Nesting deeper than this is left to `serde_json` (whose own limit is the
 /// same), which refuses it.
@@ -43,7 +84,7 @@ pub fn rewrite_model(body: &[u8], model: &str) -> Result<Bytes, ProviderError> {
 }
 
 /// [`rewrite_model`] with the new value already encoded as a JSON string.
-pub(crate) fn rewrite_model_json(body: &[u8], model_json: &[u8]) -> Result<Bytes, ProviderError> {
+fn rewrite_model_json(body: &[u8], model_json: &[u8]) -> Result<Bytes, ProviderError> {
     match scan_top_level(body) {
         Some(scan) => Ok(splice(body, &scan, model_json)),
         None => rewrite_by_value(body, model_json),
@@ -51,7 +92,7 @@ pub(crate) fn rewrite_model_json(body: &[u8], model_json: &[u8]) -> Result<Bytes
 }
 
 /// A JSON string literal for `text`.
-pub(crate) fn json_string(text: &str) -> Vec<u8> {
+fn json_string(text: &str) -> Vec<u8> {
     // Serialising a str cannot fail.
     serde_json::to_vec(text).unwrap_or_else(|_| b"\"\"".to_vec())
 }

@@ -22,7 +22,7 @@ pub struct TranslatedRequest {
 ///
 /// `max_tokens_default` is sent when the caller set neither
 /// `max_completion_tokens` nor `max_tokens`: Anthropic requires it. See the
-/// [module documentation](crate::anthropic) for what maps to what and what
+/// [module documentation](crate::dialect::anthropic) for what maps to what and what
 /// is dropped.
 ///
 /// # Example

@@ -1,8 +1,10 @@
 //! Translation between the OpenAI chat-completions API and Anthropic's
 //! Messages API.
 //!
-//! Callers speak OpenAI; an Anthropic target gets the request translated
-//! ([`translate_request`]) and answers translated back
+//! Callers speak OpenAI; an Anthropic target, whose [`Dialect`] is
+//! [`AnthropicDialect`], gets the request translated
+//! ([`translate_request`]) and sent to `{base_url}/messages` with
+//! `x-api-key` and `anthropic-version`, and its answers translated back
 //! ([`translate_response`], [`AnthropicStreamTranslator`],
 //! [`translate_error`]).
 //!
@@ -68,15 +70,156 @@ mod request;
 mod response;
 mod stream;
 
+use std::borrow::Cow;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
+use understudy_core::{Outcome, ResponseBody};
+
 pub use self::request::{TranslatedRequest, translate_request};
-pub(crate) use self::response::{default_error_type, fallback_message, with_outcome_code};
 pub use self::response::{finish_reason, translate_error, translate_response};
 pub use self::stream::{
     AnthropicStreamBody, AnthropicStreamTranslator, DEFAULT_MAX_BYTES_BEFORE_CONTENT,
 };
+use super::{AnswerContext, Dialect, Operation, ShapedError, UpstreamRequest, key_header};
+use crate::error::{ConfigError, ProviderError};
+use crate::key::ApiKey;
 
 /// The `anthropic-version` header value sent by default.
 pub const ANTHROPIC_VERSION: &str = "2023-06-01";
+
+/// The `max_tokens` sent when the caller sets none, unless configured
+/// otherwise.
+pub const DEFAULT_MAX_TOKENS: u32 = 4096;
+
+/// The dialect of Anthropic's Messages API, named `anthropic`.
+///
+/// - Requests go to `{base_url}/messages` with the key in `x-api-key` and
+///   `anthropic-version: 2023-06-01` ([`ANTHROPIC_VERSION`]; replace it
+///   with [`ProviderService::with_header`](crate::ProviderService::with_header)).
+/// - The request is translated by [`translate_request`], with
+///   `max_tokens_default` as `max_tokens` when the caller sets none.
+/// - Answers are translated by [`translate_response`], streams by
+///   [`AnthropicStreamBody`], errors by [`translate_error`].
+///
+/// ```
+/// use understudy_provider::dialect::anthropic::AnthropicDialect;
+/// use understudy_provider::dialect::{Dialect, Operation, Reply};
+///
+/// let dialect = AnthropicDialect::new(1024);
+/// assert_eq!(dialect.endpoint(Operation::ChatCompletions).as_deref(), Some("messages"));
+/// let upstream = dialect
+///     .translate_request(
+///         Operation::ChatCompletions,
+///         br#"{"model":"chat","stream":true,"messages":[{"role":"user","content":"Hi"}]}"#,
+///         "claude-sonnet-4-5",
+///     )
+///     .unwrap();
+/// assert_eq!(upstream.reply, Reply::Stream { include_usage: false });
+/// let body: serde_json::Value = serde_json::from_slice(&upstream.body).unwrap();
+/// assert_eq!(body["max_tokens"], 1024);
+/// ```
+#[derive(Clone, Debug)]
+pub struct AnthropicDialect {
+    max_tokens_default: u32,
+}
+
+impl AnthropicDialect {
+    /// The dialect, sending `max_tokens_default` as `max_tokens` when the
+    /// caller sets none.
+    pub const fn new(max_tokens_default: u32) -> Self {
+        Self { max_tokens_default }
+    }
+
+    /// The `max_tokens` sent when the caller sets none.
+    pub const fn max_tokens_default(&self) -> u32 {
+        self.max_tokens_default
+    }
+}
+
+impl Default for AnthropicDialect {
+    fn default() -> Self {
+        Self::new(DEFAULT_MAX_TOKENS)
+    }
+}
+
+impl Dialect for AnthropicDialect {
+    fn name(&self) -> &'static str {
+        "anthropic"
+    }
+
+    fn endpoint(&self, operation: Operation) -> Option<Cow<'_, str>> {
+        match operation {
+            Operation::ChatCompletions => Some(Cow::Borrowed("messages")),
+        }
+    }
+
+    fn auth_headers(&self, key: &ApiKey) -> Result<HeaderMap, ConfigError> {
+        key_header(HeaderName::from_static("x-api-key"), key.expose())
+    }
+
+    fn fixed_headers(&self) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            HeaderName::from_static("anthropic-version"),
+            HeaderValue::from_static(ANTHROPIC_VERSION),
+        );
+        headers
+    }
+
+    fn translate_request(
+        &self,
+        operation: Operation,
+        body: &[u8],
+        model: &str,
+    ) -> Result<UpstreamRequest, ProviderError> {
+        match operation {
+            Operation::ChatCompletions => {
+                let translated = translate_request(body, model, self.max_tokens_default)?;
+                Ok(if translated.stream {
+                    UpstreamRequest::stream(translated.body, translated.include_usage)
+                } else {
+                    UpstreamRequest::whole(translated.body)
+                })
+            }
+        }
+    }
+
+    fn translate_response(
+        &self,
+        body: Bytes,
+        context: &AnswerContext,
+    ) -> Result<Bytes, ProviderError> {
+        match context.operation {
+            Operation::ChatCompletions => translate_response(&body, unix_now()),
+        }
+    }
+
+    fn translate_stream(&self, body: ResponseBody, context: &AnswerContext) -> ResponseBody {
+        let translator = AnthropicStreamTranslator::new(context.include_usage);
+        ResponseBody::new(
+            AnthropicStreamBody::new(body, translator).max_event_bytes(context.max_event_bytes),
+        )
+    }
+
+    fn shape_error(
+        &self,
+        status: StatusCode,
+        _headers: &HeaderMap,
+        outcome: Outcome,
+        body: &[u8],
+    ) -> ShapedError {
+        ShapedError::Rewritten(translate_error(status, outcome, body))
+    }
+}
+
+/// Seconds since the epoch, for a completion's `created`.
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |since| since.as_secs())
+}
 
 #[cfg(test)]
 mod tests;

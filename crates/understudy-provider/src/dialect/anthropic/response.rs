@@ -5,8 +5,9 @@ use bytes::Bytes;
 use http::StatusCode;
 use serde::Deserialize;
 use serde_json::{Value, json};
-use understudy_core::{ClientErrorKind, FailureKind, OpenAiError, Outcome};
+use understudy_core::{OpenAiError, Outcome};
 
+use crate::dialect::error_shape::{default_error_type, fallback_message, with_outcome_code};
 use crate::error::ProviderError;
 
 #[derive(Deserialize)]
@@ -243,38 +244,4 @@ pub fn translate_error(status: StatusCode, outcome: Outcome, body: &[u8]) -> Ope
         .and_then(|f| f.message)
         .unwrap_or_else(|| fallback_message(status, body));
     with_outcome_code(OpenAiError::new(status, kind, message), outcome)
-}
-
-/// The OpenAI error type for an outcome, when the provider gave none.
-pub(crate) fn default_error_type(outcome: Outcome) -> &'static str {
-    match outcome {
-        Outcome::Failure(FailureKind::RateLimited { .. }) => "rate_limit_error",
-        Outcome::Failure(FailureKind::Overloaded) => "overloaded_error",
-        Outcome::ClientError(_) => "invalid_request_error",
-        _ => "server_error",
-    }
-}
-
-/// Sets the OpenAI `code` that says what the outcome says.
-pub(crate) fn with_outcome_code(error: OpenAiError, outcome: Outcome) -> OpenAiError {
-    match outcome {
-        Outcome::ClientError(ClientErrorKind::ContextLengthExceeded) => error
-            .with_code("context_length_exceeded")
-            .with_param("messages"),
-        Outcome::ClientError(ClientErrorKind::ContentFiltered) => error.with_code("content_filter"),
-        Outcome::Failure(FailureKind::RateLimited { .. }) => error.with_code("rate_limit_exceeded"),
-        Outcome::Failure(FailureKind::Overloaded) => error.with_code("overloaded"),
-        _ => error,
-    }
-}
-
-/// A message for an error body that did not carry one: the body itself when
-/// it is short text, else the status.
-pub(crate) fn fallback_message(status: StatusCode, body: &[u8]) -> String {
-    match std::str::from_utf8(body) {
-        Ok(text) if !text.trim().is_empty() && text.len() <= 512 && !text.contains('<') => {
-            format!("upstream returned {}: {}", status.as_u16(), text.trim())
-        }
-        _ => format!("upstream returned {}", status.as_u16()),
-    }
 }

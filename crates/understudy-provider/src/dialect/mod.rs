@@ -1,0 +1,423 @@
+//! Dialects: everything that makes one provider's API differ from another's.
+//!
+//! A [`ProviderService`](crate::ProviderService) does the same things for
+//! every provider: it sends the caller's OpenAI chat-completions request
+//! over the shared client, reads or streams the answer within its bounds,
+//! classifies failures into [`Outcome`]s and keeps credentials and upstream
+//! headers to itself. What differs between providers is its [`Dialect`]:
+//! where an [`Operation`] is sent, which headers carry the key, how the
+//! request, the answer, the stream and the errors are translated.
+//!
+//! - [`openai::OpenAiDialect`]: OpenAI and every server compatible with it;
+//!   only the request's `model` changes.
+//! - [`anthropic::AnthropicDialect`]: Anthropic's Messages API, translated
+//!   both ways.
+//! - Your own: implement [`Dialect`] (only [`name`](Dialect::name) is
+//!   required; every other method defaults to the OpenAI-compatible
+//!   behaviour) and build the service with
+//!   [`ProviderService::with_dialect`](crate::ProviderService::with_dialect).
+//!
+//! [`ProviderKind`] is the registry of the dialects a configuration names
+//! (`openai`, `anthropic`): one variant, one name, one line in
+//! [`ProviderKind::dialect_with`] per dialect.
+
+pub mod anthropic;
+pub mod error_shape;
+mod kind;
+pub mod openai;
+
+use std::borrow::Cow;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::StatusCode;
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use understudy_core::sse::DEFAULT_MAX_EVENT_BYTES;
+use understudy_core::{OpenAiError, Outcome, ResponseBody};
+
+use crate::error::{ConfigError, ProviderError};
+use crate::key::ApiKey;
+
+pub use self::kind::{DialectOptions, ProviderKind, UnknownProviderKind};
+
+/// What a provider's API speaks, and how to translate to and from it.
+///
+/// The caller's side is always OpenAI's: requests arrive as OpenAI
+/// chat-completions JSON, answers leave as OpenAI chat completions, SSE
+/// chunks and error envelopes. A dialect maps that to one provider's API.
+/// Every method but [`name`](Self::name) has a default that does what an
+/// OpenAI-compatible server needs, so a dialect overrides only where its
+/// provider differs.
+///
+/// Which methods run when:
+///
+/// 1. When the service is built: [`endpoint`](Self::endpoint),
+///    [`probe_path`](Self::probe_path), [`auth_headers`](Self::auth_headers)
+///    (when there is a key) and [`fixed_headers`](Self::fixed_headers).
+/// 2. Per request: [`translate_request`](Self::translate_request); its
+///    [`Reply`] decides what happens to a 2xx answer: passed on as it is,
+///    read whole and given to [`translate_response`](Self::translate_response),
+///    or given as it streams to [`translate_stream`](Self::translate_stream).
+/// 3. A non-2xx answer: its body is read (bounded), classified (with
+///    [`classify_hint`](Self::classify_hint) first), and shaped by
+///    [`shape_error`](Self::shape_error). A 401 or 403 never reaches the
+///    dialect: the service answers it itself without quoting the provider.
+///
+/// A dialect is shared by every request of its services
+/// (`Arc<dyn Dialect>`), so it holds configuration only, never
+/// per-request state.
+///
+/// # Example
+///
+/// Azure OpenAI speaks OpenAI's wire format, but at a deployment's path,
+/// with an `api-version` query and the key in `api-key`:
+///
+/// ```
+/// use std::borrow::Cow;
+/// use std::sync::Arc;
+///
+/// use http::{HeaderMap, HeaderValue};
+/// use understudy_provider::dialect::{Dialect, Operation};
+/// use understudy_provider::{ApiKey, ClientConfig, ConfigError, HttpClient, ProviderService};
+///
+/// struct Azure {
+///     deployment: String,
+/// }
+///
+/// impl Dialect for Azure {
+///     fn name(&self) -> &str {
+///         "azure"
+///     }
+///
+///     fn endpoint(&self, operation: Operation) -> Option<Cow<'_, str>> {
+///         match operation {
+///             Operation::ChatCompletions => Some(Cow::Owned(format!(
+///                 "deployments/{}/chat/completions?api-version=2024-10-21",
+///                 self.deployment
+///             ))),
+///             _ => None,
+///         }
+///     }
+///
+///     fn auth_headers(&self, key: &ApiKey) -> Result<HeaderMap, ConfigError> {
+///         let value = HeaderValue::try_from(key.expose()).map_err(|_| ConfigError::InvalidApiKey)?;
+///         let mut headers = HeaderMap::new();
+///         headers.insert("api-key", value);
+///         Ok(headers)
+///     }
+/// }
+///
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let azure = ProviderService::with_dialect(
+///     HttpClient::new(ClientConfig::default())?,
+///     Arc::new(Azure { deployment: "chat".to_owned() }),
+///     "https://example.openai.azure.com/openai",
+///     Some(ApiKey::new("azure-key")),
+///     "gpt-4o",
+/// )?;
+/// assert_eq!(
+///     azure.endpoint(),
+///     "https://example.openai.azure.com/openai/deployments/chat/chat/completions?api-version=2024-10-21",
+/// );
+/// assert_eq!(azure.dialect().name(), "azure");
+/// assert_eq!(azure.kind(), None);
+/// # Ok(())
+/// # }
+/// ```
+pub trait Dialect: Send + Sync + 'static {
+    /// A short name for logs and `Debug` output: `openai`, `anthropic`.
+    fn name(&self) -> &str;
+
+    /// Where `operation` is sent: a path relative to the base URL (a
+    /// leading `/` is ignored), with a query if the API wants one; `None`
+    /// when this dialect cannot do the operation.
+    ///
+    /// Default: `chat/completions`.
+    fn endpoint(&self, operation: Operation) -> Option<Cow<'_, str>> {
+        match operation {
+            Operation::ChatCompletions => Some(Cow::Borrowed("chat/completions")),
+        }
+    }
+
+    /// The path, relative to the base URL, that
+    /// [`probe`](crate::ProviderService::probe) sends a `GET` to; a 2xx
+    /// answer means the provider is up.
+    ///
+    /// Default: `models`.
+    fn probe_path(&self) -> Cow<'_, str> {
+        Cow::Borrowed("models")
+    }
+
+    /// The headers that carry the key. The service marks every value
+    /// sensitive, so none is ever logged.
+    ///
+    /// Default: `Authorization: Bearer <key>` ([`bearer_auth`]).
+    fn auth_headers(&self, key: &ApiKey) -> Result<HeaderMap, ConfigError> {
+        bearer_auth(key)
+    }
+
+    /// Headers sent with every request, key or none (a version header, for
+    /// instance). Headers set with
+    /// [`with_header`](crate::ProviderService::with_header) replace these.
+    ///
+    /// Default: none.
+    fn fixed_headers(&self) -> HeaderMap {
+        HeaderMap::new()
+    }
+
+    /// Translates the caller's request, an OpenAI chat-completions JSON
+    /// body, into the upstream's body for `model`, and says how its answer
+    /// is read ([`Reply`]).
+    ///
+    /// A request that cannot be translated is an error naming what is
+    /// wrong ([`ProviderError::invalid_request`]): the caller gets a 400
+    /// with that message, and nothing is sent.
+    ///
+    /// Default: the caller's bytes with the top-level `model` replaced
+    /// ([`openai::rewrite_model`]), the answer passed through.
+    fn translate_request(
+        &self,
+        operation: Operation,
+        body: &[u8],
+        model: &str,
+    ) -> Result<UpstreamRequest, ProviderError> {
+        let _ = operation;
+        openai::rewrite_model(body, model).map(UpstreamRequest::pass_through)
+    }
+
+    /// Translates a whole 2xx answer (for [`Reply::Whole`]) into an OpenAI
+    /// chat completion. It is only called once the body has been read
+    /// within the service's bound and classified a success.
+    ///
+    /// An error here is the provider's fault: it fails the attempt as a
+    /// broken answer ([`FailureKind::StreamBroken`](understudy_core::FailureKind::StreamBroken)).
+    ///
+    /// Default: the body as it is.
+    fn translate_response(
+        &self,
+        body: Bytes,
+        context: &AnswerContext,
+    ) -> Result<Bytes, ProviderError> {
+        let _ = context;
+        Ok(body)
+    }
+
+    /// Translates a streaming 2xx answer (for [`Reply::Stream`]) into an
+    /// OpenAI SSE body: `data: {chunk}` events ending with `data: [DONE]`.
+    ///
+    /// `body` yields the upstream bytes as they arrive; its errors are
+    /// already classified (a broken connection is
+    /// [`FailureKind::StreamBroken`](understudy_core::FailureKind::StreamBroken)).
+    /// Errors the returned body yields should be
+    /// [`ClassifiedError`](understudy_core::ClassifiedError)s too (an
+    /// in-stream error event classified by what it says); any other error
+    /// counts as a transport failure. The body must not buffer more than
+    /// [`AnswerContext::max_event_bytes`] of one event.
+    ///
+    /// Default: the body as it is.
+    fn translate_stream(&self, body: ResponseBody, context: &AnswerContext) -> ResponseBody {
+        let _ = context;
+        body
+    }
+
+    /// Shapes a non-2xx answer (other than 401 and 403) as the error the
+    /// caller sees, given the upstream status, headers, what it was
+    /// classified as, and its body (read up to the service's bound; empty
+    /// if it could not be read).
+    ///
+    /// The caller's answer keeps the upstream status unless the shaped
+    /// error carries another, and the outcome travels in its extensions
+    /// whatever the body says.
+    ///
+    /// Default: a body already in the OpenAI error shape passes on as it
+    /// came ([`ShapedError::Verbatim`]); any other is rewritten by
+    /// [`error_shape::openai_error`].
+    fn shape_error(
+        &self,
+        status: StatusCode,
+        headers: &HeaderMap,
+        outcome: Outcome,
+        body: &[u8],
+    ) -> ShapedError {
+        let _ = headers;
+        if error_shape::is_openai_error(body) {
+            ShapedError::Verbatim
+        } else {
+            ShapedError::Rewritten(error_shape::openai_error(status, outcome, body))
+        }
+    }
+
+    /// Classifies an upstream answer whose body was read (an error answer,
+    /// or a whole 2xx answer) when this dialect knows better than
+    /// [`LlmClassifier`](understudy_core::LlmClassifier), which knows the
+    /// status codes, rate-limit headers and the OpenAI, Anthropic and vLLM
+    /// error bodies. `None` leaves it to the classifier. It is not asked
+    /// about a 401 or 403: those always mean the provider refused the
+    /// gateway's key.
+    ///
+    /// Default: `None`.
+    fn classify_hint(
+        &self,
+        status: StatusCode,
+        headers: &HeaderMap,
+        body: &[u8],
+    ) -> Option<Outcome> {
+        let _ = (status, headers, body);
+        None
+    }
+}
+
+/// What the caller asked for. Today the services serve chat completions
+/// only; more operations (embeddings, Anthropic-native messages) may come,
+/// so match with a wildcard arm.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Operation {
+    /// `POST /v1/chat/completions`, streaming or not.
+    ChatCompletions,
+}
+
+/// A request translated for the upstream, from
+/// [`Dialect::translate_request`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UpstreamRequest {
+    /// The body sent upstream (JSON; sent with
+    /// `content-type: application/json`).
+    pub body: Bytes,
+    /// What to do with a 2xx answer.
+    pub reply: Reply,
+}
+
+impl UpstreamRequest {
+    /// A request whose answer is already in OpenAI's shape.
+    pub fn pass_through(body: Bytes) -> Self {
+        Self {
+            body,
+            reply: Reply::PassThrough,
+        }
+    }
+
+    /// A request whose answer is read whole and translated.
+    pub fn whole(body: Bytes) -> Self {
+        Self {
+            body,
+            reply: Reply::Whole,
+        }
+    }
+
+    /// A request whose answer is a stream, translated as it arrives;
+    /// `include_usage` says whether the caller asked for the usage chunk.
+    pub fn stream(body: Bytes, include_usage: bool) -> Self {
+        Self {
+            body,
+            reply: Reply::Stream { include_usage },
+        }
+    }
+}
+
+/// How a 2xx answer becomes the caller's.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Reply {
+    /// Passed on as it arrives, with its `content-type`: the upstream
+    /// already speaks OpenAI. The caller's `accept` header is sent
+    /// upstream.
+    PassThrough,
+    /// Read whole (bounded by
+    /// [`with_max_response_body`](crate::ProviderService::with_max_response_body)),
+    /// classified, then [`Dialect::translate_response`]; the caller gets
+    /// `application/json`.
+    Whole,
+    /// Given to [`Dialect::translate_stream`] as it arrives; the caller
+    /// gets `text/event-stream`.
+    Stream {
+        /// The caller asked for usage in the stream
+        /// (`"stream_options": {"include_usage": true}`).
+        include_usage: bool,
+    },
+}
+
+/// What [`Dialect::translate_response`] and [`Dialect::translate_stream`]
+/// know about the request an answer is for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct AnswerContext {
+    /// The operation answered.
+    pub operation: Operation,
+    /// The model asked of the provider, for an answer that does not name
+    /// it.
+    pub model: Arc<str>,
+    /// Streams: the caller asked for usage in the stream, a last chunk
+    /// whose `usage` is set and whose `choices` are empty
+    /// (`"stream_options": {"include_usage": true}`).
+    pub include_usage: bool,
+    /// Streams: the longest line, and the most data of one event, to
+    /// buffer; more is a broken stream.
+    pub max_event_bytes: usize,
+}
+
+impl AnswerContext {
+    /// A context for an answer to `operation` asked of `model`, without
+    /// the usage chunk, with the default bound
+    /// ([`DEFAULT_MAX_EVENT_BYTES`]).
+    pub fn new(operation: Operation, model: impl Into<Arc<str>>) -> Self {
+        Self {
+            operation,
+            model: model.into(),
+            include_usage: false,
+            max_event_bytes: DEFAULT_MAX_EVENT_BYTES,
+        }
+    }
+
+    /// Sets [`include_usage`](Self::include_usage).
+    pub fn with_include_usage(mut self, include_usage: bool) -> Self {
+        self.include_usage = include_usage;
+        self
+    }
+
+    /// Sets [`max_event_bytes`](Self::max_event_bytes).
+    pub fn with_max_event_bytes(mut self, bytes: usize) -> Self {
+        self.max_event_bytes = bytes;
+        self
+    }
+}
+
+/// The error a caller sees for an upstream error answer, from
+/// [`Dialect::shape_error`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ShapedError {
+    /// The body is already in the OpenAI error shape: pass it on byte for
+    /// byte, with the upstream status.
+    Verbatim,
+    /// Answer this error instead (its status and its JSON body).
+    Rewritten(OpenAiError),
+}
+
+/// `Authorization: Bearer <key>`, what OpenAI-compatible servers take.
+pub fn bearer_auth(key: &ApiKey) -> Result<HeaderMap, ConfigError> {
+    key_header(header::AUTHORIZATION, &format!("Bearer {}", key.expose()))
+}
+
+/// One header carrying (a form of) the key.
+pub(crate) fn key_header(name: HeaderName, value: &str) -> Result<HeaderMap, ConfigError> {
+    let mut value = HeaderValue::try_from(value).map_err(|_| ConfigError::InvalidApiKey)?;
+    value.set_sensitive(true);
+    let mut headers = HeaderMap::new();
+    headers.insert(name, value);
+    Ok(headers)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_default_auth_is_a_sensitive_bearer() {
+        let headers = bearer_auth(&ApiKey::new("sk-1")).ok();
+        let auth = headers.as_ref().and_then(|h| h.get(header::AUTHORIZATION));
+        assert_eq!(auth.and_then(|v| v.to_str().ok()), Some("Bearer sk-1"));
+        assert!(auth.is_some_and(HeaderValue::is_sensitive));
+        assert!(bearer_auth(&ApiKey::new("bad\nkey")).is_err());
+    }
+}

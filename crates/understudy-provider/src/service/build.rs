@@ -1,0 +1,226 @@
+//! Building a [`ProviderService`]: its constructors, its settings, and
+//! what it was built with.
+
+use std::sync::Arc;
+
+use http::header::HeaderName;
+use http::{HeaderMap, HeaderValue, Uri};
+use understudy_core::sse::DEFAULT_MAX_EVENT_BYTES;
+
+use super::{DEFAULT_MAX_ERROR_BODY, DEFAULT_MAX_RESPONSE_BODY, ProviderService, Shared};
+use crate::client::HttpClient;
+use crate::dialect::{Dialect, DialectOptions, Operation, ProviderKind};
+use crate::error::ConfigError;
+use crate::key::ApiKey;
+
+impl ProviderService {
+    /// A service for an OpenAI-compatible server, sending `model` upstream.
+    /// Without a key, no `Authorization` header is sent (local servers).
+    pub fn openai(
+        client: HttpClient,
+        base_url: &str,
+        key: Option<ApiKey>,
+        model: impl Into<Arc<str>>,
+    ) -> Result<Self, ConfigError> {
+        let kind = ProviderKind::OpenAi;
+        Self::build(
+            client,
+            Some(kind),
+            kind.dialect(),
+            base_url,
+            key,
+            model.into(),
+        )
+    }
+
+    /// A service for Anthropic's Messages API, sending `model` upstream, with
+    /// `max_tokens_default` as `max_tokens` when the caller sets none.
+    pub fn anthropic(
+        client: HttpClient,
+        base_url: &str,
+        key: Option<ApiKey>,
+        model: impl Into<Arc<str>>,
+        max_tokens_default: u32,
+    ) -> Result<Self, ConfigError> {
+        Self::new(
+            client,
+            ProviderKind::Anthropic,
+            base_url,
+            key,
+            model,
+            max_tokens_default,
+        )
+    }
+
+    /// A service of a registered kind; `max_tokens_default` only matters
+    /// to the dialects that read it (Anthropic's, see
+    /// [`DialectOptions`]).
+    pub fn new(
+        client: HttpClient,
+        kind: ProviderKind,
+        base_url: &str,
+        key: Option<ApiKey>,
+        model: impl Into<Arc<str>>,
+        max_tokens_default: u32,
+    ) -> Result<Self, ConfigError> {
+        let options = DialectOptions::default().max_tokens_default(max_tokens_default);
+        let dialect = kind.dialect_with(&options);
+        Self::build(client, Some(kind), dialect, base_url, key, model.into())
+    }
+
+    /// A service speaking any [`Dialect`], sending `model` upstream.
+    /// Without a key, no key header is sent.
+    ///
+    /// See [`Dialect`] for an example.
+    pub fn with_dialect(
+        client: HttpClient,
+        dialect: Arc<dyn Dialect>,
+        base_url: &str,
+        key: Option<ApiKey>,
+        model: impl Into<Arc<str>>,
+    ) -> Result<Self, ConfigError> {
+        Self::build(client, None, dialect, base_url, key, model.into())
+    }
+
+    fn build(
+        client: HttpClient,
+        kind: Option<ProviderKind>,
+        dialect: Arc<dyn Dialect>,
+        base_url: &str,
+        key: Option<ApiKey>,
+        model: Arc<str>,
+    ) -> Result<Self, ConfigError> {
+        let base = base_url.trim_end_matches('/');
+        let invalid = |reason: &str| ConfigError::InvalidBaseUrl {
+            url: base_url.to_owned(),
+            reason: reason.to_owned(),
+        };
+        let parsed: Uri = base.parse().map_err(|_| invalid("not a URL"))?;
+        if !matches!(parsed.scheme_str(), Some("http" | "https")) {
+            return Err(invalid("the scheme must be http or https"));
+        }
+        if parsed.authority().is_none() {
+            return Err(invalid("there is no host"));
+        }
+        if parsed.query().is_some() {
+            return Err(invalid("a base URL takes no query"));
+        }
+        let join = |path: &str| -> Result<Uri, ConfigError> {
+            format!("{base}/{}", path.trim_start_matches('/'))
+                .parse()
+                .map_err(|_| invalid("not a URL"))
+        };
+        let operation = Operation::ChatCompletions;
+        let Some(path) = dialect.endpoint(operation) else {
+            return Err(ConfigError::UnsupportedOperation {
+                dialect: dialect.name().to_owned(),
+                operation,
+            });
+        };
+        let endpoint = join(&path)?;
+        let probe = join(&dialect.probe_path())?;
+
+        let mut auth = match &key {
+            Some(key) => dialect.auth_headers(key)?,
+            None => HeaderMap::new(),
+        };
+        for value in auth.values_mut() {
+            value.set_sensitive(true);
+        }
+        let fixed_headers = dialect.fixed_headers();
+        Ok(Self {
+            shared: Arc::new(Shared {
+                client,
+                dialect,
+                kind,
+                base_url: base.to_owned(),
+                endpoint,
+                probe,
+                key,
+                auth,
+                model,
+                fixed_headers,
+                max_error_body: DEFAULT_MAX_ERROR_BODY,
+                max_response_body: DEFAULT_MAX_RESPONSE_BODY,
+                max_event_bytes: DEFAULT_MAX_EVENT_BYTES,
+                rate_limit_headers: false,
+            }),
+        })
+    }
+
+    /// Sends a fixed header with every request (replacing a default of the
+    /// same name, such as `anthropic-version`).
+    pub fn with_header(mut self, name: &str, value: &str) -> Result<Self, ConfigError> {
+        let invalid = || ConfigError::InvalidHeader {
+            name: name.to_owned(),
+        };
+        let name = HeaderName::try_from(name).map_err(|_| invalid())?;
+        let value = HeaderValue::try_from(value).map_err(|_| invalid())?;
+        Arc::make_mut(&mut self.shared)
+            .fixed_headers
+            .insert(name, value);
+        Ok(self)
+    }
+
+    /// Sets the most bytes of an upstream error body that are read
+    /// (default 1 MiB); the rest is ignored.
+    pub fn with_max_error_body(mut self, limit: usize) -> Self {
+        Arc::make_mut(&mut self.shared).max_error_body = limit;
+        self
+    }
+
+    /// Sets the most bytes of a whole answer that are read for translation
+    /// (Anthropic's, not streaming; default 64 MiB); a longer answer is a
+    /// failure.
+    pub fn with_max_response_body(mut self, limit: usize) -> Self {
+        Arc::make_mut(&mut self.shared).max_response_body = limit;
+        self
+    }
+
+    /// Sets the longest SSE line, and the most data of one event, read from
+    /// a stream this service translates (default 1 MiB); more is a
+    /// provider failure (`stream_broken`).
+    pub fn with_max_event_bytes(mut self, limit: usize) -> Self {
+        Arc::make_mut(&mut self.shared).max_event_bytes = limit;
+        self
+    }
+
+    /// Passes the provider's rate-limit headers on to the caller:
+    /// `retry-after`, `retry-after-ms`, `x-ratelimit-*` and
+    /// `anthropic-ratelimit-*`. Off by default: they describe the gateway's
+    /// own key and quota, which are not the caller's business. The layers
+    /// above never need them, whatever this says: the wait a 429 asked for
+    /// travels in the [`Outcome`](understudy_core::Outcome) of its response.
+    pub fn with_rate_limit_headers(mut self, pass: bool) -> Self {
+        Arc::make_mut(&mut self.shared).rate_limit_headers = pass;
+        self
+    }
+
+    /// The registered kind this service was built as
+    /// ([`openai`](Self::openai), [`anthropic`](Self::anthropic),
+    /// [`new`](Self::new)); `None` for one built
+    /// [`with_dialect`](Self::with_dialect).
+    pub fn kind(&self) -> Option<ProviderKind> {
+        self.shared.kind
+    }
+
+    /// The dialect this service speaks.
+    pub fn dialect(&self) -> &dyn Dialect {
+        &*self.shared.dialect
+    }
+
+    /// The model asked of the provider.
+    pub fn model(&self) -> &str {
+        &self.shared.model
+    }
+
+    /// The base URL, without a trailing slash.
+    pub fn base_url(&self) -> &str {
+        &self.shared.base_url
+    }
+
+    /// The URL requests are sent to.
+    pub fn endpoint(&self) -> &Uri {
+        &self.shared.endpoint
+    }
+}
