@@ -105,4 +105,3 @@ pub async fn text(response: Response<ResponseBody>) -> String {
     let bytes = response.into_body().collect().await.unwrap().to_bytes();
     String::from_utf8_lossy(&bytes).into_owned()
 }
-

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use http::header::HeaderName;
 use http::{HeaderMap, HeaderValue, Uri};
 use understudy_core::sse::DEFAULT_MAX_EVENT_BYTES;
+use understudy_core::{Classify, SharedClassifier};
 
 use super::{DEFAULT_MAX_ERROR_BODY, DEFAULT_MAX_RESPONSE_BODY, ProviderService, Shared};
 use crate::client::HttpClient;
@@ -144,6 +145,7 @@ impl ProviderService {
                 max_response_body: DEFAULT_MAX_RESPONSE_BODY,
                 max_event_bytes: DEFAULT_MAX_EVENT_BYTES,
                 rate_limit_headers: false,
+                classifier: SharedClassifier::default(),
             }),
         })
     }
@@ -182,6 +184,18 @@ impl ProviderService {
     /// provider failure (`stream_broken`).
     pub fn with_max_event_bytes(mut self, limit: usize) -> Self {
         Arc::make_mut(&mut self.shared).max_event_bytes = limit;
+        self
+    }
+
+    /// Classifies error answers with `classifier` instead of
+    /// [`LlmClassifier`](understudy_core::LlmClassifier), where the
+    /// dialect's [`classify_hint`](crate::dialect::Dialect::classify_hint)
+    /// does not decide. The service reads error bodies and attaches what it
+    /// concluded to the answer, so the layers above (given the same
+    /// classifier) agree with it.
+    #[must_use]
+    pub fn with_classifier(mut self, classifier: impl Classify) -> Self {
+        Arc::make_mut(&mut self.shared).classifier = SharedClassifier::new(classifier);
         self
     }
 

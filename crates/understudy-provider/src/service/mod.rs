@@ -17,7 +17,7 @@ use std::task::{Context, Poll};
 use http::header::{self, HeaderName};
 use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, Uri};
 use tower_service::Service;
-use understudy_core::{BoxError, LlmClassifier, Outcome, ReplayBody, ResponseBody};
+use understudy_core::{BoxError, Classify, Outcome, ReplayBody, ResponseBody, SharedClassifier};
 
 use self::answer::invalid_request;
 use self::read::read_bounded;
@@ -86,7 +86,9 @@ const FORWARDED_REQUEST_HEADERS: [&str; 4] =
 ///   by its type (overloaded, rate limited, …).
 /// - A non-2xx answer is `Ok` too, with the upstream status, an
 ///   [`Outcome`] in its extensions (classified from status, headers and
-///   body by [`LlmClassifier::classify_parts`], unless the dialect's
+///   body by the service's classifier
+///   ([`LlmClassifier`](understudy_core::LlmClassifier) unless
+///   [`with_classifier`](Self::with_classifier) says otherwise), unless the dialect's
 ///   [`classify_hint`](Dialect::classify_hint) knows better), the headers
 ///   above, and a body in the OpenAI error shape. A 401 or 403 rejected the
 ///   gateway's key, not the caller's: it is a 502 with code
@@ -176,6 +178,8 @@ struct Shared {
     max_event_bytes: usize,
     /// Pass `retry-after`, `retry-after-ms` and `*ratelimit-*` on.
     rate_limit_headers: bool,
+    /// Reads error bodies the dialect has no hint for.
+    classifier: SharedClassifier,
 }
 
 impl ProviderService {
@@ -330,7 +334,7 @@ impl Shared {
         let credentials = matches!(status, StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN);
         body.filter(|_| !credentials)
             .and_then(|body| self.dialect.classify_hint(status, headers, body))
-            .unwrap_or_else(|| LlmClassifier::new().classify_parts(status, headers, body))
+            .unwrap_or_else(|| self.classifier.classify_parts(status, headers, body))
     }
 }
 
