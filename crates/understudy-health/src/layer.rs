@@ -14,7 +14,8 @@ use tower_layer::Layer;
 use tower_service::Service;
 use understudy_core::{BoxError, Classify, LlmClassifier, PanicRouting};
 
-use crate::registry::{Admission, Entry, HealthRegistry, TrialGuard};
+use crate::registry::HealthRegistry;
+use crate::state::{Admission, Entry, TrialGuard};
 
 /// Wraps one provider's service with [`Health`].
 ///
