@@ -45,6 +45,7 @@
 
 mod config;
 mod events;
+pub mod future;
 mod layer;
 mod prober;
 mod registry;
@@ -53,7 +54,7 @@ mod state;
 
 pub use self::config::{HealthConfig, HealthConfigBuilder, HealthConfigError, MAX_HEALTH_DURATION};
 pub use self::events::{EjectionReason, HealthEvent, HealthEventKind, HealthEvents};
-pub use self::layer::{Health, HealthLayer, ResponseFuture};
+pub use self::layer::{Health, HealthLayer};
 pub use self::prober::ProberHandle;
 pub use self::registry::HealthRegistry;
 pub use self::snapshot::ProviderSnapshot;
