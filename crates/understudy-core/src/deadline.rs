@@ -1,21 +1,18 @@
 //! [`RequestDeadlineLayer`]: one deadline for a whole caller request, all
 //! attempts included.
 
+pub mod future;
+
 use std::convert::Infallible;
-use std::fmt;
-use std::future::Future;
-use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use http::{Request, Response, StatusCode};
-use pin_project_lite::pin_project;
-use tokio::time::Timeout;
+use http::{Request, Response};
 use tower_layer::Layer;
 use tower_service::Service;
 
+use self::future::ResponseFuture;
 use crate::body::ResponseBody;
-use crate::error::OpenAiError;
 use crate::extensions::Deadline;
 
 /// Gives each request a [`Deadline`] (which retry and fallback respect) and
@@ -100,50 +97,11 @@ where
     }
 }
 
-pin_project! {
-    /// The response future of [`RequestDeadline`].
-    pub struct ResponseFuture<F> {
-        #[pin]
-        inner: Timeout<F>,
-        timeout: Duration,
-    }
-}
-
-impl<F> fmt::Debug for ResponseFuture<F> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ResponseFuture").finish_non_exhaustive()
-    }
-}
-
-impl<F> Future for ResponseFuture<F>
-where
-    F: Future<Output = Result<Response<ResponseBody>, Infallible>>,
-{
-    type Output = Result<Response<ResponseBody>, Infallible>;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = self.project();
-        match this.inner.poll(cx) {
-            Poll::Pending => Poll::Pending,
-            Poll::Ready(Ok(result)) => Poll::Ready(result),
-            Poll::Ready(Err(_elapsed)) => Poll::Ready(Ok(OpenAiError::new(
-                StatusCode::GATEWAY_TIMEOUT,
-                "timeout_error",
-                format!(
-                    "no provider answered within the request timeout of {} ms",
-                    this.timeout.as_millis()
-                ),
-            )
-            .with_code("request_timeout")
-            .to_response())),
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
 
+    use http::StatusCode;
     use tower::{ServiceExt, service_fn};
 
     use super::*;

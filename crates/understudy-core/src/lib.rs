@@ -51,6 +51,7 @@ pub mod deadline;
 pub mod error;
 pub mod events;
 pub mod extensions;
+mod openai_error;
 pub mod outcome;
 pub mod replay;
 pub mod request_id;

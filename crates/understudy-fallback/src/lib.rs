@@ -27,6 +27,7 @@
 #![forbid(unsafe_code)]
 
 mod first_chunk;
+pub mod future;
 mod policy;
 mod service;
 mod summary;
@@ -38,7 +39,7 @@ pub use self::first_chunk::{
 };
 pub use self::policy::{FallbackOn, FallbackPolicy, FallbackRules, PanicMode};
 pub use self::service::{
-    ATTEMPTS_HEADER, Fallback, FallbackBuilder, MODEL_HEADER, PROVIDER_HEADER, ResponseFuture,
+    ATTEMPTS_HEADER, Fallback, FallbackBuilder, MODEL_HEADER, PROVIDER_HEADER,
 };
 pub use self::summary::{AttemptSummary, FailedAttempts};
 pub use self::target::Target;

@@ -3,8 +3,7 @@
 
 use std::convert::Infallible;
 use std::fmt;
-use std::future::{Future, poll_fn};
-use std::pin::Pin;
+use std::future::poll_fn;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
@@ -18,6 +17,7 @@ use understudy_core::{
     SharedClassifier,
 };
 
+use crate::future::ResponseFuture;
 use crate::policy::{FallbackPolicy, FallbackRules, PanicMode};
 use crate::summary::{AttemptSummary, FailedAttempts, all_failed};
 use crate::target::Target;
@@ -257,26 +257,6 @@ where
         ResponseFuture {
             inner: Box::pin(dispatch(self.shared.clone(), request)),
         }
-    }
-}
-
-/// The response future of [`Fallback`]: never fails, every failure is an
-/// OpenAI-shaped error response.
-pub struct ResponseFuture {
-    inner: Pin<Box<dyn Future<Output = Result<Response<ResponseBody>, Infallible>> + Send>>,
-}
-
-impl Future for ResponseFuture {
-    type Output = Result<Response<ResponseBody>, Infallible>;
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        self.inner.as_mut().poll(cx)
-    }
-}
-
-impl fmt::Debug for ResponseFuture {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ResponseFuture").finish_non_exhaustive()
     }
 }
 

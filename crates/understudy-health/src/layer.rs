@@ -2,19 +2,18 @@
 //! unavailable.
 
 use std::fmt;
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll, ready};
+use std::task::{Context, Poll};
 
 use http::{Request, Response};
-use pin_project_lite::pin_project;
 use tokio::time::Instant;
 use tower_layer::Layer;
 use tower_service::Service;
 use understudy_core::{BoxError, Classify, PanicRouting, SharedClassifier};
 
-use crate::registry::{Admission, Entry, HealthRegistry, TrialGuard};
+use crate::future::{Record, ResponseFuture, State};
+use crate::registry::HealthRegistry;
+use crate::state::{Admission, Entry};
 
 /// Wraps one provider's service with [`Health`].
 ///
@@ -177,75 +176,5 @@ where
                 },
             },
         }
-    }
-}
-
-struct Record {
-    registry: HealthRegistry,
-    entry: Arc<Entry>,
-    classifier: SharedClassifier,
-    start: Instant,
-    /// Held until the outcome is recorded; dropped with the future if the
-    /// caller goes away, which frees the trial slot.
-    _trial: Option<TrialGuard>,
-}
-
-pin_project! {
-    /// The response future of [`Health`].
-    pub struct ResponseFuture<F> {
-        #[pin]
-        state: State<F>,
-    }
-}
-
-pin_project! {
-    #[project = StateProj]
-    enum State<F> {
-        Called {
-            #[pin]
-            future: F,
-            record: Option<Record>,
-        },
-        Refused {
-            error: Option<BoxError>,
-        },
-    }
-}
-
-impl<F, B, E> Future for ResponseFuture<F>
-where
-    F: Future<Output = Result<Response<B>, E>>,
-    E: Into<BoxError>,
-{
-    type Output = Result<Response<B>, BoxError>;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        match self.project().state.project() {
-            StateProj::Called { future, record } => {
-                let result = ready!(future.poll(cx)).map_err(Into::into);
-                if let Some(record) = record.take() {
-                    let classifier = &record.classifier;
-                    let outcome = match &result {
-                        Ok(response) => classifier.classify_response(response),
-                        Err(error) => classifier.classify_error(&**error),
-                    };
-                    record.registry.record_entry(
-                        &record.entry,
-                        outcome,
-                        Some(record.start.elapsed()),
-                    );
-                }
-                Poll::Ready(result)
-            }
-            StateProj::Refused { error } => Poll::Ready(Err(error
-                .take()
-                .unwrap_or_else(|| "health future polled after completion".into()))),
-        }
-    }
-}
-
-impl<F> fmt::Debug for ResponseFuture<F> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ResponseFuture").finish_non_exhaustive()
     }
 }

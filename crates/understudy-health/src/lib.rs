@@ -44,12 +44,17 @@
 #![warn(clippy::arithmetic_side_effects)]
 
 mod config;
+mod events;
+pub mod future;
 mod layer;
+mod prober;
 mod registry;
+mod snapshot;
+mod state;
 
 pub use self::config::{HealthConfig, HealthConfigBuilder, HealthConfigError, MAX_HEALTH_DURATION};
-pub use self::layer::{Health, HealthLayer, ResponseFuture};
-pub use self::registry::{
-    EjectionReason, HealthEvent, HealthEventKind, HealthEvents, HealthRegistry, ProberHandle,
-    ProviderSnapshot,
-};
+pub use self::events::{EjectionReason, HealthEvent, HealthEventKind, HealthEvents};
+pub use self::layer::{Health, HealthLayer};
+pub use self::prober::ProberHandle;
+pub use self::registry::HealthRegistry;
+pub use self::snapshot::ProviderSnapshot;

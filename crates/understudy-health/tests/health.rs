@@ -445,7 +445,9 @@ fn services_and_futures_are_send_and_sync() {
         >,
     >();
     assert_send::<
-        understudy_health::ResponseFuture<std::future::Ready<Result<Response<()>, std::io::Error>>>,
+        understudy_health::future::ResponseFuture<
+            std::future::Ready<Result<Response<()>, std::io::Error>>,
+        >,
     >();
 }
 

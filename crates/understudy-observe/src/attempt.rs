@@ -1,27 +1,25 @@
 //! [`AttemptLayer`]: a span, metrics and a failure log per upstream attempt.
 
+pub mod future;
+
 use std::fmt;
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::{Arc, OnceLock};
-use std::task::{Context, Poll, ready};
+use std::task::{Context, Poll};
 
 use http::{Request, Response};
 use metrics::{Counter, Histogram, counter, histogram};
-use pin_project_lite::pin_project;
 use tokio::time::Instant;
 use tower_layer::Layer;
 use tower_service::Service;
-use tracing::Span;
 use tracing::field::Empty;
-use understudy_core::events::{Event, SharedObserver};
+use understudy_core::events::SharedObserver;
 use understudy_core::{Attempt, BoxError, Classify, OutcomeKind, SharedClassifier};
 
+use self::future::ResponseFuture;
 use crate::TARGET;
-use crate::body::{FirstByte, TtfbBody};
+use crate::body::TtfbBody;
 use crate::labels::outcome_index;
 use crate::names::{ATTEMPT_DURATION_SECONDS, ATTEMPTS_TOTAL, TIME_TO_FIRST_BYTE_SECONDS};
-use crate::telemetry::{log_provider_failure, millis};
 
 /// Instruments one target's upstream attempts with [`ObserveAttempt`].
 ///
@@ -79,8 +77,9 @@ impl AttemptLayer {
         }
     }
 
-    /// Also reports [`Event::AttemptFinished`] to `observer` for every
-    /// attempt.
+    /// Also reports
+    /// [`Event::AttemptFinished`](understudy_core::events::Event::AttemptFinished)
+    /// to `observer` for every attempt.
     ///
     /// The `provider_failure` log event is then the observer's to emit
     /// ([`Telemetry`](crate::Telemetry) does), so it is not logged twice;
@@ -189,7 +188,9 @@ impl Shared {
 ///   [`ResponseBody`](understudy_core::ResponseBody)).
 /// - A provider failure logs a `provider_failure` event (WARN) with
 ///   `provider`, `model`, `attempt`, `kind`, `status`, `latency_ms`, or
-///   reports [`Event::AttemptFinished`] to the layer's observer.
+///   reports
+///   [`Event::AttemptFinished`](understudy_core::events::Event::AttemptFinished)
+///   to the layer's observer.
 ///
 /// Metric handles are registered once per layer, on first use, against the
 /// recorder installed then: install the exporter before serving.
@@ -242,7 +243,7 @@ where
 {
     type Response = Response<TtfbBody<ResBody>>;
     type Error = BoxError;
-    type Future = AttemptFuture<S::Future>;
+    type Future = ResponseFuture<S::Future>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx).map_err(Into::into)
@@ -267,92 +268,12 @@ where
         );
         let start = Instant::now();
         let future = span.in_scope(|| self.inner.call(request));
-        AttemptFuture {
+        ResponseFuture {
             future,
             span,
             start,
             attempt,
             shared: Arc::clone(&self.shared),
         }
-    }
-}
-
-pin_project! {
-    /// The response future of [`ObserveAttempt`].
-    pub struct AttemptFuture<F> {
-        #[pin]
-        future: F,
-        span: Span,
-        start: Instant,
-        attempt: Attempt,
-        shared: Arc<Shared>,
-    }
-}
-
-impl<F, ResBody, E> Future for AttemptFuture<F>
-where
-    F: Future<Output = Result<Response<ResBody>, E>>,
-    E: Into<BoxError>,
-{
-    type Output = Result<Response<TtfbBody<ResBody>>, BoxError>;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = self.project();
-        let _entered = this.span.enter();
-        let result = ready!(this.future.poll(cx)).map_err(Into::into);
-        let latency = this.start.elapsed();
-        let classifier = &this.shared.classifier;
-        let (outcome, status) = match &result {
-            Ok(response) => (
-                classifier.classify_response(response),
-                Some(response.status()),
-            ),
-            Err(error) => (classifier.classify_error(&**error), None),
-        };
-        let shared = &**this.shared;
-        let kind = outcome.kind();
-        this.span.record("outcome", kind.as_str());
-        if let Some(status) = status {
-            this.span.record("status", status.as_u16());
-        }
-        this.span.record("latency_ms", millis(latency));
-        shared.attempts(kind).increment(1);
-        shared.duration().record(latency.as_secs_f64());
-        match &shared.observer {
-            Some(observer) => observer.on_event(&Event::AttemptFinished {
-                provider: &shared.provider,
-                model: &shared.model,
-                attempt: *this.attempt,
-                outcome,
-                status,
-                latency,
-            }),
-            None if outcome.is_provider_failure() => log_provider_failure(
-                &shared.provider,
-                &shared.model,
-                *this.attempt,
-                outcome,
-                status,
-                latency,
-            ),
-            None => {}
-        }
-        Poll::Ready(result.map(|response| {
-            let first = outcome.is_success().then(|| FirstByte {
-                start: *this.start,
-                histogram: shared.ttfb().clone(),
-                span: this.span.clone(),
-            });
-            response.map(|body| TtfbBody::new(body, first))
-        }))
-    }
-}
-
-impl<F> fmt::Debug for AttemptFuture<F> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("AttemptFuture")
-            .field("provider", &self.shared.provider)
-            .field("attempt", &self.attempt)
-            .finish_non_exhaustive()
     }
 }

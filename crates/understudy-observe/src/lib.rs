@@ -81,22 +81,22 @@
 #![forbid(unsafe_code)]
 
 mod alert;
-mod attempt;
+pub mod attempt;
 mod body;
 mod labels;
 mod logging;
 pub mod names;
-mod request;
+pub mod request;
 mod telemetry;
 
 pub use self::alert::{
     Alert, AlertKind, AlertSink, Alerts, AlertsBuilder, DeliverFuture, LogSink, WebhookError,
     WebhookSink,
 };
-pub use self::attempt::{AttemptFuture, AttemptLayer, ObserveAttempt};
+pub use self::attempt::{AttemptLayer, ObserveAttempt};
 pub use self::body::TtfbBody;
 pub use self::logging::{DEFAULT_FILTER, LogFormat, UnknownLogFormat, init_tracing, subscriber};
-pub use self::request::{Observe, ObserveFuture, ObserveLayer};
+pub use self::request::{Observe, ObserveLayer};
 pub use self::telemetry::Telemetry;
 
 /// The `tracing` target of every span and event this crate emits.

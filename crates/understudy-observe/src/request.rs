@@ -1,16 +1,15 @@
 //! [`ObserveLayer`]: the `llm.request` span and the request metrics.
 
+pub mod future;
+
 use std::any::Any;
 use std::collections::HashMap;
 use std::fmt;
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::{Arc, OnceLock, PoisonError, RwLock};
-use std::task::{Context, Poll, ready};
+use std::task::{Context, Poll};
 
 use http::{HeaderMap, Request, Response, header};
 use metrics::{Counter, Histogram, counter, histogram};
-use pin_project_lite::pin_project;
 use tokio::time::Instant;
 use tower_layer::Layer;
 use tower_service::Service;
@@ -21,10 +20,10 @@ use understudy_core::{
     BoxError, Classify, FailureKind, Outcome, OutcomeKind, RouteName, SharedClassifier,
 };
 
+use self::future::ResponseFuture;
 use crate::TARGET;
 use crate::labels::{MAX_ROUTES, OTHER_ROUTE, UNKNOWN_ROUTE, outcome_index};
 use crate::names::{REQUEST_DURATION_SECONDS, REQUESTS_TOTAL};
-use crate::telemetry::millis;
 
 /// The header naming the provider that served a response.
 const PROVIDER_HEADER: &str = "x-understudy-provider";
@@ -246,7 +245,7 @@ where
 {
     type Response = Response<ResBody>;
     type Error = S::Error;
-    type Future = ObserveFuture<S::Future>;
+    type Future = ResponseFuture<S::Future>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
@@ -277,7 +276,7 @@ where
         }
         let start = Instant::now();
         let future = span.in_scope(|| self.inner.call(request));
-        ObserveFuture {
+        ResponseFuture {
             future,
             span,
             start,
@@ -285,92 +284,6 @@ where
             routes: Arc::clone(&self.routes),
             classifier: self.classifier.clone(),
         }
-    }
-}
-
-pin_project! {
-    /// The response future of [`Observe`].
-    pub struct ObserveFuture<F> {
-        #[pin]
-        future: F,
-        span: Span,
-        start: Instant,
-        route: Option<RouteName>,
-        routes: Arc<Routes>,
-        classifier: SharedClassifier,
-    }
-}
-
-impl<F, ResBody, E> Future for ObserveFuture<F>
-where
-    F: Future<Output = Result<Response<ResBody>, E>>,
-    E: 'static,
-{
-    type Output = Result<Response<ResBody>, E>;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = self.project();
-        let _entered = this.span.enter();
-        let result = ready!(this.future.poll(cx));
-        let latency = this.start.elapsed();
-        let span = &*this.span;
-        let classifier = &*this.classifier;
-        let (outcome, route) = match &result {
-            Ok(response) => {
-                let route = response
-                    .extensions()
-                    .get::<RouteName>()
-                    .or(this.route.as_ref());
-                if let Some(route) = route
-                    && this.route.is_none()
-                {
-                    span.record("route", route.as_str());
-                }
-                span.record("status", response.status().as_u16());
-                record_headers(span, response.headers());
-                (classifier.classify_response(response), route)
-            }
-            Err(error) => (classify_error(classifier, error), this.route.as_ref()),
-        };
-        let kind = outcome.kind();
-        span.record("outcome", kind.as_str());
-        span.record("latency_ms", millis(latency));
-        this.routes
-            .get(route.map(RouteName::as_str))
-            .record(kind, latency.as_secs_f64());
-        let latency_ms = millis(latency);
-        match outcome {
-            Outcome::Success => tracing::debug!(
-                target: TARGET,
-                event = "request_finished",
-                outcome = kind.as_str(),
-                latency_ms,
-                "request finished",
-            ),
-            Outcome::ClientError(_) => tracing::info!(
-                target: TARGET,
-                event = "request_finished",
-                outcome = kind.as_str(),
-                latency_ms,
-                "request finished with a client error",
-            ),
-            _ => tracing::warn!(
-                target: TARGET,
-                event = "request_finished",
-                outcome = kind.as_str(),
-                latency_ms,
-                "request failed",
-            ),
-        }
-        Poll::Ready(result)
-    }
-}
-
-impl<F> fmt::Debug for ObserveFuture<F> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ObserveFuture")
-            .field("route", &self.route)
-            .finish_non_exhaustive()
     }
 }
 

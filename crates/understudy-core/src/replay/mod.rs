@@ -17,7 +17,7 @@
 //! fails with an `io::Error` of kind `TimedOut` (a read timeout the server
 //! put on it) gets a 408 `request_timeout`; other read failures a 400.
 
-mod future;
+pub mod future;
 mod layer;
 
 use std::convert::Infallible;
@@ -30,7 +30,7 @@ use http_body::{Body, Frame, SizeHint};
 use http_body_util::{BodyExt, Limited};
 use tower_service::Service;
 
-pub use self::future::ResponseFuture;
+use self::future::ResponseFuture;
 pub use self::layer::ReplayLayer;
 use crate::error::BoxError;
 

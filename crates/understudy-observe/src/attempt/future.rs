@@ -1,0 +1,99 @@
+//! The response future of [`ObserveAttempt`](super::ObserveAttempt): records
+//! the attempt's outcome in its span, its metrics and its failure log.
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, ready};
+
+use http::Response;
+use pin_project_lite::pin_project;
+use tokio::time::Instant;
+use tracing::Span;
+use understudy_core::events::Event;
+use understudy_core::{Attempt, BoxError, Classify};
+
+use super::Shared;
+use crate::body::{FirstByte, TtfbBody};
+use crate::telemetry::{log_provider_failure, millis};
+
+pin_project! {
+    /// The response future of [`ObserveAttempt`](super::ObserveAttempt).
+    pub struct ResponseFuture<F> {
+        #[pin]
+        pub(super) future: F,
+        pub(super) span: Span,
+        pub(super) start: Instant,
+        pub(super) attempt: Attempt,
+        pub(super) shared: Arc<Shared>,
+    }
+}
+
+impl<F, ResBody, E> Future for ResponseFuture<F>
+where
+    F: Future<Output = Result<Response<ResBody>, E>>,
+    E: Into<BoxError>,
+{
+    type Output = Result<Response<TtfbBody<ResBody>>, BoxError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let _entered = this.span.enter();
+        let result = ready!(this.future.poll(cx)).map_err(Into::into);
+        let latency = this.start.elapsed();
+        let classifier = &this.shared.classifier;
+        let (outcome, status) = match &result {
+            Ok(response) => (
+                classifier.classify_response(response),
+                Some(response.status()),
+            ),
+            Err(error) => (classifier.classify_error(&**error), None),
+        };
+        let shared = &**this.shared;
+        let kind = outcome.kind();
+        this.span.record("outcome", kind.as_str());
+        if let Some(status) = status {
+            this.span.record("status", status.as_u16());
+        }
+        this.span.record("latency_ms", millis(latency));
+        shared.attempts(kind).increment(1);
+        shared.duration().record(latency.as_secs_f64());
+        match &shared.observer {
+            Some(observer) => observer.on_event(&Event::AttemptFinished {
+                provider: &shared.provider,
+                model: &shared.model,
+                attempt: *this.attempt,
+                outcome,
+                status,
+                latency,
+            }),
+            None if outcome.is_provider_failure() => log_provider_failure(
+                &shared.provider,
+                &shared.model,
+                *this.attempt,
+                outcome,
+                status,
+                latency,
+            ),
+            None => {}
+        }
+        Poll::Ready(result.map(|response| {
+            let first = outcome.is_success().then(|| FirstByte {
+                start: *this.start,
+                histogram: shared.ttfb().clone(),
+                span: this.span.clone(),
+            });
+            response.map(|body| TtfbBody::new(body, first))
+        }))
+    }
+}
+
+impl<F> fmt::Debug for ResponseFuture<F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ResponseFuture")
+            .field("provider", &self.shared.provider)
+            .field("attempt", &self.attempt)
+            .finish_non_exhaustive()
+    }
+}

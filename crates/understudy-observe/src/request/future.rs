@@ -1,0 +1,104 @@
+//! The response future of [`Observe`](super::Observe): closes the request's
+//! span and records its metrics and its `request_finished` event.
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, ready};
+
+use http::Response;
+use pin_project_lite::pin_project;
+use tokio::time::Instant;
+use tracing::Span;
+use understudy_core::{Classify, Outcome, RouteName, SharedClassifier};
+
+use super::{Routes, classify_error, record_headers};
+use crate::TARGET;
+use crate::telemetry::millis;
+
+pin_project! {
+    /// The response future of [`Observe`](super::Observe).
+    pub struct ResponseFuture<F> {
+        #[pin]
+        pub(super) future: F,
+        pub(super) span: Span,
+        pub(super) start: Instant,
+        pub(super) route: Option<RouteName>,
+        pub(super) routes: Arc<Routes>,
+        pub(super) classifier: SharedClassifier,
+    }
+}
+
+impl<F, ResBody, E> Future for ResponseFuture<F>
+where
+    F: Future<Output = Result<Response<ResBody>, E>>,
+    E: 'static,
+{
+    type Output = Result<Response<ResBody>, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let _entered = this.span.enter();
+        let result = ready!(this.future.poll(cx));
+        let latency = this.start.elapsed();
+        let span = &*this.span;
+        let classifier = &*this.classifier;
+        let (outcome, route) = match &result {
+            Ok(response) => {
+                let route = response
+                    .extensions()
+                    .get::<RouteName>()
+                    .or(this.route.as_ref());
+                if let Some(route) = route
+                    && this.route.is_none()
+                {
+                    span.record("route", route.as_str());
+                }
+                span.record("status", response.status().as_u16());
+                record_headers(span, response.headers());
+                (classifier.classify_response(response), route)
+            }
+            Err(error) => (classify_error(classifier, error), this.route.as_ref()),
+        };
+        let kind = outcome.kind();
+        span.record("outcome", kind.as_str());
+        span.record("latency_ms", millis(latency));
+        this.routes
+            .get(route.map(RouteName::as_str))
+            .record(kind, latency.as_secs_f64());
+        let latency_ms = millis(latency);
+        match outcome {
+            Outcome::Success => tracing::debug!(
+                target: TARGET,
+                event = "request_finished",
+                outcome = kind.as_str(),
+                latency_ms,
+                "request finished",
+            ),
+            Outcome::ClientError(_) => tracing::info!(
+                target: TARGET,
+                event = "request_finished",
+                outcome = kind.as_str(),
+                latency_ms,
+                "request finished with a client error",
+            ),
+            _ => tracing::warn!(
+                target: TARGET,
+                event = "request_finished",
+                outcome = kind.as_str(),
+                latency_ms,
+                "request failed",
+            ),
+        }
+        Poll::Ready(result)
+    }
+}
+
+impl<F> fmt::Debug for ResponseFuture<F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ResponseFuture")
+            .field("route", &self.route)
+            .finish_non_exhaustive()
+    }
+}
