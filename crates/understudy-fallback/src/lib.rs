@@ -26,7 +26,7 @@
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
-mod first_chunk;
+pub mod first_chunk;
 pub mod future;
 mod policy;
 mod service;

@@ -71,6 +71,7 @@ mod backoff;
 mod budget;
 mod config;
 pub mod error;
+pub mod future;
 mod layer;
 mod service;
 

@@ -1,6 +1,4 @@
 use std::fmt;
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -17,6 +15,7 @@ use crate::backoff::{Backoff, Jitter};
 use crate::budget::RetryBudget;
 use crate::config::RetryConfig;
 use crate::error::RetryError;
+use crate::future::ResponseFuture;
 
 /// What every service of one [`RetryLayer`](crate::RetryLayer) shares.
 #[derive(Clone)]
@@ -89,7 +88,7 @@ where
 {
     type Response = Response<B>;
     type Error = BoxError;
-    type Future = Pin<Box<dyn Future<Output = Result<Response<B>, BoxError>> + Send>>;
+    type Future = ResponseFuture<B>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx).map_err(Into::into)

@@ -3,12 +3,11 @@
 //! first content chunk arrived.
 
 mod body;
+pub mod future;
 mod probe;
 
 use std::error::Error;
 use std::fmt;
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -31,6 +30,7 @@ use understudy_core::{
 };
 
 use self::body::CommittedBody;
+use self::future::ResponseFuture;
 use self::probe::{Verdict, judge};
 
 /// The largest non-streaming body read by default: 32 MiB.
@@ -210,7 +210,7 @@ where
 {
     type Response = Response<ResponseBody>;
     type Error = BoxError;
-    type Future = Pin<Box<dyn Future<Output = Result<Response<ResponseBody>, BoxError>> + Send>>;
+    type Future = ResponseFuture;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx).map_err(Into::into)
