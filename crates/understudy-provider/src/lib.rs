@@ -14,6 +14,10 @@
 //! - [`ProviderService::anthropic`]: Anthropic's Messages API, with the
 //!   request, the answer, the stream and the errors translated (the
 //!   [`anthropic`] module says what maps to what, and what is dropped).
+//! - [`ProviderConfig`]: a provider described in configuration (kind, base
+//!   URL, timeouts), checked by [`ProviderConfig::validate`]; with the
+//!   `serde` feature it, [`ClientConfig`] and [`ProviderKind`] deserialise
+//!   from a file's keys.
 //! - [`ApiKey`]: the provider's key, injected by the service and never
 //!   printed. The caller's own `Authorization` never goes upstream.
 //!
@@ -58,6 +62,7 @@
 
 pub mod anthropic;
 mod client;
+mod config;
 mod error;
 mod key;
 pub mod openai;
@@ -66,6 +71,7 @@ mod service;
 pub use rustls::pki_types::CertificateDer;
 
 pub use self::client::{ClientBuildError, ClientConfig, HttpClient};
+pub use self::config::ProviderConfig;
 pub use self::error::{ConfigError, ProviderError};
 pub use self::key::ApiKey;
 pub use self::service::{ProviderKind, ProviderService, ResponseFuture, UnknownProviderKind};
