@@ -315,7 +315,8 @@ mod file {
 
     /// The file form: the keys a file spells, in its units.
     #[derive(Deserialize)]
-    #[serde(deny_unknown_fields, default)]
+    // Expected as the type it becomes.
+    #[serde(deny_unknown_fields, default, expecting = "struct HealthConfig")]
     struct HealthFile {
         consecutive_failures: u32,
         failure_ratio: f64,

@@ -234,7 +234,8 @@ mod file {
 
     /// The file form: the keys a file spells, in its units.
     #[derive(Deserialize)]
-    #[serde(deny_unknown_fields, default)]
+    // Expected as the type it becomes.
+    #[serde(deny_unknown_fields, default, expecting = "struct RetryConfig")]
     struct RetryFile {
         max_retries: u32,
         base_delay_ms: u64,
