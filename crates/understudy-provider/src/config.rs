@@ -239,25 +239,51 @@ mod file {
         ProviderKind::Anthropic.as_str(),
     ];
 
-    /// Through [`ProviderKind`]'s `FromStr`: `"openai"` or `"anthropic"`.
+    /// Through [`ProviderKind`]'s `FromStr`, as a unit variant named
+    /// `openai` or `anthropic` (a string in most formats).
     impl<'de> Deserialize<'de> for ProviderKind {
         fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-            struct Kind;
-
-            impl de::Visitor<'_> for Kind {
-                type Value = ProviderKind;
-
-                fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                    f.write_str("`openai` or `anthropic`")
-                }
-
-                fn visit_str<E: de::Error>(self, name: &str) -> Result<ProviderKind, E> {
-                    name.parse().map_err(|_| E::unknown_variant(name, KINDS))
-                }
-            }
-
-            deserializer.deserialize_str(Kind)
+            deserializer.deserialize_enum("ProviderKind", KINDS, KindVisitor)
         }
+    }
+
+    struct KindVisitor;
+
+    impl<'de> de::Visitor<'de> for KindVisitor {
+        type Value = ProviderKind;
+
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("`openai` or `anthropic`")
+        }
+
+        fn visit_str<E: de::Error>(self, name: &str) -> Result<ProviderKind, E> {
+            parse_kind(name)
+        }
+
+        fn visit_enum<A: de::EnumAccess<'de>>(self, data: A) -> Result<ProviderKind, A::Error> {
+            let (kind, variant) = data.variant_seed(KindName)?;
+            de::VariantAccess::unit_variant(variant)?;
+            Ok(kind)
+        }
+    }
+
+    /// A variant's name, read where the deserialiser reads it, so an
+    /// unknown one is reported there.
+    struct KindName;
+
+    impl<'de> de::DeserializeSeed<'de> for KindName {
+        type Value = ProviderKind;
+
+        fn deserialize<D: Deserializer<'de>>(
+            self,
+            deserializer: D,
+        ) -> Result<ProviderKind, D::Error> {
+            deserializer.deserialize_identifier(KindVisitor)
+        }
+    }
+
+    fn parse_kind<E: de::Error>(name: &str) -> Result<ProviderKind, E> {
+        name.parse().map_err(|_| E::unknown_variant(name, KINDS))
     }
 
     fn millis(duration: Duration) -> u64 {
@@ -267,7 +293,8 @@ mod file {
     /// A provider's file form: the keys a file spells, in its units. Keep
     /// [`ProviderConfig::KEYS`] in step.
     #[derive(Deserialize)]
-    #[serde(deny_unknown_fields)]
+    // Expected as the type it becomes.
+    #[serde(deny_unknown_fields, expecting = "struct ProviderConfig")]
     struct ProviderFile {
         name: String,
         kind: ProviderKind,
@@ -338,7 +365,8 @@ mod file {
 
     /// The client's file form. Extra root certificates are added in code.
     #[derive(Deserialize)]
-    #[serde(deny_unknown_fields, default)]
+    // Expected as the type it becomes.
+    #[serde(deny_unknown_fields, default, expecting = "struct ClientConfig")]
     struct ClientFile {
         connect_timeout_ms: u64,
         pool_idle_timeout_ms: u64,

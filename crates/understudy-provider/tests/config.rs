@@ -71,13 +71,19 @@ fn required_and_unknown_keys_are_named() {
         .map(|key| format!("`{key}`"))
         .collect::<Vec<_>>()
         .join(", ");
-    assert!(error.ends_with(&format!("expected one of {listed}")), "{error}");
+    assert!(
+        error.ends_with(&format!("expected one of {listed}")),
+        "{error}"
+    );
 }
 
 #[test]
 fn an_unknown_kind_is_named_with_the_kinds_there_are() {
     let error = provider(&LOCAL.replace("\"openai\"", "\"opnai\"")).unwrap_err();
-    assert_eq!(error, "unknown variant `opnai`, expected `openai` or `anthropic`");
+    assert_eq!(
+        error,
+        "unknown variant `opnai`, expected `openai` or `anthropic`"
+    );
 }
 
 #[test]
