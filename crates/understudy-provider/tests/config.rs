@@ -177,3 +177,15 @@ fn a_client_refuses_unknown_keys_and_over_long_timeouts() {
         "connect_timeout_ms must be greater than 0"
     );
 }
+
+#[test]
+fn a_kind_reads_as_a_unit_variant() {
+    // What a derived enum accepts in TOML: the name, or a table naming it.
+    let config =
+        provider(&LOCAL.replace("kind = \"openai\"", "kind = { anthropic = {} }")).unwrap();
+    assert_eq!(config.kind, ProviderKind::Anthropic);
+    let error = provider(&LOCAL.replace("kind = \"openai\"", "kind = 1")).unwrap_err();
+    assert_eq!(error, "wanted string or table");
+    let kind: ProviderKind = serde_json::from_str("\"anthropic\"").unwrap();
+    assert_eq!(kind, ProviderKind::Anthropic);
+}
