@@ -12,6 +12,11 @@
 //! | `observe` | [`understudy-observe`](observe) | `ObserveLayer`: spans, metrics, alerts and the webhook sink |
 //! | `provider` | [`understudy-provider`](provider) | provider services: OpenAI-compatible and Anthropic over hyper + rustls |
 //!
+//! The `serde` feature (off by default) adds `Deserialize` to the
+//! configuration types of the enabled crates (`RetryConfig`, `HealthConfig`,
+//! `FallbackPolicy`, `ProviderConfig`, `ClientConfig`), each checked as it
+//! is read.
+//!
 //! # Example
 //!
 //! ```
