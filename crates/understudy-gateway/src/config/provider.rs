@@ -58,7 +58,8 @@ pub(super) struct ProviderFile {
 }
 
 /// Checks the entries read and turns them into [`ProviderEntry`]s, in the
-/// order [`check`] checks built ones.
+/// order [`check`] checks built ones: entry by entry, the library's checks
+/// first, then the gateway's name and `direct_models` rules.
 pub(super) fn resolve(files: Vec<ProviderFile>) -> Result<Vec<ProviderEntry>, ConfigError> {
     if files.is_empty() {
         return Err(no_provider());
