@@ -13,6 +13,11 @@
 //! | `provider` | [`understudy-provider`](provider) | provider services: OpenAI-compatible and Anthropic over hyper + rustls |
 //! | `stack` | [`understudy-stack`](stack) | `TargetStack`: the one builder of a target's layers, in order and wired together |
 //!
+//! The `serde` feature (off by default) adds `Deserialize` to the
+//! configuration types of the enabled crates (`RetryConfig`, `HealthConfig`,
+//! `FallbackPolicy`, `ProviderConfig`, `ClientConfig`), each checked as it
+//! is read.
+//!
 //! # Example
 //!
 //! ```

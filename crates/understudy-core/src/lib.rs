@@ -25,6 +25,9 @@
 //!   [`sse::SseDecoder`], which reads provider streams event by event.
 //! - [`time::saturating_add`]: deadlines and cooldowns that cannot overflow,
 //!   whatever duration a header or a configuration holds.
+//! - [`config`]: the one-day limit on configured durations and
+//!   [`config::InvalidSetting`], the error every crate's configuration
+//!   checks return.
 //!
 //! # Example: classifying what a provider answered
 //!
@@ -47,6 +50,7 @@
 pub mod availability;
 pub mod body;
 pub mod classify;
+pub mod config;
 pub mod deadline;
 pub mod error;
 pub mod events;

@@ -51,7 +51,15 @@ where
 }
 
 /// A kind of outcome that can move a request on to the next target.
+///
+/// With the `serde` feature it deserialises from its name in snake case:
+/// `"provider_failure"`, `"context_length"`, `"content_filter"`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Deserialize),
+    serde(rename_all = "snake_case")
+)]
 #[non_exhaustive]
 pub enum FallbackOn {
     /// Any provider failure: connect errors, timeouts, 429, 5xx, 529, a
@@ -98,6 +106,36 @@ pub enum PanicMode {
 /// let policy = FallbackRules::default().on(FallbackOn::ContextLength).max_targets(2);
 /// assert!(policy.fails_over(&Outcome::ClientError(ClientErrorKind::ContextLengthExceeded)));
 /// assert_eq!(policy.target_limit(), 2);
+/// ```
+///
+/// # Deserialising
+///
+/// With the `serde` feature, a policy deserialises from the list of the
+/// [`FallbackOn`] kinds it fails over on, as [`FallbackRules::only`]
+/// builds it; an unknown kind is an error naming it. The target limit and
+/// the panic mode keep their defaults.
+///
+/// ```
+/// # #[cfg(feature = "serde")] {
+/// use understudy_core::{ClientErrorKind, Outcome};
+/// use understudy_fallback::{FallbackOn, FallbackRules};
+///
+/// #[derive(Debug, serde::Deserialize)]
+/// struct Route {
+///     fallback_on: FallbackRules,
+/// }
+///
+/// let route: Route = toml::from_str(r#"fallback_on = ["provider_failure", "context_length"]"#)
+///     .unwrap();
+/// assert_eq!(
+///     route.fallback_on,
+///     FallbackRules::only([FallbackOn::ProviderFailure, FallbackOn::ContextLength]),
+/// );
+/// assert!(route.fallback_on.fails_over(&Outcome::ClientError(ClientErrorKind::ContextLengthExceeded)));
+///
+/// let error = toml::from_str::<Route>(r#"fallback_on = ["timeouts"]"#).unwrap_err();
+/// assert!(error.message().contains("unknown variant `timeouts`"));
+/// # }
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FallbackRules {
@@ -202,5 +240,12 @@ impl FallbackPolicy for FallbackRules {
 
     fn panic(&self) -> PanicMode {
         FallbackRules::panic(self)
+    }
+}
+
+#[cfg(feature = "serde")]
+impl<'de> serde::Deserialize<'de> for FallbackRules {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        Vec::<FallbackOn>::deserialize(deserializer).map(Self::only)
     }
 }

@@ -20,16 +20,16 @@ use tower::util::BoxCloneSyncService;
 use tower_http::catch_panic::CatchPanicLayer;
 use understudy_core::events::SharedObserver;
 use understudy_core::{ReplayBody, ReplayLayer, RequestDeadlineLayer, ResponseBody, RouteName};
-use understudy_fallback::{Fallback, FallbackOn, FallbackRules, FirstChunkLayer, Target};
-use understudy_health::{HealthConfigError, HealthRegistry, ProberHandle};
+use understudy_fallback::{Fallback, FirstChunkLayer, Target};
+use understudy_health::{HealthRegistry, ProberHandle};
 use understudy_observe::ObserveLayer;
-use understudy_provider::{ApiKey, ClientConfig, HttpClient, ProviderService};
+use understudy_provider::{ApiKey, ClientConfig, HttpClient, ProviderConfig, ProviderService};
 use understudy_retry::{RetryBudget, RetryConfig};
 use understudy_stack::{TargetService, TargetStack};
 
 use crate::app::ChatService;
 use crate::body_timeout::BodyTimeoutLayer;
-use crate::config::{self, Config, ProviderConfig};
+use crate::config::Config;
 use crate::router::{DirectTargets, ModelRouter};
 use crate::shed::ShedLayer;
 
@@ -40,9 +40,6 @@ pub type RouteService =
 /// Why the gateway could not be built from a configuration that validated.
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {
-    /// The health section is inconsistent.
-    #[error("invalid [health] section: {0}")]
-    Health(#[from] HealthConfigError),
     /// The HTTP client could not be built.
     #[error("could not build the HTTP client: {0}")]
     Client(String),
@@ -147,9 +144,9 @@ impl Parts {
             .retry(self.retry)
             .budget(provider.budget.clone())
             .health(&self.registry)
-            .timeout(Duration::from_millis(config.timeout_ms))
+            .timeout(config.timeout)
             .first_chunk(
-                FirstChunkLayer::new(Duration::from_millis(config.first_chunk_timeout_ms))
+                FirstChunkLayer::new(config.first_chunk_timeout)
                     .max_event_bytes(self.max_event_bytes),
             )
             .telemetry(&self.observer)
@@ -164,39 +161,22 @@ pub fn build(
     keys: Vec<Option<String>>,
     observer: &SharedObserver,
 ) -> Result<Built, BuildError> {
-    let health = &config.health;
-    let health_config = understudy_health::HealthConfig::builder()
-        .consecutive_failures(health.consecutive_failures)
-        .failure_ratio(health.failure_ratio)
-        .min_requests(health.min_requests)
-        .window(Duration::from_secs(health.window_secs))
-        .base_ejection(Duration::from_secs(health.base_ejection_secs))
-        .max_ejection(Duration::from_secs(health.max_ejection_secs))
-        .build()?;
-    let registry = HealthRegistry::with_observer(health_config, observer.clone());
+    let registry = HealthRegistry::with_observer(config.health, observer.clone());
 
-    let retry = &config.retry;
-    let retry_config = RetryConfig::default()
-        .max_retries(retry.max_retries)
-        .base_delay(Duration::from_millis(retry.base_delay_ms))
-        .max_delay(Duration::from_millis(retry.max_delay_ms))
-        .max_retry_after(Duration::from_millis(retry.max_retry_after_ms))
-        .budget_ratio(retry.budget_ratio)
-        .budget_min_per_sec(retry.budget_min_per_sec);
+    let retry_config = config.retry;
 
     // Each provider connects within its own timeout; providers that share
     // a timeout share one pool.
-    let mut pools: Vec<(u64, HttpClient)> = Vec::new();
+    let mut pools: Vec<(Duration, HttpClient)> = Vec::new();
     let mut providers = Vec::with_capacity(config.providers.len());
-    for (provider, key) in config.providers.iter().zip(keys) {
-        let timeout = provider.connect_timeout_ms;
+    for (entry, key) in config.providers.iter().zip(keys) {
+        let provider = &entry.provider;
+        let timeout = provider.connect_timeout;
         let client = if let Some((_, client)) = pools.iter().find(|(t, _)| *t == timeout) {
             client.clone()
         } else {
-            let client = HttpClient::new(
-                ClientConfig::new().connect_timeout(Duration::from_millis(timeout)),
-            )
-            .map_err(|error| BuildError::Client(error.to_string()))?;
+            let client = HttpClient::new(ClientConfig::new().connect_timeout(timeout))
+                .map_err(|error| BuildError::Client(error.to_string()))?;
             pools.push((timeout, client.clone()));
             client
         };
@@ -224,7 +204,7 @@ pub fn build(
             .collect::<Result<Vec<_>, _>>()?;
         let fallback = Fallback::builder()
             .targets(targets)
-            .policy(policy(&route.fallback_on))
+            .policy(route.fallback_on.clone())
             .availability(registry.clone())
             .observer(observer.clone())
             .build();
@@ -238,29 +218,27 @@ pub fn build(
     // Active probes of ejected providers; `probe_interval_secs = 0` turns
     // them off. A probe gets the provider's attempt timeout: a provider that
     // hangs must not stall its prober.
-    let probers = if config.health.probe_interval_secs == 0 {
-        Vec::new()
-    } else {
+    let probers = if let Some(interval) = config.health.probe_interval() {
         parts
             .providers
             .iter()
             .map(|provider| {
                 let probe = parts.provider_service(provider, "probe")?;
-                let timeout = Duration::from_millis(provider.config.timeout_ms);
-                Ok(registry.spawn_prober(
-                    &provider.config.name,
-                    Duration::from_secs(config.health.probe_interval_secs),
-                    move || {
+                let timeout = provider.config.timeout;
+                Ok(
+                    registry.spawn_prober(&provider.config.name, interval, move || {
                         let probe = probe.clone();
                         async move {
                             tokio::time::timeout(timeout, probe.probe())
                                 .await
                                 .unwrap_or(false)
                         }
-                    },
-                ))
+                    }),
+                )
             })
             .collect::<Result<Vec<_>, BuildError>>()?
+    } else {
+        Vec::new()
     };
 
     // The deadline starts when the request does, so reading a slow body
@@ -313,8 +291,9 @@ fn direct_targets(
         })
     };
     let mut listed: HashMap<(String, String), (RouteName, RouteService)> = HashMap::new();
-    for provider in &config.providers {
-        for model in &provider.direct_models {
+    for entry in &config.providers {
+        let provider = &entry.provider;
+        for model in &entry.direct_models {
             let name = RouteName::new(format!("{}/{model}", provider.name));
             let service = single(parts, &provider.name, model)?;
             listed.insert((provider.name.clone(), model.clone()), (name, service));
@@ -358,12 +337,4 @@ fn panic_answer(panic: Box<dyn std::any::Any + Send + 'static>) -> Response<Resp
     understudy_core::OpenAiError::internal("the gateway failed while serving this request")
         .with_code("internal_error")
         .to_response()
-}
-
-fn policy(fallback_on: &[config::FallbackOn]) -> FallbackRules {
-    FallbackRules::only(fallback_on.iter().map(|kind| match kind {
-        config::FallbackOn::ProviderFailure => FallbackOn::ProviderFailure,
-        config::FallbackOn::ContextLength => FallbackOn::ContextLength,
-        config::FallbackOn::ContentFilter => FallbackOn::ContentFilter,
-    }))
 }

@@ -27,6 +27,12 @@
 //! Transitions go to [`HealthRegistry::subscribe`] and to the registry's
 //! [`Observer`](understudy_core::events::Observer).
 //!
+//! # Configuration
+//!
+//! [`HealthConfig`] holds the thresholds and ejection times, checked by its
+//! builder. With the `serde` feature it deserialises from a file's
+//! `[health]`-style map, checked the same way.
+//!
 //! # Concurrency
 //!
 //! A healthy provider is admitted by one atomic load. Recording takes that

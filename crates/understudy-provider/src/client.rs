@@ -32,6 +32,28 @@ use understudy_core::ReplayBody;
 /// let client = HttpClient::new(config).unwrap();
 /// # drop(client);
 /// ```
+///
+/// # Deserialising
+///
+/// With the `serde` feature it deserialises from a map with the optional
+/// keys `connect_timeout_ms`, `pool_idle_timeout_ms`,
+/// `pool_max_idle_per_host` (absent: no limit) and `webpki_roots`, checked
+/// as [`validate`](Self::validate) checks them; extra roots are added in
+/// code.
+///
+/// ```
+/// # #[cfg(feature = "serde")] {
+/// use std::time::Duration;
+/// use understudy_provider::ClientConfig;
+///
+/// let config: ClientConfig = toml::from_str("connect_timeout_ms = 2000").unwrap();
+/// assert_eq!(config.connect_timeout, Duration::from_secs(2));
+/// assert_eq!(config.pool_max_idle_per_host, usize::MAX);
+///
+/// let error = toml::from_str::<ClientConfig>("connect_timout_ms = 2000").unwrap_err();
+/// assert!(error.message().contains("unknown field `connect_timout_ms`"));
+/// # }
+/// ```
 #[derive(Clone)]
 pub struct ClientConfig {
     /// How long a TCP connect may take before it fails. Default: 5 seconds.

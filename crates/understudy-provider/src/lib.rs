@@ -26,6 +26,10 @@
 //! - [`ProviderService::with_dialect`]: any other API, by its [`Dialect`].
 //! - [`ProviderKind`]: the built-in dialects by the names a configuration
 //!   uses (`openai`, `anthropic`).
+//! - [`ProviderConfig`]: a provider described in configuration (kind, base
+//!   URL, timeouts), checked by [`ProviderConfig::validate`]; with the
+//!   `serde` feature it, [`ClientConfig`] and [`ProviderKind`] deserialise
+//!   from a file's keys.
 //! - [`ApiKey`]: the provider's key, injected by the service and never
 //!   printed. The caller's own `Authorization` never goes upstream.
 //!
@@ -70,6 +74,7 @@
 
 mod client;
 pub mod dialect;
+mod config;
 mod error;
 mod key;
 mod service;
@@ -81,6 +86,7 @@ pub use self::dialect::{
     AnswerContext, Dialect, DialectOptions, Operation, ProviderKind, Reply, ShapedError,
     UnknownProviderKind, UpstreamRequest, anthropic, openai,
 };
+pub use self::config::ProviderConfig;
 pub use self::error::{ConfigError, ProviderError};
 pub use self::key::ApiKey;
 pub use self::service::{ProviderService, ResponseFuture};

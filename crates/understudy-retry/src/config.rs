@@ -1,6 +1,11 @@
 use std::time::Duration;
 
+use understudy_core::config::{InvalidSetting, check_duration};
+
 use crate::budget::RetryBudget;
+
+/// The most retries per target [`RetryConfig::validate`] accepts.
+pub const MAX_RETRIES: u32 = 10;
 
 /// How a target retries. Every field has a default; setters chain.
 ///
@@ -12,6 +17,33 @@ use crate::budget::RetryBudget;
 ///     .max_retries(2)
 ///     .max_retry_after(Duration::from_secs(5));
 /// assert_eq!(config.get_max_retries(), 2);
+/// assert!(config.validate().is_ok());
+/// ```
+///
+/// # Deserialising
+///
+/// With the `serde` feature, a `RetryConfig` deserialises from a map with
+/// the keys `max_retries`, `base_delay_ms`, `max_delay_ms`,
+/// `max_retry_after_ms`, `budget_ratio` and `budget_min_per_sec`; each is
+/// optional (the [`Default`] fills it in), any other key is an error, and
+/// the values are checked as [`validate`](Self::validate) checks them. The
+/// deadline margin and the budget's window keep their defaults.
+///
+/// ```
+/// # #[cfg(feature = "serde")] {
+/// use understudy_retry::RetryConfig;
+///
+/// let config: RetryConfig = toml::from_str(
+///     "max_retries = 2\n\
+///      base_delay_ms = 50\n\
+///      budget_ratio = 0.1\n",
+/// )
+/// .unwrap();
+/// assert_eq!(config.get_max_retries(), 2);
+///
+/// let error = toml::from_str::<RetryConfig>("max_retries = 11").unwrap_err();
+/// assert!(error.message().contains("max_retries (11) must be at most 10"));
+/// # }
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct RetryConfig {
@@ -108,6 +140,176 @@ impl RetryConfig {
     /// Retries after the first try.
     pub const fn get_max_retries(&self) -> u32 {
         self.max_retries
+    }
+
+    /// Checks the values: at most [`MAX_RETRIES`] retries, every duration at
+    /// most [`MAX_CONFIG_DURATION`](understudy_core::config::MAX_CONFIG_DURATION),
+    /// the backoff base at most its cap, and the budget's ratio in
+    /// `[0.0, 1.0]`. The error names the setting as its method here does.
+    ///
+    /// [`RetryLayer`](crate::RetryLayer) does not require it: it clamps what
+    /// it must. A configuration read from a file is checked as it is
+    /// deserialised.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use understudy_retry::RetryConfig;
+    ///
+    /// let error = RetryConfig::default()
+    ///     .base_delay(Duration::from_secs(3))
+    ///     .validate()
+    ///     .unwrap_err();
+    /// assert_eq!(error.to_string(), "base_delay (3s) must not exceed max_delay (2s)");
+    /// ```
+    pub fn validate(&self) -> Result<(), InvalidSetting> {
+        self.check(&Names::METHODS)
+    }
+
+    fn check(&self, names: &Names) -> Result<(), InvalidSetting> {
+        if self.max_retries > MAX_RETRIES {
+            return Err(InvalidSetting::new(
+                "max_retries",
+                format!("({}) must be at most {MAX_RETRIES}", self.max_retries),
+            ));
+        }
+        for (key, value) in [
+            (names.base_delay, self.base_delay),
+            (names.max_delay, self.max_delay),
+            (names.max_retry_after, self.max_retry_after),
+            ("min_remaining", self.min_remaining),
+            ("budget_ttl", self.budget_ttl),
+        ] {
+            check_duration(key, value)?;
+        }
+        if self.base_delay > self.max_delay {
+            return Err(InvalidSetting::new(
+                names.base_delay,
+                format!(
+                    "({:?}) must not exceed {} ({:?})",
+                    self.base_delay, names.max_delay, self.max_delay
+                ),
+            ));
+        }
+        if !(self.budget_ratio.is_finite() && (0.0..=1.0).contains(&self.budget_ratio)) {
+            return Err(InvalidSetting::new(
+                "budget_ratio",
+                format!("({}) must be in the range [0.0, 1.0]", self.budget_ratio),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// What the checks call the settings whose file keys differ from their
+/// methods' names.
+struct Names {
+    base_delay: &'static str,
+    max_delay: &'static str,
+    max_retry_after: &'static str,
+}
+
+impl Names {
+    const METHODS: Self = Self {
+        base_delay: "base_delay",
+        max_delay: "max_delay",
+        max_retry_after: "max_retry_after",
+    };
+    #[cfg(feature = "serde")]
+    const FILE: Self = Self {
+        base_delay: "base_delay_ms",
+        max_delay: "max_delay_ms",
+        max_retry_after: "max_retry_after_ms",
+    };
+}
+
+#[cfg(feature = "serde")]
+mod file {
+    use std::time::Duration;
+
+    use serde::de::Error as _;
+    use serde::{Deserialize, Deserializer};
+    use understudy_core::config::InvalidSetting;
+
+    use super::{Names, RetryConfig};
+
+    /// The file form: the keys a file spells, in its units.
+    #[derive(Deserialize)]
+    // Expected as the type it becomes.
+    #[serde(deny_unknown_fields, default, expecting = "struct RetryConfig")]
+    struct RetryFile {
+        max_retries: u32,
+        base_delay_ms: u64,
+        max_delay_ms: u64,
+        max_retry_after_ms: u64,
+        budget_ratio: f64,
+        budget_min_per_sec: u32,
+    }
+
+    fn millis(duration: Duration) -> u64 {
+        u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
+    }
+
+    impl Default for RetryFile {
+        fn default() -> Self {
+            let config = RetryConfig::default();
+            Self {
+                max_retries: config.max_retries,
+                base_delay_ms: millis(config.base_delay),
+                max_delay_ms: millis(config.max_delay),
+                max_retry_after_ms: millis(config.max_retry_after),
+                budget_ratio: config.budget_ratio,
+                budget_min_per_sec: config.budget_min_per_sec,
+            }
+        }
+    }
+
+    impl TryFrom<RetryFile> for RetryConfig {
+        type Error = InvalidSetting;
+
+        fn try_from(file: RetryFile) -> Result<Self, InvalidSetting> {
+            let config = Self::default()
+                .max_retries(file.max_retries)
+                .base_delay(Duration::from_millis(file.base_delay_ms))
+                .max_delay(Duration::from_millis(file.max_delay_ms))
+                .max_retry_after(Duration::from_millis(file.max_retry_after_ms))
+                .budget_ratio(file.budget_ratio)
+                .budget_min_per_sec(file.budget_min_per_sec);
+            config.check(&Names::FILE)?;
+            Ok(config)
+        }
+    }
+
+    impl RetryConfig {
+        /// Deserialises a `RetryConfig` and checks it, keeping the two
+        /// failures apart: the outer error is the deserialiser's (malformed
+        /// input, an unknown key, a value of the wrong type), the inner one
+        /// a value out of range, naming its file key, for a caller that
+        /// reports it under a path of its own. `Deserialize` is this with
+        /// the inner error turned into the outer one. Requires the `serde`
+        /// feature.
+        ///
+        /// ```
+        /// use understudy_retry::RetryConfig;
+        ///
+        /// let checked = RetryConfig::deserialize_checked(
+        ///     toml::de::ValueDeserializer::parse("{ base_delay_ms = 5000 }").unwrap(),
+        /// )
+        /// .unwrap();
+        /// let error = checked.unwrap_err();
+        /// assert_eq!(error.key(), "base_delay_ms");
+        /// assert_eq!(error.problem(), "(5s) must not exceed max_delay_ms (2s)");
+        /// ```
+        pub fn deserialize_checked<'de, D: Deserializer<'de>>(
+            deserializer: D,
+        ) -> Result<Result<Self, InvalidSetting>, D::Error> {
+            RetryFile::deserialize(deserializer).map(Self::try_from)
+        }
+    }
+
+    impl<'de> Deserialize<'de> for RetryConfig {
+        fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+            Self::deserialize_checked(deserializer)?.map_err(D::Error::custom)
+        }
     }
 }
 

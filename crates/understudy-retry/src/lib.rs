@@ -24,6 +24,13 @@
 //! share, never a copy) and carries its [`Attempt`] number; an
 //! [`AttemptCounter`] in the request, if any, gains one per re-send.
 //!
+//! # Configuration
+//!
+//! [`RetryConfig`] holds the settings; [`RetryConfig::validate`] checks them
+//! against the limits ([`MAX_RETRIES`], durations of at most a day). With
+//! the `serde` feature it deserialises from a file's `[retry]`-style map,
+//! checked the same way.
+//!
 //! # Differences from `tower::retry`
 //!
 //! tower's `Retry` takes a user policy and knows nothing of HTTP; this layer
@@ -77,7 +84,7 @@ mod service;
 
 pub use self::backoff::{Backoff, InvalidBackoff, Jitter, RandomJitter};
 pub use self::budget::RetryBudget;
-pub use self::config::RetryConfig;
+pub use self::config::{MAX_RETRIES, RetryConfig};
 pub use self::error::RetryError;
 pub use self::layer::RetryLayer;
 pub use self::service::Retry;

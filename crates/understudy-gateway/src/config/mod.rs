@@ -1,0 +1,203 @@
+//! The gateway's TOML configuration: schema, defaults and validation.
+//!
+//! The schema is a contract: unknown keys are errors (a typo must not
+//! silently disable a fallback), every duration has a default, a provider a
+//! route names must exist, and an `api_key_env` that is unset is an error at
+//! start that names the variable, never its value.
+//!
+//! The sections the library crates configure are their types, read and
+//! checked by them: `[retry]` is [`RetryConfig`], `[health]` is
+//! [`HealthConfig`], a route's `fallback_on` is a [`FallbackRules`], and
+//! each `[[providers]]` entry holds an [`understudy_provider::ProviderConfig`]
+//! beside the gateway's own keys ([`ProviderEntry`]). Their values out of
+//! range are reported as the gateway reports its own, under the key's path
+//! (`retry.max_retries`, `providers[1].timeout_ms`), once the file has
+//! parsed. The gateway checks what only it knows: `[server]`, `[alerts]`,
+//! provider names, routes and the models callers may name.
+//!
+//! [`FallbackRules`]: understudy_fallback::FallbackRules
+
+mod alerts;
+mod error;
+mod provider;
+mod route;
+mod server;
+#[cfg(test)]
+mod tests;
+
+use std::path::Path;
+
+use serde::Deserialize;
+use understudy_core::config::{InvalidSetting, MAX_CONFIG_DURATION};
+use understudy_health::HealthConfig;
+use understudy_retry::RetryConfig;
+
+pub use self::alerts::AlertsConfig;
+pub use self::error::ConfigError;
+pub use self::provider::ProviderEntry;
+pub use self::route::{MAX_MODEL_BYTES, RouteConfig, TargetConfig, check_model_name};
+pub use self::server::ServerConfig;
+#[doc(no_inline)]
+pub use understudy_retry::MAX_RETRIES;
+
+use self::error::{invalid, parse_error, setting};
+
+/// A validated configuration.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(try_from = "ConfigFile")]
+pub struct Config {
+    /// `[server]`.
+    pub server: ServerConfig,
+    /// `[[providers]]`.
+    pub providers: Vec<ProviderEntry>,
+    /// `[[routes]]`.
+    pub routes: Vec<RouteConfig>,
+    /// `[retry]`, applied to every target.
+    pub retry: RetryConfig,
+    /// `[health]`, applied to every provider.
+    pub health: HealthConfig,
+    /// `[alerts]`.
+    pub alerts: Option<AlertsConfig>,
+}
+
+/// The file as read: the library sections' checks are kept as results, so
+/// they are reported in the file's order with the gateway's own, under the
+/// key's path.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConfigFile {
+    #[serde(default)]
+    server: ServerConfig,
+    #[serde(default)]
+    providers: Vec<provider::ProviderFile>,
+    #[serde(default)]
+    routes: Vec<RouteConfig>,
+    #[serde(
+        default = "checked_default",
+        deserialize_with = "RetryConfig::deserialize_checked"
+    )]
+    retry: Result<RetryConfig, InvalidSetting>,
+    #[serde(
+        default = "checked_default",
+        deserialize_with = "HealthConfig::deserialize_checked"
+    )]
+    health: Result<HealthConfig, InvalidSetting>,
+    #[serde(default)]
+    alerts: Option<AlertsConfig>,
+}
+
+/// An absent section: the library's default, which passes its checks.
+#[allow(clippy::unnecessary_wraps)] // the field's type is a `Result`
+fn checked_default<T: Default>() -> Result<T, InvalidSetting> {
+    Ok(T::default())
+}
+
+impl TryFrom<ConfigFile> for Config {
+    type Error = ConfigError;
+
+    fn try_from(file: ConfigFile) -> Result<Self, ConfigError> {
+        file.server.validate()?;
+        let providers = provider::resolve(file.providers)?;
+        route::check(&file.routes, &providers)?;
+        let retry = file.retry.map_err(|error| setting("retry", &error))?;
+        let health = file.health.map_err(|error| setting("health", &error))?;
+        if let Some(alerts) = &file.alerts {
+            alerts.validate()?;
+        }
+        Ok(Self {
+            server: file.server,
+            providers,
+            routes: file.routes,
+            retry,
+            health,
+            alerts: file.alerts,
+        })
+    }
+}
+
+/// The longest duration any setting may take, in milliseconds: one day
+/// ([`MAX_CONFIG_DURATION`]). Longer values are typos, and durations added
+/// to the clock must not overflow.
+pub const MAX_DURATION_MS: u64 = MAX_CONFIG_DURATION.as_secs() * 1000;
+
+fn positive_duration_ms(key: &str, value: u64) -> Result<(), ConfigError> {
+    if value == 0 {
+        return Err(invalid(key, "must be greater than 0"));
+    }
+    at_most(key, value, MAX_DURATION_MS)
+}
+
+fn at_most(key: &str, value: u64, max: u64) -> Result<(), ConfigError> {
+    if value > max {
+        return Err(invalid(
+            key,
+            format!("({value}) must be at most {max} (one day)"),
+        ));
+    }
+    Ok(())
+}
+
+// ===== impl Config =====
+
+impl Config {
+    /// Reads and validates a file. API key variables are checked with
+    /// [`Config::api_keys`] at start.
+    pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Self::from_toml(&text)
+    }
+
+    /// Parses and validates TOML text.
+    pub fn from_toml(text: &str) -> Result<Self, ConfigError> {
+        let file: ConfigFile =
+            toml::from_str(text).map_err(|e| ConfigError::Parse(parse_error(text, &e)))?;
+        Self::try_from(file)
+    }
+
+    /// Checks every rule a TOML parse cannot, again: a configuration read by
+    /// [`Config::from_toml`] passes; one changed since may not. The library
+    /// sections are checked by their own `validate`, naming their fields.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        self.server.validate()?;
+        provider::check(&self.providers)?;
+        route::check(&self.routes, &self.providers)?;
+        self.retry
+            .validate()
+            .map_err(|error| setting("retry", &error))?;
+        if let Some(alerts) = &self.alerts {
+            alerts.validate()?;
+        }
+        Ok(())
+    }
+
+    /// Reads each provider's API key from its `api_key_env` variable, through
+    /// `lookup` (`std::env::var` in the binary). An unset or empty variable
+    /// is an error naming the variable, never a value.
+    pub fn api_keys(
+        &self,
+        lookup: impl Fn(&str) -> Option<String>,
+    ) -> Result<Vec<Option<String>>, ConfigError> {
+        self.providers
+            .iter()
+            .enumerate()
+            .map(|(i, provider)| match &provider.api_key_env {
+                None => Ok(None),
+                Some(var) => match lookup(var) {
+                    Some(key) if !key.is_empty() => Ok(Some(key)),
+                    _ => Err(invalid(
+                        format!("providers[{i}].api_key_env"),
+                        format!("the environment variable `{var}` is not set"),
+                    )),
+                },
+            })
+            .collect()
+    }
+
+    /// The provider with this name.
+    pub fn provider(&self, name: &str) -> Option<&ProviderEntry> {
+        self.providers.iter().find(|p| p.provider.name == name)
+    }
+}

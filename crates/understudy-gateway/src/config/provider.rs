@@ -1,0 +1,243 @@
+//! `[[providers]]`: each entry is the library's
+//! [`ProviderConfig`](understudy_provider::ProviderConfig) (name, kind, base
+//! URL, timeouts, `max_tokens_default`, `pass_rate_limit_headers`: what the
+//! target stacks need) and two keys only the gateway reads: `api_key_env`
+//! (keys come from the environment at start) and `direct_models` (which
+//! `provider/model` names callers may address).
+//!
+//! An entry is one flat table, so it is split as it is read: the gateway's
+//! keys are taken out and every other key goes to the library's
+//! deserialiser, which owns their names, defaults and checks.
+
+use std::fmt;
+use std::sync::LazyLock;
+
+use serde::Deserialize;
+use serde::de::value::MapAccessDeserializer;
+use serde::de::{self, DeserializeSeed, Deserializer, IntoDeserializer, MapAccess, Visitor};
+use understudy_core::config::InvalidSetting;
+use understudy_provider::ProviderConfig;
+
+use super::check_model_name;
+use super::error::{ConfigError, invalid, setting};
+
+/// One `[[providers]]` entry.
+#[derive(Clone, Debug)]
+pub struct ProviderEntry {
+    /// The provider as the library describes it: `name`, `kind`,
+    /// `base_url`, `connect_timeout_ms`, `timeout_ms`,
+    /// `first_chunk_timeout_ms`, `max_tokens_default`,
+    /// `pass_rate_limit_headers`.
+    pub provider: ProviderConfig,
+    /// `api_key_env`: the environment variable holding the API key; none
+    /// for keyless local servers.
+    pub api_key_env: Option<String>,
+    /// `direct_models`: models callers may address directly as
+    /// `name/model`, even when `server.direct_addressing` is off.
+    pub direct_models: Vec<String>,
+}
+
+/// The keys the gateway reads itself.
+const API_KEY_ENV: &str = "api_key_env";
+const DIRECT_MODELS: &str = "direct_models";
+
+/// Every key an entry may hold: the library's, then the gateway's.
+static KEYS: LazyLock<Vec<&'static str>> = LazyLock::new(|| {
+    let mut keys = ProviderConfig::KEYS.to_vec();
+    keys.extend([API_KEY_ENV, DIRECT_MODELS]);
+    keys
+});
+
+/// An entry as read: the library's part with its checks' verdict kept (it
+/// is reported under `providers[i]` once the whole file has parsed), and
+/// the gateway's keys.
+pub(super) struct ProviderFile {
+    provider: Result<ProviderConfig, InvalidSetting>,
+    api_key_env: Option<String>,
+    direct_models: Vec<String>,
+}
+
+/// Checks the entries read and turns them into [`ProviderEntry`]s, in the
+/// order [`check`] checks built ones: entry by entry, the library's checks
+/// first, then the gateway's name and `direct_models` rules.
+pub(super) fn resolve(files: Vec<ProviderFile>) -> Result<Vec<ProviderEntry>, ConfigError> {
+    if files.is_empty() {
+        return Err(no_provider());
+    }
+    let mut entries: Vec<ProviderEntry> = Vec::with_capacity(files.len());
+    for (i, file) in files.into_iter().enumerate() {
+        let provider = file
+            .provider
+            .map_err(|error| setting(&format!("providers[{i}]"), &error))?;
+        let entry = ProviderEntry {
+            provider,
+            api_key_env: file.api_key_env,
+            direct_models: file.direct_models,
+        };
+        check_entry(i, &entry, &entries)?;
+        entries.push(entry);
+    }
+    Ok(entries)
+}
+
+/// Checks built entries: at least one; each the library's checks (naming
+/// its fields), then the gateway's.
+pub(super) fn check(entries: &[ProviderEntry]) -> Result<(), ConfigError> {
+    if entries.is_empty() {
+        return Err(no_provider());
+    }
+    for (i, entry) in entries.iter().enumerate() {
+        entry
+            .provider
+            .validate()
+            .map_err(|error| setting(&format!("providers[{i}]"), &error))?;
+        check_entry(i, entry, entries.get(..i).unwrap_or_default())?;
+    }
+    Ok(())
+}
+
+fn no_provider() -> ConfigError {
+    invalid("providers", "at least one provider is required")
+}
+
+/// The gateway's rules for entry `i`: a name unique among the entries
+/// `before` it, fit for `provider/model`; direct models fit for `model`.
+fn check_entry(
+    i: usize,
+    entry: &ProviderEntry,
+    before: &[ProviderEntry],
+) -> Result<(), ConfigError> {
+    let name = &entry.provider.name;
+    if name.is_empty() || name.contains('/') {
+        return Err(invalid(
+            format!("providers[{i}].name"),
+            "must be non-empty and hold no `/`",
+        ));
+    }
+    if before.iter().any(|other| other.provider.name == *name) {
+        return Err(invalid(
+            format!("providers[{i}].name"),
+            format!("`{name}` is used by another provider"),
+        ));
+    }
+    for (j, model) in entry.direct_models.iter().enumerate() {
+        if let Err(reason) = check_model_name(model) {
+            return Err(invalid(
+                format!("providers[{i}].direct_models[{j}]"),
+                reason,
+            ));
+        }
+    }
+    Ok(())
+}
+
+// ===== reading an entry =====
+
+impl<'de> Deserialize<'de> for ProviderFile {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_map(EntryVisitor)
+    }
+}
+
+struct EntryVisitor;
+
+impl<'de> Visitor<'de> for EntryVisitor {
+    type Value = ProviderFile;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("struct ProviderConfig")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<ProviderFile, A::Error> {
+        let mut own = GatewayKeys::default();
+        let provider = ProviderConfig::deserialize_checked(MapAccessDeserializer::new(Split {
+            map,
+            own: &mut own,
+        }))?;
+        Ok(ProviderFile {
+            provider,
+            api_key_env: own.api_key_env,
+            direct_models: own.direct_models.unwrap_or_default(),
+        })
+    }
+}
+
+/// The gateway's keys, as they are found.
+#[derive(Default)]
+struct GatewayKeys {
+    api_key_env: Option<String>,
+    direct_models: Option<Vec<String>>,
+}
+
+/// The entry's map as the library's deserialiser sees it: the gateway's
+/// keys (and their values) are taken out on the way; an unknown key is
+/// refused here, listing every key an entry may hold.
+struct Split<'a, A> {
+    map: A,
+    own: &'a mut GatewayKeys,
+}
+
+/// A key of an entry: the library's (as its seed read it), or one of the
+/// gateway's.
+enum Key<K> {
+    Library(K),
+    ApiKeyEnv,
+    DirectModels,
+}
+
+impl<'de, A: MapAccess<'de>> MapAccess<'de> for Split<'_, A> {
+    type Error = A::Error;
+
+    fn next_key_seed<K: DeserializeSeed<'de>>(
+        &mut self,
+        seed: K,
+    ) -> Result<Option<K::Value>, A::Error> {
+        let mut seed = Some(seed);
+        loop {
+            match self.map.next_key_seed(KeySeed { seed: &mut seed })? {
+                None => return Ok(None),
+                Some(Key::Library(key)) => return Ok(Some(key)),
+                Some(Key::ApiKeyEnv) => {
+                    if self.own.api_key_env.is_some() {
+                        return Err(de::Error::duplicate_field(API_KEY_ENV));
+                    }
+                    self.own.api_key_env = Some(self.map.next_value()?);
+                }
+                Some(Key::DirectModels) => {
+                    if self.own.direct_models.is_some() {
+                        return Err(de::Error::duplicate_field(DIRECT_MODELS));
+                    }
+                    self.own.direct_models = Some(self.map.next_value()?);
+                }
+            }
+        }
+    }
+
+    fn next_value_seed<V: DeserializeSeed<'de>>(&mut self, seed: V) -> Result<V::Value, A::Error> {
+        self.map.next_value_seed(seed)
+    }
+}
+
+/// Reads one key inside the underlying map's own key read (so an error
+/// points at the key), handing the library's keys to the library's seed.
+struct KeySeed<'a, K> {
+    seed: &'a mut Option<K>,
+}
+
+impl<'de, K: DeserializeSeed<'de>> DeserializeSeed<'de> for KeySeed<'_, K> {
+    type Value = Key<K::Value>;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        let name = String::deserialize(deserializer)?;
+        match name.as_str() {
+            API_KEY_ENV => Ok(Key::ApiKeyEnv),
+            DIRECT_MODELS => Ok(Key::DirectModels),
+            known if ProviderConfig::KEYS.contains(&known) => match self.seed.take() {
+                Some(seed) => seed.deserialize(name.into_deserializer()).map(Key::Library),
+                // `Split` gives each key read a seed of its own.
+                None => Err(de::Error::custom("a provider key was read without a seed")),
+            },
+            unknown => Err(de::Error::unknown_field(unknown, KEYS.as_slice())),
+        }
+    }
+}

@@ -1,0 +1,282 @@
+//! The configuration's contract: the documented example, defaults, and
+//! errors that name the key.
+
+use std::time::Duration;
+
+use understudy_fallback::{FallbackOn, FallbackRules};
+use understudy_provider::ProviderKind;
+
+use super::*;
+
+const EXAMPLE: &str = r#"
+[server]
+listen = "127.0.0.1:8080"
+max_body_bytes = 10485760
+request_timeout_ms = 120000
+
+[[providers]]
+name = "openai"
+kind = "openai"
+base_url = "https://api.openai.com/v1"
+api_key_env = "OPENAI_API_KEY"
+connect_timeout_ms = 2000
+timeout_ms = 30000
+first_chunk_timeout_ms = 15000
+
+[[providers]]
+name = "anthropic"
+kind = "anthropic"
+base_url = "https://api.anthropic.com/v1"
+api_key_env = "ANTHROPIC_API_KEY"
+max_tokens_default = 4096
+
+[[routes]]
+model = "chat"
+targets = [
+  { provider = "openai", model = "gpt-4o-mini" },
+  { provider = "anthropic", model = "claude-3-5-haiku-latest" },
+]
+fallback_on = ["provider_failure"]
+
+[retry]
+max_retries = 1
+base_delay_ms = 100
+max_delay_ms = 2000
+max_retry_after_ms = 3000
+budget_ratio = 0.2
+
+[health]
+consecutive_failures = 5
+failure_ratio = 0.5
+min_requests = 20
+window_secs = 30
+base_ejection_secs = 30
+max_ejection_secs = 300
+probe_interval_secs = 10
+
+[alerts]
+webhook_url = "https://hooks.example.com/T000/B000/secret-token"
+min_interval_secs = 300
+"#;
+
+fn error_of(text: &str) -> String {
+    Config::from_toml(text).unwrap_err().to_string()
+}
+
+#[test]
+fn the_documented_example_parses() {
+    let config = Config::from_toml(EXAMPLE).unwrap();
+    assert_eq!(config.providers.len(), 2);
+    assert_eq!(config.providers[1].provider.kind, ProviderKind::Anthropic);
+    assert_eq!(
+        config.providers[1].provider.timeout,
+        Duration::from_secs(30),
+        "default"
+    );
+    assert_eq!(config.routes[0].targets[1].model, "claude-3-5-haiku-latest");
+    assert_eq!(
+        config.routes[0].fallback_on,
+        FallbackRules::only([FallbackOn::ProviderFailure])
+    );
+    assert!(!format!("{config:?}").contains("secret-token"));
+}
+
+#[test]
+fn a_minimal_file_gets_defaults() {
+    let config = Config::from_toml(
+        r#"
+[[providers]]
+name = "local"
+kind = "openai"
+base_url = "http://127.0.0.1:11434/v1"
+
+[[routes]]
+model = "chat"
+targets = [{ provider = "local", model = "llama3" }]
+"#,
+    )
+    .unwrap();
+    assert_eq!(config.server.request_timeout_ms, 120_000);
+    assert_eq!(config.retry.get_max_retries(), 1);
+    assert_eq!(config.health.consecutive_failures(), 5);
+    assert_eq!(
+        config.providers[0].provider.first_chunk_timeout,
+        Duration::from_secs(15)
+    );
+    assert!(config.alerts.is_none());
+    assert_eq!(config.api_keys(|_| None).unwrap(), [None]);
+}
+
+#[test]
+fn unknown_keys_are_errors_naming_the_key() {
+    let typo = EXAMPLE.replace("fallback_on =", "fallbak_on =");
+    let message = error_of(&typo);
+    assert!(message.contains("fallbak_on"), "{message}");
+
+    let typo = EXAMPLE.replace("[health]\n", "[health]\nconsecutive_failure = 3\n");
+    assert!(error_of(&typo).contains("consecutive_failure"));
+
+    let unknown_class = EXAMPLE.replace("[\"provider_failure\"]", "[\"timeouts\"]");
+    assert!(error_of(&unknown_class).contains("timeouts"));
+}
+
+#[test]
+fn a_route_must_name_an_existing_provider() {
+    let missing = EXAMPLE.replace("{ provider = \"anthropic\"", "{ provider = \"antropic\"");
+    assert_eq!(
+        error_of(&missing),
+        "`routes[0].targets[1].provider`: no provider is named `antropic`"
+    );
+}
+
+#[test]
+fn values_out_of_range_name_the_key_and_value() {
+    let cases = [
+        (
+            "failure_ratio = 0.5",
+            "failure_ratio = 1.5",
+            "`health.failure_ratio`: (1.5)",
+        ),
+        (
+            "budget_ratio = 0.2",
+            "budget_ratio = -1.0",
+            "`retry.budget_ratio`: (-1)",
+        ),
+        (
+            "base_url = \"https://api.openai.com/v1\"",
+            "base_url = \"api.openai.com\"",
+            "`providers[0].base_url`",
+        ),
+        (
+            "timeout_ms = 30000",
+            "timeout_ms = 0",
+            "`providers[0].timeout_ms`",
+        ),
+        (
+            "name = \"anthropic\"",
+            "name = \"openai\"",
+            "`providers[1].name`",
+        ),
+    ];
+    for (from, to, want) in cases {
+        let message = error_of(&EXAMPLE.replace(from, to));
+        assert!(message.starts_with(want), "{to}: {message}");
+    }
+}
+
+#[test]
+fn an_unset_key_variable_is_named_without_any_value() {
+    let config = Config::from_toml(EXAMPLE).unwrap();
+    let error = config
+        .api_keys(|var| (var == "OPENAI_API_KEY").then(|| "sk-live-value".to_owned()))
+        .unwrap_err()
+        .to_string();
+    assert_eq!(
+        error,
+        "`providers[1].api_key_env`: the environment variable `ANTHROPIC_API_KEY` is not set"
+    );
+    let keys = config
+        .api_keys(|_| Some("sk-live-value".to_owned()))
+        .unwrap();
+    assert_eq!(keys.len(), 2);
+}
+
+#[test]
+fn a_bad_webhook_url_is_not_echoed() {
+    let bad = EXAMPLE.replace(
+        "https://hooks.example.com/T000/B000/secret-token",
+        "hooks-secret-token",
+    );
+    let message = error_of(&bad);
+    assert!(message.starts_with("`alerts.webhook_url`"));
+    assert!(!message.contains("secret-token"));
+}
+
+#[test]
+fn library_sections_are_reported_under_their_path() {
+    for (from, to, want) in [
+        (
+            "max_retries = 1",
+            "max_retries = 11",
+            "`retry.max_retries`: (11) must be at most 10",
+        ),
+        (
+            "window_secs = 30",
+            "window_secs = 86401",
+            "`health.window_secs`: (86401s) must be in the range [10ms, 86400s]",
+        ),
+        (
+            "first_chunk_timeout_ms = 15000",
+            "first_chunk_timeout_ms = 0",
+            "`providers[0].first_chunk_timeout_ms`: must be greater than 0",
+        ),
+        (
+            "max_tokens_default = 4096",
+            "max_tokens_default = 0",
+            "`providers[1].max_tokens_default`: must be greater than 0",
+        ),
+    ] {
+        assert_eq!(error_of(&EXAMPLE.replace(from, to)), want, "{to}");
+    }
+}
+
+#[test]
+fn the_gateway_keys_sit_beside_the_providers_own() {
+    let text = EXAMPLE.replace(
+        "first_chunk_timeout_ms = 15000",
+        "first_chunk_timeout_ms = 15000\ndirect_models = [\"gpt-4o\"]\npass_rate_limit_headers = true",
+    );
+    let config = Config::from_toml(&text).unwrap();
+    let openai = config.provider("openai").unwrap();
+    assert_eq!(openai.api_key_env.as_deref(), Some("OPENAI_API_KEY"));
+    assert_eq!(openai.direct_models, ["gpt-4o"]);
+    assert!(openai.provider.pass_rate_limit_headers);
+    assert!(
+        config
+            .provider("anthropic")
+            .unwrap()
+            .direct_models
+            .is_empty()
+    );
+
+    // A typo is named at its line, and the keys listed include the
+    // gateway's own.
+    let typo = error_of(&EXAMPLE.replace("api_key_env = \"OPENAI", "api_key_var = \"OPENAI"));
+    assert!(
+        typo.starts_with("TOML error at line 11, column 1: unknown field `api_key_var`"),
+        "{typo}"
+    );
+    assert!(
+        typo.contains("`api_key_env`") && typo.contains("`direct_models`"),
+        "{typo}"
+    );
+    assert!(!typo.contains("OPENAI_API_KEY"), "{typo}");
+
+    // Each key once (TOML itself refuses a repeated key).
+    let twice = EXAMPLE.replace(
+        "api_key_env = \"OPENAI_API_KEY\"",
+        "api_key_env = \"OPENAI_API_KEY\"\ndirect_models = []\ndirect_models = []",
+    );
+    let message = error_of(&twice);
+    assert!(message.starts_with("TOML error at line"), "{message}");
+}
+
+#[test]
+fn validate_rechecks_a_changed_config() {
+    let mut config = Config::from_toml(EXAMPLE).unwrap();
+    assert!(config.validate().is_ok());
+    config.providers[0].provider.timeout = Duration::ZERO;
+    assert_eq!(
+        config.validate().unwrap_err().to_string(),
+        "`providers[0].timeout`: must be greater than 0"
+    );
+    config.providers[0].provider.timeout = Duration::from_secs(1);
+    config.providers[1].provider.name = "openai".to_owned();
+    assert!(
+        config
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .starts_with("`providers[1].name`")
+    );
+}
