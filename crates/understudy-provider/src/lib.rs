@@ -73,8 +73,8 @@
 #![forbid(unsafe_code)]
 
 mod client;
-pub mod dialect;
 mod config;
+pub mod dialect;
 mod error;
 mod key;
 mod service;
@@ -82,11 +82,11 @@ mod service;
 pub use rustls::pki_types::CertificateDer;
 
 pub use self::client::{ClientBuildError, ClientConfig, HttpClient};
+pub use self::config::ProviderConfig;
 pub use self::dialect::{
     AnswerContext, Dialect, DialectOptions, Operation, ProviderKind, Reply, ShapedError,
     UnknownProviderKind, UpstreamRequest, anthropic, openai,
 };
-pub use self::config::ProviderConfig;
 pub use self::error::{ConfigError, ProviderError};
 pub use self::key::ApiKey;
 pub use self::service::{ProviderService, ResponseFuture};
