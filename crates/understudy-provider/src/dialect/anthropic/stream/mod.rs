@@ -1,18 +1,22 @@
 //! Anthropic streaming events → OpenAI `chat.completion.chunk` events.
 
 use std::borrow::Cow;
-use std::pin::Pin;
-use std::task::{Context, Poll, ready};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use http::{HeaderMap, StatusCode};
-use http_body::{Body, Frame, SizeHint};
-use pin_project_lite::pin_project;
 use serde::{Deserialize, Serialize};
 use understudy_core::sse::{SseDecoder, SseEvent};
-use understudy_core::{BoxError, ClassifiedError, FailureKind, LlmClassifier, Outcome};
+use understudy_core::{ClassifiedError, FailureKind, LlmClassifier, Outcome};
 
+mod body;
+mod wire;
+
+pub use self::body::AnthropicStreamBody;
+use self::wire::{
+    BlockDelta, BlockStart, Choice, Chunk, Delta, ErrorEvent, FunctionDelta, MessageDelta,
+    MessageStart, Null, Tagged, ToolCallDelta, UsageChunk,
+};
 use super::response::{Usage, finish_reason};
 use crate::error::ProviderError;
 
@@ -23,9 +27,9 @@ pub const DEFAULT_MAX_BYTES_BEFORE_CONTENT: usize = 32 * 1024 * 1024;
 
 /// [`AnthropicStreamBody::poll_frame`] yields after this many upstream
 /// frames without output...
-const YIELD_AFTER_FRAMES: u32 = 32;
+pub(super) const YIELD_AFTER_FRAMES: u32 = 32;
 /// ...or after this many upstream bytes without output.
-const YIELD_AFTER_BYTES: usize = 64 * 1024;
+pub(super) const YIELD_AFTER_BYTES: usize = 64 * 1024;
 
 /// Translates Anthropic's SSE events into OpenAI chat-completion chunks,
 /// incrementally, as bytes arrive.
@@ -391,313 +395,4 @@ fn stream_error(data: &[u8]) -> ClassifiedError {
         Err(_) => ("unknown".to_owned(), String::new()),
     };
     ProviderError::StreamError { kind, message }.classified(outcome)
-}
-
-// ===== Anthropic events, borrowed from the event's data =====
-
-#[derive(Deserialize)]
-struct Tagged<'a> {
-    #[serde(rename = "type", borrow)]
-    kind: Cow<'a, str>,
-}
-
-#[derive(Deserialize)]
-struct MessageStart<'a> {
-    #[serde(borrow)]
-    message: StartMessage<'a>,
-}
-
-#[derive(Deserialize)]
-struct StartMessage<'a> {
-    #[serde(borrow, default)]
-    id: Cow<'a, str>,
-    #[serde(borrow, default)]
-    model: Cow<'a, str>,
-    #[serde(default)]
-    usage: Usage,
-}
-
-#[derive(Deserialize)]
-struct BlockStart<'a> {
-    index: u64,
-    #[serde(borrow)]
-    content_block: StartBlock<'a>,
-}
-
-#[derive(Deserialize)]
-struct StartBlock<'a> {
-    #[serde(rename = "type", borrow)]
-    kind: Cow<'a, str>,
-    #[serde(borrow, default)]
-    id: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
-    name: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
-    text: Option<Cow<'a, str>>,
-}
-
-#[derive(Deserialize)]
-struct BlockDelta<'a> {
-    index: u64,
-    #[serde(borrow)]
-    delta: DeltaBody<'a>,
-}
-
-#[derive(Deserialize)]
-struct DeltaBody<'a> {
-    #[serde(rename = "type", borrow)]
-    kind: Cow<'a, str>,
-    #[serde(borrow, default)]
-    text: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
-    partial_json: Option<Cow<'a, str>>,
-}
-
-#[derive(Deserialize)]
-struct MessageDelta<'a> {
-    #[serde(borrow)]
-    delta: MessageDeltaBody<'a>,
-    #[serde(default)]
-    usage: Option<Usage>,
-}
-
-#[derive(Deserialize)]
-struct MessageDeltaBody<'a> {
-    #[serde(borrow, default)]
-    stop_reason: Option<Cow<'a, str>>,
-}
-
-#[derive(Deserialize)]
-struct ErrorEvent<'a> {
-    #[serde(borrow)]
-    error: ErrorEventBody<'a>,
-}
-
-#[derive(Deserialize)]
-struct ErrorEventBody<'a> {
-    #[serde(rename = "type", borrow, default)]
-    kind: Cow<'a, str>,
-    #[serde(borrow, default)]
-    message: Cow<'a, str>,
-}
-
-// ===== OpenAI chunks =====
-
-#[derive(Serialize)]
-struct Chunk<'a> {
-    id: &'a str,
-    object: &'static str,
-    created: u64,
-    model: &'a str,
-    choices: [Choice<'a>; 1],
-    #[serde(skip_serializing_if = "Option::is_none")]
-    usage: Option<Null>,
-}
-
-/// Serialises as `null`.
-#[derive(Serialize)]
-struct Null;
-
-#[derive(Serialize)]
-struct UsageChunk<'a> {
-    id: &'a str,
-    object: &'static str,
-    created: u64,
-    model: &'a str,
-    choices: [(); 0],
-    usage: &'a serde_json::Value,
-}
-
-#[derive(Serialize)]
-struct Choice<'a> {
-    index: u32,
-    delta: Delta<'a>,
-    logprobs: Option<()>,
-    finish_reason: Option<&'a str>,
-}
-
-#[derive(Default, Serialize)]
-struct Delta<'a> {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    role: Option<&'static str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    content: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    tool_calls: Option<[ToolCallDelta<'a>; 1]>,
-}
-
-impl<'a> Delta<'a> {
-    fn content(text: &'a str) -> Self {
-        Self {
-            content: Some(text),
-            ..Self::default()
-        }
-    }
-
-    fn tool_call(call: ToolCallDelta<'a>) -> Self {
-        Self {
-            tool_calls: Some([call]),
-            ..Self::default()
-        }
-    }
-}
-
-#[derive(Serialize)]
-struct ToolCallDelta<'a> {
-    index: u32,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    id: Option<&'a str>,
-    #[serde(rename = "type", skip_serializing_if = "Option::is_none")]
-    kind: Option<&'static str>,
-    function: FunctionDelta<'a>,
-}
-
-#[derive(Serialize)]
-struct FunctionDelta<'a> {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    name: Option<&'a str>,
-    arguments: &'a str,
-}
-
-pin_project! {
-    /// A response body that translates an Anthropic event stream into
-    /// OpenAI chunks as its frames arrive.
-    ///
-    /// Errors of the inner body become [`FailureKind::StreamBroken`]
-    /// errors (an inner error that is already a [`ClassifiedError`] keeps
-    /// its outcome); an Anthropic `error` event becomes the error
-    /// [`AnthropicStreamTranslator`] classified. The body ends after
-    /// `data: [DONE]`.
-    ///
-    /// The translator's bounds apply
-    /// ([`max_bytes_before_content`](Self::max_bytes_before_content),
-    /// [`max_event_bytes`](Self::max_event_bytes)). And the body is
-    /// cooperative: when upstream frames keep arriving without producing
-    /// output (`ping` events, thinking deltas sent as fast as the upstream
-    /// can), `poll_frame` wakes its task and returns [`Poll::Pending`] after
-    /// 32 frames or 64 KiB, so a timeout polled by the same task (the
-    /// first-chunk or request timeout) gets its turn. This is a plain bound
-    /// rather than tokio's cooperative budget, so it holds whatever the
-    /// inner body is and whichever runtime polls it.
-    #[derive(Debug)]
-    pub struct AnthropicStreamBody<B> {
-        #[pin]
-        inner: B,
-        translator: AnthropicStreamTranslator,
-        done: bool,
-    }
-}
-
-impl<B> AnthropicStreamBody<B> {
-    /// Wraps the body of an Anthropic streaming response.
-    pub fn new(inner: B, translator: AnthropicStreamTranslator) -> Self {
-        Self {
-            inner,
-            translator,
-            done: false,
-        }
-    }
-
-    /// More than `bytes` raw upstream bytes before the first content is a
-    /// [`FailureKind::StreamBroken`] error; see
-    /// [`AnthropicStreamTranslator::max_bytes_before_content`]. Defaults to
-    /// [`DEFAULT_MAX_BYTES_BEFORE_CONTENT`].
-    pub fn max_bytes_before_content(self, bytes: usize) -> Self {
-        Self {
-            translator: self.translator.max_bytes_before_content(bytes),
-            ..self
-        }
-    }
-
-    /// A line or an event's data longer than `bytes` is a
-    /// [`FailureKind::StreamBroken`] error; see
-    /// [`AnthropicStreamTranslator::max_event_bytes`]. Defaults to
-    /// [`DEFAULT_MAX_EVENT_BYTES`](understudy_core::sse::DEFAULT_MAX_EVENT_BYTES).
-    pub fn max_event_bytes(self, bytes: usize) -> Self {
-        Self {
-            translator: self.translator.max_event_bytes(bytes),
-            ..self
-        }
-    }
-}
-
-impl<B> Body for AnthropicStreamBody<B>
-where
-    B: Body<Data = Bytes>,
-    B::Error: Into<BoxError>,
-{
-    type Data = Bytes;
-    type Error = BoxError;
-
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-        let mut this = self.project();
-        // Work done in this call without output, for the yield bound.
-        let mut frames = 0_u32;
-        let mut bytes = 0_usize;
-        loop {
-            if frames >= YIELD_AFTER_FRAMES || bytes >= YIELD_AFTER_BYTES {
-                cx.waker().wake_by_ref();
-                return Poll::Pending;
-            }
-            if let Some(error) = this.translator.take_error() {
-                *this.done = true;
-                return Poll::Ready(Some(Err(error.into())));
-            }
-            if *this.done {
-                return Poll::Ready(None);
-            }
-            if this.translator.is_finished() {
-                // Read the end of the upstream body if it is already there,
-                // so the connection can go back to the pool; never wait.
-                *this.done = true;
-                let _ = this.inner.as_mut().poll_frame(cx);
-                return Poll::Ready(None);
-            }
-            let result = match ready!(this.inner.as_mut().poll_frame(cx)) {
-                Some(Ok(frame)) => {
-                    frames += 1;
-                    match frame.into_data() {
-                        Ok(data) => {
-                            bytes = bytes.saturating_add(data.len());
-                            this.translator.push(&data)
-                        }
-                        Err(_trailers) => continue,
-                    }
-                }
-                Some(Err(error)) => {
-                    *this.done = true;
-                    return Poll::Ready(Some(Err(broken(error.into()))));
-                }
-                None => this.translator.finish(),
-            };
-            match result {
-                Ok(bytes) if bytes.is_empty() => {}
-                Ok(bytes) => return Poll::Ready(Some(Ok(Frame::data(bytes)))),
-                Err(error) => {
-                    *this.done = true;
-                    return Poll::Ready(Some(Err(error.into())));
-                }
-            }
-        }
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.done
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        SizeHint::default()
-    }
-}
-
-fn broken(error: BoxError) -> BoxError {
-    if error.is::<ClassifiedError>() {
-        return error;
-    }
-    ClassifiedError::new(Outcome::Failure(FailureKind::StreamBroken))
-        .with_source(error)
-        .into()
 }
