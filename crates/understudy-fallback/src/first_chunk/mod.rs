@@ -3,21 +3,20 @@
 //! first content chunk arrived.
 
 mod body;
+mod error;
 pub mod future;
 mod probe;
+mod whole;
 
-use std::error::Error;
 use std::fmt;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use http::{HeaderMap, Request, Response, StatusCode, header};
+use http::{HeaderMap, Request, Response, header};
 use http_body::Body;
-use http_body_util::{BodyExt, Limited};
-use serde::Deserialize;
-use serde::de::IgnoredAny;
+use http_body_util::BodyExt;
 use tokio::time::Instant;
 use tower_layer::Layer;
 use tower_service::Service;
@@ -26,12 +25,15 @@ use understudy_core::sse::{DEFAULT_MAX_EVENT_BYTES, SseDecoder};
 use understudy_core::time::saturating_add;
 use understudy_core::{
     BoxError, ClassifiedError, Classify, FailureKind, Outcome, ResponseBody, SharedClassifier,
-    TargetName, cause_ref,
+    TargetName,
 };
 
 use self::body::CommittedBody;
+pub use self::error::{FirstChunkTimeout, StreamEndedEarly, StreamNotUtf8};
+use self::error::{body_failure, broken};
 use self::future::ResponseFuture;
 use self::probe::{Verdict, judge};
+use self::whole::read_whole;
 
 /// The largest non-streaming body read by default: 32 MiB.
 pub const DEFAULT_MAX_BODY: usize = 32 * 1024 * 1024;
@@ -309,142 +311,6 @@ where
     }
 }
 
-/// The top level of a non-streaming body: only the fields that tell an
-/// answer from anything else are looked at; their contents are skipped
-/// without being built.
-#[derive(Deserialize)]
-struct TopLevel {
-    #[serde(default)]
-    error: Option<IgnoredAny>,
-    /// Chat completions (and legacy completions).
-    #[serde(default)]
-    choices: Option<Vec<IgnoredAny>>,
-    /// Embeddings.
-    #[serde(default)]
-    data: Option<Vec<IgnoredAny>>,
-}
-
-/// What a whole non-streaming body is.
-#[derive(Debug, PartialEq, Eq)]
-enum Whole {
-    /// A JSON object without a top-level `error`, with a `choices` or a
-    /// `data` array.
-    Answer,
-    /// A JSON object with a top-level `error`.
-    ErrorEnvelope,
-    /// Anything else: not UTF-8, not JSON, not an object, or an object
-    /// without the shape of an answer (`{}`, `{"ok":true}`).
-    NotJson,
-}
-
-/// Judges a body in one UTF-8 check and one parse that builds nothing but
-/// the three top-level fields; a value that does not start as an object is
-/// refused before either.
-fn judge_whole(bytes: &[u8]) -> Whole {
-    // serde would also read a struct from an array (`[{…}]`), by position.
-    if bytes.trim_ascii_start().first() != Some(&b'{') {
-        return Whole::NotJson;
-    }
-    // serde_json does not check the UTF-8 of what it skips (the answer's
-    // text, here), so the whole body is checked first.
-    let Ok(text) = std::str::from_utf8(bytes) else {
-        return Whole::NotJson;
-    };
-    match serde_json::from_str::<TopLevel>(text) {
-        Ok(TopLevel { error: Some(_), .. }) => Whole::ErrorEnvelope,
-        Ok(
-            TopLevel {
-                choices: Some(_), ..
-            }
-            | TopLevel { data: Some(_), .. },
-        ) => Whole::Answer,
-        Ok(_) | Err(_) => Whole::NotJson,
-    }
-}
-
-/// Reads a non-streaming body whole and checks it is a JSON answer.
-async fn read_whole<B>(
-    response: Response<B>,
-    config: &Config,
-) -> Result<Response<ResponseBody>, BoxError>
-where
-    B: Body<Data = Bytes>,
-    B::Error: Into<BoxError>,
-{
-    let (mut parts, body) = response.into_parts();
-    let bytes: Bytes = match Limited::new(body, config.max_body).collect().await {
-        Ok(collected) => collected.to_bytes(),
-        Err(error) => return Err(body_failure(error)),
-    };
-    let outcome = match judge_whole(&bytes) {
-        Whole::Answer => None,
-        Whole::ErrorEnvelope => Some(
-            match config
-                .classifier
-                .classify_parts(parts.status, &parts.headers, Some(&bytes))
-            {
-                Outcome::Success => Outcome::Failure(FailureKind::StreamBroken),
-                outcome => outcome,
-            },
-        ),
-        Whole::NotJson => Some(Outcome::Failure(FailureKind::StreamBroken)),
-    };
-    parts.headers.remove(header::TRANSFER_ENCODING);
-    parts
-        .headers
-        .insert(header::CONTENT_LENGTH, bytes.len().into());
-    if let Some(outcome) = outcome {
-        parts.extensions.insert(outcome);
-        if outcome.is_provider_failure() {
-            // Whatever the upstream said, this was no success.
-            parts.status = StatusCode::BAD_GATEWAY;
-        }
-    }
-    Ok(Response::from_parts(parts, ResponseBody::full(bytes)))
-}
-
-/// A body error before the commit point: the error's own classification
-/// when it carries one (an Anthropic `error` event translated upstream),
-/// otherwise a broken stream.
-fn body_failure(error: BoxError) -> BoxError {
-    let outcome = cause_ref::<ClassifiedError>(&*error).map_or(
-        Outcome::Failure(FailureKind::StreamBroken),
-        ClassifiedError::outcome,
-    );
-    ClassifiedError::new(outcome).with_source(error).into()
-}
-
-fn broken(source: impl Error + Send + Sync + 'static) -> BoxError {
-    ClassifiedError::new(Outcome::Failure(FailureKind::StreamBroken))
-        .with_source(source)
-        .into()
-}
-
-/// A stream sent no content within the first-chunk timeout.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct FirstChunkTimeout {
-    after: Duration,
-}
-
-impl FirstChunkTimeout {
-    /// The timeout that passed.
-    pub const fn after(&self) -> Duration {
-        self.after
-    }
-}
-
-impl fmt::Display for FirstChunkTimeout {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "no content chunk within the first-chunk timeout of {} ms",
-            self.after.as_millis()
-        )
-    }
-}
-
-impl Error for FirstChunkTimeout {}
-
 /// Checks, frame by frame, that the bytes held before the commit are
 /// UTF-8, without checking any byte twice. A character split between two
 /// frames is waited for, not refused.
@@ -476,73 +342,9 @@ impl Utf8Prefix {
     }
 }
 
-/// A stream sent bytes that are not UTF-8 before any content.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct StreamNotUtf8;
-
-impl fmt::Display for StreamNotUtf8 {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("the stream sent bytes that are not UTF-8 before any content")
-    }
-}
-
-impl Error for StreamNotUtf8 {}
-
-/// A stream ended, failed or reported an error before any content.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct StreamEndedEarly;
-
-impl fmt::Display for StreamEndedEarly {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("the stream ended before any content")
-    }
-}
-
-impl Error for StreamEndedEarly {}
-
 #[cfg(test)]
 mod tests {
-    use super::{Utf8Prefix, Whole, judge_whole};
-
-    #[test]
-    fn whole_bodies_are_judged_by_shape() {
-        assert_eq!(judge_whole(br#" {"choices":[]} "#), Whole::Answer);
-        assert_eq!(
-            judge_whole(br#"{"choices":[{"message":{"content":"the \"error\" was mine"}}]}"#),
-            Whole::Answer
-        );
-        assert_eq!(
-            judge_whole(br#"{"object":"list","data":[{"embedding":[0.1]}]}"#),
-            Whole::Answer
-        );
-        assert_eq!(
-            judge_whole(br#"{"error":{"message":"boom"}}"#),
-            Whole::ErrorEnvelope
-        );
-        assert_eq!(
-            judge_whole(br#"{"choices":[],"error":{"message":"boom"}}"#),
-            Whole::ErrorEnvelope
-        );
-        assert_eq!(judge_whole(b"<html>502</html>"), Whole::NotJson);
-        assert_eq!(judge_whole(b""), Whole::NotJson);
-        assert_eq!(judge_whole(br#"{"error": oops}"#), Whole::NotJson);
-    }
-
-    #[test]
-    fn braces_are_not_enough_to_be_an_answer() {
-        assert_eq!(judge_whole(b"{this is not json}"), Whole::NotJson);
-        assert_eq!(judge_whole(b"{}"), Whole::NotJson);
-        assert_eq!(judge_whole(br#"{"ok":true}"#), Whole::NotJson);
-        assert_eq!(judge_whole(br#"{"choices":"none"}"#), Whole::NotJson);
-        assert_eq!(judge_whole(br#"{"data":{}}"#), Whole::NotJson);
-        assert_eq!(judge_whole(br#"[{"choices":[]}]"#), Whole::NotJson);
-        assert_eq!(judge_whole(br#"{"choices":[]} trailing"#), Whole::NotJson);
-        // Not UTF-8, inside a string of an otherwise good answer.
-        assert_eq!(
-            judge_whole(b"{\"choices\":[{\"message\":{\"content\":\"\xff\xfe\"}}]}"),
-            Whole::NotJson
-        );
-    }
+    use super::Utf8Prefix;
 
     #[test]
     fn utf8_is_checked_across_frames() {
