@@ -26,21 +26,19 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
-use tower::{ServiceBuilder, ServiceExt};
+use tower::ServiceExt;
 use understudy::core::{
     BoxError, ClassifiedError, ClientErrorKind, FailureKind, OpenAiError, Outcome, ReplayBody,
     ResponseBody, TargetName,
 };
-use understudy::fallback::{Fallback, FirstChunkLayer, Target};
+use understudy::fallback::{Fallback, Target};
 use understudy::provider::dialect::error_shape;
 use understudy::provider::{
     AnswerContext, ApiKey, ClientConfig, ConfigError, Dialect, HttpClient, Operation,
     ProviderError, ProviderService, ShapedError, UpstreamRequest,
 };
+use understudy::stack::{TargetService, TargetStack};
 use understudy_mock::{FaultRule, MockConfig, MockProvider};
-
-type TargetStack =
-    tower::util::BoxCloneSyncService<Request<ReplayBody>, Response<ResponseBody>, BoxError>;
 
 /// No test waits longer than this for anything.
 const PATIENCE: Duration = Duration::from_secs(10);
@@ -323,16 +321,15 @@ fn toy_service(toy: &ToyServer) -> ProviderService {
 }
 
 /// One target: the commit point, then the provider.
-fn target(name: &'static str, provider: ProviderService) -> Target<TargetStack> {
+fn target(name: &'static str, provider: ProviderService) -> Target<TargetService> {
     let model = provider.model().to_owned();
-    let stack = ServiceBuilder::new()
-        .layer(FirstChunkLayer::new(PATIENCE))
-        .service(provider);
-    Target::new(TargetName::new(name, model), TargetStack::new(stack))
+    TargetStack::new(name, model, provider)
+        .first_chunk(PATIENCE)
+        .build()
 }
 
 /// An OpenAI-compatible primary that answers 503, then the toy.
-async fn route(toy: &ToyServer) -> (Fallback<TargetStack>, MockProvider) {
+async fn route(toy: &ToyServer) -> (Fallback<TargetService>, MockProvider) {
     let primary = MockProvider::start(MockConfig::openai().name("primary"))
         .await
         .unwrap();
