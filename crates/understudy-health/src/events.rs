@@ -79,6 +79,20 @@ pub struct HealthEvent {
     pub to: ProviderState,
     /// When the new state ends, if it has an end.
     pub until: Option<Instant>,
+    /// Whether this registry decided it, or applied another replica's
+    /// decision ([`HealthRegistry::apply_remote`](crate::HealthRegistry::apply_remote)):
+    /// a sharer publishes only its own.
+    pub origin: Origin,
+}
+
+/// Who made a decision.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Origin {
+    /// This registry, from the outcomes it recorded.
+    Local,
+    /// Another replica, applied through
+    /// [`HealthRegistry::apply_remote`](crate::HealthRegistry::apply_remote).
+    Remote,
 }
 
 /// A subscription to [`HealthEvent`]s. A subscriber that falls behind loses

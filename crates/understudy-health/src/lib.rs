@@ -55,12 +55,14 @@ pub mod future;
 mod layer;
 mod prober;
 mod registry;
+mod remote;
 mod snapshot;
 mod state;
 
 pub use self::config::{HealthConfig, HealthConfigBuilder, HealthConfigError, MAX_HEALTH_DURATION};
-pub use self::events::{EjectionReason, HealthEvent, HealthEventKind, HealthEvents};
+pub use self::events::{EjectionReason, HealthEvent, HealthEventKind, HealthEvents, Origin};
 pub use self::layer::{Health, HealthLayer};
 pub use self::prober::ProberHandle;
 pub use self::registry::HealthRegistry;
+pub use self::remote::{RemoteDecision, TrialGrant};
 pub use self::snapshot::ProviderSnapshot;

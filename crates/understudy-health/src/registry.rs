@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
@@ -57,6 +57,9 @@ pub(crate) struct Inner {
     pub(crate) lost_events: AtomicU64,
     pub(crate) observer: SharedObserver,
     pub(crate) start: Instant,
+    /// Half-open trials are leased across replicas: a provider whose
+    /// ejection ends waits for the lease before trying here.
+    pub(crate) shared_trials: AtomicBool,
 }
 
 // ===== impl HealthRegistry =====
@@ -79,6 +82,7 @@ impl HealthRegistry {
                 lost_events: AtomicU64::new(0),
                 observer,
                 start: Instant::now(),
+                shared_trials: AtomicBool::new(false),
             }),
         }
     }
@@ -119,6 +123,17 @@ impl HealthRegistry {
     }
 
     // === internals ===
+
+    /// Every provider's entry, cloned out of the map.
+    pub(crate) fn entries(&self) -> Vec<Arc<Entry>> {
+        self.inner
+            .providers
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .values()
+            .cloned()
+            .collect()
+    }
 
     pub(crate) fn entry(&self, provider: &str) -> Arc<Entry> {
         if let Some(entry) = self

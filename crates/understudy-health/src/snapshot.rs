@@ -52,7 +52,7 @@ impl HealthRegistry {
                 self.refresh(entry, &mut state, now);
                 let (ok, failed) = self.window_counts(&state, now);
                 let (until, reason) = match state.mode {
-                    Mode::Ejected { until, reason } => (Some(until), Some(reason)),
+                    Mode::Ejected { until, reason, .. } => (Some(until), Some(reason)),
                     Mode::CoolingDown { until } => (Some(until), None),
                     Mode::Healthy | Mode::Probing => (None, None),
                 };

@@ -1,7 +1,7 @@
 //! The per-provider state machine: healthy, cooling down, ejected, probing,
 //! and the sliding window of outcomes that decides between them.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
@@ -11,10 +11,17 @@ use understudy_core::time::saturating_add;
 use understudy_core::{FailureKind, Outcome, ProviderState, Unavailable, UnavailableKind};
 
 use crate::config::HealthConfig;
-use crate::events::{EjectionReason, HealthEvent, HealthEventKind};
+use crate::events::{EjectionReason, HealthEvent, HealthEventKind, Origin};
 use crate::registry::HealthRegistry;
 
 const BUCKETS: usize = 10;
+
+/// This replica may take the half-open trial.
+pub(crate) const TRIAL_OPEN: u8 = 0;
+/// Trials are shared and the lease is not decided yet: no trial here.
+pub(crate) const TRIAL_PENDING: u8 = 1;
+/// Another replica holds the trial lease.
+pub(crate) const TRIAL_ELSEWHERE: u8 = 2;
 /// The buckets of the window before the current one.
 const OLDER_BUCKETS: u64 = BUCKETS as u64 - 1;
 
@@ -25,6 +32,10 @@ pub(crate) struct Entry {
     pub(crate) healthy: AtomicBool,
     /// The half-open trial slot.
     pub(crate) trial: AtomicBool,
+    /// Who may take the half-open trial: this replica ([`TRIAL_OPEN`]), or,
+    /// when trials are shared across replicas, nobody until the lease is
+    /// decided ([`TRIAL_PENDING`]) or another replica ([`TRIAL_ELSEWHERE`]).
+    pub(crate) trial_gate: AtomicU8,
     state: Mutex<State>,
 }
 
@@ -46,6 +57,9 @@ pub(crate) enum Mode {
     Ejected {
         until: Instant,
         reason: EjectionReason,
+        /// When the ejection began: a restoration reported by another
+        /// replica ends it only if it is newer.
+        since: Instant,
     },
     Probing,
 }
@@ -81,6 +95,7 @@ impl Entry {
             name,
             healthy: AtomicBool::new(true),
             trial: AtomicBool::new(false),
+            trial_gate: AtomicU8::new(TRIAL_OPEN),
             state: Mutex::new(State {
                 mode: Mode::Healthy,
                 consecutive: 0,
@@ -111,14 +126,20 @@ impl HealthRegistry {
                 "rate limited",
             )
             .with_until(until)),
-            Mode::Ejected { until, reason } => Err(Unavailable::new(
+            Mode::Ejected { until, reason, .. } => Err(Unavailable::new(
                 entry.name.clone(),
                 UnavailableKind::Ejected,
                 reason.as_str(),
             )
             .with_until(until)),
             Mode::Probing => {
-                if entry.trial.swap(true, Ordering::AcqRel) {
+                if entry.trial_gate.load(Ordering::Acquire) != TRIAL_OPEN {
+                    Err(Unavailable::new(
+                        entry.name.clone(),
+                        UnavailableKind::Probing,
+                        "trial request held by another replica",
+                    ))
+                } else if entry.trial.swap(true, Ordering::AcqRel) {
                     Err(Unavailable::new(
                         entry.name.clone(),
                         UnavailableKind::Probing,
@@ -203,10 +224,28 @@ impl HealthRegistry {
         match state.mode {
             Mode::Ejected { until, .. } if until <= now => {
                 entry.trial.store(false, Ordering::Release);
-                self.transition(entry, state, Mode::Probing, HealthEventKind::ProbeStarted);
+                let gate = if self.inner.shared_trials.load(Ordering::Acquire) {
+                    TRIAL_PENDING
+                } else {
+                    TRIAL_OPEN
+                };
+                entry.trial_gate.store(gate, Ordering::Release);
+                self.transition(
+                    entry,
+                    state,
+                    Mode::Probing,
+                    HealthEventKind::ProbeStarted,
+                    Origin::Local,
+                );
             }
             Mode::CoolingDown { until } if until <= now => {
-                self.transition(entry, state, Mode::Healthy, HealthEventKind::CooledDown);
+                self.transition(
+                    entry,
+                    state,
+                    Mode::Healthy,
+                    HealthEventKind::CooledDown,
+                    Origin::Local,
+                );
             }
             _ => {}
         }
@@ -232,10 +271,20 @@ impl HealthRegistry {
         } else {
             HealthEventKind::Ejected(reason)
         };
-        self.transition(entry, state, Mode::Ejected { until, reason }, kind);
+        self.transition(
+            entry,
+            state,
+            Mode::Ejected {
+                until,
+                reason,
+                since: now,
+            },
+            kind,
+            Origin::Local,
+        );
     }
 
-    fn cool_down(&self, entry: &Entry, state: &mut State, now: Instant, wait: Duration) {
+    pub(crate) fn cool_down(&self, entry: &Entry, state: &mut State, now: Instant, wait: Duration) {
         match state.mode {
             Mode::CoolingDown { until } => {
                 // A later, longer Retry-After extends; a shorter one never
@@ -254,21 +303,48 @@ impl HealthRegistry {
                         until: saturating_add(now, wait),
                     },
                     HealthEventKind::CoolingDown,
+                    Origin::Local,
                 );
             }
         }
     }
 
     pub(crate) fn restore(&self, entry: &Entry, state: &mut State, now: Instant) {
+        self.restore_from(entry, state, now, Origin::Local);
+    }
+
+    /// Healthy again, by this registry's trial or probe, or another
+    /// replica's.
+    pub(crate) fn restore_from(
+        &self,
+        entry: &Entry,
+        state: &mut State,
+        now: Instant,
+        origin: Origin,
+    ) {
         state.consecutive = 0;
         state.buckets = [Bucket::default(); BUCKETS];
         state.healthy_since = now;
-        self.transition(entry, state, Mode::Healthy, HealthEventKind::Restored);
+        entry.trial_gate.store(TRIAL_OPEN, Ordering::Release);
+        self.transition(
+            entry,
+            state,
+            Mode::Healthy,
+            HealthEventKind::Restored,
+            origin,
+        );
     }
 
     /// Every state change goes through here: the fast-path flag, the event
     /// subscription and the observer stay in step.
-    fn transition(&self, entry: &Entry, state: &mut State, to: Mode, kind: HealthEventKind) {
+    pub(crate) fn transition(
+        &self,
+        entry: &Entry,
+        state: &mut State,
+        to: Mode,
+        kind: HealthEventKind,
+        origin: Origin,
+    ) {
         let from = state.mode.state();
         state.mode = to;
         entry
@@ -293,6 +369,7 @@ impl HealthRegistry {
             from,
             to: to.state(),
             until,
+            origin,
         });
         self.inner.observer.on_event(&Event::ProviderStateChanged {
             provider: &entry.name,
