@@ -94,7 +94,7 @@ impl HealthRegistry {
             (RemoteDecision::Ejected { until, .. } | RemoteDecision::CoolingDown { until }, _)
                 if until <= now => {}
             (
-                RemoteDecision::Ejected { until, reason },
+                RemoteDecision::Ejected { until, .. },
                 Mode::Ejected {
                     until: running,
                     since,
