@@ -14,7 +14,7 @@ use understudy_core::{Availability, FailureKind, Outcome, ProviderAvailability, 
 
 use crate::config::HealthConfig;
 use crate::events::{HealthEvent, HealthEvents};
-use crate::state::{Entry, Mode, lock};
+use crate::state::{Entry, Mode, TRIAL_OPEN, lock};
 
 const EVENT_CAPACITY: usize = 256;
 
@@ -167,7 +167,12 @@ impl ProviderAvailability for HealthRegistry {
         self.refresh(&entry, &mut state, Instant::now());
         match state.mode {
             Mode::Healthy => Availability::Available,
-            Mode::Probing if !entry.trial.load(Ordering::Acquire) => Availability::Available,
+            Mode::Probing
+                if !entry.trial.load(Ordering::Acquire)
+                    && entry.trial_gate.load(Ordering::Acquire) == TRIAL_OPEN =>
+            {
+                Availability::Available
+            }
             Mode::Probing => Availability::Unavailable {
                 kind: UnavailableKind::Probing,
                 until: None,
