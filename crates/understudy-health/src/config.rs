@@ -103,6 +103,18 @@ impl Default for HealthConfig {
 }
 
 impl HealthConfig {
+    /// The keys a `[health]` table may hold when deserialised (with the
+    /// `serde` feature), in order.
+    pub const KEYS: &'static [&'static str] = &[
+        "consecutive_failures",
+        "failure_ratio",
+        "min_requests",
+        "window_secs",
+        "base_ejection_secs",
+        "max_ejection_secs",
+        "probe_interval_secs",
+    ];
+
     /// A builder starting from the defaults.
     pub fn builder() -> HealthConfigBuilder {
         HealthConfigBuilder(Self::default())
@@ -340,6 +352,7 @@ mod file {
     #[derive(Deserialize)]
     // Expected as the type it becomes.
     #[serde(deny_unknown_fields, default, expecting = "struct HealthConfig")]
+    // Keep `HealthConfig::KEYS` in step.
     struct HealthFile {
         consecutive_failures: u32,
         failure_ratio: f64,

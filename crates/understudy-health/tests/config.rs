@@ -62,6 +62,20 @@ fn an_unknown_key_is_an_error_naming_it() {
 }
 
 #[test]
+fn the_keys_listed_are_the_keys_read() {
+    let error = parse("nonsense = 1").unwrap_err();
+    let listed = HealthConfig::KEYS
+        .iter()
+        .map(|key| format!("`{key}`"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    assert!(
+        error.contains(&format!("expected one of {listed}")),
+        "{error}"
+    );
+}
+
+#[test]
 fn a_duration_over_a_day_is_refused_naming_the_file_key() {
     let error =
         parse("base_ejection_secs = 9223372036854775807\nmax_ejection_secs = 9223372036854775807")

@@ -19,9 +19,11 @@
 
 mod alerts;
 mod error;
+mod health;
 mod provider;
 mod route;
 mod server;
+mod split;
 #[cfg(test)]
 mod tests;
 
@@ -34,6 +36,7 @@ use understudy_retry::RetryConfig;
 
 pub use self::alerts::AlertsConfig;
 pub use self::error::ConfigError;
+pub use self::health::{SharedHealthSettings, redacted};
 pub use self::provider::ProviderEntry;
 pub use self::route::{MAX_MODEL_BYTES, RouteConfig, TargetConfig, check_model_name};
 pub use self::server::ServerConfig;
@@ -56,6 +59,9 @@ pub struct Config {
     pub retry: RetryConfig,
     /// `[health]`, applied to every provider.
     pub health: HealthConfig,
+    /// `[health] shared`: where replicas share health decisions; none
+    /// keeps health to this process.
+    pub shared_health: Option<SharedHealthSettings>,
     /// `[alerts]`.
     pub alerts: Option<AlertsConfig>,
 }
@@ -77,11 +83,8 @@ struct ConfigFile {
         deserialize_with = "RetryConfig::deserialize_checked"
     )]
     retry: Result<RetryConfig, InvalidSetting>,
-    #[serde(
-        default = "checked_default",
-        deserialize_with = "HealthConfig::deserialize_checked"
-    )]
-    health: Result<HealthConfig, InvalidSetting>,
+    #[serde(default)]
+    health: health::HealthFile,
     #[serde(default)]
     alerts: Option<AlertsConfig>,
 }
@@ -100,7 +103,11 @@ impl TryFrom<ConfigFile> for Config {
         let providers = provider::resolve(file.providers)?;
         route::check(&file.routes, &providers)?;
         let retry = file.retry.map_err(|error| setting("retry", &error))?;
-        let health = file.health.map_err(|error| setting("health", &error))?;
+        file.health.check()?;
+        let health = file
+            .health
+            .config
+            .map_err(|error| setting("health", &error))?;
         if let Some(alerts) = &file.alerts {
             alerts.validate()?;
         }
@@ -110,6 +117,7 @@ impl TryFrom<ConfigFile> for Config {
             routes: file.routes,
             retry,
             health,
+            shared_health: file.health.shared,
             alerts: file.alerts,
         })
     }
@@ -167,6 +175,9 @@ impl Config {
         self.retry
             .validate()
             .map_err(|error| setting("retry", &error))?;
+        if let Some(shared) = &self.shared_health {
+            health::check(shared)?;
+        }
         if let Some(alerts) = &self.alerts {
             alerts.validate()?;
         }
@@ -194,6 +205,29 @@ impl Config {
                 },
             })
             .collect()
+    }
+
+    /// Reads the shared store's password from `[health]
+    /// shared_password_env`, through `lookup`: none without one; an unset or
+    /// empty variable is an error naming the variable, never a value.
+    pub fn shared_password(
+        &self,
+        lookup: impl Fn(&str) -> Option<String>,
+    ) -> Result<Option<String>, ConfigError> {
+        let Some(var) = self
+            .shared_health
+            .as_ref()
+            .and_then(|shared| shared.password_env.as_ref())
+        else {
+            return Ok(None);
+        };
+        match lookup(var) {
+            Some(password) if !password.is_empty() => Ok(Some(password)),
+            _ => Err(invalid(
+                "health.shared_password_env",
+                format!("the environment variable `{var}` is not set"),
+            )),
+        }
     }
 
     /// The provider with this name.

@@ -13,13 +13,13 @@ use std::fmt;
 use std::sync::LazyLock;
 
 use serde::Deserialize;
-use serde::de::value::MapAccessDeserializer;
-use serde::de::{self, DeserializeSeed, Deserializer, IntoDeserializer, MapAccess, Visitor};
+use serde::de::{Deserializer, MapAccess, Visitor};
 use understudy_core::config::InvalidSetting;
 use understudy_provider::ProviderConfig;
 
 use super::check_model_name;
 use super::error::{ConfigError, invalid, setting};
+use super::split::{self, OwnKeys};
 
 /// One `[[providers]]` entry.
 #[derive(Clone, Debug)]
@@ -149,11 +149,12 @@ impl<'de> Visitor<'de> for EntryVisitor {
     }
 
     fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<ProviderFile, A::Error> {
-        let mut own = GatewayKeys::default();
-        let provider = ProviderConfig::deserialize_checked(MapAccessDeserializer::new(Split {
+        let (provider, own) = split::read::<_, GatewayKeys, _>(
             map,
-            own: &mut own,
-        }))?;
+            ProviderConfig::KEYS,
+            KEYS.as_slice(),
+            |library| ProviderConfig::deserialize_checked(library),
+        )?;
         Ok(ProviderFile {
             provider,
             api_key_env: own.api_key_env,
@@ -169,75 +170,14 @@ struct GatewayKeys {
     direct_models: Option<Vec<String>>,
 }
 
-/// The entry's map as the library's deserialiser sees it: the gateway's
-/// keys (and their values) are taken out on the way; an unknown key is
-/// refused here, listing every key an entry may hold.
-struct Split<'a, A> {
-    map: A,
-    own: &'a mut GatewayKeys,
-}
+impl<'de> OwnKeys<'de> for GatewayKeys {
+    const NAMES: &'static [&'static str] = &[API_KEY_ENV, DIRECT_MODELS];
 
-/// A key of an entry: the library's (as its seed read it), or one of the
-/// gateway's.
-enum Key<K> {
-    Library(K),
-    ApiKeyEnv,
-    DirectModels,
-}
-
-impl<'de, A: MapAccess<'de>> MapAccess<'de> for Split<'_, A> {
-    type Error = A::Error;
-
-    fn next_key_seed<K: DeserializeSeed<'de>>(
-        &mut self,
-        seed: K,
-    ) -> Result<Option<K::Value>, A::Error> {
-        let mut seed = Some(seed);
-        loop {
-            match self.map.next_key_seed(KeySeed { seed: &mut seed })? {
-                None => return Ok(None),
-                Some(Key::Library(key)) => return Ok(Some(key)),
-                Some(Key::ApiKeyEnv) => {
-                    if self.own.api_key_env.is_some() {
-                        return Err(de::Error::duplicate_field(API_KEY_ENV));
-                    }
-                    self.own.api_key_env = Some(self.map.next_value()?);
-                }
-                Some(Key::DirectModels) => {
-                    if self.own.direct_models.is_some() {
-                        return Err(de::Error::duplicate_field(DIRECT_MODELS));
-                    }
-                    self.own.direct_models = Some(self.map.next_value()?);
-                }
-            }
-        }
-    }
-
-    fn next_value_seed<V: DeserializeSeed<'de>>(&mut self, seed: V) -> Result<V::Value, A::Error> {
-        self.map.next_value_seed(seed)
-    }
-}
-
-/// Reads one key inside the underlying map's own key read (so an error
-/// points at the key), handing the library's keys to the library's seed.
-struct KeySeed<'a, K> {
-    seed: &'a mut Option<K>,
-}
-
-impl<'de, K: DeserializeSeed<'de>> DeserializeSeed<'de> for KeySeed<'_, K> {
-    type Value = Key<K::Value>;
-
-    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
-        let name = String::deserialize(deserializer)?;
-        match name.as_str() {
-            API_KEY_ENV => Ok(Key::ApiKeyEnv),
-            DIRECT_MODELS => Ok(Key::DirectModels),
-            known if ProviderConfig::KEYS.contains(&known) => match self.seed.take() {
-                Some(seed) => seed.deserialize(name.into_deserializer()).map(Key::Library),
-                // `Split` gives each key read a seed of its own.
-                None => Err(de::Error::custom("a provider key was read without a seed")),
-            },
-            unknown => Err(de::Error::unknown_field(unknown, KEYS.as_slice())),
+    fn read<A: MapAccess<'de>>(&mut self, key: &'static str, map: &mut A) -> Result<(), A::Error> {
+        if key == API_KEY_ENV {
+            split::once(&mut self.api_key_env, key, map)
+        } else {
+            split::once(&mut self.direct_models, key, map)
         }
     }
 }

@@ -280,3 +280,62 @@ fn validate_rechecks_a_changed_config() {
             .starts_with("`providers[1].name`")
     );
 }
+
+fn with_shared(keys: &str) -> String {
+    EXAMPLE.replace(
+        "probe_interval_secs = 10\n",
+        &format!("probe_interval_secs = 10\n{keys}\n"),
+    )
+}
+
+#[test]
+fn shared_health_is_read_beside_the_librarys_keys() {
+    let config = Config::from_toml(&with_shared(
+        "shared = \"redis://127.0.0.1:6379/0\"\nshared_password_env = \"REDIS_PASSWORD\"",
+    ))
+    .unwrap();
+    let shared = config.shared_health.as_ref().unwrap();
+    assert_eq!(shared.url, "redis://127.0.0.1:6379/0");
+    assert_eq!(shared.password_env.as_deref(), Some("REDIS_PASSWORD"));
+    assert_eq!(config.health.consecutive_failures(), 5);
+    assert_eq!(
+        config
+            .shared_password(|var| (var == "REDIS_PASSWORD").then(|| "s3cret".to_owned()))
+            .unwrap()
+            .as_deref(),
+        Some("s3cret")
+    );
+    let unset = config.shared_password(|_| None).unwrap_err().to_string();
+    assert!(unset.contains("`REDIS_PASSWORD` is not set"), "{unset}");
+    // Without the key, health stays in this process.
+    assert!(Config::from_toml(EXAMPLE).unwrap().shared_health.is_none());
+}
+
+#[test]
+fn shared_health_settings_are_checked() {
+    let error = error_of(&with_shared("shared = \"http://127.0.0.1:6379\""));
+    assert!(error.contains("health.shared"), "{error}");
+    assert!(error.contains("redis://"), "{error}");
+    let error = error_of(&with_shared("shared_password_env = \"REDIS_PASSWORD\""));
+    assert!(
+        error.contains("`health.shared_password_env`: is set without `health.shared`"),
+        "{error}"
+    );
+    // An unknown key lists the library's keys and the gateway's.
+    let error = error_of(&with_shared("sharde = \"redis://x\""));
+    assert!(error.contains("unknown field `sharde`"), "{error}");
+    assert!(
+        error.contains("`probe_interval_secs`, `shared`, `shared_password_env`"),
+        "{error}"
+    );
+}
+
+#[test]
+fn a_password_in_the_store_url_is_never_shown() {
+    let error = error_of(&with_shared("shared = \"redis://:hunter2@127.0.0.1 6379\""));
+    assert!(!error.contains("hunter2"), "{error}");
+    let config =
+        Config::from_toml(&with_shared("shared = \"redis://:hunter2@127.0.0.1:6379\"")).unwrap();
+    let debug = format!("{config:?}");
+    assert!(!debug.contains("hunter2"), "{debug}");
+}

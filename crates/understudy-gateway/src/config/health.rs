@@ -1,0 +1,159 @@
+//! `[health]`: the library's [`HealthConfig`] and the two keys only the
+//! gateway reads, which share health decisions between replicas through a
+//! store: `shared` (a `redis://` or `rediss://` URL) and
+//! `shared_password_env` (the environment variable holding its password).
+//! The table is split as it is read, like a `[[providers]]` entry.
+
+use std::fmt;
+use std::sync::LazyLock;
+
+use serde::Deserialize;
+use serde::de::{Deserializer, MapAccess, Visitor};
+use understudy_core::config::InvalidSetting;
+use understudy_health::HealthConfig;
+
+use super::error::{ConfigError, invalid};
+use super::split::{self, OwnKeys};
+
+/// Where replicas share health decisions (`[health] shared`).
+#[derive(Clone, PartialEq, Eq)]
+pub struct SharedHealthSettings {
+    /// `shared`: the store's URL, `redis://host:port/db` or `rediss://…`.
+    pub url: String,
+    /// `shared_password_env`: the environment variable holding the store's
+    /// password, read at start; none when the store has no password.
+    pub password_env: Option<String>,
+}
+
+impl fmt::Debug for SharedHealthSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SharedHealthSettings")
+            .field("url", &redacted(&self.url))
+            .field("password_env", &self.password_env)
+            .finish()
+    }
+}
+
+/// A URL with any `user:password@` part replaced, fit for logs and errors.
+pub fn redacted(url: &str) -> String {
+    match url.split_once("://") {
+        Some((scheme, rest)) => match rest.split_once('@') {
+            Some((_, host)) => format!("{scheme}://***@{host}"),
+            None => url.to_owned(),
+        },
+        None => "(not a URL)".to_owned(),
+    }
+}
+
+const SHARED: &str = "shared";
+const SHARED_PASSWORD_ENV: &str = "shared_password_env";
+
+static KEYS: LazyLock<Vec<&'static str>> = LazyLock::new(|| {
+    let mut keys = HealthConfig::KEYS.to_vec();
+    keys.extend([SHARED, SHARED_PASSWORD_ENV]);
+    keys
+});
+
+/// `[health]` as read: the library's verdict kept for reporting under
+/// `health`, and the gateway's keys.
+pub(super) struct HealthFile {
+    pub(super) config: Result<HealthConfig, InvalidSetting>,
+    pub(super) shared: Option<SharedHealthSettings>,
+    password_env_alone: bool,
+}
+
+impl Default for HealthFile {
+    fn default() -> Self {
+        Self {
+            config: Ok(HealthConfig::default()),
+            shared: None,
+            password_env_alone: false,
+        }
+    }
+}
+
+impl HealthFile {
+    /// The gateway's checks of its keys.
+    pub(super) fn check(&self) -> Result<(), ConfigError> {
+        if self.password_env_alone {
+            return Err(invalid(
+                "health.shared_password_env",
+                "is set without `health.shared`",
+            ));
+        }
+        if let Some(shared) = &self.shared {
+            check(shared)?;
+        }
+        Ok(())
+    }
+}
+
+/// Checks the store's settings.
+pub(super) fn check(shared: &SharedHealthSettings) -> Result<(), ConfigError> {
+    let url = &shared.url;
+    let scheme_ok = url.starts_with("redis://") || url.starts_with("rediss://");
+    let host = url.split_once("://").map_or("", |(_, rest)| rest);
+    if !scheme_ok || host.is_empty() || url.chars().any(char::is_whitespace) {
+        return Err(invalid(
+            "health.shared",
+            format!(
+                "({}) must be a `redis://` or `rediss://` URL",
+                redacted(url)
+            ),
+        ));
+    }
+    if shared.password_env.as_deref() == Some("") {
+        return Err(invalid("health.shared_password_env", "must not be empty"));
+    }
+    Ok(())
+}
+
+impl<'de> Deserialize<'de> for HealthFile {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_map(HealthVisitor)
+    }
+}
+
+struct HealthVisitor;
+
+impl<'de> Visitor<'de> for HealthVisitor {
+    type Value = HealthFile;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("struct HealthConfig")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<HealthFile, A::Error> {
+        let (config, own) =
+            split::read::<_, SharedKeys, _>(map, HealthConfig::KEYS, KEYS.as_slice(), |library| {
+                HealthConfig::deserialize_checked(library)
+            })?;
+        let password_env_alone = own.shared.is_none() && own.shared_password_env.is_some();
+        Ok(HealthFile {
+            config,
+            shared: own.shared.map(|url| SharedHealthSettings {
+                url,
+                password_env: own.shared_password_env,
+            }),
+            password_env_alone,
+        })
+    }
+}
+
+#[derive(Default)]
+struct SharedKeys {
+    shared: Option<String>,
+    shared_password_env: Option<String>,
+}
+
+impl<'de> OwnKeys<'de> for SharedKeys {
+    const NAMES: &'static [&'static str] = &[SHARED, SHARED_PASSWORD_ENV];
+
+    fn read<A: MapAccess<'de>>(&mut self, key: &'static str, map: &mut A) -> Result<(), A::Error> {
+        if key == SHARED {
+            split::once(&mut self.shared, key, map)
+        } else {
+            split::once(&mut self.shared_password_env, key, map)
+        }
+    }
+}
