@@ -39,6 +39,8 @@ const MAX_SCAN_ROUNDS: usize = 10_000;
 const MAX_PENDING: usize = 4096;
 /// Deletes a trial lease only if this replica still holds it.
 const RELEASE_SCRIPT: &str = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end";
+/// Extends a trial lease only if this replica still holds it.
+const RENEW_SCRIPT: &str = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('pexpire', KEYS[1], ARGV[2]) else return 0 end";
 
 /// What the handle reads of the task.
 #[derive(Debug, Default)]
@@ -568,14 +570,7 @@ impl Worker {
             .map(|(provider, _)| provider.clone())
             .collect();
         for provider in due {
-            let waiting = matches!(
-                self.registry.availability(&provider),
-                Availability::Unavailable {
-                    kind: UnavailableKind::Probing,
-                    ..
-                }
-            );
-            if waiting {
+            if probing(&self.registry, &provider) {
                 self.acquire_trial(conn, provider).await?;
             } else {
                 self.elsewhere.remove(&provider);
@@ -605,8 +600,9 @@ impl Worker {
         .map(drop)
     }
 
-    /// Pings both connections, and leases the trials whose start was not
-    /// heard of (an event lost by a lagging subscription).
+    /// Pings both connections, extends the leases of trials running here,
+    /// and leases the trials whose start was not heard of (an event lost by
+    /// a lagging subscription).
     async fn heartbeat(
         &mut self,
         conn: &mut MultiplexedConnection,
@@ -615,6 +611,27 @@ impl Worker {
         let limit = self.config.command_timeout;
         within(limit, "ping", redis::cmd("PING").query_async::<Value>(conn)).await?;
         within(limit, "ping the subscription", sink.ping::<Value>()).await?;
+        // A trial request may outlast its lease (a long answer): while it
+        // runs here, the lease is kept. A lease whose trial has not started
+        // (no request came) is left to lapse, for a replica with traffic.
+        let running: Vec<Arc<str>> = self
+            .held
+            .iter()
+            .filter(|provider| probing(&self.registry, provider))
+            .cloned()
+            .collect();
+        for provider in running {
+            let mut eval = redis::cmd("EVAL");
+            eval.arg(RENEW_SCRIPT)
+                .arg(1)
+                .arg(self.keys.trial(&provider))
+                .arg(&self.config.replica)
+                .arg(millis(self.config.trial_lease));
+            let renewed: i64 = within(limit, "renew a trial lease", eval.query_async(conn)).await?;
+            if renewed == 0 {
+                self.held.remove(&provider);
+            }
+        }
         let waiting: Vec<Arc<str>> = self
             .registry
             .snapshot()
@@ -679,6 +696,18 @@ impl Worker {
         self.shared.connected.store(false, Ordering::Release);
         metrics::gauge!(names::CONNECTED).set(0.0);
     }
+}
+
+/// Is `provider` half-open here with its trial not free: leased elsewhere,
+/// not decided yet, or running?
+fn probing(registry: &HealthRegistry, provider: &str) -> bool {
+    matches!(
+        registry.availability(provider),
+        Availability::Unavailable {
+            kind: UnavailableKind::Probing,
+            ..
+        }
+    )
 }
 
 /// Applies every record announced on the channel until the subscription
