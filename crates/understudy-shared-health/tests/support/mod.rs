@@ -1,0 +1,197 @@
+//! A real `redis-server` for the tests: started on a free loopback port as a
+//! child process, without persistence, killed when dropped. Where the binary
+//! is missing, [`RedisServer::start`] prints `SKIPPED: redis-server not
+//! installed` and returns `None` (CI installs it, so it never skips there).
+//!
+//! Waiting is done by polling a condition against a deadline
+//! ([`eventually`]), never by sleeping for a fixed time.
+#![allow(dead_code, unreachable_pub)] // each test binary uses its own part
+#![allow(clippy::unwrap_used, clippy::expect_used)] // fixtures: a panic is a failed test
+
+use std::io::{Read, Write};
+use std::net::{Ipv4Addr, TcpListener, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use understudy_health::{HealthConfig, HealthRegistry};
+use understudy_shared_health::{SharedHealth, SharedHealthConfig};
+
+/// How long a condition may take before the test fails.
+pub const DEADLINE: Duration = Duration::from_secs(5);
+
+/// A `redis-server` child process on a loopback port.
+pub struct RedisServer {
+    child: Option<Child>,
+    binary: String,
+    port: u16,
+}
+
+impl RedisServer {
+    /// Starts one on a free port and waits until it answers `PING`; `None`
+    /// (with a notice) when `redis-server` is not installed.
+    pub async fn start() -> Option<Self> {
+        let Some(binary) = find_binary() else {
+            // Written to the process's stderr, past the test harness's
+            // capture, so the skip is seen.
+            let _ = writeln!(
+                std::io::stderr(),
+                "SKIPPED: redis-server not installed (apt-get install redis-server)"
+            );
+            return None;
+        };
+        let port = free_port();
+        let mut server = Self {
+            child: None,
+            binary,
+            port,
+        };
+        server.launch().await;
+        Some(server)
+    }
+
+    /// `redis://127.0.0.1:{port}`.
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// A plain client, for what the test itself reads and writes.
+    pub fn client(&self) -> redis::Client {
+        redis::Client::open(self.url()).unwrap()
+    }
+
+    /// Kills the server and waits until it is gone.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts it again on the same port, and waits until it answers.
+    pub async fn restart(&mut self) {
+        self.kill();
+        self.launch().await;
+    }
+
+    async fn launch(&mut self) {
+        let child = Command::new(&self.binary)
+            .args(["--port", &self.port.to_string()])
+            .args(["--bind", "127.0.0.1"])
+            .args(["--save", ""])
+            .args(["--appendonly", "no"])
+            .args(["--dir", &std::env::temp_dir().to_string_lossy()])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server starts");
+        self.child = Some(child);
+        let deadline = Instant::now() + DEADLINE;
+        while !ping(self.port) {
+            assert!(
+                Instant::now() < deadline,
+                "redis-server did not answer PING"
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// The `redis-server` binary: `$REDIS_SERVER`, else on the `PATH`, else
+/// Debian's path.
+fn find_binary() -> Option<String> {
+    let candidates = std::env::var("REDIS_SERVER").ok().into_iter().chain([
+        "redis-server".to_owned(),
+        "/usr/bin/redis-server".to_owned(),
+    ]);
+    for candidate in candidates {
+        let found = Command::new(&candidate)
+            .arg("--version")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|status| status.success());
+        if found {
+            return Some(candidate);
+        }
+    }
+    None
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn ping(port: u16) -> bool {
+    let Ok(mut stream) = TcpStream::connect((Ipv4Addr::LOCALHOST, port)) else {
+        return false;
+    };
+    let _ = stream.set_read_timeout(Some(Duration::from_millis(200)));
+    if stream.write_all(b"PING\r\n").is_err() {
+        return false;
+    }
+    let mut answer = [0_u8; 7];
+    stream.read_exact(&mut answer).is_ok() && &answer == b"+PONG\r\n"
+}
+
+/// Polls `condition` every millisecond until it holds, and returns how long
+/// that took; fails the test after [`DEADLINE`].
+pub async fn eventually(what: &str, mut condition: impl FnMut() -> bool) -> Duration {
+    let start = Instant::now();
+    loop {
+        if condition() {
+            return start.elapsed();
+        }
+        assert!(start.elapsed() < DEADLINE, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+}
+
+/// The health settings of the tests' replicas: ejected after three
+/// failures in a row, for `ejection`.
+pub fn registry(ejection: Duration) -> HealthRegistry {
+    HealthRegistry::new(
+        HealthConfig::builder()
+            .consecutive_failures(3)
+            .base_ejection(ejection)
+            .build()
+            .unwrap(),
+    )
+}
+
+/// The sharer settings of the tests: a command limit roomier than the
+/// default, so a loaded CI machine does not turn into store failures, and
+/// quick reconnection.
+pub fn sharing(redis: &RedisServer, replica: &str, prefix: &str) -> SharedHealthConfig {
+    SharedHealthConfig::new(redis.url())
+        .replica(replica)
+        .key_prefix(prefix)
+        .command_timeout(Duration::from_millis(250))
+        .reconnect_backoff(Duration::from_millis(20), Duration::from_millis(300))
+}
+
+/// A registry shared through `redis` as `replica`, connected.
+pub async fn replica(
+    redis: &RedisServer,
+    replica: &str,
+    prefix: &str,
+    ejection: Duration,
+) -> (HealthRegistry, SharedHealth) {
+    let registry = registry(ejection);
+    let shared =
+        understudy_shared_health::spawn(registry.clone(), sharing(redis, replica, prefix)).unwrap();
+    eventually("the replica to connect", || shared.is_connected()).await;
+    (registry, shared)
+}
