@@ -415,8 +415,9 @@ impl Worker {
     }
 
     /// `SET {prefix}:{provider}` (expiring with the decision) and `PUBLISH`
-    /// in one round trip. A record that could not be published waits in
-    /// `pending`.
+    /// in one round trip. The record waits in `pending` until the store
+    /// confirms, so one in flight when the session ends (this future
+    /// dropped with it) is published after reconnecting.
     async fn publish(
         &mut self,
         conn: &mut MultiplexedConnection,
@@ -427,6 +428,7 @@ impl Worker {
             return Ok(());
         };
         let payload = record.encode();
+        self.remember(provider.clone(), record);
         let mut pipe = redis::pipe();
         pipe.cmd("SET")
             .arg(self.keys.decision(&provider))
@@ -446,14 +448,12 @@ impl Worker {
         .await
         {
             Ok(()) => {
+                self.pending.remove(&provider);
                 self.shared.published.fetch_add(1, Ordering::Relaxed);
                 metrics::counter!(names::PUBLISHED_TOTAL).increment(1);
                 Ok(())
             }
-            Err(fault) => {
-                self.remember(provider, record);
-                Err(fault)
-            }
+            Err(fault) => Err(fault),
         }
     }
 
@@ -472,16 +472,16 @@ impl Worker {
     /// Publishes the decisions made while the store was away that are still
     /// in force here (the catch-up may have overruled some).
     async fn flush_pending(&mut self, conn: &mut MultiplexedConnection) -> Result<(), Fault> {
-        let mut waiting = std::mem::take(&mut self.pending).into_iter();
-        while let Some((provider, record)) = waiting.next() {
-            if !self.in_force(&provider, &record) {
-                continue;
-            }
-            if let Err(fault) = self.publish(conn, provider, record).await {
-                for (provider, record) in waiting {
-                    self.pending.entry(provider).or_insert(record);
-                }
-                return Err(fault);
+        let waiting: Vec<(Arc<str>, Record)> = self
+            .pending
+            .iter()
+            .map(|(provider, record)| (provider.clone(), record.clone()))
+            .collect();
+        for (provider, record) in waiting {
+            if self.in_force(&provider, &record) {
+                self.publish(conn, provider, record).await?;
+            } else {
+                self.pending.remove(&provider);
             }
         }
         Ok(())
