@@ -117,7 +117,9 @@ impl SharedHealthConfig {
 
     /// How long a replica holds the half-open trial of a provider (default
     /// 10 s). Replicas refused the lease try again every half lease, so a
-    /// holder that died costs at most one lease.
+    /// holder that died costs at most one lease. The holder extends it at
+    /// each [`heartbeat`](Self::heartbeat) while its trial request runs,
+    /// so the lease should be longer than a heartbeat and a command.
     pub fn trial_lease(mut self, lease: Duration) -> Self {
         self.trial_lease = lease;
         self
@@ -204,6 +206,12 @@ impl SharedHealthConfig {
             return Err(SharedHealthError::invalid(
                 "trial_lease",
                 "must be between 2 ms and a day",
+            ));
+        }
+        if self.trial_lease <= self.heartbeat.saturating_add(self.command_timeout) {
+            return Err(SharedHealthError::invalid(
+                "trial_lease",
+                "must be longer than a heartbeat and a command, or a running trial loses it",
             ));
         }
         if self.backoff_min > self.backoff_max {
@@ -410,6 +418,19 @@ mod tests {
                 .trial_lease(Duration::from_millis(1))
                 .validate()
                 .is_err()
+        );
+        assert!(
+            ok.clone()
+                .trial_lease(Duration::from_secs(1))
+                .validate()
+                .is_err()
+        );
+        assert!(
+            ok.clone()
+                .trial_lease(Duration::from_secs(1))
+                .heartbeat(Duration::from_millis(200))
+                .validate()
+                .is_ok()
         );
         assert!(
             ok.clone()

@@ -19,7 +19,10 @@
 //!   whose ejection ends takes its trial on one replica only: the one that
 //!   gets the lease `SET {prefix}:trial:{provider} {replica} NX PX {lease}`.
 //!   The others wait for its outcome, and ask again every half lease in case
-//!   the holder died.
+//!   the holder died. The holder extends the lease while its trial request
+//!   runs, and deletes it once the outcome is published; a lease whose
+//!   trial never started (no request came to the holder) lapses, and
+//!   another replica takes the trial.
 //! - **The store failing is not the gateway failing.** Every command has a
 //!   time limit (50 ms by default). When the store is down, slow or answers
 //!   garbage, the replica serves on its local health (each its own single
