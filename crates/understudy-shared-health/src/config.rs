@@ -56,6 +56,7 @@ pub struct SharedHealthConfig {
     pub(crate) heartbeat: Duration,
     pub(crate) backoff_min: Duration,
     pub(crate) backoff_max: Duration,
+    pub(crate) root_certificate: Option<Vec<u8>>,
 }
 
 impl SharedHealthConfig {
@@ -76,6 +77,7 @@ impl SharedHealthConfig {
             heartbeat: DEFAULT_HEARTBEAT,
             backoff_min: DEFAULT_BACKOFF_MIN,
             backoff_max: DEFAULT_BACKOFF_MAX,
+            root_certificate: None,
         }
     }
 
@@ -142,6 +144,14 @@ impl SharedHealthConfig {
         self
     }
 
+    /// Trusts the CA certificate(s) in `pem` for `rediss://`, instead of
+    /// the public web PKI roots: a store whose certificate a private CA
+    /// signed.
+    pub fn tls_root_certificate(mut self, pem: impl Into<Vec<u8>>) -> Self {
+        self.root_certificate = Some(pem.into());
+        self
+    }
+
     /// This replica's id.
     pub fn replica_id(&self) -> &str {
         &self.replica
@@ -165,7 +175,13 @@ impl SharedHealthConfig {
         if !scheme_ok {
             return Err(self.invalid_url("the scheme must be redis:// or rediss://"));
         }
-        self.connection_info()?;
+        if self.root_certificate.is_some() && !has_prefix_ignore_case(&self.url, "rediss://") {
+            return Err(SharedHealthError::invalid(
+                "tls_root_certificate",
+                "needs a rediss:// URL",
+            ));
+        }
+        self.client()?;
         let name = |setting: &'static str, value: &str| {
             if value.is_empty() {
                 Err(SharedHealthError::invalid(setting, "must not be empty"))
@@ -236,6 +252,34 @@ impl SharedHealthConfig {
         })
     }
 
+    /// The client of the store: its URL, the separate password, and the
+    /// roots to trust.
+    pub(crate) fn client(&self) -> Result<redis::Client, SharedHealthError> {
+        let info = self.connection_info()?;
+        match &self.root_certificate {
+            None => {
+                redis::Client::open(info).map_err(|_| self.invalid_url("the client cannot use it"))
+            }
+            Some(pem) if !holds_certificates(pem) => Err(SharedHealthError::invalid(
+                "tls_root_certificate",
+                "holds no PEM certificate",
+            )),
+            Some(pem) => redis::Client::build_with_tls(
+                info,
+                redis::TlsCertificates {
+                    client_tls: None,
+                    root_cert: Some(pem.clone()),
+                },
+            )
+            .map_err(|_| {
+                SharedHealthError::invalid(
+                    "tls_root_certificate",
+                    "is not a PEM certificate the client can use",
+                )
+            }),
+        }
+    }
+
     /// Replaces every secret of this configuration found in `text`.
     pub(crate) fn scrub(&self, text: &str) -> String {
         let mut text = text.to_owned();
@@ -271,6 +315,10 @@ impl fmt::Debug for SharedHealthConfig {
             .field("heartbeat", &self.heartbeat)
             .field("backoff_min", &self.backoff_min)
             .field("backoff_max", &self.backoff_max)
+            .field(
+                "tls_root_certificate",
+                &self.root_certificate.as_ref().map(|_| "(PEM)"),
+            )
             .finish()
     }
 }
@@ -304,6 +352,21 @@ impl SharedHealthError {
     const fn invalid(setting: &'static str, reason: &'static str) -> Self {
         Self::InvalidSetting { setting, reason }
     }
+}
+
+/// Does `pem` hold certificates, and nothing unreadable?
+fn holds_certificates(pem: &[u8]) -> bool {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
+
+    let mut found = false;
+    for certificate in CertificateDer::pem_slice_iter(pem) {
+        if certificate.is_err() {
+            return false;
+        }
+        found = true;
+    }
+    found
 }
 
 fn has_prefix_ignore_case(text: &str, prefix: &str) -> bool {
@@ -438,6 +501,21 @@ mod tests {
                 .validate()
                 .is_err()
         );
+    }
+
+    #[test]
+    fn a_root_certificate_needs_tls_and_a_certificate() {
+        let plain = SharedHealthConfig::new("redis://host").tls_root_certificate("x");
+        assert!(matches!(
+            plain.validate(),
+            Err(SharedHealthError::InvalidSetting {
+                setting: "tls_root_certificate",
+                ..
+            })
+        ));
+        let garbage = SharedHealthConfig::new("rediss://host").tls_root_certificate("not a PEM");
+        assert!(garbage.validate().is_err());
+        assert!(format!("{garbage:?}").contains("(PEM)"));
     }
 
     #[test]

@@ -68,8 +68,9 @@
 //! # TLS
 //!
 //! `rediss://` connects over rustls (the ring provider, as the rest of the
-//! workspace) and trusts the public web PKI roots (webpki-roots); append
-//! `#insecure` to the URL to skip certificate checks in a test setup.
+//! workspace) and trusts the public web PKI roots (webpki-roots), or the CA
+//! given by [`SharedHealthConfig::tls_root_certificate`]. Certificates are
+//! always checked.
 //!
 //! # Example
 //!
@@ -155,12 +156,7 @@ pub fn spawn(
     config.validate()?;
     let runtime =
         tokio::runtime::Handle::try_current().map_err(|_| SharedHealthError::NoRuntime)?;
-    let client = redis::Client::open(config.connection_info()?).map_err(|_| {
-        SharedHealthError::InvalidUrl {
-            url: config.redacted_url(),
-            reason: "the client cannot use it",
-        }
-    })?;
+    let client = config.client()?;
     let shared = Arc::new(Shared::default());
     let replica = config.replica.clone();
     let (stop, stopped) = watch::channel(false);

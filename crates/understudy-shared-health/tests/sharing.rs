@@ -11,7 +11,7 @@ use std::time::Duration;
 use futures_util::StreamExt;
 use understudy_core::{FailureKind, Outcome, ProviderState};
 use understudy_health::HealthRegistry;
-use understudy_shared_health::spawn;
+use understudy_shared_health::{SharedHealthConfig, spawn};
 
 use support::{RedisServer, eventually, replica, sharing};
 
@@ -504,4 +504,42 @@ async fn a_trial_outlasting_its_lease_keeps_it_and_a_lapsed_lease_moves_on() {
         other.is_available("openai")
     })
     .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicas_share_over_tls_and_a_store_they_cannot_trust_is_not_used() {
+    let Some(redis) = RedisServer::start_tls().await else {
+        return;
+    };
+    let prefix = "t:tls";
+    let mut replicas = Vec::new();
+    for id in ["r1", "r2"] {
+        let registry = support::registry(LONG);
+        let config = SharedHealthConfig::new(redis.tls_url())
+            .replica(id)
+            .key_prefix(prefix)
+            .command_timeout(Duration::from_millis(250))
+            .connect_timeout(Duration::from_secs(2))
+            .tls_root_certificate(redis.ca_pem());
+        let shared = spawn(registry.clone(), config).unwrap();
+        eventually("the replica to connect over TLS", || shared.is_connected()).await;
+        replicas.push((registry, shared));
+    }
+    // The public roots do not know the test CA.
+    let untrusting = support::registry(LONG);
+    let stranger = spawn(
+        untrusting.clone(),
+        SharedHealthConfig::new(redis.tls_url()).replica("stranger"),
+    )
+    .unwrap();
+
+    let (r1, r2) = (&replicas[0].0, &replicas[1].0);
+    r1.record("openai", rate_limited(LONG), LATENCY);
+    eventually("the cooldown to reach r2 over TLS", || {
+        !r2.is_available("openai")
+    })
+    .await;
+    assert!(!stranger.is_connected());
+    assert_eq!(stranger.stats().connects, 0);
+    assert!(untrusting.is_available("openai"));
 }

@@ -10,6 +10,7 @@
 
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, TcpListener, TcpStream};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
@@ -26,6 +27,15 @@ pub struct RedisServer {
     child: Option<Child>,
     binary: String,
     port: u16,
+    tls: Option<Tls>,
+}
+
+/// The TLS side of a server: its port, and the files of a test CA and of
+/// the certificate it signed for 127.0.0.1 and localhost.
+struct Tls {
+    port: u16,
+    dir: PathBuf,
+    ca_pem: String,
 }
 
 impl RedisServer {
@@ -46,9 +56,58 @@ impl RedisServer {
             child: None,
             binary,
             port,
+            tls: None,
         };
         server.launch().await;
         Some(server)
+    }
+
+    /// Starts one that also speaks TLS on a second port, with a certificate
+    /// signed by a test CA ([`ca_pem`](Self::ca_pem)); `None` as
+    /// [`start`](Self::start).
+    pub async fn start_tls() -> Option<Self> {
+        let Some(binary) = find_binary() else {
+            let _ = writeln!(
+                std::io::stderr(),
+                "SKIPPED: redis-server not installed (apt-get install redis-server)"
+            );
+            return None;
+        };
+        let port = free_port();
+        let tls_port = free_port();
+        let dir = std::env::temp_dir().join(format!(
+            "understudy-redis-tls-{}-{tls_port}",
+            std::process::id()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        let pki = test_pki();
+        std::fs::write(dir.join("ca.pem"), &pki.ca).unwrap();
+        std::fs::write(dir.join("server.pem"), &pki.cert).unwrap();
+        std::fs::write(dir.join("server.key"), &pki.key).unwrap();
+        let mut server = Self {
+            child: None,
+            binary,
+            port,
+            tls: Some(Tls {
+                port: tls_port,
+                dir,
+                ca_pem: pki.ca,
+            }),
+        };
+        server.launch().await;
+        Some(server)
+    }
+
+    /// `rediss://127.0.0.1:{tls port}`, for a server from
+    /// [`start_tls`](Self::start_tls).
+    pub fn tls_url(&self) -> String {
+        let port = self.tls.as_ref().expect("a TLS server").port;
+        format!("rediss://127.0.0.1:{port}")
+    }
+
+    /// The test CA's certificate, PEM.
+    pub fn ca_pem(&self) -> &str {
+        &self.tls.as_ref().expect("a TLS server").ca_pem
     }
 
     /// `redis://127.0.0.1:{port}`.
@@ -76,7 +135,17 @@ impl RedisServer {
     }
 
     async fn launch(&mut self) {
-        let child = Command::new(&self.binary)
+        let mut command = Command::new(&self.binary);
+        if let Some(tls) = &self.tls {
+            let file = |name: &str| tls.dir.join(name).to_string_lossy().into_owned();
+            command
+                .args(["--tls-port", &tls.port.to_string()])
+                .args(["--tls-cert-file", &file("server.pem")])
+                .args(["--tls-key-file", &file("server.key")])
+                .args(["--tls-ca-cert-file", &file("ca.pem")])
+                .args(["--tls-auth-clients", "no"]);
+        }
+        let child = command
             .args(["--port", &self.port.to_string()])
             .args(["--bind", "127.0.0.1"])
             .args(["--save", ""])
@@ -102,6 +171,37 @@ impl RedisServer {
 impl Drop for RedisServer {
     fn drop(&mut self) {
         self.kill();
+        if let Some(tls) = &self.tls {
+            let _ = std::fs::remove_dir_all(&tls.dir);
+        }
+    }
+}
+
+/// PEM texts.
+struct TestPki {
+    ca: String,
+    cert: String,
+    key: String,
+}
+
+/// A test CA, and a certificate it signed for 127.0.0.1 and localhost.
+fn test_pki() -> TestPki {
+    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
+
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca_params
+        .distinguished_name
+        .push(DnType::CommonName, "Understudy test CA");
+    let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().unwrap()).unwrap();
+    let key = KeyPair::generate().unwrap();
+    let params =
+        CertificateParams::new(vec!["127.0.0.1".to_owned(), "localhost".to_owned()]).unwrap();
+    let cert = params.signed_by(&key, &ca).unwrap();
+    TestPki {
+        ca: ca.pem(),
+        cert: cert.pem(),
+        key: key.serialize_pem(),
     }
 }
 
