@@ -198,6 +198,7 @@ impl SharedHealth {
             applied: self.shared.applied.load(Ordering::Relaxed),
             garbage: self.shared.garbage.load(Ordering::Relaxed),
             connects: self.shared.connects.load(Ordering::Relaxed),
+            failures: self.shared.failures.load(Ordering::Relaxed),
         }
     }
 
@@ -240,4 +241,8 @@ pub struct SharedHealthStats {
     pub garbage: u64,
     /// Connections made (the first, and each reconnection).
     pub connects: u64,
+    /// Times the store failed: connection attempts that did not succeed,
+    /// and connections lost (each followed by a backoff; only the first of
+    /// an outage is logged).
+    pub failures: u64,
 }

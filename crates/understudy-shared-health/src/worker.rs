@@ -50,6 +50,7 @@ pub(crate) struct Shared {
     pub(crate) applied: AtomicU64,
     pub(crate) garbage: AtomicU64,
     pub(crate) connects: AtomicU64,
+    pub(crate) failures: AtomicU64,
 }
 
 /// The names of the keys and the channel.
@@ -229,6 +230,7 @@ impl Worker {
             };
             let was_online = self.online;
             self.go_offline();
+            self.shared.failures.fetch_add(1, Ordering::Relaxed);
             // A session that lasted starts the delays over; one that failed
             // at once keeps them growing, so a store that accepts and then
             // fails is not hammered.
@@ -238,10 +240,11 @@ impl Worker {
             if !outage_logged {
                 let error = self.config.scrub(&fault.to_string());
                 let store = self.config.redacted_url();
+                let replica = &self.config.replica;
                 if was_online {
-                    tracing::warn!(%store, %error, "shared health: lost the store; serving on local health, reconnecting");
+                    tracing::warn!(%store, %replica, %error, "shared health: lost the store; serving on local health, reconnecting");
                 } else {
-                    tracing::warn!(%store, %error, "shared health: cannot reach the store; serving on local health, retrying");
+                    tracing::warn!(%store, %replica, %error, "shared health: cannot reach the store; serving on local health, retrying");
                 }
                 outage_logged = true;
             }

@@ -28,6 +28,7 @@ pub struct RedisServer {
     binary: String,
     port: u16,
     tls: Option<Tls>,
+    args: Vec<String>,
 }
 
 /// The TLS side of a server: its port, and the files of a test CA and of
@@ -42,13 +43,13 @@ impl RedisServer {
     /// Starts one on a free port and waits until it answers `PING`; `None`
     /// (with a notice) when `redis-server` is not installed.
     pub async fn start() -> Option<Self> {
+        Self::start_with(&[]).await
+    }
+
+    /// Starts one with more `redis-server` arguments (`--requirepass`).
+    pub async fn start_with(args: &[&str]) -> Option<Self> {
         let Some(binary) = find_binary() else {
-            // Written to the process's stderr, past the test harness's
-            // capture, so the skip is seen.
-            let _ = writeln!(
-                std::io::stderr(),
-                "SKIPPED: redis-server not installed (apt-get install redis-server)"
-            );
+            skipped();
             return None;
         };
         let port = free_port();
@@ -57,6 +58,7 @@ impl RedisServer {
             binary,
             port,
             tls: None,
+            args: args.iter().map(|&arg| arg.to_owned()).collect(),
         };
         server.launch().await;
         Some(server)
@@ -67,10 +69,7 @@ impl RedisServer {
     /// [`start`](Self::start).
     pub async fn start_tls() -> Option<Self> {
         let Some(binary) = find_binary() else {
-            let _ = writeln!(
-                std::io::stderr(),
-                "SKIPPED: redis-server not installed (apt-get install redis-server)"
-            );
+            skipped();
             return None;
         };
         let port = free_port();
@@ -93,6 +92,7 @@ impl RedisServer {
                 dir,
                 ca_pem: pki.ca,
             }),
+            args: Vec::new(),
         };
         server.launch().await;
         Some(server)
@@ -151,6 +151,7 @@ impl RedisServer {
             .args(["--save", ""])
             .args(["--appendonly", "no"])
             .args(["--dir", &std::env::temp_dir().to_string_lossy()])
+            .args(&self.args)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -242,8 +243,19 @@ fn ping(port: u16) -> bool {
     if stream.write_all(b"PING\r\n").is_err() {
         return false;
     }
-    let mut answer = [0_u8; 7];
-    stream.read_exact(&mut answer).is_ok() && &answer == b"+PONG\r\n"
+    // `+PONG`, or `-NOAUTH` from a server that wants a password: either
+    // way, it answers.
+    let mut answer = [0_u8; 5];
+    stream.read_exact(&mut answer).is_ok() && (&answer == b"+PONG" || &answer == b"-NOAU")
+}
+
+/// Says the test is skipped, on the process's stderr, past the test
+/// harness's capture, so the skip is seen.
+fn skipped() {
+    let _ = writeln!(
+        std::io::stderr(),
+        "SKIPPED: redis-server not installed (apt-get install redis-server)"
+    );
 }
 
 /// Polls `condition` every millisecond until it holds, and returns how long
