@@ -523,20 +523,30 @@ impl Worker {
             .arg(millis(self.config.trial_lease));
         let holder = match within(limit, "lease a trial", set.query_async::<Value>(conn)).await {
             Ok(Value::Nil) => {
-                within(
+                let read = within(
                     limit,
                     "read a trial lease",
                     redis::cmd("GET")
                         .arg(&key)
-                        .query_async::<Option<String>>(conn),
+                        .query_async::<Option<Vec<u8>>>(conn),
                 )
-                .await
+                .await;
+                match read {
+                    // Something that is no lease holds the key (not a
+                    // string): counted, and taken as held elsewhere until
+                    // it expires or is replaced.
+                    Err(Fault::Redis { error, .. }) if error.code() == Some("WRONGTYPE") => {
+                        self.applier.garbage();
+                        Ok(Some(Vec::new()))
+                    }
+                    read => read,
+                }
             }
-            Ok(_) => Ok(Some(self.config.replica.clone())),
+            Ok(_) => Ok(Some(self.config.replica.clone().into_bytes())),
             Err(fault) => Err(fault),
         };
         match holder {
-            Ok(Some(holder)) if holder == self.config.replica => {
+            Ok(Some(holder)) if holder == self.config.replica.as_bytes() => {
                 self.registry.grant_trial(&provider, TrialGrant::Here);
                 self.elsewhere.remove(&provider);
                 self.held.insert(provider);

@@ -543,3 +543,60 @@ async fn replicas_share_over_tls_and_a_store_they_cannot_trust_is_not_used() {
     assert_eq!(stranger.stats().connects, 0);
     assert!(untrusting.is_available("openai"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trial_key_holding_garbage_delays_the_trial_without_breaking_the_connection() {
+    let Some(redis) = RedisServer::start().await else {
+        return;
+    };
+    let prefix = "t:trial-garbage";
+    let mut conn = redis
+        .client()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let key = format!("{prefix}:trial:openai");
+    let () = redis::pipe()
+        .cmd("RPUSH")
+        .arg(&key)
+        .arg("not a lease")
+        .ignore()
+        .cmd("PEXPIRE")
+        .arg(&key)
+        .arg(700)
+        .ignore()
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let registry = support::registry(Duration::from_millis(100));
+    let config = sharing(&redis, "r1", prefix)
+        .trial_lease(Duration::from_millis(600))
+        .heartbeat(Duration::from_millis(50));
+    let shared = spawn(registry.clone(), config).unwrap();
+    eventually("the replica to connect", || shared.is_connected()).await;
+
+    eject(&registry, "openai");
+    eventually("the lease to be decided", || {
+        state(&registry, "openai") == Some(ProviderState::Probing)
+            && !registry.trial_pending("openai")
+    })
+    .await;
+    // The key is not this replica's lease: no trial yet.
+    if registry.is_available("openai") {
+        // Only once the garbage expired may the trial be here.
+        let exists: bool = redis::cmd("EXISTS")
+            .arg(&key)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        assert!(!exists, "a trial taken over a key holding garbage");
+    }
+    // Once the garbage expires, the lease asked for again is this replica's.
+    eventually("the trial to be taken here", || {
+        registry.is_available("openai")
+    })
+    .await;
+    assert!(shared.stats().garbage >= 1);
+    assert!(shared.is_connected());
+    assert_eq!(shared.stats().connects, 1);
+}
