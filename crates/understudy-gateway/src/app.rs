@@ -17,6 +17,7 @@ use serde::Serialize;
 use tower::util::BoxCloneSyncService;
 use understudy_core::{OpenAiError, ProviderState, ResponseBody};
 use understudy_health::{HealthRegistry, ProviderSnapshot};
+use understudy_shared_health::SharedHealth;
 
 /// The chat-completions stack, as the app serves it.
 pub type ChatService = BoxCloneSyncService<Request<Body>, http::Response<ResponseBody>, Infallible>;
@@ -30,6 +31,9 @@ pub struct AppState {
     pub models: Arc<[String]>,
     /// The Prometheus exporter, for `/metrics`; `None` answers 404.
     pub metrics: Option<PrometheusHandle>,
+    /// Health shared with other replicas, for `/health`; `None` when
+    /// health stays in this process.
+    pub shared: Option<Arc<SharedHealth>>,
 }
 
 /// The gateway's router.
@@ -103,6 +107,9 @@ async fn models(State(state): State<AppState>) -> Response {
 #[derive(Serialize)]
 struct HealthReport {
     status: &'static str,
+    /// Health shared with other replicas: `connected`, `disconnected` (the
+    /// store does not answer; this replica serves on its own) or `off`.
+    shared: &'static str,
     providers: Vec<ProviderReport>,
 }
 
@@ -130,6 +137,11 @@ async fn health(State(state): State<AppState>) -> Response {
     let now = SystemTime::now();
     let report = HealthReport {
         status,
+        shared: match &state.shared {
+            None => "off",
+            Some(shared) if shared.is_connected() => "connected",
+            Some(_) => "disconnected",
+        },
         providers: snapshots
             .into_iter()
             .map(|snapshot| ProviderReport {

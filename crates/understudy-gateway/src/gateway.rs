@@ -2,7 +2,7 @@
 
 use std::future::Future;
 use std::io;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use axum::Router;
@@ -10,6 +10,7 @@ use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use tokio::net::TcpListener;
 use understudy_health::HealthRegistry;
 use understudy_observe::{Alerts, LogSink, Telemetry, WebhookSink};
+use understudy_shared_health::{SharedHealth, SharedHealthConfig, SharedHealthError};
 
 use crate::app::{self, AppState};
 use crate::config::{Config, ConfigError};
@@ -30,6 +31,10 @@ pub enum GatewayError {
     /// The alert webhook URL was refused.
     #[error("invalid alerts.webhook_url: {0}")]
     Webhook(String),
+    /// Sharing health through the store could not start (the URL or a
+    /// setting was refused; the store itself is never waited for).
+    #[error("invalid health.shared: {0}")]
+    SharedHealth(#[from] SharedHealthError),
 }
 
 /// How often histogram samples are folded into the Prometheus exporter's
@@ -43,6 +48,9 @@ pub struct Gateway {
     built: Built,
     limits: ServeLimits,
     alerts: Alerts,
+    /// Shares health decisions with the other replicas, when configured;
+    /// stops when the gateway is dropped.
+    _shared: Option<Arc<SharedHealth>>,
     _upkeep: Option<AbortOnDrop>,
 }
 
@@ -65,7 +73,8 @@ impl Gateway {
         lookup: impl Fn(&str) -> Option<String>,
     ) -> Result<Self, GatewayError> {
         config.validate()?;
-        let keys = config.api_keys(lookup)?;
+        let keys = config.api_keys(&lookup)?;
+        let shared_password = config.shared_password(&lookup)?;
 
         let mut alerts = Alerts::builder().sink(LogSink::new());
         if let Some(section) = &config.alerts {
@@ -80,6 +89,17 @@ impl Gateway {
         let observer = Telemetry::new().with_alerts(alerts.clone()).into_shared();
 
         let built = stack::build(config, keys, &observer)?;
+        let shared = config
+            .shared_health
+            .as_ref()
+            .map(|settings| {
+                let mut sharing = SharedHealthConfig::new(settings.url.clone());
+                if let Some(password) = shared_password {
+                    sharing = sharing.password(password);
+                }
+                understudy_shared_health::spawn(built.registry.clone(), sharing).map(Arc::new)
+            })
+            .transpose()?;
         let metrics = prometheus();
         let upkeep = metrics.clone().map(|handle| {
             AbortOnDrop(tokio::spawn(async move {
@@ -91,6 +111,7 @@ impl Gateway {
             }))
         });
         let state = AppState {
+            shared: shared.clone(),
             registry: built.registry.clone(),
             models: built.models.clone(),
             metrics,
@@ -111,6 +132,7 @@ impl Gateway {
                 drain: Duration::from_millis(config.server.drain_timeout_ms),
             },
             alerts,
+            _shared: shared,
             _upkeep: upkeep,
         })
     }
@@ -149,6 +171,7 @@ pub fn prometheus() -> Option<PrometheusHandle> {
         .get_or_init(|| {
             let handle = PrometheusBuilder::new().install_recorder().ok()?;
             understudy_observe::names::describe_metrics();
+            understudy_shared_health::names::describe_metrics();
             Some(handle)
         })
         .clone()

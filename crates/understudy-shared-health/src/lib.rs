@@ -98,6 +98,8 @@
 
 mod config;
 mod record;
+#[cfg(feature = "testing")]
+pub mod testing;
 mod worker;
 
 use std::fmt;
