@@ -289,9 +289,21 @@ impl HealthRegistry {
             Mode::CoolingDown { until } => {
                 // A later, longer Retry-After extends; a shorter one never
                 // shortens.
-                state.mode = Mode::CoolingDown {
-                    until: until.max(saturating_add(now, wait)),
-                };
+                let later = saturating_add(now, wait);
+                if later > until {
+                    state.mode = Mode::CoolingDown { until: later };
+                    // Not a transition (the observer hears of none), but
+                    // subscribers learn the new end: a sharer tells the
+                    // other replicas.
+                    let _ = self.inner.events.send(HealthEvent {
+                        provider: entry.name.clone(),
+                        kind: HealthEventKind::CoolingDown,
+                        from: ProviderState::CoolingDown,
+                        to: ProviderState::CoolingDown,
+                        until: Some(later),
+                        origin: Origin::Local,
+                    });
+                }
             }
             Mode::Ejected { .. } => {}
             Mode::Healthy | Mode::Probing => {

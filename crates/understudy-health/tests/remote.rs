@@ -177,3 +177,26 @@ async fn without_the_store_each_replica_takes_its_own_trial() {
     registry.share_trials(false);
     assert!(registry.is_available("openai"));
 }
+
+#[tokio::test(start_paused = true)]
+async fn an_extended_cooldown_is_told_to_subscribers() {
+    let registry = registry();
+    let limited = |secs| {
+        Outcome::Failure(FailureKind::RateLimited {
+            retry_after: Some(Duration::from_secs(secs)),
+        })
+    };
+    let mut events = registry.subscribe();
+    registry.record("openai", limited(5), MS);
+    let first = events.recv().await.unwrap();
+    assert_eq!(first.kind, HealthEventKind::CoolingDown);
+    // A shorter one changes nothing and says nothing; a longer one extends
+    // and says so.
+    registry.record("openai", limited(1), MS);
+    registry.record("openai", limited(30), MS);
+    let extended = events.recv().await.unwrap();
+    assert_eq!(extended.kind, HealthEventKind::CoolingDown);
+    assert_eq!(extended.from, ProviderState::CoolingDown);
+    assert!(extended.until.unwrap() > first.until.unwrap() + Duration::from_secs(20));
+    assert_eq!(extended.origin, Origin::Local);
+}

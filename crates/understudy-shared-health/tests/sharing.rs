@@ -600,3 +600,28 @@ async fn a_trial_key_holding_garbage_delays_the_trial_without_breaking_the_conne
     assert!(shared.is_connected());
     assert_eq!(shared.stats().connects, 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_longer_retry_after_extends_the_cooldown_everywhere() {
+    let Some(redis) = RedisServer::start().await else {
+        return;
+    };
+    let prefix = "t:extend";
+    let (r1, _s1) = replica(&redis, "r1", prefix, LONG).await;
+    let (r2, _s2) = replica(&redis, "r2", prefix, LONG).await;
+    let until_ms = |r: &HealthRegistry| {
+        r.snapshot()
+            .into_iter()
+            .find(|s| s.name == "openai")
+            .and_then(|s| s.until_ms)
+            .unwrap_or(0)
+    };
+    r1.record("openai", rate_limited(Duration::from_secs(5)), LATENCY);
+    eventually("the cooldown to propagate", || until_ms(&r2) > 0).await;
+    assert!(until_ms(&r2) <= 5_000);
+    // A later 429 asks for longer: the running cooldown is extended here,
+    // and the extension travels.
+    r1.record("openai", rate_limited(LONG), LATENCY);
+    let took = eventually("the extension to propagate", || until_ms(&r2) > 25_000).await;
+    assert!(took < PROPAGATION, "the extension took {took:?}");
+}
