@@ -1,7 +1,7 @@
 //! Understudy keeps LLM calls alive when a provider fails.
 //!
-//! This facade re-exports the Understudy crates behind cargo features, all on
-//! by default:
+//! This facade re-exports the Understudy crates behind cargo features, all
+//! but `shared-health` on by default:
 //!
 //! | feature | crate | what it holds |
 //! |---------|-------|---------------|
@@ -11,6 +11,7 @@
 //! | `fallback` | [`understudy-fallback`](fallback) | `Fallback`: ordered targets, `FallbackPolicy` (`FallbackRules` by default), the `FirstChunk` commit point |
 //! | `observe` | [`understudy-observe`](observe) | `ObserveLayer`: spans, metrics, alerts and the webhook sink |
 //! | `provider` | [`understudy-provider`](provider) | provider services: OpenAI-compatible and Anthropic over hyper + rustls |
+//! | `shared-health` (off by default: it brings the `redis` client) | `understudy-shared-health` (`shared_health`) | provider health shared between replicas through Redis |
 //! | `stack` | [`understudy-stack`](stack) | `TargetStack`: the one builder of a target's layers, in order and wired together |
 //!
 //! The `serde` feature (off by default) adds `Deserialize` to the
@@ -55,6 +56,10 @@ pub use understudy_provider as provider;
 #[cfg(feature = "stack")]
 #[doc(inline)]
 pub use understudy_stack as stack;
+
+#[cfg(feature = "shared-health")]
+#[doc(inline)]
+pub use understudy_shared_health as shared_health;
 
 #[cfg(feature = "stack")]
 #[doc(inline)]
