@@ -19,14 +19,12 @@ use redis::aio::{MultiplexedConnection, PubSubSink, PubSubStream};
 use redis::{AsyncConnectionConfig, RedisError, RedisResult, Value};
 use tokio::sync::watch;
 use tokio::time::{Instant, sleep_until, timeout};
-use understudy_core::{Availability, ProviderAvailability, ProviderState, UnavailableKind};
-use understudy_health::{
-    HealthEvent, HealthEventKind, HealthEvents, HealthRegistry, Origin, TrialGrant,
-};
+use understudy_core::ProviderState;
+use understudy_health::{HealthEvents, HealthRegistry, Origin};
 
 use crate::config::SharedHealthConfig;
 use crate::names;
-use crate::record::{Clock, Kind, Reading, Record, millis, unix_ms};
+use crate::record::{Clock, Record, millis};
 
 /// How long the key of a restoration lives: long enough for a replica that
 /// reconnects within a minute to learn that an ejection it holds is over.
@@ -37,10 +35,6 @@ const SCAN_COUNT: usize = 200;
 const MAX_SCAN_ROUNDS: usize = 10_000;
 /// The most providers whose decisions wait for the store at once.
 const MAX_PENDING: usize = 4096;
-/// Deletes a trial lease only if this replica still holds it.
-const RELEASE_SCRIPT: &str = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end";
-/// Extends a trial lease only if this replica still holds it.
-const RENEW_SCRIPT: &str = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('pexpire', KEYS[1], ARGV[2]) else return 0 end";
 
 /// What the handle reads of the task.
 #[derive(Debug, Default)]
@@ -53,84 +47,12 @@ pub(crate) struct Shared {
     pub(crate) failures: AtomicU64,
 }
 
-/// The names of the keys and the channel.
-#[derive(Debug)]
-struct Keys {
-    prefix: String,
-    channel: String,
-    pattern: String,
-}
+mod keys;
+mod publish;
+mod trial;
 
-enum KeyKind<'a> {
-    Decision(&'a str),
-    Trial,
-    Other,
-}
-
-impl Keys {
-    fn new(prefix: &str) -> Self {
-        let mut pattern = String::with_capacity(prefix.len().saturating_add(2));
-        for c in prefix.chars() {
-            if matches!(c, '*' | '?' | '[' | ']' | '\\') {
-                pattern.push('\\');
-            }
-            pattern.push(c);
-        }
-        pattern.push_str(":*");
-        Self {
-            prefix: prefix.to_owned(),
-            channel: format!("{prefix}:events"),
-            pattern,
-        }
-    }
-
-    fn decision(&self, provider: &str) -> String {
-        format!("{}:{provider}", self.prefix)
-    }
-
-    fn trial(&self, provider: &str) -> String {
-        format!("{}:trial:{provider}", self.prefix)
-    }
-
-    fn classify<'a>(&self, key: &'a str) -> KeyKind<'a> {
-        match key
-            .strip_prefix(self.prefix.as_str())
-            .and_then(|rest| rest.strip_prefix(':'))
-        {
-            Some(rest) if rest.starts_with("trial:") => KeyKind::Trial,
-            Some(provider) if !provider.is_empty() => KeyKind::Decision(provider),
-            _ => KeyKind::Other,
-        }
-    }
-}
-
-/// Applies records read from the store to the registry.
-#[derive(Clone)]
-struct Applier {
-    registry: HealthRegistry,
-    replica: Arc<str>,
-    shared: Arc<Shared>,
-}
-
-impl Applier {
-    fn apply(&self, bytes: &[u8], key_provider: Option<&str>) {
-        match Record::read(bytes, key_provider, &self.replica, Clock::now()) {
-            Reading::Apply { provider, decision } => {
-                self.registry.apply_remote(&provider, decision);
-                self.shared.applied.fetch_add(1, Ordering::Relaxed);
-                metrics::counter!(names::APPLIED_TOTAL).increment(1);
-            }
-            Reading::Garbage => self.garbage(),
-            Reading::Own | Reading::Over => {}
-        }
-    }
-
-    fn garbage(&self) {
-        self.shared.garbage.fetch_add(1, Ordering::Relaxed);
-        metrics::counter!(names::GARBAGE_TOTAL).increment(1);
-        tracing::debug!("shared health: skipped a record that is not one");
-    }
-}
+use self::keys::{Applier, KeyKind, Keys};
+use self::trial::{RENEW_SCRIPT, probing};
 
 /// Why the store failed.
 enum Fault {
@@ -374,245 +296,6 @@ impl Worker {
         }
     }
 
-    async fn on_event(
-        &mut self,
-        conn: &mut MultiplexedConnection,
-        event: HealthEvent,
-    ) -> Result<(), Fault> {
-        let provider = event.provider.clone();
-        let decision = matches!(
-            event.kind,
-            HealthEventKind::Ejected(_)
-                | HealthEventKind::ProbeFailed
-                | HealthEventKind::CoolingDown
-                | HealthEventKind::Restored
-        );
-        if event.origin == Origin::Remote {
-            // Another replica decided: never published again. A trial
-            // asked for, or held, is moot.
-            if decision {
-                self.elsewhere.remove(&provider);
-                if self.held.contains(&provider) {
-                    self.release(conn, &provider).await?;
-                }
-            }
-            return Ok(());
-        }
-        if event.kind == HealthEventKind::ProbeStarted {
-            if self.registry.trial_pending(&provider) {
-                self.acquire_trial(conn, provider).await?;
-            }
-            return Ok(());
-        }
-        if let Some(record) = Record::of_event(&event, &self.config.replica, Clock::now()) {
-            self.publish(conn, provider.clone(), record).await?;
-        }
-        if decision {
-            // The trial's outcome is out: the lease goes.
-            self.elsewhere.remove(&provider);
-            if self.held.contains(&provider) {
-                self.release(conn, &provider).await?;
-            }
-        }
-        Ok(())
-    }
-
-    /// `SET {prefix}:{provider}` (expiring with the decision) and `PUBLISH`
-    /// in one round trip. The record waits in `pending` until the store
-    /// confirms, so one in flight when the session ends (this future
-    /// dropped with it) is published after reconnecting.
-    async fn publish(
-        &mut self,
-        conn: &mut MultiplexedConnection,
-        provider: Arc<str>,
-        record: Record,
-    ) -> Result<(), Fault> {
-        let Some(ttl) = record.ttl(unix_ms(), RESTORED_TTL) else {
-            return Ok(());
-        };
-        let payload = record.encode();
-        self.remember(provider.clone(), record);
-        let mut pipe = redis::pipe();
-        pipe.cmd("SET")
-            .arg(self.keys.decision(&provider))
-            .arg(&payload)
-            .arg("PX")
-            .arg(ttl)
-            .ignore()
-            .cmd("PUBLISH")
-            .arg(&self.keys.channel)
-            .arg(&payload)
-            .ignore();
-        match within(
-            self.config.command_timeout,
-            "publish",
-            pipe.query_async::<()>(conn),
-        )
-        .await
-        {
-            Ok(()) => {
-                self.pending.remove(&provider);
-                self.shared.published.fetch_add(1, Ordering::Relaxed);
-                metrics::counter!(names::PUBLISHED_TOTAL).increment(1);
-                Ok(())
-            }
-            Err(fault) => Err(fault),
-        }
-    }
-
-    /// Keeps a decision for the next connection, replacing an older one of
-    /// the same provider.
-    fn remember(&mut self, provider: Arc<str>, record: Record) {
-        if self.pending.len() < MAX_PENDING || self.pending.contains_key(&provider) {
-            self.pending.insert(provider, record);
-        } else {
-            tracing::debug!(
-                "shared health: too many providers waiting for the store; a decision stays local"
-            );
-        }
-    }
-
-    /// Publishes the decisions made while the store was away that are still
-    /// in force here (the catch-up may have overruled some).
-    async fn flush_pending(&mut self, conn: &mut MultiplexedConnection) -> Result<(), Fault> {
-        let waiting: Vec<(Arc<str>, Record)> = self
-            .pending
-            .iter()
-            .map(|(provider, record)| (provider.clone(), record.clone()))
-            .collect();
-        for (provider, record) in waiting {
-            if self.in_force(&provider, &record) {
-                self.publish(conn, provider, record).await?;
-            } else {
-                self.pending.remove(&provider);
-            }
-        }
-        Ok(())
-    }
-
-    fn in_force(&self, provider: &str, record: &Record) -> bool {
-        let availability = self.registry.availability(provider);
-        match record.kind {
-            Kind::Restored => availability.is_available(),
-            Kind::Ejected | Kind::CoolingDown => matches!(
-                availability,
-                Availability::Unavailable {
-                    kind: UnavailableKind::Ejected | UnavailableKind::CoolingDown,
-                    ..
-                }
-            ),
-        }
-    }
-
-    /// `SET {prefix}:trial:{provider} {replica} NX PX {lease}`: acquired,
-    /// or already this replica's, the trial is taken here; held by another,
-    /// it is taken there and asked for again in half a lease; the store
-    /// failing, it is taken here (each replica its own single trial).
-    async fn acquire_trial(
-        &mut self,
-        conn: &mut MultiplexedConnection,
-        provider: Arc<str>,
-    ) -> Result<(), Fault> {
-        let limit = self.config.command_timeout;
-        let key = self.keys.trial(&provider);
-        let mut set = redis::cmd("SET");
-        set.arg(&key)
-            .arg(&self.config.replica)
-            .arg("NX")
-            .arg("PX")
-            .arg(millis(self.config.trial_lease));
-        let holder = match within(limit, "lease a trial", set.query_async::<Value>(conn)).await {
-            Ok(Value::Nil) => {
-                let read = within(
-                    limit,
-                    "read a trial lease",
-                    redis::cmd("GET")
-                        .arg(&key)
-                        .query_async::<Option<Vec<u8>>>(conn),
-                )
-                .await;
-                match read {
-                    // Something that is no lease holds the key (not a
-                    // string): counted, and taken as held elsewhere until
-                    // it expires or is replaced.
-                    Err(Fault::Redis { error, .. }) if error.code() == Some("WRONGTYPE") => {
-                        self.applier.garbage();
-                        Ok(Some(Vec::new()))
-                    }
-                    read => read,
-                }
-            }
-            Ok(_) => Ok(Some(self.config.replica.clone().into_bytes())),
-            Err(fault) => Err(fault),
-        };
-        match holder {
-            Ok(Some(holder)) if holder == self.config.replica.as_bytes() => {
-                self.registry.grant_trial(&provider, TrialGrant::Here);
-                self.elsewhere.remove(&provider);
-                self.held.insert(provider);
-                Ok(())
-            }
-            Ok(Some(_)) => {
-                self.registry.grant_trial(&provider, TrialGrant::Elsewhere);
-                let again = Instant::now()
-                    .checked_add(self.config.trial_lease.checked_div(2).unwrap_or_default())
-                    .unwrap_or_else(Instant::now);
-                self.elsewhere.insert(provider, again);
-                Ok(())
-            }
-            // The lease expired between the two commands: ask again now.
-            Ok(None) => {
-                self.elsewhere.insert(provider, Instant::now());
-                Ok(())
-            }
-            Err(fault) => {
-                self.registry.grant_trial(&provider, TrialGrant::Here);
-                Err(fault)
-            }
-        }
-    }
-
-    /// Asks again for the leases held elsewhere whose time came, while the
-    /// provider still waits for its trial (no outcome arrived).
-    async fn retry_trials(&mut self, conn: &mut MultiplexedConnection) -> Result<(), Fault> {
-        let now = Instant::now();
-        let due: Vec<Arc<str>> = self
-            .elsewhere
-            .iter()
-            .filter(|&(_, at)| *at <= now)
-            .map(|(provider, _)| provider.clone())
-            .collect();
-        for provider in due {
-            if probing(&self.registry, &provider) {
-                self.acquire_trial(conn, provider).await?;
-            } else {
-                self.elsewhere.remove(&provider);
-            }
-        }
-        Ok(())
-    }
-
-    /// Deletes the trial lease of `provider` if this replica still holds it.
-    async fn release(
-        &mut self,
-        conn: &mut MultiplexedConnection,
-        provider: &Arc<str>,
-    ) -> Result<(), Fault> {
-        self.held.remove(provider);
-        let mut eval = redis::cmd("EVAL");
-        eval.arg(RELEASE_SCRIPT)
-            .arg(1)
-            .arg(self.keys.trial(provider))
-            .arg(&self.config.replica);
-        within(
-            self.config.command_timeout,
-            "release a trial lease",
-            eval.query_async::<Value>(conn),
-        )
-        .await
-        .map(drop)
-    }
-
     /// Pings both connections, extends the leases of trials running here,
     /// and leases the trials whose start was not heard of (an event lost by
     /// a lagging subscription).
@@ -709,18 +392,6 @@ impl Worker {
         self.shared.connected.store(false, Ordering::Release);
         metrics::gauge!(names::CONNECTED).set(0.0);
     }
-}
-
-/// Is `provider` half-open here with its trial not free: leased elsewhere,
-/// not decided yet, or running?
-fn probing(registry: &HealthRegistry, provider: &str) -> bool {
-    matches!(
-        registry.availability(provider),
-        Availability::Unavailable {
-            kind: UnavailableKind::Probing,
-            ..
-        }
-    )
 }
 
 /// Applies every record announced on the channel until the subscription
