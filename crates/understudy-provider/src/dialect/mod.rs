@@ -33,7 +33,7 @@ use bytes::Bytes;
 use http::StatusCode;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use understudy_core::sse::DEFAULT_MAX_EVENT_BYTES;
-use understudy_core::{OpenAiError, Outcome, ResponseBody};
+use understudy_core::{Classify, OpenAiError, Outcome, ResponseBody, SharedClassifier};
 
 use crate::error::{ConfigError, ProviderError};
 use crate::key::ApiKey;
@@ -339,7 +339,7 @@ pub enum Reply {
 
 /// What [`Dialect::translate_response`] and [`Dialect::translate_stream`]
 /// know about the request an answer is for.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug)]
 #[non_exhaustive]
 pub struct AnswerContext {
     /// The operation answered.
@@ -354,6 +354,11 @@ pub struct AnswerContext {
     /// Streams: the longest line, and the most data of one event, to
     /// buffer; more is a broken stream.
     pub max_event_bytes: usize,
+    /// Streams: what an in-stream error event means, read by the service's
+    /// classifier ([`LlmClassifier`](understudy_core::LlmClassifier) unless
+    /// [`with_classifier`](crate::ProviderService::with_classifier) says
+    /// otherwise).
+    pub classifier: SharedClassifier,
 }
 
 impl AnswerContext {
@@ -366,6 +371,7 @@ impl AnswerContext {
             model: model.into(),
             include_usage: false,
             max_event_bytes: DEFAULT_MAX_EVENT_BYTES,
+            classifier: SharedClassifier::default(),
         }
     }
 
@@ -378,6 +384,13 @@ impl AnswerContext {
     /// Sets [`max_event_bytes`](Self::max_event_bytes).
     pub fn with_max_event_bytes(mut self, bytes: usize) -> Self {
         self.max_event_bytes = bytes;
+        self
+    }
+
+    /// Sets [`classifier`](Self::classifier).
+    #[must_use]
+    pub fn with_classifier(mut self, classifier: impl Classify) -> Self {
+        self.classifier = SharedClassifier::new(classifier);
         self
     }
 }

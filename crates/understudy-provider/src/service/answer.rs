@@ -93,7 +93,8 @@ impl Shared {
     ) -> Response<ResponseBody> {
         let context = AnswerContext::new(operation, Arc::clone(&self.model))
             .with_include_usage(include_usage)
-            .with_max_event_bytes(self.max_event_bytes);
+            .with_max_event_bytes(self.max_event_bytes)
+            .with_classifier(self.classifier.clone());
         let upstream = ResponseBody::new(incoming.map_err(body_error));
         let body = self.dialect.translate_stream(upstream, &context);
         let mut response = self.answer(head, body);

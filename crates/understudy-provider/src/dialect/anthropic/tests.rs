@@ -507,3 +507,40 @@ fn a_body_fed_only_pings_yields_to_its_task() {
     assert_eq!(wakes.0.load(Ordering::SeqCst), polls - 1);
     assert!(body.as_mut().poll_frame(&mut cx).is_ready());
 }
+
+/// Treats an in-stream `rate_limit_error` as the caller's problem.
+struct QuotaIsTheCallers;
+
+impl understudy_core::Classify for QuotaIsTheCallers {
+    fn classify_parts(
+        &self,
+        status: StatusCode,
+        headers: &HeaderMap,
+        body: Option<&[u8]>,
+    ) -> Outcome {
+        if body.is_some_and(|body| body.windows(16).any(|w| w == b"rate_limit_error")) {
+            return Outcome::ClientError(ClientErrorKind::Rejected(StatusCode::TOO_MANY_REQUESTS));
+        }
+        LlmClassifier::new().classify_parts(status, headers, body)
+    }
+
+    fn classify_error(&self, error: &(dyn std::error::Error + 'static)) -> Outcome {
+        LlmClassifier::new().classify_error(error)
+    }
+}
+
+#[test]
+fn an_error_event_means_what_the_services_classifier_says() {
+    let event = "event: error\ndata: {\"type\":\"error\",\"error\":{\"type\":\"rate_limit_error\",\"message\":\"slow down\"}}\n\n";
+    let mut default = AnthropicStreamTranslator::with_created(false, 0);
+    assert_eq!(
+        default.push(event.as_bytes()).unwrap_err().outcome(),
+        Outcome::Failure(FailureKind::RateLimited { retry_after: None })
+    );
+    let mut custom =
+        AnthropicStreamTranslator::with_created(false, 0).classifier(QuotaIsTheCallers);
+    assert_eq!(
+        custom.push(event.as_bytes()).unwrap_err().outcome(),
+        Outcome::ClientError(ClientErrorKind::Rejected(StatusCode::TOO_MANY_REQUESTS))
+    );
+}

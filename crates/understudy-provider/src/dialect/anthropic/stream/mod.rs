@@ -7,7 +7,7 @@ use bytes::Bytes;
 use http::{HeaderMap, StatusCode};
 use serde::{Deserialize, Serialize};
 use understudy_core::sse::{SseDecoder, SseEvent};
-use understudy_core::{ClassifiedError, FailureKind, LlmClassifier, Outcome};
+use understudy_core::{ClassifiedError, Classify, FailureKind, Outcome, SharedClassifier};
 
 mod body;
 mod wire;
@@ -101,6 +101,8 @@ pub struct AnthropicStreamTranslator {
     /// Raw bytes pushed while no content was written.
     bytes_before_content: usize,
     max_bytes_before_content: usize,
+    /// Reads `error` events.
+    classifier: SharedClassifier,
 }
 
 impl AnthropicStreamTranslator {
@@ -128,7 +130,17 @@ impl AnthropicStreamTranslator {
             content_seen: false,
             bytes_before_content: 0,
             max_bytes_before_content: DEFAULT_MAX_BYTES_BEFORE_CONTENT,
+            classifier: SharedClassifier::default(),
         }
+    }
+
+    /// Reads `error` events with `classifier` instead of
+    /// [`LlmClassifier`](understudy_core::LlmClassifier): the provider
+    /// service's, so a stream's error means what an error answer would.
+    #[must_use]
+    pub fn classifier(mut self, classifier: impl Classify) -> Self {
+        self.classifier = SharedClassifier::new(classifier);
+        self
     }
 
     /// More than `bytes` raw bytes before the first content is a
@@ -333,7 +345,7 @@ impl AnthropicStreamTranslator {
                 out.extend_from_slice(b"data: [DONE]\n\n");
                 self.finished = true;
             }
-            "error" => return Err(stream_error(data)),
+            "error" => return Err(stream_error(data, &self.classifier)),
             // ping, content_block_stop and anything newer.
             _ => {}
         }
@@ -381,12 +393,11 @@ fn parse<'a, T: Deserialize<'a>>(data: &'a [u8]) -> Result<T, ClassifiedError> {
 /// An `error` event, classified as its error type says: `overloaded_error`
 /// is overload, `rate_limit_error` rate limiting, anything else a broken
 /// stream.
-fn stream_error(data: &[u8]) -> ClassifiedError {
-    let outcome =
-        match LlmClassifier::new().classify_parts(StatusCode::OK, &HeaderMap::new(), Some(data)) {
-            Outcome::Success => Outcome::Failure(FailureKind::StreamBroken),
-            outcome => outcome,
-        };
+fn stream_error(data: &[u8], classifier: &SharedClassifier) -> ClassifiedError {
+    let outcome = match classifier.classify_parts(StatusCode::OK, &HeaderMap::new(), Some(data)) {
+        Outcome::Success => Outcome::Failure(FailureKind::StreamBroken),
+        outcome => outcome,
+    };
     let (kind, message) = match serde_json::from_slice::<ErrorEvent<'_>>(data) {
         Ok(event) => (
             event.error.kind.into_owned(),
