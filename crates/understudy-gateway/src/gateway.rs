@@ -10,7 +10,7 @@ use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use tokio::net::TcpListener;
 use understudy_health::HealthRegistry;
 use understudy_observe::{Alerts, LogSink, Telemetry, WebhookSink};
-use understudy_shared_health::{SharedHealth, SharedHealthConfig, SharedHealthError};
+use understudy_shared_health::{SharedHealth, SharedHealthError};
 
 use crate::app::{self, AppState};
 use crate::config::{Config, ConfigError};
@@ -93,7 +93,7 @@ impl Gateway {
             .shared_health
             .as_ref()
             .map(|settings| {
-                let mut sharing = SharedHealthConfig::new(settings.url.clone());
+                let mut sharing = settings.sharing();
                 if let Some(password) = shared_password {
                     sharing = sharing.password(password);
                 }

@@ -11,6 +11,7 @@ use serde::Deserialize;
 use serde::de::{Deserializer, MapAccess, Visitor};
 use understudy_core::config::InvalidSetting;
 use understudy_health::HealthConfig;
+use understudy_shared_health::SharedHealthConfig;
 
 use super::error::{ConfigError, invalid};
 use super::split::{self, OwnKeys};
@@ -25,23 +26,20 @@ pub struct SharedHealthSettings {
     pub password_env: Option<String>,
 }
 
-impl fmt::Debug for SharedHealthSettings {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SharedHealthSettings")
-            .field("url", &redacted(&self.url))
-            .field("password_env", &self.password_env)
-            .finish()
+impl SharedHealthSettings {
+    /// The sharer's settings for this URL: the store URL is checked and
+    /// redacted by the one definition the sharer uses.
+    pub(crate) fn sharing(&self) -> SharedHealthConfig {
+        SharedHealthConfig::new(self.url.clone())
     }
 }
 
-/// A URL with any `user:password@` part replaced, fit for logs and errors.
-pub fn redacted(url: &str) -> String {
-    match url.split_once("://") {
-        Some((scheme, rest)) => match rest.split_once('@') {
-            Some((_, host)) => format!("{scheme}://***@{host}"),
-            None => url.to_owned(),
-        },
-        None => "(not a URL)".to_owned(),
+impl fmt::Debug for SharedHealthSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SharedHealthSettings")
+            .field("url", &self.sharing().redacted_url())
+            .field("password_env", &self.password_env)
+            .finish()
     }
 }
 
@@ -88,20 +86,13 @@ impl HealthFile {
     }
 }
 
-/// Checks the store's settings.
+/// Checks the store's settings: the URL as the sharer checks it when it
+/// starts (its errors never show a password).
 pub(super) fn check(shared: &SharedHealthSettings) -> Result<(), ConfigError> {
-    let url = &shared.url;
-    let scheme_ok = url.starts_with("redis://") || url.starts_with("rediss://");
-    let host = url.split_once("://").map_or("", |(_, rest)| rest);
-    if !scheme_ok || host.is_empty() || url.chars().any(char::is_whitespace) {
-        return Err(invalid(
-            "health.shared",
-            format!(
-                "({}) must be a `redis://` or `rediss://` URL",
-                redacted(url)
-            ),
-        ));
-    }
+    shared
+        .sharing()
+        .validate()
+        .map_err(|error| invalid("health.shared", error.to_string()))?;
     if shared.password_env.as_deref() == Some("") {
         return Err(invalid("health.shared_password_env", "must not be empty"));
     }

@@ -36,7 +36,7 @@ use understudy_retry::RetryConfig;
 
 pub use self::alerts::AlertsConfig;
 pub use self::error::ConfigError;
-pub use self::health::{SharedHealthSettings, redacted};
+pub use self::health::SharedHealthSettings;
 pub use self::provider::ProviderEntry;
 pub use self::route::{MAX_MODEL_BYTES, RouteConfig, TargetConfig, check_model_name};
 pub use self::server::ServerConfig;
