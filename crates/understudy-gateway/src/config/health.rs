@@ -56,33 +56,41 @@ static KEYS: LazyLock<Vec<&'static str>> = LazyLock::new(|| {
 /// `health`, and the gateway's keys.
 pub(super) struct HealthFile {
     pub(super) config: Result<HealthConfig, InvalidSetting>,
-    pub(super) shared: Option<SharedHealthSettings>,
-    password_env_alone: bool,
+    keys: SharedKeys,
 }
 
 impl Default for HealthFile {
     fn default() -> Self {
         Self {
             config: Ok(HealthConfig::default()),
-            shared: None,
-            password_env_alone: false,
+            keys: SharedKeys::default(),
         }
     }
 }
 
 impl HealthFile {
-    /// The gateway's checks of its keys.
-    pub(super) fn check(&self) -> Result<(), ConfigError> {
-        if self.password_env_alone {
-            return Err(invalid(
-                "health.shared_password_env",
-                "is set without `health.shared`",
-            ));
-        }
-        if let Some(shared) = &self.shared {
-            check(shared)?;
-        }
-        Ok(())
+    /// The gateway's keys, checked: where replicas share health, if they
+    /// do.
+    pub(super) fn shared(&self) -> Result<Option<SharedHealthSettings>, ConfigError> {
+        let SharedKeys {
+            shared,
+            shared_password_env,
+        } = &self.keys;
+        let Some(url) = shared else {
+            if shared_password_env.is_some() {
+                return Err(invalid(
+                    "health.shared_password_env",
+                    "is set without `health.shared`",
+                ));
+            }
+            return Ok(None);
+        };
+        let settings = SharedHealthSettings {
+            url: url.clone(),
+            password_env: shared_password_env.clone(),
+        };
+        check(&settings)?;
+        Ok(Some(settings))
     }
 }
 
@@ -119,15 +127,7 @@ impl<'de> Visitor<'de> for HealthVisitor {
             split::read::<_, SharedKeys, _>(map, HealthConfig::KEYS, KEYS.as_slice(), |library| {
                 HealthConfig::deserialize_checked(library)
             })?;
-        let password_env_alone = own.shared.is_none() && own.shared_password_env.is_some();
-        Ok(HealthFile {
-            config,
-            shared: own.shared.map(|url| SharedHealthSettings {
-                url,
-                password_env: own.shared_password_env,
-            }),
-            password_env_alone,
-        })
+        Ok(HealthFile { config, keys: own })
     }
 }
 

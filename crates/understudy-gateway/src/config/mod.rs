@@ -103,7 +103,7 @@ impl TryFrom<ConfigFile> for Config {
         let providers = provider::resolve(file.providers)?;
         route::check(&file.routes, &providers)?;
         let retry = file.retry.map_err(|error| setting("retry", &error))?;
-        file.health.check()?;
+        let shared_health = file.health.shared()?;
         let health = file
             .health
             .config
@@ -117,7 +117,7 @@ impl TryFrom<ConfigFile> for Config {
             routes: file.routes,
             retry,
             health,
-            shared_health: file.health.shared,
+            shared_health,
             alerts: file.alerts,
         })
     }
