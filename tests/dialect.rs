@@ -53,7 +53,7 @@ impl Dialect for Toy {
         "toy"
     }
 
-    fn endpoint(&self, operation: Operation) -> Option<Cow<'_, str>> {
+    fn endpoint(&self, operation: Operation, _model: &str, _stream: bool) -> Option<Cow<'_, str>> {
         match operation {
             Operation::ChatCompletions => Some(Cow::Borrowed("ask")),
             _ => None,

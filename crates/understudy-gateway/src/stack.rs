@@ -23,7 +23,9 @@ use understudy_core::{ReplayBody, ReplayLayer, RequestDeadlineLayer, ResponseBod
 use understudy_fallback::{Fallback, FirstChunkLayer, Target};
 use understudy_health::{HealthRegistry, ProberHandle};
 use understudy_observe::ObserveLayer;
-use understudy_provider::{ApiKey, ClientConfig, HttpClient, ProviderConfig, ProviderService};
+use understudy_provider::{
+    ApiKey, ClientConfig, ConfigError, HttpClient, ProviderConfig, ProviderService,
+};
 use understudy_retry::{RetryBudget, RetryConfig};
 use understudy_stack::{TargetService, TargetStack};
 
@@ -107,23 +109,25 @@ impl Parts {
         model: &str,
     ) -> Result<ProviderService, BuildError> {
         let config = &provider.config;
-        ProviderService::new(
+        let failed = |error: ConfigError| BuildError::Provider {
+            provider: config.name.clone(),
+            reason: error.to_string(),
+        };
+        let mut service = ProviderService::with_options(
             provider.client.clone(),
             config.kind,
+            &config.dialect_options(),
             &config.base_url,
             provider.key.clone(),
             model.to_owned(),
-            config.max_tokens_default,
         )
-        .map(|service| {
-            service
-                .with_rate_limit_headers(config.pass_rate_limit_headers)
-                .with_max_event_bytes(self.max_event_bytes)
-        })
-        .map_err(|error| BuildError::Provider {
-            provider: config.name.clone(),
-            reason: error.to_string(),
-        })
+        .map_err(failed)?
+        .with_rate_limit_headers(config.pass_rate_limit_headers)
+        .with_max_event_bytes(self.max_event_bytes);
+        for (name, value) in &config.headers {
+            service = service.with_header(name, value).map_err(failed)?;
+        }
+        Ok(service)
     }
 
     /// Retry → health → timeout → first chunk → attempt telemetry → provider.
@@ -222,19 +226,26 @@ pub fn build(
         parts
             .providers
             .iter()
-            .map(|provider| {
-                let probe = parts.provider_service(provider, "probe")?;
+            .filter_map(|provider| {
+                let probe = match parts.provider_service(provider, "probe") {
+                    Ok(probe) if probe.can_probe() => probe,
+                    // No probe: an ejected provider comes back through trials.
+                    Ok(_) => return None,
+                    Err(error) => return Some(Err(error)),
+                };
                 let timeout = provider.config.timeout;
-                Ok(
-                    registry.spawn_prober(&provider.config.name, interval, move || {
+                Some(Ok(registry.spawn_prober(
+                    &provider.config.name,
+                    interval,
+                    move || {
                         let probe = probe.clone();
                         async move {
                             tokio::time::timeout(timeout, probe.probe())
                                 .await
                                 .unwrap_or(false)
                         }
-                    }),
-                )
+                    },
+                )))
             })
             .collect::<Result<Vec<_>, BuildError>>()?
     } else {

@@ -2,11 +2,12 @@
 //! and (with the `serde` feature) `Deserialize` for it, for
 //! [`ClientConfig`] and for [`ProviderKind`].
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use understudy_core::config::{InvalidSetting, check_duration, check_positive_duration};
 
-use crate::{ClientConfig, ProviderKind};
+use crate::{ClientConfig, DialectOptions, ProviderKind};
 
 /// One provider as a target stack needs it: what it is, where it is, how
 /// long an attempt may take, and how its answers are passed on.
@@ -84,6 +85,14 @@ pub struct ProviderConfig {
     /// `retry-after`) on to callers
     /// ([`ProviderService::with_rate_limit_headers`](crate::ProviderService::with_rate_limit_headers)).
     pub pass_rate_limit_headers: bool,
+    /// Azure: the `api-version` every request carries (required there).
+    pub api_version: Option<String>,
+    /// Bedrock: the AWS region (required there).
+    pub region: Option<String>,
+    /// Extra headers sent with every request
+    /// ([`ProviderService::with_header`](crate::ProviderService::with_header)):
+    /// never one that carries credentials or framing.
+    pub headers: BTreeMap<String, String>,
 }
 
 impl ProviderConfig {
@@ -97,6 +106,9 @@ impl ProviderConfig {
         "first_chunk_timeout_ms",
         "max_tokens_default",
         "pass_rate_limit_headers",
+        "api_version",
+        "region",
+        "headers",
     ];
 
     /// A provider with the default timeouts and settings.
@@ -124,15 +136,33 @@ impl ProviderConfig {
             first_chunk_timeout: Duration::from_secs(15),
             max_tokens_default: 4096,
             pass_rate_limit_headers: false,
+            api_version: None,
+            region: None,
+            headers: BTreeMap::new(),
         }
+    }
+
+    /// The options its kind's dialect is built with
+    /// ([`ProviderKind::dialect_with`]): `max_tokens_default`,
+    /// `api_version`, `region`. Credentials a dialect signs with
+    /// ([`DialectOptions::aws_credentials`]) are not configuration: add
+    /// them.
+    pub fn dialect_options(&self) -> DialectOptions {
+        let mut options = DialectOptions::default().max_tokens_default(self.max_tokens_default);
+        options.api_version.clone_from(&self.api_version);
+        options.region.clone_from(&self.region);
+        options
     }
 
     /// Checks the values: the base URL is an `http://` or `https://` URL
     /// with a host and no query or fragment, every timeout is greater than
     /// 0 and at most
     /// [`MAX_CONFIG_DURATION`](understudy_core::config::MAX_CONFIG_DURATION),
-    /// and `max_tokens_default` is greater than 0. The error names the
-    /// field, and never repeats the URL: it may carry a credential.
+    /// `max_tokens_default` is greater than 0, the settings the kind
+    /// requires are there (`api_version` for Azure, `region` for Bedrock),
+    /// and every extra header is a valid header that carries no
+    /// credentials. The error names the field, and never repeats the URL
+    /// (it may carry a credential) or a header's value.
     pub fn validate(&self) -> Result<(), InvalidSetting> {
         self.check(&Names::FIELDS)
     }
@@ -166,6 +196,22 @@ impl ProviderConfig {
                 "max_tokens_default",
                 "must be greater than 0",
             ));
+        }
+        for (key, value) in [("api_version", &self.api_version), ("region", &self.region)] {
+            if value.is_none() && self.kind.requires(key) {
+                return Err(InvalidSetting::new(
+                    key,
+                    format!("is required for kind = \"{}\"", self.kind),
+                ));
+            }
+        }
+        for (name, value) in &self.headers {
+            if let Err(problem) = crate::service::check_extra_header(name, value) {
+                return Err(InvalidSetting::new(
+                    "headers",
+                    format!("`{name}` {problem}"),
+                ));
+            }
         }
         Ok(())
     }
@@ -223,6 +269,7 @@ impl Names {
 
 #[cfg(feature = "serde")]
 mod file {
+    use std::collections::BTreeMap;
     use std::time::Duration;
 
     use serde::de::Error as _;
@@ -244,19 +291,38 @@ mod file {
     struct ProviderFile {
         name: String,
         kind: ProviderKind,
-        base_url: String,
+        base_url: Option<String>,
         connect_timeout_ms: Option<u64>,
         timeout_ms: Option<u64>,
         first_chunk_timeout_ms: Option<u64>,
         max_tokens_default: Option<u32>,
         pass_rate_limit_headers: Option<bool>,
+        api_version: Option<String>,
+        region: Option<String>,
+        #[serde(default)]
+        headers: BTreeMap<String, String>,
     }
 
     impl TryFrom<ProviderFile> for ProviderConfig {
         type Error = InvalidSetting;
 
         fn try_from(file: ProviderFile) -> Result<Self, InvalidSetting> {
-            let mut config = Self::new(file.name, file.kind, file.base_url);
+            let base_url = match file.base_url {
+                Some(url) => url,
+                None => file
+                    .kind
+                    .default_base_url(file.region.as_deref())
+                    .ok_or_else(|| {
+                        InvalidSetting::new(
+                            "base_url",
+                            format!("is required for kind = \"{}\"", file.kind),
+                        )
+                    })?,
+            };
+            let mut config = Self::new(file.name, file.kind, base_url);
+            config.api_version = file.api_version;
+            config.region = file.region;
+            config.headers = file.headers;
             let millis = |ms: Option<u64>, default| ms.map_or(default, Duration::from_millis);
             config.connect_timeout = millis(file.connect_timeout_ms, config.connect_timeout);
             config.timeout = millis(file.timeout_ms, config.timeout);

@@ -26,6 +26,15 @@ pub enum ConfigError {
         /// The header's name as given.
         name: String,
     },
+    /// A setting the provider's kind requires is missing or invalid
+    /// (`api_version` for Azure, `region` for Bedrock, …).
+    #[error("{setting}: {reason}")]
+    InvalidSetting {
+        /// The setting, by its configuration key.
+        setting: &'static str,
+        /// What is wrong.
+        reason: String,
+    },
     /// The dialect has no endpoint for an operation the service needs.
     #[error("the `{dialect}` dialect has no endpoint for {operation:?}")]
     UnsupportedOperation {
@@ -75,6 +84,14 @@ pub enum ProviderError {
     /// The provider's stream ended before its final event.
     #[error("upstream stream ended before its final event")]
     StreamCut,
+    /// The request could not be signed with the gateway's credentials
+    /// ([`Dialect::sign`](crate::dialect::Dialect::sign)). The message never
+    /// holds a secret.
+    #[error("the request could not be signed: {message}")]
+    Signing {
+        /// What went wrong.
+        message: String,
+    },
 }
 
 impl ProviderError {
@@ -91,6 +108,14 @@ impl ProviderError {
     /// `message` says what was wrong.
     pub fn invalid_response(message: impl Into<String>) -> Self {
         Self::InvalidResponse {
+            message: message.into(),
+        }
+    }
+
+    /// The request could not be signed: `message` says why, without
+    /// quoting any secret.
+    pub fn signing(message: impl Into<String>) -> Self {
+        Self::Signing {
             message: message.into(),
         }
     }

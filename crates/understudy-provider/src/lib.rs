@@ -85,8 +85,8 @@ pub use self::client::{ClientBuildError, ClientConfig, HttpClient};
 pub use self::config::ProviderConfig;
 pub use self::dialect::{
     AnswerContext, Dialect, DialectOptions, Operation, ProviderKind, Reply, ShapedError,
-    UnknownProviderKind, UpstreamRequest, anthropic, openai,
+    UnknownProviderKind, UpstreamRequest, anthropic, azure, openai,
 };
 pub use self::error::{ConfigError, ProviderError};
-pub use self::key::ApiKey;
+pub use self::key::{ApiKey, AwsCredentials};
 pub use self::service::{ProviderService, ResponseFuture};

@@ -61,7 +61,7 @@ pass_rate_limit_headers = true
 #[test]
 fn required_and_unknown_keys_are_named() {
     let error = provider("name = \"x\"\nkind = \"openai\"").unwrap_err();
-    assert!(error.contains("missing field `base_url`"), "{error}");
+    assert_eq!(error, "base_url is required for kind = \"openai\"");
 
     let error = provider(&format!("{LOCAL}timeout = 5")).unwrap_err();
     assert!(error.contains("unknown field `timeout`"), "{error}");
@@ -78,11 +78,48 @@ fn required_and_unknown_keys_are_named() {
 }
 
 #[test]
+fn azure_needs_its_api_version_and_extra_headers_carry_no_credentials() {
+    let azure =
+        "name = \"az\"\nkind = \"azure\"\nbase_url = \"https://r.openai.azure.com/openai\"\n";
+    assert_eq!(
+        provider(azure).unwrap_err(),
+        "api_version is required for kind = \"azure\""
+    );
+    let config: ProviderConfig = toml::from_str(&format!(
+        "{azure}api_version = \"2024-10-21\"\nheaders = {{ \"OpenAI-Organization\" = \"org-1\" }}"
+    ))
+    .unwrap();
+    assert_eq!(config.api_version.as_deref(), Some("2024-10-21"));
+    assert_eq!(
+        config
+            .headers
+            .get("OpenAI-Organization")
+            .map(String::as_str),
+        Some("org-1")
+    );
+    for name in [
+        "Authorization",
+        "api-key",
+        "x-api-key",
+        "x-goog-api-key",
+        "X-Amz-Date",
+        "host",
+    ] {
+        let error = provider(&format!(
+            "{LOCAL}headers = {{ \"{name}\" = \"secret-value\" }}"
+        ))
+        .unwrap_err();
+        assert!(error.starts_with("headers `"), "{error}");
+        assert!(!error.contains("secret-value"), "{error}");
+    }
+}
+
+#[test]
 fn an_unknown_kind_is_named_with_the_kinds_there_are() {
     let error = provider(&LOCAL.replace("\"openai\"", "\"opnai\"")).unwrap_err();
     assert_eq!(
         error,
-        "unknown provider kind `opnai`: expected `openai` or `anthropic`"
+        "unknown provider kind `opnai`: expected `openai`, `anthropic` or `azure`"
     );
 }
 

@@ -11,7 +11,9 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Deserializer};
 
-use super::{Dialect, anthropic, openai};
+use super::{Dialect, anthropic, azure, openai};
+use crate::error::ConfigError;
+use crate::key::AwsCredentials;
 
 /// The dialects a configuration can name, by name.
 ///
@@ -27,35 +29,76 @@ pub enum ProviderKind {
     OpenAi,
     /// Anthropic's Messages API.
     Anthropic,
+    /// Azure OpenAI: OpenAI's wire format at a deployment's path, with an
+    /// `api-version` ([`DialectOptions::api_version`], required).
+    Azure,
 }
 
 impl ProviderKind {
     /// Every kind, in the order their names are listed.
-    pub const ALL: &'static [Self] = &[Self::OpenAi, Self::Anthropic];
+    pub const ALL: &'static [Self] = &[Self::OpenAi, Self::Anthropic, Self::Azure];
 
-    /// The name used in configuration: `openai` or `anthropic`.
+    /// The name used in configuration: `openai`, `anthropic`, `azure`, ….
     pub const fn as_str(self) -> &'static str {
         match self {
             Self::OpenAi => "openai",
             Self::Anthropic => "anthropic",
+            Self::Azure => "azure",
         }
     }
 
-    /// This kind's dialect, with default options.
-    pub fn dialect(self) -> Arc<dyn Dialect> {
+    /// This kind's dialect, with default options; an error for the kinds
+    /// that require a setting (Azure's `api_version`).
+    pub fn dialect(self) -> Result<Arc<dyn Dialect>, ConfigError> {
         self.dialect_with(&DialectOptions::default())
     }
 
     /// This kind's dialect, with `options` (each dialect reads the ones
-    /// that concern it).
-    pub fn dialect_with(self, options: &DialectOptions) -> Arc<dyn Dialect> {
-        match self {
+    /// that concern it); an error names a setting the kind requires that
+    /// is missing or invalid.
+    pub fn dialect_with(self, options: &DialectOptions) -> Result<Arc<dyn Dialect>, ConfigError> {
+        Ok(match self {
             Self::OpenAi => Arc::new(openai::OpenAiDialect::new()),
             Self::Anthropic => {
                 Arc::new(anthropic::AnthropicDialect::new(options.max_tokens_default))
             }
+            Self::Azure => Arc::new(azure::AzureDialect::new(required(
+                options.api_version.as_deref(),
+                "api_version",
+                self,
+            )?)?),
+        })
+    }
+}
+
+impl ProviderKind {
+    /// Whether this kind cannot do without the provider setting `key`
+    /// (`api_version`, `region`).
+    pub fn requires(self, key: &str) -> bool {
+        matches!((self, key), (Self::Azure, "api_version"))
+    }
+
+    /// The base URL of this kind's public API, where it follows from the
+    /// other settings (Bedrock's, from the region); `None` when a base URL
+    /// must be given.
+    pub fn default_base_url(self, region: Option<&str>) -> Option<String> {
+        let _ = region;
+        match self {
+            Self::OpenAi | Self::Anthropic | Self::Azure => None,
         }
     }
+}
+
+/// A setting `kind` cannot do without.
+fn required<'a>(
+    value: Option<&'a str>,
+    setting: &'static str,
+    kind: ProviderKind,
+) -> Result<&'a str, ConfigError> {
+    value.ok_or_else(|| ConfigError::InvalidSetting {
+        setting,
+        reason: format!("is required for kind = \"{kind}\""),
+    })
 }
 
 impl fmt::Display for ProviderKind {
@@ -107,15 +150,24 @@ impl<'de> Deserialize<'de> for ProviderKind {
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct DialectOptions {
-    /// Anthropic: `max_tokens` when the caller sets none (Anthropic
-    /// requires one). Default [`anthropic::DEFAULT_MAX_TOKENS`].
+    /// Anthropic (and the dialects that need one): `max_tokens` when the
+    /// caller sets none. Default [`anthropic::DEFAULT_MAX_TOKENS`].
     pub max_tokens_default: u32,
+    /// Azure: the `api-version` query every request carries (required).
+    pub api_version: Option<String>,
+    /// Bedrock: the AWS region (required).
+    pub region: Option<String>,
+    /// Bedrock: the credentials requests are signed with (required).
+    pub aws_credentials: Option<AwsCredentials>,
 }
 
 impl Default for DialectOptions {
     fn default() -> Self {
         Self {
             max_tokens_default: anthropic::DEFAULT_MAX_TOKENS,
+            api_version: None,
+            region: None,
+            aws_credentials: None,
         }
     }
 }
@@ -124,6 +176,24 @@ impl DialectOptions {
     /// Sets [`max_tokens_default`](Self::max_tokens_default).
     pub fn max_tokens_default(mut self, tokens: u32) -> Self {
         self.max_tokens_default = tokens;
+        self
+    }
+
+    /// Sets [`api_version`](Self::api_version).
+    pub fn api_version(mut self, version: impl Into<String>) -> Self {
+        self.api_version = Some(version.into());
+        self
+    }
+
+    /// Sets [`region`](Self::region).
+    pub fn region(mut self, region: impl Into<String>) -> Self {
+        self.region = Some(region.into());
+        self
+    }
+
+    /// Sets [`aws_credentials`](Self::aws_credentials).
+    pub fn aws_credentials(mut self, credentials: AwsCredentials) -> Self {
+        self.aws_credentials = Some(credentials);
         self
     }
 }
@@ -139,14 +209,21 @@ mod tests {
             Some(ProviderKind::OpenAi)
         );
         assert_eq!(ProviderKind::Anthropic.to_string(), "anthropic");
-        let unknown = "azure".parse::<ProviderKind>().err().map(|e| e.to_string());
-        assert_eq!(
-            unknown.as_deref(),
-            Some("unknown provider kind `azure`: expected `openai` or `anthropic`")
-        );
+        let unknown = "azur".parse::<ProviderKind>().err().map(|e| e.to_string());
+        assert!(unknown.as_deref().is_some_and(|e| {
+            e.starts_with("unknown provider kind `azur`: expected `openai`, `anthropic`")
+        }));
+        let options = DialectOptions::default()
+            .api_version("2024-10-21")
+            .region("us-east-1")
+            .aws_credentials(AwsCredentials::new("AKID", "secret", None));
         for kind in ProviderKind::ALL {
             assert_eq!(kind.as_str().parse::<ProviderKind>().ok(), Some(*kind));
-            assert_eq!(kind.dialect().name(), kind.as_str());
+            let dialect = kind.dialect_with(&options);
+            assert_eq!(
+                dialect.map(|d| d.name().to_owned()).ok().as_deref(),
+                Some(kind.as_str())
+            );
         }
     }
 
@@ -154,7 +231,16 @@ mod tests {
     fn kinds_deserialize_from_their_names() {
         let kind: Result<ProviderKind, _> = serde_json::from_str("\"anthropic\"");
         assert_eq!(kind.ok(), Some(ProviderKind::Anthropic));
-        let unknown = serde_json::from_str::<ProviderKind>("\"azure\"");
-        assert!(unknown.is_err_and(|e| e.to_string().contains("unknown provider kind `azure`")));
+        let unknown = serde_json::from_str::<ProviderKind>("\"azur\"");
+        assert!(unknown.is_err_and(|e| e.to_string().contains("unknown provider kind `azur`")));
+    }
+
+    #[test]
+    fn a_kind_names_the_setting_it_requires() {
+        let error = ProviderKind::Azure.dialect().err().map(|e| e.to_string());
+        assert_eq!(
+            error.as_deref(),
+            Some("api_version: is required for kind = \"azure\"")
+        );
     }
 }

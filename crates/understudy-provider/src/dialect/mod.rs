@@ -22,16 +22,18 @@
 //! [`ProviderKind::dialect_with`] per dialect.
 
 pub mod anthropic;
+pub mod azure;
 pub mod error_shape;
 mod kind;
 pub mod openai;
+pub mod structured;
 
 use std::borrow::Cow;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use http::StatusCode;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::{Method, StatusCode, Uri};
 use understudy_core::sse::DEFAULT_MAX_EVENT_BYTES;
 use understudy_core::{Classify, OpenAiError, Outcome, ResponseBody, SharedClassifier};
 
@@ -54,7 +56,8 @@ pub use self::kind::{DialectOptions, ProviderKind, UnknownProviderKind};
 /// 1. When the service is built: [`endpoint`](Self::endpoint),
 ///    [`probe_path`](Self::probe_path), [`auth_headers`](Self::auth_headers)
 ///    (when there is a key) and [`fixed_headers`](Self::fixed_headers).
-/// 2. Per request: [`translate_request`](Self::translate_request); its
+/// 2. Per request: [`translate_request`](Self::translate_request), then
+///    [`sign`](Self::sign) once the headers are set; the request's
 ///    [`Reply`] decides what happens to a 2xx answer: passed on as it is,
 ///    read whole and given to [`translate_response`](Self::translate_response),
 ///    or given as it streams to [`translate_stream`](Self::translate_stream).
@@ -69,8 +72,8 @@ pub use self::kind::{DialectOptions, ProviderKind, UnknownProviderKind};
 ///
 /// # Example
 ///
-/// Azure OpenAI speaks OpenAI's wire format, but at a deployment's path,
-/// with an `api-version` query and the key in `api-key`:
+/// A self-hosted server that speaks OpenAI's wire format, but serves each
+/// model at its own path and takes its key in `x-key`:
 ///
 /// ```
 /// use std::borrow::Cow;
@@ -80,21 +83,16 @@ pub use self::kind::{DialectOptions, ProviderKind, UnknownProviderKind};
 /// use understudy_provider::dialect::{Dialect, Operation};
 /// use understudy_provider::{ApiKey, ClientConfig, ConfigError, HttpClient, ProviderService};
 ///
-/// struct Azure {
-///     deployment: String,
-/// }
+/// struct PerModel;
 ///
-/// impl Dialect for Azure {
+/// impl Dialect for PerModel {
 ///     fn name(&self) -> &str {
-///         "azure"
+///         "per-model"
 ///     }
 ///
-///     fn endpoint(&self, operation: Operation) -> Option<Cow<'_, str>> {
+///     fn endpoint(&self, operation: Operation, model: &str, _stream: bool) -> Option<Cow<'_, str>> {
 ///         match operation {
-///             Operation::ChatCompletions => Some(Cow::Owned(format!(
-///                 "deployments/{}/chat/completions?api-version=2024-10-21",
-///                 self.deployment
-///             ))),
+///             Operation::ChatCompletions => Some(Cow::Owned(format!("models/{model}/chat"))),
 ///             _ => None,
 ///         }
 ///     }
@@ -102,25 +100,25 @@ pub use self::kind::{DialectOptions, ProviderKind, UnknownProviderKind};
 ///     fn auth_headers(&self, key: &ApiKey) -> Result<HeaderMap, ConfigError> {
 ///         let value = HeaderValue::try_from(key.expose()).map_err(|_| ConfigError::InvalidApiKey)?;
 ///         let mut headers = HeaderMap::new();
-///         headers.insert("api-key", value);
+///         headers.insert("x-key", value);
 ///         Ok(headers)
 ///     }
 /// }
 ///
 /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
-/// let azure = ProviderService::with_dialect(
+/// let service = ProviderService::with_dialect(
 ///     HttpClient::new(ClientConfig::default())?,
-///     Arc::new(Azure { deployment: "chat".to_owned() }),
-///     "https://example.openai.azure.com/openai",
-///     Some(ApiKey::new("azure-key")),
-///     "gpt-4o",
+///     Arc::new(PerModel),
+///     "https://llm.internal.example/api",
+///     Some(ApiKey::new("internal-key")),
+///     "llama-3-70b",
 /// )?;
 /// assert_eq!(
-///     azure.endpoint(),
-///     "https://example.openai.azure.com/openai/deployments/chat/chat/completions?api-version=2024-10-21",
+///     service.endpoint(),
+///     "https://llm.internal.example/api/models/llama-3-70b/chat",
 /// );
-/// assert_eq!(azure.dialect().name(), "azure");
-/// assert_eq!(azure.kind(), None);
+/// assert_eq!(service.dialect().name(), "per-model");
+/// assert_eq!(service.kind(), None);
 /// # Ok(())
 /// # }
 /// ```
@@ -128,24 +126,35 @@ pub trait Dialect: Send + Sync + 'static {
     /// A short name for logs and `Debug` output: `openai`, `anthropic`.
     fn name(&self) -> &str;
 
-    /// Where `operation` is sent: a path relative to the base URL (a
-    /// leading `/` is ignored), with a query if the API wants one; `None`
-    /// when this dialect cannot do the operation.
+    /// Where `operation` is sent for `model`: a path relative to the base
+    /// URL (a leading `/` is ignored), with a query if the API wants one;
+    /// `None` when this dialect cannot do the operation. `stream` says
+    /// whether the path is for a streamed answer (a request whose
+    /// [`Reply`] is [`Reply::Stream`]); APIs that stream from the same
+    /// path ignore it.
+    ///
+    /// The service asks once per operation, model and `stream` when it is
+    /// built, never per request.
     ///
     /// Default: `chat/completions`.
-    fn endpoint(&self, operation: Operation) -> Option<Cow<'_, str>> {
+    fn endpoint(&self, operation: Operation, model: &str, stream: bool) -> Option<Cow<'_, str>> {
+        let _ = (model, stream);
         match operation {
             Operation::ChatCompletions => Some(Cow::Borrowed("chat/completions")),
         }
     }
 
     /// The path, relative to the base URL, that
-    /// [`probe`](crate::ProviderService::probe) sends a `GET` to; a 2xx
-    /// answer means the provider is up.
+    /// [`probe`](crate::ProviderService::probe) sends a `GET` to (signed
+    /// like a request, see [`sign`](Self::sign)); a 2xx answer means the
+    /// provider is up. `None` when the API has no request cheap and safe
+    /// enough to probe with: the service then has no probe
+    /// ([`ProviderService::can_probe`](crate::ProviderService::can_probe)),
+    /// and an ejected provider comes back through trial requests only.
     ///
     /// Default: `models`.
-    fn probe_path(&self) -> Cow<'_, str> {
-        Cow::Borrowed("models")
+    fn probe_path(&self) -> Option<Cow<'_, str>> {
+        Some(Cow::Borrowed("models"))
     }
 
     /// The headers that carry the key. The service marks every value
@@ -163,6 +172,27 @@ pub trait Dialect: Send + Sync + 'static {
     /// Default: none.
     fn fixed_headers(&self) -> HeaderMap {
         HeaderMap::new()
+    }
+
+    /// Signs a request just before it is sent: every request and every
+    /// probe, with its method, URI, final headers and body. A dialect whose
+    /// API authenticates each request with a signature (AWS `SigV4`) adds its
+    /// headers here; any header it sets is marked sensitive.
+    ///
+    /// An error fails the attempt as the provider refusing the gateway's
+    /// credentials ([`FailureKind::Unauthorized`](understudy_core::FailureKind::Unauthorized)),
+    /// without sending anything.
+    ///
+    /// Default: nothing to sign.
+    fn sign(
+        &self,
+        method: &Method,
+        uri: &Uri,
+        headers: &mut HeaderMap,
+        body: &[u8],
+    ) -> Result<(), ProviderError> {
+        let _ = (method, uri, headers, body);
+        Ok(())
     }
 
     /// Translates the caller's request, an OpenAI chat-completions JSON

@@ -29,7 +29,7 @@ use crate::error::ProviderError;
 /// use understudy_provider::dialect::{Dialect, Operation, Reply};
 ///
 /// let dialect = OpenAiDialect::new();
-/// assert_eq!(dialect.endpoint(Operation::ChatCompletions).as_deref(), Some("chat/completions"));
+/// assert_eq!(dialect.endpoint(Operation::ChatCompletions, "gpt-4o", false).as_deref(), Some("chat/completions"));
 /// let upstream = dialect
 ///     .translate_request(Operation::ChatCompletions, br#"{"model":"chat","messages":[]}"#, "gpt-4o")
 ///     .unwrap();

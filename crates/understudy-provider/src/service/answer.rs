@@ -66,7 +66,10 @@ impl Shared {
     ) -> Result<Response<ResponseBody>, BoxError> {
         let bytes = read_limited(incoming, self.max_response_body).await?;
         let outcome = self.classify(head.status, &head.headers, Some(&bytes));
-        if !outcome.is_success() {
+        // A provider failure dressed as a 2xx is an error; a refusal of the
+        // caller's request (a content filter, say) is the answer, with its
+        // outcome attached for the fallback policy to read.
+        if let Outcome::Failure(_) | Outcome::Unavailable = outcome {
             let error = ProviderError::invalid_response("a 2xx answer carried an error");
             return Err(error.classified(outcome).into());
         }
@@ -80,6 +83,9 @@ impl Shared {
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/json"),
         );
+        if !outcome.is_success() {
+            response.extensions_mut().insert(outcome);
+        }
         Ok(response)
     }
 

@@ -27,7 +27,7 @@ impl ProviderService {
         Self::build(
             client,
             Some(kind),
-            kind.dialect(),
+            kind.dialect()?,
             base_url,
             key,
             model.into(),
@@ -54,8 +54,9 @@ impl ProviderService {
     }
 
     /// A service of a registered kind; `max_tokens_default` only matters
-    /// to the dialects that read it (Anthropic's, see
-    /// [`DialectOptions`]).
+    /// to the dialects that read it (Anthropic's, see [`DialectOptions`]).
+    /// A kind that requires more settings (Azure, Bedrock) is built with
+    /// [`with_options`](Self::with_options).
     pub fn new(
         client: HttpClient,
         kind: ProviderKind,
@@ -65,7 +66,40 @@ impl ProviderService {
         max_tokens_default: u32,
     ) -> Result<Self, ConfigError> {
         let options = DialectOptions::default().max_tokens_default(max_tokens_default);
-        let dialect = kind.dialect_with(&options);
+        Self::with_options(client, kind, &options, base_url, key, model)
+    }
+
+    /// A service of a registered kind, its dialect built with `options`
+    /// (an error names a setting the kind requires that is missing).
+    ///
+    /// ```
+    /// use understudy_provider::{
+    ///     ApiKey, ClientConfig, DialectOptions, HttpClient, ProviderKind, ProviderService,
+    /// };
+    ///
+    /// let azure = ProviderService::with_options(
+    ///     HttpClient::new(ClientConfig::default()).unwrap(),
+    ///     ProviderKind::Azure,
+    ///     &DialectOptions::default().api_version("2024-10-21"),
+    ///     "https://example.openai.azure.com/openai",
+    ///     Some(ApiKey::new("az-key")),
+    ///     "gpt-4o-eu",
+    /// )
+    /// .unwrap();
+    /// assert_eq!(
+    ///     azure.endpoint(),
+    ///     "https://example.openai.azure.com/openai/deployments/gpt-4o-eu/chat/completions?api-version=2024-10-21",
+    /// );
+    /// ```
+    pub fn with_options(
+        client: HttpClient,
+        kind: ProviderKind,
+        options: &DialectOptions,
+        base_url: &str,
+        key: Option<ApiKey>,
+        model: impl Into<Arc<str>>,
+    ) -> Result<Self, ConfigError> {
+        let dialect = kind.dialect_with(options)?;
         Self::build(client, Some(kind), dialect, base_url, key, model.into())
     }
 
@@ -112,14 +146,18 @@ impl ProviderService {
                 .map_err(|_| invalid("not a URL"))
         };
         let operation = Operation::ChatCompletions;
-        let Some(path) = dialect.endpoint(operation) else {
-            return Err(ConfigError::UnsupportedOperation {
-                dialect: dialect.name().to_owned(),
-                operation,
-            });
+        let endpoint_for = |stream: bool| -> Result<Uri, ConfigError> {
+            let Some(path) = dialect.endpoint(operation, &model, stream) else {
+                return Err(ConfigError::UnsupportedOperation {
+                    dialect: dialect.name().to_owned(),
+                    operation,
+                });
+            };
+            join(&path)
         };
-        let endpoint = join(&path)?;
-        let probe = join(&dialect.probe_path())?;
+        let endpoint = endpoint_for(false)?;
+        let stream_endpoint = endpoint_for(true)?;
+        let probe = dialect.probe_path().map(|path| join(&path)).transpose()?;
 
         let mut auth = match &key {
             Some(key) => dialect.auth_headers(key)?,
@@ -136,6 +174,7 @@ impl ProviderService {
                 kind,
                 base_url: base.to_owned(),
                 endpoint,
+                stream_endpoint,
                 probe,
                 key,
                 auth,
@@ -152,12 +191,23 @@ impl ProviderService {
 
     /// Sends a fixed header with every request (replacing a default of the
     /// same name, such as `anthropic-version`).
+    ///
+    /// A header that carries or shapes credentials or framing is refused
+    /// ([`ConfigError::InvalidHeader`]): `authorization`, the key headers
+    /// of every built-in dialect (`api-key`, `x-api-key`,
+    /// `x-goog-api-key`), this dialect's own key headers, the AWS signing
+    /// headers (`x-amz-*`), `host`, `content-type`, `content-length` and
+    /// `transfer-encoding`. An extra header never overrides the key.
     pub fn with_header(mut self, name: &str, value: &str) -> Result<Self, ConfigError> {
         let invalid = || ConfigError::InvalidHeader {
             name: name.to_owned(),
         };
+        check_extra_header(name, value).map_err(|_| invalid())?;
         let name = HeaderName::try_from(name).map_err(|_| invalid())?;
         let value = HeaderValue::try_from(value).map_err(|_| invalid())?;
+        if self.shared.auth.contains_key(&name) {
+            return Err(invalid());
+        }
         Arc::make_mut(&mut self.shared)
             .fixed_headers
             .insert(name, value);
@@ -233,8 +283,52 @@ impl ProviderService {
         &self.shared.base_url
     }
 
-    /// The URL requests are sent to.
+    /// The URL requests are sent to (for a streamed answer, see
+    /// [`stream_endpoint`](Self::stream_endpoint)).
     pub fn endpoint(&self) -> &Uri {
         &self.shared.endpoint
     }
+
+    /// The URL requests whose answer is translated as a stream are sent
+    /// to; the same as [`endpoint`](Self::endpoint) for APIs that stream
+    /// from the same path.
+    pub fn stream_endpoint(&self) -> &Uri {
+        &self.shared.stream_endpoint
+    }
+
+    /// Whether [`probe`](Self::probe) asks the provider anything: false
+    /// when the dialect has no [probe path](Dialect::probe_path).
+    pub fn can_probe(&self) -> bool {
+        self.shared.probe.is_some()
+    }
+}
+
+/// Checks an extra header ([`ProviderService::with_header`]): a valid name
+/// and value, and not one of the headers that carry or shape credentials,
+/// signing or framing, which are the service's own. The problem, in words,
+/// never quotes the value.
+pub(crate) fn check_extra_header(name: &str, value: &str) -> Result<(), &'static str> {
+    let Ok(name) = HeaderName::try_from(name) else {
+        return Err("is not a valid header name");
+    };
+    if HeaderValue::try_from(value).is_err() {
+        return Err("has a value a header cannot carry");
+    }
+    let reserved = matches!(
+        name.as_str(),
+        "authorization"
+            | "proxy-authorization"
+            | "api-key"
+            | "x-api-key"
+            | "x-goog-api-key"
+            | "host"
+            | "content-type"
+            | "content-length"
+            | "transfer-encoding"
+            | "connection"
+    ) || name.as_str().starts_with("x-amz-");
+    if reserved {
+        return Err("is set by the provider service itself (credentials, signing or framing)");
+    }
+    Ok(())
 }

@@ -8,6 +8,8 @@ mod answer;
 mod build;
 mod read;
 
+pub(crate) use self::build::check_extra_header;
+
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
@@ -17,7 +19,9 @@ use std::task::{Context, Poll};
 use http::header::{self, HeaderName};
 use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, Uri};
 use tower_service::Service;
-use understudy_core::{BoxError, Classify, Outcome, ReplayBody, ResponseBody, SharedClassifier};
+use understudy_core::{
+    BoxError, Classify, FailureKind, Outcome, ReplayBody, ResponseBody, SharedClassifier,
+};
 
 use self::answer::invalid_request;
 use self::read::read_bounded;
@@ -32,6 +36,9 @@ const DEFAULT_MAX_ERROR_BODY: usize = 1024 * 1024;
 const DEFAULT_MAX_RESPONSE_BODY: usize = 64 * 1024 * 1024;
 /// The most bytes of a probe's answer that are read.
 const MAX_PROBE_BODY: usize = 64 * 1024;
+
+/// The AWS session token header, which a signing dialect may set.
+const SECURITY_TOKEN: HeaderName = HeaderName::from_static("x-amz-security-token");
 
 /// Caller headers sent upstream; everything else (`Authorization`,
 /// `x-api-key`, cookies, `anthropic-version`, `host`, `content-length`,
@@ -165,7 +172,10 @@ struct Shared {
     kind: Option<ProviderKind>,
     base_url: String,
     endpoint: Uri,
-    probe: Uri,
+    /// Where requests answered as a stream go.
+    stream_endpoint: Uri,
+    /// Where probes go; none when the dialect has no probe.
+    probe: Option<Uri>,
     key: Option<ApiKey>,
     /// The dialect's headers for the key, marked sensitive.
     auth: HeaderMap,
@@ -184,18 +194,27 @@ struct Shared {
 
 impl ProviderService {
     /// Asks the provider whether it answers: `GET` the dialect's
-    /// [probe path](Dialect::probe_path) (`{base_url}/models` for the
-    /// built-in ones) with the key, true on a 2xx. Fit for
-    /// `HealthRegistry::spawn_prober` in understudy-health; put a timeout
-    /// around it.
+    /// [probe path](Dialect::probe_path) (`{base_url}/models` for
+    /// OpenAI's) with the key, signed as the dialect signs requests, true
+    /// on a 2xx. Fit for `HealthRegistry::spawn_prober` in
+    /// understudy-health; put a timeout around it. A service whose dialect
+    /// has no probe path ([`can_probe`](Self::can_probe) is false) asks
+    /// nothing and answers false: do not spawn a prober for it.
     pub fn probe(&self) -> impl Future<Output = bool> + Send + 'static {
         let shared = Arc::clone(&self.shared);
         async move {
+            let Some(uri) = shared.probe.clone() else {
+                return false;
+            };
             let mut request = Request::new(ReplayBody::default());
             *request.method_mut() = Method::GET;
-            *request.uri_mut() = shared.probe.clone();
+            *request.uri_mut() = uri;
             shared.set_headers(request.headers_mut());
-            match shared.client.send(request).await {
+            let (mut parts, body) = request.into_parts();
+            if shared.sign(&mut parts, &[]).is_err() {
+                return false;
+            }
+            match shared.client.send(Request::from_parts(parts, body)).await {
                 Ok(response) => {
                     let healthy = response.status().is_success();
                     // Read the (small) body so the connection is reused.
@@ -275,10 +294,14 @@ impl Shared {
                 Err(error) => return Ok(invalid_request(&error)),
             };
 
-        let mut upstream = Request::new(ReplayBody::new(body));
-        *upstream.method_mut() = Method::POST;
-        *upstream.uri_mut() = self.endpoint.clone();
-        let headers = upstream.headers_mut();
+        let uri = match reply {
+            Reply::Stream { .. } => self.stream_endpoint.clone(),
+            Reply::PassThrough | Reply::Whole => self.endpoint.clone(),
+        };
+        let (mut upstream, ()) = Request::new(()).into_parts();
+        upstream.method = Method::POST;
+        upstream.uri = uri;
+        let headers = &mut upstream.headers;
         for name in FORWARDED_REQUEST_HEADERS {
             if let Some(value) = parts.headers.get(name) {
                 headers.insert(HeaderName::from_static(name), value.clone());
@@ -294,6 +317,8 @@ impl Shared {
             HeaderValue::from_static("application/json"),
         );
         self.set_headers(headers);
+        self.sign(&mut upstream, &body)?;
+        let upstream = Request::from_parts(upstream, ReplayBody::new(body));
 
         let response = self
             .client
@@ -324,6 +349,25 @@ impl Shared {
                 }
             }
         }
+    }
+
+    /// Has the dialect sign a request whose headers are set; the headers
+    /// that carry a signature or a token are marked sensitive. A failure to
+    /// sign is the gateway's credentials failing, classified so.
+    fn sign(&self, request: &mut http::request::Parts, body: &[u8]) -> Result<(), BoxError> {
+        self.dialect
+            .sign(&request.method, &request.uri, &mut request.headers, body)
+            .map_err(|error| {
+                error.classified(Outcome::Failure(FailureKind::Unauthorized(
+                    StatusCode::FORBIDDEN,
+                )))
+            })?;
+        for name in [header::AUTHORIZATION, SECURITY_TOKEN] {
+            if let Some(value) = request.headers.get_mut(name) {
+                value.set_sensitive(true);
+            }
+        }
+        Ok(())
     }
 
     /// Classifies an upstream answer: the dialect's hint when it has one

@@ -108,7 +108,7 @@ pub const DEFAULT_MAX_TOKENS: u32 = 4096;
 /// use understudy_provider::dialect::{Dialect, Operation, Reply};
 ///
 /// let dialect = AnthropicDialect::new(1024);
-/// assert_eq!(dialect.endpoint(Operation::ChatCompletions).as_deref(), Some("messages"));
+/// assert_eq!(dialect.endpoint(Operation::ChatCompletions, "claude-sonnet-4-5", false).as_deref(), Some("messages"));
 /// let upstream = dialect
 ///     .translate_request(
 ///         Operation::ChatCompletions,
@@ -149,7 +149,7 @@ impl Dialect for AnthropicDialect {
         "anthropic"
     }
 
-    fn endpoint(&self, operation: Operation) -> Option<Cow<'_, str>> {
+    fn endpoint(&self, operation: Operation, _model: &str, _stream: bool) -> Option<Cow<'_, str>> {
         match operation {
             Operation::ChatCompletions => Some(Cow::Borrowed("messages")),
         }
