@@ -73,7 +73,7 @@ impl Gateway {
         lookup: impl Fn(&str) -> Option<String>,
     ) -> Result<Self, GatewayError> {
         config.validate()?;
-        let keys = config.api_keys(&lookup)?;
+        let secrets = config.provider_secrets(&lookup)?;
         let shared_password = config.shared_password(&lookup)?;
 
         let mut alerts = Alerts::builder().sink(LogSink::new());
@@ -88,7 +88,7 @@ impl Gateway {
         let alerts = alerts.spawn();
         let observer = Telemetry::new().with_alerts(alerts.clone()).into_shared();
 
-        let built = stack::build(config, keys, &observer)?;
+        let built = stack::build(config, secrets, &observer)?;
         let shared = config
             .shared_health
             .as_ref()

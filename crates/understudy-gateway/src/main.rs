@@ -87,15 +87,8 @@ fn check(path: &std::path::Path) -> ExitCode {
         }
     };
     let unset: Vec<&str> = config
-        .providers
-        .iter()
-        .filter_map(|p| p.api_key_env.as_deref())
-        .chain(
-            config
-                .shared_health
-                .as_ref()
-                .and_then(|shared| shared.password_env.as_deref()),
-        )
+        .secret_variables()
+        .into_iter()
         .filter(|var| std::env::var(var).map_or(true, |v| v.is_empty()))
         .collect();
     let built = tokio::runtime::Builder::new_current_thread()

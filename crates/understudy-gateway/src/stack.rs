@@ -23,15 +23,13 @@ use understudy_core::{ReplayBody, ReplayLayer, RequestDeadlineLayer, ResponseBod
 use understudy_fallback::{Fallback, FirstChunkLayer, Target};
 use understudy_health::{HealthRegistry, ProberHandle};
 use understudy_observe::ObserveLayer;
-use understudy_provider::{
-    ApiKey, ClientConfig, ConfigError, HttpClient, ProviderConfig, ProviderService,
-};
+use understudy_provider::{ClientConfig, ConfigError, HttpClient, ProviderConfig, ProviderService};
 use understudy_retry::{RetryBudget, RetryConfig};
 use understudy_stack::{TargetService, TargetStack};
 
 use crate::app::ChatService;
 use crate::body_timeout::BodyTimeoutLayer;
-use crate::config::Config;
+use crate::config::{Config, ProviderSecrets};
 use crate::router::{DirectTargets, ModelRouter};
 use crate::shed::ShedLayer;
 
@@ -80,7 +78,8 @@ impl fmt::Debug for Built {
 /// One provider with what every stack that calls it shares.
 struct Provider {
     config: ProviderConfig,
-    key: Option<ApiKey>,
+    /// Its key, `headers_env` values and AWS credentials.
+    secrets: ProviderSecrets,
     /// The pool for this provider's connect timeout (providers with the
     /// same timeout share one).
     client: HttpClient,
@@ -113,18 +112,29 @@ impl Parts {
             provider: config.name.clone(),
             reason: error.to_string(),
         };
+        let secrets = &provider.secrets;
+        let mut options = config.dialect_options();
+        options.aws_credentials.clone_from(&secrets.aws);
         let mut service = ProviderService::with_options(
             provider.client.clone(),
             config.kind,
-            &config.dialect_options(),
+            &options,
             &config.base_url,
-            provider.key.clone(),
+            secrets.key.clone(),
             model.to_owned(),
         )
         .map_err(failed)?
         .with_rate_limit_headers(config.pass_rate_limit_headers)
         .with_max_event_bytes(self.max_event_bytes);
-        for (name, value) in &config.headers {
+        let headers = config
+            .headers
+            .iter()
+            .map(|(name, value)| (name, value.as_str()));
+        let secret_headers = secrets
+            .headers
+            .iter()
+            .map(|(name, value)| (name, value.expose()));
+        for (name, value) in headers.chain(secret_headers) {
             service = service.with_header(name, value).map_err(failed)?;
         }
         Ok(service)
@@ -158,11 +168,12 @@ impl Parts {
     }
 }
 
-/// Builds the gateway's services from `config` (validated), `keys` (from
-/// [`Config::api_keys`], in provider order) and `observer` (telemetry).
+/// Builds the gateway's services from `config` (validated), `secrets` (from
+/// [`Config::provider_secrets`], in provider order) and `observer`
+/// (telemetry).
 pub fn build(
     config: &Config,
-    keys: Vec<Option<String>>,
+    secrets: Vec<ProviderSecrets>,
     observer: &SharedObserver,
 ) -> Result<Built, BuildError> {
     let registry = HealthRegistry::with_observer(config.health, observer.clone());
@@ -173,7 +184,7 @@ pub fn build(
     // a timeout share one pool.
     let mut pools: Vec<(Duration, HttpClient)> = Vec::new();
     let mut providers = Vec::with_capacity(config.providers.len());
-    for (entry, key) in config.providers.iter().zip(keys) {
+    for (entry, secrets) in config.providers.iter().zip(secrets) {
         let provider = &entry.provider;
         let timeout = provider.connect_timeout;
         let client = if let Some((_, client)) = pools.iter().find(|(t, _)| *t == timeout) {
@@ -186,7 +197,7 @@ pub fn build(
         };
         providers.push(Provider {
             config: provider.clone(),
-            key: key.map(ApiKey::new),
+            secrets,
             client,
             budget: retry_config.new_budget(),
         });

@@ -89,4 +89,4 @@ pub use self::dialect::{
 };
 pub use self::error::{ConfigError, ProviderError};
 pub use self::key::{ApiKey, AwsCredentials};
-pub use self::service::{ProviderService, ResponseFuture};
+pub use self::service::{ProviderService, ResponseFuture, check_extra_header};

@@ -22,6 +22,7 @@ mod error;
 mod health;
 mod provider;
 mod route;
+mod secrets;
 mod server;
 mod split;
 #[cfg(test)]
@@ -39,6 +40,9 @@ pub use self::error::ConfigError;
 pub use self::health::SharedHealthSettings;
 pub use self::provider::ProviderEntry;
 pub use self::route::{MAX_MODEL_BYTES, RouteConfig, TargetConfig, check_model_name};
+pub use self::secrets::{
+    AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN, ProviderSecrets,
+};
 pub use self::server::ServerConfig;
 #[doc(no_inline)]
 pub use understudy_retry::MAX_RETRIES;
@@ -184,27 +188,35 @@ impl Config {
         Ok(())
     }
 
-    /// Reads each provider's API key from its `api_key_env` variable, through
-    /// `lookup` (`std::env::var` in the binary). An unset or empty variable
-    /// is an error naming the variable, never a value.
-    pub fn api_keys(
+    /// Reads each provider's secrets from the environment through `lookup`
+    /// (`std::env::var` in the binary), in provider order: its API key
+    /// (`api_key_env`), its `headers_env` values, and AWS credentials for
+    /// the kinds that sign with them. An unset or empty variable is an
+    /// error naming the variable, never a value.
+    pub fn provider_secrets(
         &self,
         lookup: impl Fn(&str) -> Option<String>,
-    ) -> Result<Vec<Option<String>>, ConfigError> {
+    ) -> Result<Vec<ProviderSecrets>, ConfigError> {
         self.providers
             .iter()
             .enumerate()
-            .map(|(i, provider)| match &provider.api_key_env {
-                None => Ok(None),
-                Some(var) => match lookup(var) {
-                    Some(key) if !key.is_empty() => Ok(Some(key)),
-                    _ => Err(invalid(
-                        format!("providers[{i}].api_key_env"),
-                        format!("the environment variable `{var}` is not set"),
-                    )),
-                },
-            })
+            .map(|(i, entry)| secrets::read(i, entry, &lookup))
             .collect()
+    }
+
+    /// Every environment variable a start reads (API keys, header values,
+    /// AWS credentials, the shared store's password), for `--check` to
+    /// name the ones missing here.
+    pub fn secret_variables(&self) -> Vec<&str> {
+        let mut vars: Vec<&str> = self.providers.iter().flat_map(secrets::variables).collect();
+        vars.extend(
+            self.shared_health
+                .as_ref()
+                .and_then(|shared| shared.password_env.as_deref()),
+        );
+        vars.sort_unstable();
+        vars.dedup();
+        vars
     }
 
     /// Reads the shared store's password from `[health]

@@ -1,21 +1,22 @@
 //! `[[providers]]`: each entry is the library's
 //! [`ProviderConfig`](understudy_provider::ProviderConfig) (name, kind, base
 //! URL, timeouts, `max_tokens_default`, `pass_rate_limit_headers`: what the
-//! target stacks need) and two keys only the gateway reads: `api_key_env`
-//! (keys come from the environment at start) and `direct_models` (which
-//! `provider/model` names callers may address).
+//! target stacks need) and three keys only the gateway reads: `api_key_env`
+//! and `headers_env` (secrets come from the environment at start) and
+//! `direct_models` (which `provider/model` names callers may address).
 //!
 //! An entry is one flat table, so it is split as it is read: the gateway's
 //! keys are taken out and every other key goes to the library's
 //! deserialiser, which owns their names, defaults and checks.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::LazyLock;
 
 use serde::Deserialize;
 use serde::de::{Deserializer, MapAccess, Visitor};
 use understudy_core::config::InvalidSetting;
-use understudy_provider::ProviderConfig;
+use understudy_provider::{ProviderConfig, check_extra_header};
 
 use super::check_model_name;
 use super::error::{ConfigError, invalid, setting};
@@ -32,6 +33,10 @@ pub struct ProviderEntry {
     /// `api_key_env`: the environment variable holding the API key; none
     /// for keyless local servers.
     pub api_key_env: Option<String>,
+    /// `headers_env`: extra headers whose values come from the
+    /// environment at start (header name → variable), kept out of logs
+    /// like keys.
+    pub headers_env: BTreeMap<String, String>,
     /// `direct_models`: models callers may address directly as
     /// `name/model`, even when `server.direct_addressing` is off.
     pub direct_models: Vec<String>,
@@ -39,12 +44,13 @@ pub struct ProviderEntry {
 
 /// The keys the gateway reads itself.
 const API_KEY_ENV: &str = "api_key_env";
+const HEADERS_ENV: &str = "headers_env";
 const DIRECT_MODELS: &str = "direct_models";
 
 /// Every key an entry may hold: the library's, then the gateway's.
 static KEYS: LazyLock<Vec<&'static str>> = LazyLock::new(|| {
     let mut keys = ProviderConfig::KEYS.to_vec();
-    keys.extend([API_KEY_ENV, DIRECT_MODELS]);
+    keys.extend([API_KEY_ENV, HEADERS_ENV, DIRECT_MODELS]);
     keys
 });
 
@@ -54,6 +60,7 @@ static KEYS: LazyLock<Vec<&'static str>> = LazyLock::new(|| {
 pub(super) struct ProviderFile {
     provider: Result<ProviderConfig, InvalidSetting>,
     api_key_env: Option<String>,
+    headers_env: BTreeMap<String, String>,
     direct_models: Vec<String>,
 }
 
@@ -72,6 +79,7 @@ pub(super) fn resolve(files: Vec<ProviderFile>) -> Result<Vec<ProviderEntry>, Co
         let entry = ProviderEntry {
             provider,
             api_key_env: file.api_key_env,
+            headers_env: file.headers_env,
             direct_models: file.direct_models,
         };
         check_entry(i, &entry, &entries)?;
@@ -120,6 +128,26 @@ fn check_entry(
             format!("`{name}` is used by another provider"),
         ));
     }
+    for name in entry.headers_env.keys() {
+        // The value is checked when it is read at start.
+        if let Err(problem) = check_extra_header(name, "") {
+            return Err(invalid(
+                format!("providers[{i}].headers_env"),
+                format!("`{name}` {problem}"),
+            ));
+        }
+        if entry
+            .provider
+            .headers
+            .keys()
+            .any(|fixed| fixed.eq_ignore_ascii_case(name))
+        {
+            return Err(invalid(
+                format!("providers[{i}].headers_env"),
+                format!("`{name}` is also in `headers`"),
+            ));
+        }
+    }
     for (j, model) in entry.direct_models.iter().enumerate() {
         if let Err(reason) = check_model_name(model) {
             return Err(invalid(
@@ -158,6 +186,7 @@ impl<'de> Visitor<'de> for EntryVisitor {
         Ok(ProviderFile {
             provider,
             api_key_env: own.api_key_env,
+            headers_env: own.headers_env.unwrap_or_default(),
             direct_models: own.direct_models.unwrap_or_default(),
         })
     }
@@ -167,17 +196,18 @@ impl<'de> Visitor<'de> for EntryVisitor {
 #[derive(Default)]
 struct GatewayKeys {
     api_key_env: Option<String>,
+    headers_env: Option<BTreeMap<String, String>>,
     direct_models: Option<Vec<String>>,
 }
 
 impl<'de> OwnKeys<'de> for GatewayKeys {
-    const NAMES: &'static [&'static str] = &[API_KEY_ENV, DIRECT_MODELS];
+    const NAMES: &'static [&'static str] = &[API_KEY_ENV, HEADERS_ENV, DIRECT_MODELS];
 
     fn read<A: MapAccess<'de>>(&mut self, key: &'static str, map: &mut A) -> Result<(), A::Error> {
-        if key == API_KEY_ENV {
-            split::once(&mut self.api_key_env, key, map)
-        } else {
-            split::once(&mut self.direct_models, key, map)
+        match key {
+            API_KEY_ENV => split::once(&mut self.api_key_env, key, map),
+            HEADERS_ENV => split::once(&mut self.headers_env, key, map),
+            _ => split::once(&mut self.direct_models, key, map),
         }
     }
 }

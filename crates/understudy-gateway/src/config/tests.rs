@@ -104,7 +104,9 @@ targets = [{ provider = "local", model = "llama3" }]
         Duration::from_secs(15)
     );
     assert!(config.alerts.is_none());
-    assert_eq!(config.api_keys(|_| None).unwrap(), [None]);
+    let secrets = config.provider_secrets(|_| None).unwrap();
+    assert_eq!(secrets.len(), 1);
+    assert!(secrets[0].key.is_none() && secrets[0].headers.is_empty() && secrets[0].aws.is_none());
 }
 
 #[test]
@@ -168,17 +170,18 @@ fn values_out_of_range_name_the_key_and_value() {
 fn an_unset_key_variable_is_named_without_any_value() {
     let config = Config::from_toml(EXAMPLE).unwrap();
     let error = config
-        .api_keys(|var| (var == "OPENAI_API_KEY").then(|| "sk-live-value".to_owned()))
+        .provider_secrets(|var| (var == "OPENAI_API_KEY").then(|| "sk-live-value".to_owned()))
         .unwrap_err()
         .to_string();
     assert_eq!(
         error,
         "`providers[1].api_key_env`: the environment variable `ANTHROPIC_API_KEY` is not set"
     );
-    let keys = config
-        .api_keys(|_| Some("sk-live-value".to_owned()))
+    let secrets = config
+        .provider_secrets(|_| Some("sk-live-value".to_owned()))
         .unwrap();
-    assert_eq!(keys.len(), 2);
+    assert_eq!(secrets.len(), 2);
+    assert!(!format!("{secrets:?}").contains("sk-live-value"));
 }
 
 #[test]
@@ -338,4 +341,58 @@ fn a_password_in_the_store_url_is_never_shown() {
         Config::from_toml(&with_shared("shared = \"redis://:hunter2@127.0.0.1:6379\"")).unwrap();
     let debug = format!("{config:?}");
     assert!(!debug.contains("hunter2"), "{debug}");
+}
+
+#[test]
+fn extra_headers_come_from_the_file_and_the_environment() {
+    let text = EXAMPLE.replace(
+        "api_key_env = \"OPENAI_API_KEY\"\n",
+        "api_key_env = \"OPENAI_API_KEY\"\nheaders = { \"OpenAI-Organization\" = \"org-1\" }\nheaders_env = { \"OpenAI-Project\" = \"OPENAI_PROJECT\" }\n",
+    );
+    let config = Config::from_toml(&text).unwrap();
+    let openai = &config.providers[0];
+    assert_eq!(
+        openai
+            .provider
+            .headers
+            .get("OpenAI-Organization")
+            .map(String::as_str),
+        Some("org-1")
+    );
+    assert_eq!(
+        openai.headers_env.get("OpenAI-Project").map(String::as_str),
+        Some("OPENAI_PROJECT")
+    );
+    assert!(config.secret_variables().contains(&"OPENAI_PROJECT"));
+
+    let error = config
+        .provider_secrets(|var| (var != "OPENAI_PROJECT").then(|| "value".to_owned()))
+        .unwrap_err()
+        .to_string();
+    assert_eq!(
+        error,
+        "`providers[0].headers_env.OpenAI-Project`: the environment variable `OPENAI_PROJECT` is not set"
+    );
+    let secrets = config
+        .provider_secrets(|var| Some(format!("{var}-secret-value")))
+        .unwrap();
+    assert_eq!(secrets[0].headers.len(), 1);
+    assert_eq!(
+        secrets[0].headers[0].1.expose(),
+        "OPENAI_PROJECT-secret-value"
+    );
+    assert!(!format!("{secrets:?}").contains("secret-value"));
+
+    // A header that carries credentials is refused wherever it is set.
+    for (table, name) in [("headers", "Authorization"), ("headers_env", "x-api-key")] {
+        let bad = EXAMPLE.replace(
+            "api_key_env = \"OPENAI_API_KEY\"\n",
+            &format!("api_key_env = \"OPENAI_API_KEY\"\n{table} = {{ \"{name}\" = \"X\" }}\n"),
+        );
+        let message = error_of(&bad);
+        assert!(
+            message.contains(table) && message.contains(name),
+            "{message}"
+        );
+    }
 }

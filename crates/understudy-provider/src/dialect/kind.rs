@@ -78,6 +78,14 @@ impl ProviderKind {
         matches!((self, key), (Self::Azure, "api_version"))
     }
 
+    /// Whether this kind signs its requests with AWS credentials
+    /// ([`DialectOptions::aws_credentials`]), which it then requires.
+    pub fn uses_aws_credentials(self) -> bool {
+        match self {
+            Self::OpenAi | Self::Anthropic | Self::Azure => false,
+        }
+    }
+
     /// The base URL of this kind's public API, where it follows from the
     /// other settings (Bedrock's, from the region); `None` when a base URL
     /// must be given.

@@ -307,7 +307,16 @@ impl ProviderService {
 /// and value, and not one of the headers that carry or shape credentials,
 /// signing or framing, which are the service's own. The problem, in words,
 /// never quotes the value.
-pub(crate) fn check_extra_header(name: &str, value: &str) -> Result<(), &'static str> {
+///
+/// ```
+/// use understudy_provider::check_extra_header;
+///
+/// assert!(check_extra_header("OpenAI-Organization", "org-1").is_ok());
+/// assert!(check_extra_header("Authorization", "Bearer x").is_err());
+/// assert!(check_extra_header("x-amz-date", "now").is_err());
+/// assert!(check_extra_header("bad header", "v").is_err());
+/// ```
+pub fn check_extra_header(name: &str, value: &str) -> Result<(), &'static str> {
     let Ok(name) = HeaderName::try_from(name) else {
         return Err("is not a valid header name");
     };

@@ -8,7 +8,7 @@ mod answer;
 mod build;
 mod read;
 
-pub(crate) use self::build::check_extra_header;
+pub use self::build::check_extra_header;
 
 use std::fmt;
 use std::future::Future;
