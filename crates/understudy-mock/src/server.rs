@@ -199,7 +199,7 @@ impl MockProvider {
 
     /// The counters now.
     pub fn stats(&self) -> MockStats {
-        self.shared.counters.snapshot()
+        self.shared.counters.snapshot(self.shared.wire.format())
     }
 
     /// The last chat request received, if any.
