@@ -139,6 +139,7 @@ fn header<'a>(headers: &'a HeaderMap, name: &str) -> &'a str {
 async fn azure_answers_are_chat_completions_with_filter_results() {
     let mock = start(MockConfig::azure()).await;
     assert_eq!(mock.format(), WireFormat::Azure);
+    assert_eq!(mock.base_url(), format!("http://{}", mock.addr()));
     let (status, headers, body) = send_full(mock.addr(), azure(false)).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(headers["content-type"], "application/json");

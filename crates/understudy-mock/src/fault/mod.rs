@@ -54,17 +54,19 @@ pub enum Fault {
     /// Streaming: send the head at once, the first event after this long.
     /// Non-streaming: the same as [`Fault::Delay`].
     FirstChunkDelay(Duration),
-    /// Streaming: send this many SSE events, then cut the connection.
+    /// Streaming: send this many SSE events (Bedrock: event-stream frames),
+    /// then cut the connection.
     /// Non-streaming: send the head and at most this many of the body's
     /// pieces (never all of it), then cut the connection.
     DropAfter(usize),
-    /// Send every SSE event (streaming) or body piece (non-streaming) this
+    /// Send every SSE event or frame (streaming) or body piece (non-streaming) this
     /// long after the previous one; the first one too.
     Drip(Duration),
-    /// Answer 200 with a body that is neither JSON nor SSE.
+    /// Answer 200 with a body that is neither JSON nor SSE (a Bedrock
+    /// stream: a frame whose checksum is wrong).
     Garbage,
-    /// Streaming: answer 200 with an SSE error event in the provider's
-    /// shape before any content. Non-streaming: answer 200 with an error
+    /// Streaming: answer 200 with an error event in the provider's shape
+    /// (an SSE event, or Bedrock's exception frame) before any content. Non-streaming: answer 200 with an error
     /// envelope as the JSON body.
     ErrorEvent,
 }
@@ -75,7 +77,8 @@ impl Fault {
         matches!(self, Self::Refuse)
     }
 
-    /// Does this fault apply to the health-probe path `GET /v1/models`?
+    /// Does this fault apply to the health-probe path, the format's models
+    /// listing (`GET /v1/models` and the like)?
     ///
     /// Only `status`, `rate-limit`, `reset`, `hang` (and `refuse`, which
     /// acts on connections) do: a probe should see a provider that is down,
