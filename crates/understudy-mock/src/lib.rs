@@ -94,6 +94,7 @@
 //! | `drip:<ms>` | every SSE event or Bedrock frame (or, non-streaming, every piece of the body) the wait after the previous one, the first one too |
 //! | `garbage` | 200 with the content type the client expects and a body that is neither JSON nor SSE; a Bedrock stream gets a frame whose checksum is wrong |
 //! | `error-event` | streaming: 200 and an error event before any content, in the provider's shape (OpenAI and Azure `data: {"error":{…}}`, Anthropic `event: error`, Gemini `data: {"error":{"code":503,…,"status":"UNAVAILABLE"}}`, Bedrock an exception frame, `:exception-type: serviceUnavailableException`), with nothing after it; non-streaming: 200 with an error envelope as the JSON body |
+//! | `content-filter` | the prompt refused by the provider's content filter: Azure 400 `{"error":{"code":"content_filter",…,"innererror":{"code":"ResponsibleAIPolicyViolation","content_filter_result":{…}}}}`; OpenAI 400 `content_policy_violation`; Anthropic 400 `invalid_request_error`; Gemini 200 `{"promptFeedback":{"blockReason":"SAFETY"},…}` with no candidate (streaming: one such event); Bedrock 200 with `stopReason: guardrail_intervened` (streaming: frames ending so) |
 //!
 //! Examples: `status:503`, `status:503*3`, `reset@0.3`, `refuse~2s`,
 //! `none*10,hang`.

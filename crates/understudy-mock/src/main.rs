@@ -24,7 +24,7 @@ use understudy_mock::{FaultRule, MockConfig, MockProvider, WireFormat};
 /// applies):
 ///   none | status:<code> | rate-limit:<secs> | refuse | reset | hang |
 ///   delay:<ms> | first-chunk-delay:<ms> | drop-after:<n> | drip:<ms> |
-///   garbage | error-event
+///   garbage | error-event | content-filter
 /// each optionally followed by a mode:
 ///   *N (the next N requests) | @P (probability P, seeded) | ~DURATION (for
 ///   DURATION after start, e.g. ~500ms, ~2s); none means always.

@@ -17,7 +17,7 @@ use crate::fault::{Fault, FaultPlan};
 use crate::plan::Target;
 use crate::server::{RecordedRequest, Shared};
 use crate::stats::PathKind;
-use crate::wire::{ChatCall, ChatRequest, ErrorAnswer};
+use crate::wire::{ChatCall, ChatRequest, ErrorAnswer, Filtered};
 
 const JSON: HeaderValue = HeaderValue::from_static("application/json");
 const NO_CACHE: HeaderValue = HeaderValue::from_static("no-cache");
@@ -166,6 +166,15 @@ async fn answer_chat(
                 shared,
                 Pieces::new(vec![wire.error_event()]).counted_in(&shared.counters),
             );
+        }
+        Fault::ContentFilter => {
+            return match wire.content_filter(chat) {
+                Filtered::Refused(answer) => error_response(shared, answer),
+                Filtered::Full(body) => respond(shared, StatusCode::OK, JSON, MockBody::full(body)),
+                Filtered::Stream(events) => {
+                    stream_response(shared, Pieces::new(events).counted_in(&shared.counters))
+                }
+            };
         }
         Fault::ErrorEvent => {
             let answer = wire.error(

@@ -759,3 +759,70 @@ async fn slow_faults_apply_to_every_format() {
         mock.shutdown().await;
     }
 }
+
+#[tokio::test]
+async fn content_filter_refuses_the_prompt_as_each_provider_does() {
+    let mock = start(MockConfig::azure()).await;
+    mock.set_fault(Fault::ContentFilter);
+    for stream in [false, true] {
+        let (status, _, body) = send_full(mock.addr(), azure(stream)).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        let error = &json(&body)["error"];
+        assert_eq!(error["code"], "content_filter");
+        assert_eq!(error["param"], "prompt");
+        assert_eq!(error["status"], 400);
+        assert_eq!(error["innererror"]["code"], "ResponsibleAIPolicyViolation");
+        let results = &error["innererror"]["content_filter_result"];
+        assert_eq!(results["violence"]["filtered"], true);
+        assert_eq!(results["hate"]["filtered"], false);
+    }
+    assert_eq!(mock.stats().faulted, 2);
+    mock.shutdown().await;
+
+    let mock = MockProvider::start(MockConfig::openai()).await.unwrap();
+    mock.set_fault(Fault::ContentFilter);
+    let body = json!({ "model": "m", "messages": [] });
+    let (status, _, answer) =
+        send_full(mock.addr(), request("/v1/chat/completions", &[], &body)).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(json(&answer)["error"]["code"], "content_policy_violation");
+    mock.shutdown().await;
+
+    let mock = start(MockConfig::gemini()).await;
+    mock.set_fault(Fault::ContentFilter);
+    let (status, _, body) = send_full(mock.addr(), gemini(GEMINI_CHAT)).await;
+    assert_eq!(status, StatusCode::OK);
+    let body = json(&body);
+    assert_eq!(body["promptFeedback"]["blockReason"], "SAFETY");
+    assert!(body.get("candidates").is_none());
+    let (status, _, raw) = send_full(mock.addr(), gemini(GEMINI_STREAM)).await;
+    assert_eq!(status, StatusCode::OK);
+    let raw = String::from_utf8(raw.to_vec()).unwrap();
+    let data = raw
+        .strip_prefix("data: ")
+        .unwrap()
+        .strip_suffix("\r\n\r\n")
+        .unwrap();
+    assert_eq!(
+        json(data.as_bytes())["promptFeedback"]["blockReason"],
+        "SAFETY"
+    );
+    mock.shutdown().await;
+
+    let mock = start(MockConfig::bedrock()).await;
+    mock.set_fault(Fault::ContentFilter);
+    let (status, _, body) = send_full(mock.addr(), bedrock("converse")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(json(&body)["stopReason"], "guardrail_intervened");
+    let response = within(send(mock.addr(), bedrock("converse-stream")))
+        .await
+        .unwrap();
+    let (frames, error) = read_frames(response.into_body()).await;
+    assert_eq!(error, None);
+    let stop = frames
+        .iter()
+        .find(|f| frame_header(f, ":event-type") == "messageStop")
+        .unwrap();
+    assert_eq!(payload(stop)["stopReason"], "guardrail_intervened");
+    mock.shutdown().await;
+}

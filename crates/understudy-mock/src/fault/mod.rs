@@ -20,7 +20,7 @@ pub use self::rule::{FaultMode, FaultRule};
 /// Parsed from and printed as the `FAULT` part of a spec: `status:503`,
 /// `rate-limit:2`, `refuse`, `reset`, `hang`, `delay:250`,
 /// `first-chunk-delay:500`, `drop-after:3`, `drip:100`, `garbage`,
-/// `error-event`, `none`.
+/// `error-event`, `content-filter`, `none`.
 ///
 /// ```
 /// use std::time::Duration;
@@ -69,6 +69,12 @@ pub enum Fault {
     /// (an SSE event, or Bedrock's exception frame) before any content. Non-streaming: answer 200 with an error
     /// envelope as the JSON body.
     ErrorEvent,
+    /// The prompt is refused by the provider's content filter, as that
+    /// provider refuses one: Azure OpenAI 400 `content_filter` with its
+    /// filter results, OpenAI 400 `content_policy_violation`, Anthropic 400
+    /// `invalid_request_error`, Gemini 200 with `promptFeedback.blockReason`
+    /// and no candidate, Bedrock 200 with `stopReason: guardrail_intervened`.
+    ContentFilter,
 }
 
 impl Fault {
@@ -106,6 +112,7 @@ impl fmt::Display for Fault {
             Self::Drip(wait) => write!(f, "drip:{}", wait.as_millis()),
             Self::Garbage => f.write_str("garbage"),
             Self::ErrorEvent => f.write_str("error-event"),
+            Self::ContentFilter => f.write_str("content-filter"),
         }
     }
 }
@@ -131,6 +138,7 @@ impl FromStr for Fault {
             "hang" => no_arg(Self::Hang),
             "garbage" => no_arg(Self::Garbage),
             "error-event" => no_arg(Self::ErrorEvent),
+            "content-filter" => no_arg(Self::ContentFilter),
             "status" => {
                 let code: u16 = need()?
                     .parse()
@@ -163,7 +171,7 @@ impl FromStr for Fault {
                 spec,
                 "unknown fault; expected one of none, status:<code>, rate-limit:<secs>, \
                  refuse, reset, hang, delay:<ms>, first-chunk-delay:<ms>, drop-after:<n>, \
-                 drip:<ms>, garbage, error-event",
+                 drip:<ms>, garbage, error-event, content-filter",
             )),
         }
     }
@@ -220,6 +228,7 @@ mod tests {
             Fault::Drip(Duration::from_millis(5)),
             Fault::Garbage,
             Fault::ErrorEvent,
+            Fault::ContentFilter,
         ];
         for fault in faults {
             assert_eq!(fault.to_string().parse::<Fault>().unwrap(), fault);

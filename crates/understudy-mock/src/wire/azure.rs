@@ -136,6 +136,27 @@ pub(super) fn error(status: StatusCode, message: &str, retry: Option<Duration>) 
     )
 }
 
+/// A prompt refused by the content filter: 400 `content_filter`, with the
+/// filter's results (violence filtered) in `innererror`.
+pub(super) fn content_filter(message: &str) -> ErrorAnswer {
+    let mut results = categories();
+    results["violence"] = json!({ "filtered": true, "severity": "high" });
+    results["jailbreak"] = json!({ "filtered": false, "detected": false });
+    let body = json!({
+        "error": {
+            "code": "content_filter",
+            "message": message,
+            "param": "prompt",
+            "status": 400,
+            "innererror": {
+                "code": "ResponsibleAIPolicyViolation",
+                "content_filter_result": results,
+            },
+        },
+    });
+    ErrorAnswer::json(StatusCode::BAD_REQUEST, &body)
+}
+
 pub(super) fn error_event(message: &str) -> Bytes {
     let data = body(StatusCode::SERVICE_UNAVAILABLE, message);
     Bytes::from(format!("data: {data}\n\n"))

@@ -243,6 +243,23 @@ pub(super) fn broken_frame() -> Bytes {
     Bytes::from(bytes)
 }
 
+/// What a guardrail answers in place of the model.
+const BLOCKED: &str = "Sorry, the model cannot answer this request.";
+
+/// The answer to a prompt a guardrail blocks.
+pub(super) fn blocked() -> Bytes {
+    let content = json!([{ "text": BLOCKED }]);
+    Bytes::from(answer(&content, "guardrail_intervened", 1).to_string())
+}
+
+/// The stream answering a prompt a guardrail blocks.
+pub(super) fn blocked_stream() -> Vec<Bytes> {
+    let delta = json!({ "contentBlockIndex": 0, "delta": { "text": BLOCKED } });
+    let mut frames = vec![message_start(), event("contentBlockDelta", &delta)];
+    frames.extend(ending("guardrail_intervened", 1));
+    frames
+}
+
 /// A Converse answer that calls `tool`.
 pub(super) fn tool_full(tool: &str) -> Value {
     let content = json!([{

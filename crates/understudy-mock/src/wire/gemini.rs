@@ -206,6 +206,26 @@ pub(super) fn error_event(message: &str) -> Bytes {
     Bytes::from(event(&body(StatusCode::SERVICE_UNAVAILABLE, message, None)))
 }
 
+/// A response to a blocked prompt: its feedback and no candidate.
+fn blocked_response(model: &str) -> Value {
+    json!({
+        "promptFeedback": { "blockReason": "SAFETY" },
+        "usageMetadata": { "promptTokenCount": PROMPT_TOKENS, "totalTokenCount": PROMPT_TOKENS },
+        "modelVersion": model,
+        "responseId": "understudy-mock",
+    })
+}
+
+/// The answer to a blocked prompt.
+pub(super) fn blocked(model: &str) -> Bytes {
+    Bytes::from(blocked_response(model).to_string())
+}
+
+/// The stream answering a blocked prompt: one event.
+pub(super) fn blocked_event(model: &str) -> Bytes {
+    Bytes::from(event(&blocked_response(model)))
+}
+
 /// A response that calls `tool`.
 pub(super) fn tool_full(model: &str, tool: &str) -> Value {
     let part = json!({ "functionCall": { "name": tool, "args": tool_arguments() } });

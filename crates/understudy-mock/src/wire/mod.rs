@@ -180,6 +180,17 @@ impl ErrorAnswer {
     }
 }
 
+/// How a provider answers a prompt its content filter refuses.
+#[derive(Debug)]
+pub(crate) enum Filtered {
+    /// An error answer.
+    Refused(ErrorAnswer),
+    /// A whole answer, 200, saying the prompt was blocked.
+    Full(Bytes),
+    /// A stream saying the prompt was blocked.
+    Stream(Vec<Bytes>),
+}
+
 impl WireFormat {
     /// The chat call `uri` names in this format, or `None` when it names
     /// none (another path, or Azure's chat path without `api-version`).
@@ -419,6 +430,23 @@ impl Wire {
              with garbage: neither JSON nor SSE</body></html>",
             self.name
         ))
+    }
+
+    /// The answer to `request` when the content filter refuses its prompt.
+    pub(crate) fn content_filter(&self, request: &ChatRequest) -> Filtered {
+        let message = "The prompt was filtered due to the content filter (injected).";
+        let status = StatusCode::BAD_REQUEST;
+        match self.format {
+            WireFormat::OpenAi => Filtered::Refused(openai::content_filter(message)),
+            WireFormat::Anthropic => Filtered::Refused(anthropic::error(status, message, None)),
+            WireFormat::Azure => Filtered::Refused(azure::content_filter(message)),
+            WireFormat::Gemini if request.stream => {
+                Filtered::Stream(vec![gemini::blocked_event(&request.model)])
+            }
+            WireFormat::Gemini => Filtered::Full(gemini::blocked(&request.model)),
+            WireFormat::Bedrock if request.stream => Filtered::Stream(bedrock::blocked_stream()),
+            WireFormat::Bedrock => Filtered::Full(bedrock::blocked()),
+        }
     }
 
     /// A non-streaming answer that calls `tool`.

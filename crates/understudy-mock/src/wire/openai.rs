@@ -113,6 +113,19 @@ pub(super) fn millis(wait: Duration) -> HeaderValue {
     HeaderValue::from(u64::try_from(wait.as_millis()).unwrap_or(u64::MAX))
 }
 
+/// A prompt refused by the content filter: 400 `content_policy_violation`.
+pub(super) fn content_filter(message: &str) -> ErrorAnswer {
+    let body = json!({
+        "error": {
+            "message": message,
+            "type": "invalid_request_error",
+            "param": "prompt",
+            "code": "content_policy_violation",
+        },
+    });
+    ErrorAnswer::json(StatusCode::BAD_REQUEST, &body)
+}
+
 pub(super) fn error_event(message: &str) -> Bytes {
     openai_error(StatusCode::SERVICE_UNAVAILABLE, message).to_sse_event()
 }
