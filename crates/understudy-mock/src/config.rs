@@ -9,34 +9,74 @@ use serde::{Deserialize, Serialize};
 use crate::fault::{FaultPlan, FaultRule};
 
 /// The wire format a mock speaks.
+///
+/// Named on the command line and in serde as `openai`, `anthropic`,
+/// `azure`, `gemini` and `bedrock`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum WireFormat {
-    /// OpenAI Chat Completions: `POST /v1/chat/completions`, errors as
-    /// `{"error":{"message","type","param","code"}}`.
+    /// OpenAI Chat Completions: `POST /v1/chat/completions`, models at
+    /// `GET /v1/models`, errors as `{"error":{"message","type","param","code"}}`.
     #[default]
     OpenAi,
-    /// Anthropic Messages: `POST /v1/messages`, errors as
-    /// `{"type":"error","error":{"type","message"}}`.
+    /// Anthropic Messages: `POST /v1/messages`, models at `GET /v1/models`,
+    /// errors as `{"type":"error","error":{"type","message"}}`.
     Anthropic,
+    /// Azure OpenAI: `POST /openai/deployments/{deployment}/chat/completions?api-version=…`
+    /// (404 without `api-version`), models at `GET /openai/models?api-version=…`;
+    /// OpenAI's shapes with Azure's content filter results, the deployment
+    /// as the answer's model, errors as `{"error":{"code":"429","message"}}`.
+    Azure,
+    /// The Gemini API: `POST /v1beta/models/{model}:generateContent` and
+    /// `:streamGenerateContent?alt=sse`, models at `GET /v1beta/models`,
+    /// errors as `{"error":{"code":429,"message","status":"RESOURCE_EXHAUSTED"}}`.
+    Gemini,
+    /// AWS Bedrock Runtime's Converse API: `POST /model/{modelId}/converse`
+    /// and `/converse-stream` (binary event-stream frames), models at
+    /// `GET /foundation-models`; requests must carry a `SigV4` `authorization`
+    /// and `x-amz-date` (the signature is not checked); errors named in the
+    /// `x-amzn-ErrorType` header, with a `{"message"}` body.
+    Bedrock,
 }
 
 impl WireFormat {
-    /// The path chat requests are sent to.
+    /// Every format.
+    pub const ALL: [Self; 5] = [
+        Self::OpenAi,
+        Self::Anthropic,
+        Self::Azure,
+        Self::Gemini,
+        Self::Bedrock,
+    ];
+
+    /// The path chat requests are sent to; for the formats that name the
+    /// model in the path, a pattern with the model in braces (Gemini's
+    /// non-streaming method, Bedrock's non-streaming operation).
     pub const fn chat_path(self) -> &'static str {
         match self {
             Self::OpenAi => "/v1/chat/completions",
             Self::Anthropic => "/v1/messages",
+            Self::Azure => "/openai/deployments/{deployment}/chat/completions",
+            Self::Gemini => "/v1beta/models/{model}:generateContent",
+            Self::Bedrock => "/model/{modelId}/converse",
+        }
+    }
+
+    /// The format's name, as parsed and printed.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::OpenAi => "openai",
+            Self::Anthropic => "anthropic",
+            Self::Azure => "azure",
+            Self::Gemini => "gemini",
+            Self::Bedrock => "bedrock",
         }
     }
 }
 
 impl fmt::Display for WireFormat {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Self::OpenAi => "openai",
-            Self::Anthropic => "anthropic",
-        })
+        f.write_str(self.name())
     }
 }
 
@@ -44,17 +84,18 @@ impl FromStr for WireFormat {
     type Err = UnknownWireFormat;
 
     fn from_str(name: &str) -> Result<Self, Self::Err> {
-        match name.trim().to_ascii_lowercase().as_str() {
-            "openai" => Ok(Self::OpenAi),
-            "anthropic" => Ok(Self::Anthropic),
-            _ => Err(UnknownWireFormat(name.to_owned())),
-        }
+        let wanted = name.trim().to_ascii_lowercase();
+        Self::ALL
+            .into_iter()
+            .find(|format| format.name() == wanted)
+            .ok_or_else(|| UnknownWireFormat(name.to_owned()))
     }
 }
 
-/// A wire format name that is neither `openai` nor `anthropic`.
+/// A wire format name that is none of `openai`, `anthropic`, `azure`,
+/// `gemini` and `bedrock`.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("unknown wire format `{0}`: expected `openai` or `anthropic`")]
+#[error("unknown wire format `{0}`: expected one of openai, anthropic, azure, gemini, bedrock")]
 pub struct UnknownWireFormat(String);
 
 /// How to start a [`MockProvider`](crate::MockProvider).
@@ -119,6 +160,21 @@ impl MockConfig {
     /// The defaults with the Anthropic format.
     pub fn anthropic() -> Self {
         Self::default().format(WireFormat::Anthropic)
+    }
+
+    /// The defaults with the Azure OpenAI format.
+    pub fn azure() -> Self {
+        Self::default().format(WireFormat::Azure)
+    }
+
+    /// The defaults with the Gemini format.
+    pub fn gemini() -> Self {
+        Self::default().format(WireFormat::Gemini)
+    }
+
+    /// The defaults with the Bedrock Converse format.
+    pub fn bedrock() -> Self {
+        Self::default().format(WireFormat::Bedrock)
     }
 
     /// Sets the listening address.

@@ -1,13 +1,14 @@
 //! A fault-injecting mock LLM provider over real HTTP.
 //!
-//! [`MockProvider`] serves the OpenAI Chat Completions API
-//! (`POST /v1/chat/completions`, with and without `stream`) or the
-//! Anthropic Messages API (`POST /v1/messages`), plus `GET /v1/models`, on a
-//! real socket, with deterministic content (`Hello from {name}.`, split into
-//! [`MockConfig::stream_chunks`] chunks when streamed). It can be told to
-//! fail in every way a provider fails: error statuses, rate limits, refused
-//! and reset connections, hangs, slow heads, slow or cut streams, garbage
-//! bodies and in-stream error events. Tests start it on port 0; the
+//! [`MockProvider`] serves one of five [wire formats](#wire-formats) (the
+//! OpenAI Chat Completions API, the Anthropic Messages API, Azure OpenAI,
+//! the Gemini API and Bedrock's Converse API), streamed and not, plus the
+//! format's models listing, on a real socket, with deterministic content
+//! (`Hello from {name}.`, split into [`MockConfig::stream_chunks`] chunks
+//! when streamed). It can be told to fail in every way a provider fails:
+//! error statuses, rate limits, refused and reset connections, hangs, slow
+//! heads, slow or cut streams, garbage bodies and in-stream error events,
+//! each rendered the way that provider fails. Tests start it on port 0; the
 //! `understudy-mock` binary runs it from the command line.
 //!
 //! # Example
@@ -26,6 +27,41 @@
 //! # Ok(())
 //! # }
 //! ```
+//!
+//! # Wire formats
+//!
+//! | [`WireFormat`] | Chat paths | Models path | Model and stream from |
+//! | --- | --- | --- | --- |
+//! | `openai` | `POST /v1/chat/completions` | `GET /v1/models` | the body (`model`, `stream`, `stream_options.include_usage`) |
+//! | `anthropic` | `POST /v1/messages` | `GET /v1/models` | the body (`model`, `stream`) |
+//! | `azure` | `POST /openai/deployments/{deployment}/chat/completions?api-version=…` | `GET /openai/models?api-version=…` | the path (the deployment is the answer's model); `stream` from the body |
+//! | `gemini` | `POST /v1beta/models/{model}:generateContent`, `…:streamGenerateContent?alt=sse` (`/v1/` too) | `GET /v1beta/models` | the path |
+//! | `bedrock` | `POST /model/{modelId}/converse`, `…/converse-stream` (the id percent-decoded) | `GET /foundation-models` | the path |
+//!
+//! - **azure** answers in OpenAI's shapes plus Azure's content filter
+//!   results: `prompt_filter_results` on a whole answer, or as a first
+//!   stream chunk with empty `choices`, and `content_filter_results` on each
+//!   choice. Without `api-version`, every path is a 404
+//!   `{"error":{"code":"404","message":"Resource not found"}}`.
+//! - **gemini** answers `GenerateContentResponse`s (`candidates`,
+//!   `usageMetadata`, `modelVersion`); a stream is SSE whose lines end in
+//!   `\r\n`, one text part per event, the last one with `finishReason` and
+//!   `usageMetadata`. The body must hold `contents`.
+//! - **bedrock** answers `{"output":{"message":…},"stopReason","usage","metrics"}`;
+//!   a stream is `application/vnd.amazon.eventstream` frames (`messageStart`,
+//!   `contentBlockDelta`s, `contentBlockStop`, `messageStop`, `metadata`).
+//!   Every request must carry an `authorization` header starting
+//!   `AWS4-HMAC-SHA256 ` and an `x-amz-date` header (the signature is not
+//!   checked), or it is answered 403 `MissingAuthenticationTokenException`
+//!   before any fault. The body must hold `messages`.
+//!
+//! A request that forces one tool (OpenAI's and Azure's `tool_choice`
+//! `{"type":"function","function":{"name":…}}`, Anthropic's
+//! `{"type":"tool","name":…}`, Gemini's `toolConfig.functionCallingConfig`
+//! with mode `ANY` and one allowed name, Bedrock's
+//! `toolConfig.toolChoice.tool.name`) is answered with a call of that tool
+//! with the arguments `{"mock":true}`, in the format's shape, streamed or
+//! not.
 //!
 //! # Fault specs
 //!
@@ -47,17 +83,18 @@
 //! | `FAULT` | What the client sees |
 //! | --- | --- |
 //! | `none` | a normal answer (useful as `none*5,status:503`) |
-//! | `status:<code>` | that status (400–599) with an error body in the provider's shape: OpenAI `{"error":{…,"type":"server_error"}}`, Anthropic `{"type":"error","error":{"type":"overloaded_error",…}}` for 529 |
-//! | `rate-limit:<secs>` | 429 with `Retry-After: <secs>` (and `retry-after-ms`) and a `rate_limit_error` body |
+//! | `status:<code>` | that status (400–599) with an error body in the provider's shape: OpenAI `{"error":{…,"type":"server_error"}}`, Anthropic `{"type":"error","error":{"type":"overloaded_error",…}}` for 529, Azure `{"error":{"code":"503","message":…}}`, Gemini `{"error":{"code":503,"message":…,"status":"UNAVAILABLE"}}`, Bedrock `{"message":…}` with `x-amzn-ErrorType: ServiceUnavailableException:…` |
+//! | `rate-limit:<secs>` | 429 in the provider's shape, saying when to retry as that provider does: OpenAI and Anthropic `Retry-After: <secs>` and `retry-after-ms`; Azure those and `x-ratelimit-reset-requests`; Gemini a `RetryInfo` detail with `retryDelay: "<secs>s"`; Bedrock `ThrottlingException` (no retry hint) |
 //! | `refuse` | connection refused: the listening socket is closed, then bound again on the **same port** when the rule ends |
 //! | `reset` | the request is read, then the connection is closed with no answer |
 //! | `hang` | the request is read and never answered; the connection ends when the client goes away or the mock shuts down |
 //! | `delay:<ms>` | the answer, after a wait before the head |
 //! | `first-chunk-delay:<ms>` | streaming: the head at once, the first event after the wait; non-streaming: as `delay` |
-//! | `drop-after:<n>` | streaming: exactly `n` SSE events, then the connection is cut (the body ends in an error); non-streaming: the head and at most `n` of the body's pieces, never all of it, then the cut |
-//! | `drip:<ms>` | every SSE event (or, non-streaming, every piece of the body) the wait after the previous one, the first one too |
-//! | `garbage` | 200 with the content type the client expects and a body that is neither JSON nor SSE |
-//! | `error-event` | streaming: 200 and an SSE error event before any content, in the provider's shape (OpenAI `data: {"error":{…}}`, Anthropic `event: error`), with no `[DONE]`/`message_stop`; non-streaming: 200 with an error envelope as the JSON body |
+//! | `drop-after:<n>` | streaming: exactly `n` SSE events (Bedrock: frames), then the connection is cut (the body ends in an error); non-streaming: the head and at most `n` of the body's pieces, never all of it, then the cut |
+//! | `drip:<ms>` | every SSE event or Bedrock frame (or, non-streaming, every piece of the body) the wait after the previous one, the first one too |
+//! | `garbage` | 200 with the content type the client expects and a body that is neither JSON nor SSE; a Bedrock stream gets a frame whose checksum is wrong |
+//! | `error-event` | streaming: 200 and an error event before any content, in the provider's shape (OpenAI and Azure `data: {"error":{…}}`, Anthropic `event: error`, Gemini `data: {"error":{"code":503,…,"status":"UNAVAILABLE"}}`, Bedrock an exception frame, `:exception-type: serviceUnavailableException`), with nothing after it; non-streaming: 200 with an error envelope as the JSON body |
+//! | `content-filter` | the prompt refused by the provider's content filter: Azure 400 `{"error":{"code":"content_filter",…,"innererror":{"code":"ResponsibleAIPolicyViolation","content_filter_result":{…}}}}`; OpenAI 400 `content_policy_violation`; Anthropic 400 `invalid_request_error`; Gemini 200 `{"promptFeedback":{"blockReason":"SAFETY"},…}` with no candidate (streaming: one such event); Bedrock 200 with `stopReason: guardrail_intervened` (streaming: frames ending so) |
 //!
 //! Examples: `status:503`, `status:503*3`, `reset@0.3`, `refuse~2s`,
 //! `none*10,hang`.
@@ -69,11 +106,14 @@
 //!
 //! ## What the faults apply to
 //!
-//! - **Chat requests** (the format's chat path) get every fault but
-//!   `refuse`. A request whose body is not valid JSON, or lacks `model` or
-//!   `messages`, is answered 400 in the provider's shape and does not spend
-//!   a rule.
-//! - **`GET /v1/models`**, the health-probe path, gets only `status`,
+//! - **Chat requests** (the format's chat paths) get every fault but
+//!   `refuse`. A request whose body is not valid JSON, or lacks what the
+//!   format requires (`model` and `messages`; Azure `messages`; Gemini
+//!   `contents`; Bedrock `messages`), is answered 400 in the provider's
+//!   shape and does not spend a rule; nor does a Bedrock request without a
+//!   signature.
+//! - **The models path** (`GET /v1/models`, `/openai/models`,
+//!   `/v1beta/models`, `/foundation-models`), the health-probe path, gets only `status`,
 //!   `rate-limit`, `reset` and `hang` (and `refuse`, which acts on
 //!   connections), so a provider that is down looks down to its prober too.
 //!   A probe does not spend a `*N` rule (it applies while the rule has

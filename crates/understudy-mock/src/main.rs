@@ -6,13 +6,25 @@ use std::process::ExitCode;
 use clap::Parser;
 use understudy_mock::{FaultRule, MockConfig, MockProvider, WireFormat};
 
-/// A mock LLM provider (OpenAI or Anthropic wire format) that fails on demand.
+/// A mock LLM provider that fails on demand, in one of five wire formats:
+///   openai     POST /v1/chat/completions            GET /v1/models
+///   anthropic  POST /v1/messages                    GET /v1/models
+///   azure      POST /openai/deployments/{deployment}/chat/completions?api-version=V
+///                                                   GET /openai/models?api-version=V
+///   gemini     POST /v1beta/models/{model}:generateContent
+///              POST /v1beta/models/{model}:streamGenerateContent?alt=sse
+///                                                   GET /v1beta/models
+///   bedrock    POST /model/{modelId}/converse
+///              POST /model/{modelId}/converse-stream (AWS event-stream frames)
+///                                                   GET /foundation-models
+///              (requests need an AWS4-HMAC-SHA256 authorization header and x-amz-date;
+///              the signature is not checked)
 ///
 /// Faults (`--fault SPEC`, repeatable; the first rule that matches a request
 /// applies):
 ///   none | status:<code> | rate-limit:<secs> | refuse | reset | hang |
 ///   delay:<ms> | first-chunk-delay:<ms> | drop-after:<n> | drip:<ms> |
-///   garbage | error-event
+///   garbage | error-event | content-filter
 /// each optionally followed by a mode:
 ///   *N (the next N requests) | @P (probability P, seeded) | ~DURATION (for
 ///   DURATION after start, e.g. ~500ms, ~2s); none means always.
@@ -28,7 +40,7 @@ struct Args {
     /// The address to listen on.
     #[arg(long, default_value = "127.0.0.1:8089")]
     listen: SocketAddr,
-    /// The wire format: openai or anthropic.
+    /// The wire format: openai, anthropic, azure, gemini or bedrock.
     #[arg(long, default_value = "openai")]
     format: WireFormat,
     /// The name in the answers ("Hello from NAME.") and the x-mock-name header.

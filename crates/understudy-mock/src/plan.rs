@@ -15,7 +15,7 @@ pub(crate) enum Target {
     /// A chat request: every fault applies, `refuse` only while it holds
     /// the listener closed.
     Chat,
-    /// A `GET /v1/models` probe: only the faults that make a provider look
+    /// A probe of the models listing: only the faults that make a provider look
     /// down apply (`refuse` as for chat requests), a `*N` rule applies
     /// without being spent, and a `@p` rule does not apply.
     Models,

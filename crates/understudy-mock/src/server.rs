@@ -168,9 +168,17 @@ impl MockProvider {
         self.addr
     }
 
-    /// The base URL providers are configured with: `http://127.0.0.1:PORT/v1`.
+    /// The base URL providers are configured with: `http://127.0.0.1:PORT/v1`
+    /// for the OpenAI and Anthropic formats; for Azure OpenAI, Gemini and
+    /// Bedrock, whose clients take the endpoint's root and add the
+    /// versioned path themselves, `http://127.0.0.1:PORT`.
     pub fn base_url(&self) -> String {
-        format!("http://{}/v1", self.addr)
+        match self.format() {
+            WireFormat::OpenAi | WireFormat::Anthropic => format!("http://{}/v1", self.addr),
+            WireFormat::Azure | WireFormat::Gemini | WireFormat::Bedrock => {
+                format!("http://{}", self.addr)
+            }
+        }
     }
 
     /// The wire format the mock speaks.
@@ -199,7 +207,7 @@ impl MockProvider {
 
     /// The counters now.
     pub fn stats(&self) -> MockStats {
-        self.shared.counters.snapshot()
+        self.shared.counters.snapshot(self.shared.wire.format())
     }
 
     /// The last chat request received, if any.

@@ -1,18 +1,15 @@
 //! Answering one request: routing, the control endpoint, faults, and the
 //! normal answers.
 
-use std::borrow::Cow;
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 
 use bytes::Bytes;
-use http::header::{CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE, RETRY_AFTER};
-use http::{HeaderValue, Method, Request, Response, StatusCode};
+use http::header::{CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE};
+use http::{HeaderName, HeaderValue, Method, Request, Response, StatusCode, Uri};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
-use serde::Deserialize;
-use serde::de::IgnoredAny;
 use tokio::sync::Notify;
 
 use crate::body::{MockBody, Pieces};
@@ -20,29 +17,44 @@ use crate::fault::{Fault, FaultPlan};
 use crate::plan::Target;
 use crate::server::{RecordedRequest, Shared};
 use crate::stats::PathKind;
+use crate::wire::{ChatCall, ChatRequest, ErrorAnswer, Filtered};
 
 const JSON: HeaderValue = HeaderValue::from_static("application/json");
-const EVENT_STREAM: HeaderValue = HeaderValue::from_static("text/event-stream");
 const NO_CACHE: HeaderValue = HeaderValue::from_static("no-cache");
 
-/// The fields of a chat request the mock reads; the rest must be valid JSON
-/// and is ignored.
-#[derive(Deserialize)]
-struct ChatRequest<'a> {
-    #[serde(borrow)]
-    model: Cow<'a, str>,
-    #[allow(dead_code)]
-    messages: Vec<IgnoredAny>,
-    #[serde(default)]
-    stream: bool,
-    #[serde(default)]
-    stream_options: Option<StreamOptions>,
+/// What a request's path names.
+enum Route {
+    /// The control endpoint.
+    Control(PathKind),
+    /// The format's chat call.
+    Chat(ChatCall),
+    /// The format's models listing.
+    Models,
+    /// Nothing this mock serves.
+    Other(PathKind),
 }
 
-#[derive(Deserialize)]
-struct StreamOptions {
-    #[serde(default)]
-    include_usage: bool,
+impl Route {
+    fn of(shared: &Shared, uri: &Uri) -> Self {
+        let format = shared.wire.format();
+        if let Some(kind) = PathKind::control(uri.path()) {
+            Self::Control(kind)
+        } else if let Some(call) = format.chat_call(uri) {
+            Self::Chat(call)
+        } else if format.is_models_path(uri) {
+            Self::Models
+        } else {
+            Self::Other(PathKind::other(format, uri.path()))
+        }
+    }
+
+    const fn kind(&self) -> PathKind {
+        match self {
+            Self::Control(kind) | Self::Other(kind) => *kind,
+            Self::Chat(call) => call.kind,
+            Self::Models => PathKind::Models,
+        }
+    }
 }
 
 /// Answers one request on a connection; `kill` closes that connection.
@@ -51,37 +63,40 @@ pub(crate) async fn handle(
     kill: Arc<Notify>,
     request: Request<Incoming>,
 ) -> Result<Response<MockBody>, Infallible> {
-    let kind = PathKind::of(request.uri().path());
-    shared.counters.count_path(kind);
-    let format = shared.wire.format();
-    let response = match kind {
-        PathKind::ControlFaults | PathKind::ControlStats => control(&shared, kind, request).await,
-        PathKind::Models if request.method() == Method::GET => models(&shared, &kill).await,
-        PathKind::ChatCompletions | PathKind::Messages
-            if request.uri().path() == format.chat_path() =>
-        {
-            if request.method() == Method::POST {
-                shared.counters.chat_requests.fetch_add(1, Relaxed);
-                chat(&shared, &kill, request).await
-            } else {
-                reject(
-                    &shared,
-                    StatusCode::METHOD_NOT_ALLOWED,
-                    "method not allowed",
-                )
+    let route = Route::of(&shared, request.uri());
+    shared.counters.count_path(route.kind());
+    let response = match route {
+        Route::Control(kind) => control(&shared, kind, request).await,
+        Route::Models if request.method() == Method::GET => {
+            match shared.wire.format().authorize(request.headers()) {
+                Ok(()) => models(&shared, &kill).await,
+                Err(answer) => reject_with(&shared, answer),
             }
         }
-        PathKind::Models => reject(
+        Route::Chat(call) if request.method() == Method::POST => {
+            shared.counters.chat_requests.fetch_add(1, Relaxed);
+            chat(&shared, &kill, &call, request).await
+        }
+        Route::Chat(_) | Route::Models => reject(
             &shared,
             StatusCode::METHOD_NOT_ALLOWED,
             "method not allowed",
         ),
-        _ => reject(&shared, StatusCode::NOT_FOUND, "no such path on this mock"),
+        Route::Other(_) => reject(
+            &shared,
+            StatusCode::NOT_FOUND,
+            shared.wire.not_found_message(),
+        ),
     };
     Ok(response)
 }
 
-async fn chat(shared: &Shared, kill: &Notify, request: Request<Incoming>) -> Response<MockBody> {
+async fn chat(
+    shared: &Shared,
+    kill: &Notify,
+    call: &ChatCall,
+    request: Request<Incoming>,
+) -> Response<MockBody> {
     let (parts, body) = request.into_parts();
     let Ok(body) = body
         .collect()
@@ -94,30 +109,23 @@ async fn chat(shared: &Shared, kill: &Notify, request: Request<Incoming>) -> Res
             "could not read the request body",
         );
     };
+    let format = shared.wire.format();
+    let authorized = format.authorize(&parts.headers);
     shared.record(RecordedRequest {
         method: parts.method,
         path: parts.uri.path().to_owned(),
         headers: parts.headers,
         body: body.clone(),
     });
-    let parsed = serde_json::from_slice::<ChatRequest<'_>>(&body);
-    let (model, stream, include_usage) = match &parsed {
-        Ok(chat) => (
-            chat.model.as_ref(),
-            chat.stream,
-            chat.stream_options
-                .as_ref()
-                .is_some_and(|o| o.include_usage),
-        ),
-        Err(_) => ("", false, false),
-    };
-    let answer = match &parsed {
-        Ok(_) => Ok(shared.pick(Target::Chat)),
-        Err(error) => Err(format!("invalid request body: {error}")),
-    };
-    match answer {
+    if let Err(answer) = authorized {
+        return reject_with(shared, answer);
+    }
+    match format.read_request(call, &body) {
         Err(message) => reject(shared, StatusCode::BAD_REQUEST, &message),
-        Ok(fault) => answer_chat(shared, kill, fault, model, stream, include_usage).await,
+        Ok(chat) => {
+            let fault = shared.pick(Target::Chat);
+            answer_chat(shared, kill, fault, &chat).await
+        }
     }
 }
 
@@ -125,11 +133,10 @@ async fn answer_chat(
     shared: &Shared,
     kill: &Notify,
     fault: Option<Fault>,
-    model: &str,
-    stream: bool,
-    include_usage: bool,
+    chat: &ChatRequest,
 ) -> Response<MockBody> {
     let wire = &shared.wire;
+    let stream = chat.stream;
     let fault = fault.unwrap_or(Fault::None);
     if fault != Fault::None {
         shared.counters.faulted.fetch_add(1, Relaxed);
@@ -142,12 +149,16 @@ async fn answer_chat(
         Fault::Delay(wait) => tokio::time::sleep(wait).await,
         Fault::FirstChunkDelay(wait) if !stream => tokio::time::sleep(wait).await,
         Fault::Garbage => {
-            let content_type = if stream { EVENT_STREAM } else { JSON };
+            let content_type = if stream {
+                wire.stream_content_type()
+            } else {
+                JSON
+            };
             return respond(
                 shared,
                 StatusCode::OK,
                 content_type,
-                MockBody::full(wire.garbage()),
+                MockBody::full(wire.garbage(stream)),
             );
         }
         Fault::ErrorEvent if stream => {
@@ -156,17 +167,26 @@ async fn answer_chat(
                 Pieces::new(vec![wire.error_event()]).counted_in(&shared.counters),
             );
         }
+        Fault::ContentFilter => {
+            return match wire.content_filter(chat) {
+                Filtered::Refused(answer) => error_response(shared, answer),
+                Filtered::Full(body) => respond(shared, StatusCode::OK, JSON, MockBody::full(body)),
+                Filtered::Stream(events) => {
+                    stream_response(shared, Pieces::new(events).counted_in(&shared.counters))
+                }
+            };
+        }
         Fault::ErrorEvent => {
-            let body = wire.error_body(
+            let answer = wire.error(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "overloaded (injected error in a 200 body)",
             );
-            return respond(shared, StatusCode::OK, JSON, MockBody::full(body));
+            return respond(shared, StatusCode::OK, JSON, MockBody::full(answer.body));
         }
         _ => {}
     }
     if stream {
-        let mut pieces = Pieces::new(wire.stream(model, include_usage));
+        let mut pieces = Pieces::new(wire.stream(chat));
         match fault {
             Fault::FirstChunkDelay(wait) => pieces = pieces.first_delay(wait),
             Fault::Drip(wait) => pieces = pieces.every_delay(wait),
@@ -181,9 +201,9 @@ async fn answer_chat(
     match fault {
         Fault::Drip(wait) => {
             shared.counters.served_ok.fetch_add(1, Relaxed);
-            paced_full(shared, model, |p, _| p.every_delay(wait))
+            paced_full(shared, chat, |p, _| p.every_delay(wait))
         }
-        Fault::DropAfter(n) => paced_full(shared, model, |p, count| {
+        Fault::DropAfter(n) => paced_full(shared, chat, |p, count| {
             p.cut_after(n.min(count.saturating_sub(1)))
         }),
         _ => {
@@ -192,7 +212,7 @@ async fn answer_chat(
                 shared,
                 StatusCode::OK,
                 JSON,
-                MockBody::full(wire.full(model)),
+                MockBody::full(wire.full(chat)),
             )
         }
     }
@@ -201,10 +221,10 @@ async fn answer_chat(
 /// A non-streaming answer sent in pieces, with its full length announced.
 fn paced_full(
     shared: &Shared,
-    model: &str,
+    chat: &ChatRequest,
     pace: impl FnOnce(Pieces, usize) -> Pieces,
 ) -> Response<MockBody> {
-    let items = shared.wire.split_full(model);
+    let items = shared.wire.split_full(chat);
     let length: usize = items.iter().map(Bytes::len).sum();
     let count = items.len();
     let mut response = respond(
@@ -228,21 +248,14 @@ async fn fail(shared: &Shared, kill: &Notify, fault: Fault) -> Response<MockBody
         }
         Fault::Hang => std::future::pending().await,
         Fault::RateLimit(wait) => {
-            let status = StatusCode::TOO_MANY_REQUESTS;
-            let body = shared.wire.fault_error(status);
-            let mut response = respond(shared, status, JSON, MockBody::full(body));
-            let headers = response.headers_mut();
-            headers.insert(RETRY_AFTER, HeaderValue::from(wait.as_secs()));
-            headers.insert(
-                "retry-after-ms",
-                HeaderValue::from(u64::try_from(wait.as_millis()).unwrap_or(u64::MAX)),
-            );
-            response
+            let answer = shared
+                .wire
+                .fault_error(StatusCode::TOO_MANY_REQUESTS, Some(wait));
+            error_response(shared, answer)
         }
         Fault::Status(code) => {
             let status = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-            let body = shared.wire.fault_error(status);
-            respond(shared, status, JSON, MockBody::full(body))
+            error_response(shared, shared.wire.fault_error(status, None))
         }
         _ => respond(shared, StatusCode::OK, JSON, MockBody::full(Bytes::new())),
     }
@@ -273,7 +286,9 @@ async fn control(
 ) -> Response<MockBody> {
     let method = request.method().clone();
     match (kind, method) {
-        (PathKind::ControlStats, Method::GET) => json_response(&shared.counters.snapshot()),
+        (PathKind::ControlStats, Method::GET) => {
+            json_response(&shared.counters.snapshot(shared.wire.format()))
+        }
         (PathKind::ControlFaults, Method::GET) => json_response(&shared.faults()),
         (PathKind::ControlFaults, Method::DELETE) => {
             shared.set_faults(FaultPlan::none());
@@ -324,16 +339,30 @@ fn control_error(status: StatusCode, message: &str) -> Response<MockBody> {
 
 /// A request the mock turns down as the provider would.
 fn reject(shared: &Shared, status: StatusCode, message: &str) -> Response<MockBody> {
+    reject_with(shared, shared.wire.error(status, message))
+}
+
+/// A request turned down with `answer`.
+fn reject_with(shared: &Shared, answer: ErrorAnswer) -> Response<MockBody> {
     shared.counters.rejected.fetch_add(1, Relaxed);
-    let body = shared.wire.error_body(status, message);
-    respond(shared, status, JSON, MockBody::full(body))
+    error_response(shared, answer)
+}
+
+/// An error answer with its status and headers.
+fn error_response(shared: &Shared, answer: ErrorAnswer) -> Response<MockBody> {
+    let mut response = respond(shared, answer.status, JSON, MockBody::full(answer.body));
+    let headers = response.headers_mut();
+    for (name, value) in answer.headers {
+        headers.insert(name, value);
+    }
+    response
 }
 
 fn stream_response(shared: &Shared, pieces: Pieces) -> Response<MockBody> {
     let mut response = respond(
         shared,
         StatusCode::OK,
-        EVENT_STREAM,
+        shared.wire.stream_content_type(),
         MockBody::pieces(pieces),
     );
     response.headers_mut().insert(CACHE_CONTROL, NO_CACHE);
@@ -351,6 +380,12 @@ fn respond(
     let headers = response.headers_mut();
     headers.insert(CONTENT_TYPE, content_type);
     headers.insert("x-mock-name", shared.wire.name_header().clone());
+    for &(name, value) in shared.wire.common_headers() {
+        headers.insert(
+            HeaderName::from_static(name),
+            HeaderValue::from_static(value),
+        );
+    }
     response
 }
 

@@ -5,6 +5,8 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 use serde::{Deserialize, Serialize};
 
+use crate::config::WireFormat;
+
 /// A snapshot of a mock's counters, as [`MockProvider::stats`] returns and
 /// `GET /__mock/stats` serves.
 ///
@@ -18,14 +20,18 @@ use serde::{Deserialize, Serialize};
 pub struct MockStats {
     /// Requests received, control requests excluded.
     pub requests: u64,
-    /// Chat requests received on the format's chat path.
+    /// Chat requests received on the format's chat paths.
     pub chat_requests: u64,
-    /// `GET /v1/models` requests received.
+    /// Requests received on the format's models path (`/v1/models`,
+    /// `/openai/models`, `/v1beta/models`, `/foundation-models`).
     pub models_requests: u64,
     /// Requests to the control endpoint.
     pub control_requests: u64,
-    /// Requests by path: the chat paths, `/v1/models`, `/__mock/faults`,
-    /// `/__mock/stats`, and `other` for everything else.
+    /// Requests by path: the chat paths (for the formats that name the
+    /// model in the path, a pattern such as `/model/{modelId}/converse`),
+    /// the models path, `/__mock/faults`, `/__mock/stats`, and `other` for
+    /// everything else. The OpenAI and Anthropic mocks list both of their
+    /// chat paths.
     pub by_path: BTreeMap<String, u64>,
     /// Requests answered normally with a 2xx (a stream counts when its head
     /// is sent).
@@ -51,41 +57,100 @@ pub struct MockStats {
 pub(crate) enum PathKind {
     ChatCompletions,
     Messages,
+    /// The format's models listing.
     Models,
     ControlFaults,
     ControlStats,
     Other,
+    AzureChat,
+    GeminiGenerate,
+    GeminiStream,
+    BedrockConverse,
+    BedrockConverseStream,
 }
 
-impl PathKind {
-    const ALL: [Self; 6] = [
-        Self::ChatCompletions,
-        Self::Messages,
-        Self::Models,
-        Self::ControlFaults,
-        Self::ControlStats,
-        Self::Other,
-    ];
+/// How many kinds there are.
+const KINDS: usize = 11;
 
-    pub(crate) fn of(path: &str) -> Self {
-        match path {
-            "/v1/chat/completions" => Self::ChatCompletions,
-            "/v1/messages" => Self::Messages,
-            "/v1/models" => Self::Models,
-            "/__mock/faults" => Self::ControlFaults,
-            "/__mock/stats" => Self::ControlStats,
+impl PathKind {
+    /// The kinds a format's stats list, in order.
+    const fn listed(format: WireFormat) -> &'static [Self] {
+        match format {
+            WireFormat::OpenAi | WireFormat::Anthropic => &[
+                Self::ChatCompletions,
+                Self::Messages,
+                Self::Models,
+                Self::ControlFaults,
+                Self::ControlStats,
+                Self::Other,
+            ],
+            WireFormat::Azure => &[
+                Self::AzureChat,
+                Self::Models,
+                Self::ControlFaults,
+                Self::ControlStats,
+                Self::Other,
+            ],
+            WireFormat::Gemini => &[
+                Self::GeminiGenerate,
+                Self::GeminiStream,
+                Self::Models,
+                Self::ControlFaults,
+                Self::ControlStats,
+                Self::Other,
+            ],
+            WireFormat::Bedrock => &[
+                Self::BedrockConverse,
+                Self::BedrockConverseStream,
+                Self::Models,
+                Self::ControlFaults,
+                Self::ControlStats,
+                Self::Other,
+            ],
+        }
+    }
+
+    /// The kind of a path that is no chat call, models listing or control
+    /// path of the format: the OpenAI and Anthropic mocks count each
+    /// other's paths apart, as they share `/v1`.
+    pub(crate) fn other(format: WireFormat, path: &str) -> Self {
+        match (format, path) {
+            (WireFormat::OpenAi | WireFormat::Anthropic, "/v1/chat/completions") => {
+                Self::ChatCompletions
+            }
+            (WireFormat::OpenAi | WireFormat::Anthropic, "/v1/messages") => Self::Messages,
+            (WireFormat::OpenAi | WireFormat::Anthropic, "/v1/models") => Self::Models,
             _ => Self::Other,
         }
     }
 
-    const fn label(self) -> &'static str {
+    /// The control path `path` is, if it is one.
+    pub(crate) fn control(path: &str) -> Option<Self> {
+        match path {
+            "/__mock/faults" => Some(Self::ControlFaults),
+            "/__mock/stats" => Some(Self::ControlStats),
+            _ => None,
+        }
+    }
+
+    const fn label(self, format: WireFormat) -> &'static str {
         match self {
             Self::ChatCompletions => "/v1/chat/completions",
             Self::Messages => "/v1/messages",
-            Self::Models => "/v1/models",
+            Self::Models => match format {
+                WireFormat::OpenAi | WireFormat::Anthropic => "/v1/models",
+                WireFormat::Azure => "/openai/models",
+                WireFormat::Gemini => "/v1beta/models",
+                WireFormat::Bedrock => "/foundation-models",
+            },
             Self::ControlFaults => "/__mock/faults",
             Self::ControlStats => "/__mock/stats",
             Self::Other => "other",
+            Self::AzureChat => "/openai/deployments/{deployment}/chat/completions",
+            Self::GeminiGenerate => "/v1beta/models/{model}:generateContent",
+            Self::GeminiStream => "/v1beta/models/{model}:streamGenerateContent",
+            Self::BedrockConverse => "/model/{modelId}/converse",
+            Self::BedrockConverseStream => "/model/{modelId}/converse-stream",
         }
     }
 
@@ -97,7 +162,7 @@ impl PathKind {
 /// The live counters behind [`MockStats`].
 #[derive(Debug, Default)]
 pub(crate) struct Counters {
-    by_path: [AtomicU64; 6],
+    by_path: [AtomicU64; KINDS],
     pub(crate) chat_requests: AtomicU64,
     pub(crate) served_ok: AtomicU64,
     pub(crate) faulted: AtomicU64,
@@ -113,11 +178,12 @@ impl Counters {
         self.by_path[kind as usize].fetch_add(1, Relaxed);
     }
 
-    pub(crate) fn snapshot(&self) -> MockStats {
+    /// The counters now, with the paths of `format` listed.
+    pub(crate) fn snapshot(&self, format: WireFormat) -> MockStats {
         let mut stats = MockStats::default();
-        for kind in PathKind::ALL {
+        for &kind in PathKind::listed(format) {
             let count = self.by_path[kind as usize].load(Relaxed);
-            stats.by_path.insert(kind.label().to_owned(), count);
+            stats.by_path.insert(kind.label(format).to_owned(), count);
             if kind.is_control() {
                 stats.control_requests += count;
             } else {

@@ -214,6 +214,7 @@ async fn invalid_json_is_a_400_in_the_providers_shape() {
                     assert_eq!(body["type"], "error");
                     assert_eq!(body["error"]["type"], "invalid_request_error");
                 }
+                other => unreachable!("{other} is not started here"),
             }
         }
         // An invalid request does not spend a fault.

@@ -20,7 +20,7 @@ pub use self::rule::{FaultMode, FaultRule};
 /// Parsed from and printed as the `FAULT` part of a spec: `status:503`,
 /// `rate-limit:2`, `refuse`, `reset`, `hang`, `delay:250`,
 /// `first-chunk-delay:500`, `drop-after:3`, `drip:100`, `garbage`,
-/// `error-event`, `none`.
+/// `error-event`, `content-filter`, `none`.
 ///
 /// ```
 /// use std::time::Duration;
@@ -54,19 +54,27 @@ pub enum Fault {
     /// Streaming: send the head at once, the first event after this long.
     /// Non-streaming: the same as [`Fault::Delay`].
     FirstChunkDelay(Duration),
-    /// Streaming: send this many SSE events, then cut the connection.
+    /// Streaming: send this many SSE events (Bedrock: event-stream frames),
+    /// then cut the connection.
     /// Non-streaming: send the head and at most this many of the body's
     /// pieces (never all of it), then cut the connection.
     DropAfter(usize),
-    /// Send every SSE event (streaming) or body piece (non-streaming) this
+    /// Send every SSE event or frame (streaming) or body piece (non-streaming) this
     /// long after the previous one; the first one too.
     Drip(Duration),
-    /// Answer 200 with a body that is neither JSON nor SSE.
+    /// Answer 200 with a body that is neither JSON nor SSE (a Bedrock
+    /// stream: a frame whose checksum is wrong).
     Garbage,
-    /// Streaming: answer 200 with an SSE error event in the provider's
-    /// shape before any content. Non-streaming: answer 200 with an error
+    /// Streaming: answer 200 with an error event in the provider's shape
+    /// (an SSE event, or Bedrock's exception frame) before any content. Non-streaming: answer 200 with an error
     /// envelope as the JSON body.
     ErrorEvent,
+    /// The prompt is refused by the provider's content filter, as that
+    /// provider refuses one: Azure OpenAI 400 `content_filter` with its
+    /// filter results, OpenAI 400 `content_policy_violation`, Anthropic 400
+    /// `invalid_request_error`, Gemini 200 with `promptFeedback.blockReason`
+    /// and no candidate, Bedrock 200 with `stopReason: guardrail_intervened`.
+    ContentFilter,
 }
 
 impl Fault {
@@ -75,7 +83,8 @@ impl Fault {
         matches!(self, Self::Refuse)
     }
 
-    /// Does this fault apply to the health-probe path `GET /v1/models`?
+    /// Does this fault apply to the health-probe path, the format's models
+    /// listing (`GET /v1/models` and the like)?
     ///
     /// Only `status`, `rate-limit`, `reset`, `hang` (and `refuse`, which
     /// acts on connections) do: a probe should see a provider that is down,
@@ -103,6 +112,7 @@ impl fmt::Display for Fault {
             Self::Drip(wait) => write!(f, "drip:{}", wait.as_millis()),
             Self::Garbage => f.write_str("garbage"),
             Self::ErrorEvent => f.write_str("error-event"),
+            Self::ContentFilter => f.write_str("content-filter"),
         }
     }
 }
@@ -128,6 +138,7 @@ impl FromStr for Fault {
             "hang" => no_arg(Self::Hang),
             "garbage" => no_arg(Self::Garbage),
             "error-event" => no_arg(Self::ErrorEvent),
+            "content-filter" => no_arg(Self::ContentFilter),
             "status" => {
                 let code: u16 = need()?
                     .parse()
@@ -160,7 +171,7 @@ impl FromStr for Fault {
                 spec,
                 "unknown fault; expected one of none, status:<code>, rate-limit:<secs>, \
                  refuse, reset, hang, delay:<ms>, first-chunk-delay:<ms>, drop-after:<n>, \
-                 drip:<ms>, garbage, error-event",
+                 drip:<ms>, garbage, error-event, content-filter",
             )),
         }
     }
@@ -217,6 +228,7 @@ mod tests {
             Fault::Drip(Duration::from_millis(5)),
             Fault::Garbage,
             Fault::ErrorEvent,
+            Fault::ContentFilter,
         ];
         for fault in faults {
             assert_eq!(fault.to_string().parse::<Fault>().unwrap(), fault);
