@@ -57,10 +57,7 @@ async fn start_with(route: &str, backup_format: WireFormat, server: &str, extra:
     let backup = MockProvider::start(MockConfig::new().format(backup_format).name("backup"))
         .await
         .unwrap();
-    let kind = match backup_format {
-        WireFormat::Anthropic => "anthropic",
-        WireFormat::OpenAi => "openai",
-    };
+    let kind = backup_format.name();
     let toml = format!(
         r#"
 [server]

@@ -1,0 +1,360 @@
+//! Fail-over across the five provider kinds, end to end: mocks speaking
+//! Azure OpenAI's, Bedrock's (SigV4-signed, event-stream framed), Gemini's,
+//! Anthropic's and OpenAI's real wire formats on loopback, the gateway
+//! in-process in front, callers speaking OpenAI.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{Method, Request, StatusCode};
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use serde_json::Value;
+use understudy_mock::{FaultRule, MockConfig, MockProvider, WireFormat};
+
+mod support;
+use support::Served;
+
+const LIMIT: Duration = Duration::from_secs(20);
+
+/// The secrets every provider is configured with; none may reach a caller.
+const SECRETS: [&str; 5] = [
+    "azure-secret-key",
+    "AKIDUNDERSTUDYTEST",
+    "aws-secret-access-key-value",
+    "gemini-secret-key",
+    "anthropic-secret-key",
+];
+
+fn lookup(var: &str) -> Option<String> {
+    let value = match var {
+        "AZURE_OPENAI_API_KEY" => SECRETS[0],
+        "AWS_ACCESS_KEY_ID" => SECRETS[1],
+        "AWS_SECRET_ACCESS_KEY" => SECRETS[2],
+        "GEMINI_API_KEY" => SECRETS[3],
+        "ANTHROPIC_API_KEY" => SECRETS[4],
+        _ => return None,
+    };
+    Some(value.to_owned())
+}
+
+/// One mock per kind, named after it, and the gateway.
+struct Chain {
+    azure: MockProvider,
+    bedrock: MockProvider,
+    gemini: MockProvider,
+    anthropic: MockProvider,
+    served: Served,
+    client: Client<HttpConnector, Full<Bytes>>,
+}
+
+struct Reply {
+    status: StatusCode,
+    headers: http::HeaderMap,
+    body: String,
+}
+
+impl Reply {
+    fn header(&self, name: &str) -> &str {
+        self.headers.get(name).map_or("", |v| v.to_str().unwrap())
+    }
+
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("{e}: {}", self.body))
+    }
+
+    /// The content of a streamed answer, chunk by chunk, checking that it
+    /// is OpenAI's SSE and ends with `[DONE]`.
+    fn streamed_text(&self) -> String {
+        assert_eq!(
+            self.header("content-type"),
+            "text/event-stream",
+            "{}",
+            self.body
+        );
+        let mut text = String::new();
+        let mut done = false;
+        for line in self.body.lines() {
+            let Some(data) = line.strip_prefix("data: ") else {
+                continue;
+            };
+            if data == "[DONE]" {
+                done = true;
+                continue;
+            }
+            let chunk: Value = serde_json::from_str(data).unwrap();
+            assert_eq!(chunk["object"], "chat.completion.chunk", "{data}");
+            if let Some(piece) = chunk["choices"][0]["delta"]["content"].as_str() {
+                text.push_str(piece);
+            }
+        }
+        assert!(done, "the stream ended with [DONE]: {}", self.body);
+        text
+    }
+}
+
+async fn mock(format: WireFormat, name: &str) -> MockProvider {
+    MockProvider::start(MockConfig::new().format(format).name(name))
+        .await
+        .unwrap()
+}
+
+fn url(addr: SocketAddr, path: &str) -> String {
+    format!("http://{addr}{path}")
+}
+
+impl Chain {
+    async fn start() -> Self {
+        let azure = mock(WireFormat::Azure, "azure").await;
+        let bedrock = mock(WireFormat::Bedrock, "bedrock").await;
+        let gemini = mock(WireFormat::Gemini, "gemini").await;
+        let anthropic = mock(WireFormat::Anthropic, "anthropic").await;
+        let toml = format!(
+            r#"
+[server]
+listen = "127.0.0.1:0"
+
+[[providers]]
+name = "azure"
+kind = "azure"
+base_url = "{}"
+api_version = "2024-10-21"
+api_key_env = "AZURE_OPENAI_API_KEY"
+
+[[providers]]
+name = "bedrock"
+kind = "bedrock"
+region = "us-east-1"
+base_url = "{}"
+
+[[providers]]
+name = "gemini"
+kind = "gemini"
+base_url = "{}"
+api_key_env = "GEMINI_API_KEY"
+
+[[providers]]
+name = "anthropic"
+kind = "anthropic"
+base_url = "{}"
+api_key_env = "ANTHROPIC_API_KEY"
+
+[[routes]]
+model = "chain"
+targets = [
+  {{ provider = "azure", model = "gpt-4o-eu" }},
+  {{ provider = "bedrock", model = "anthropic.claude-3-5-haiku-20241022-v1:0" }},
+  {{ provider = "gemini", model = "gemini-2.0-flash" }},
+  {{ provider = "anthropic", model = "claude-3-5-haiku-latest" }},
+]
+
+[[routes]]
+model = "bedrock-first"
+targets = [
+  {{ provider = "bedrock", model = "anthropic.claude-3-5-haiku-20241022-v1:0" }},
+  {{ provider = "gemini", model = "gemini-2.0-flash" }},
+]
+
+[retry]
+max_retries = 0
+
+[health]
+probe_interval_secs = 0
+"#,
+            url(azure.addr(), "/openai"),
+            url(bedrock.addr(), ""),
+            url(gemini.addr(), "/v1beta"),
+            url(anthropic.addr(), "/v1"),
+        );
+        let served = Served::start(&toml, lookup).await;
+        Self {
+            azure,
+            bedrock,
+            gemini,
+            anthropic,
+            served,
+            client: Client::builder(TokioExecutor::new()).build_http(),
+        }
+    }
+
+    async fn send(&self, method: Method, path: &str, body: String) -> Reply {
+        let request = Request::builder()
+            .method(method)
+            .uri(format!("http://{}{path}", self.served.addr))
+            .header("content-type", "application/json")
+            .header("authorization", "Bearer caller-token")
+            .body(Full::new(Bytes::from(body)))
+            .unwrap();
+        tokio::time::timeout(LIMIT, async {
+            let response = self.client.request(request).await.unwrap();
+            let (parts, body) = response.into_parts();
+            let body = body.collect().await.unwrap().to_bytes();
+            Reply {
+                status: parts.status,
+                headers: parts.headers,
+                body: String::from_utf8(body.to_vec()).unwrap(),
+            }
+        })
+        .await
+        .expect("the gateway answered in time")
+    }
+
+    async fn chat(&self, route: &str, stream: bool) -> Reply {
+        let body = format!(
+            r#"{{"model":"{route}","stream":{stream},"messages":[{{"role":"system","content":"Be brief."}},{{"role":"user","content":"hi"}}],"max_tokens":64}}"#
+        );
+        self.send(Method::POST, "/v1/chat/completions", body).await
+    }
+
+    /// No secret in what a caller sees, nor in the metrics.
+    async fn assert_no_secret(&self, reply: &Reply) {
+        let metrics = self.send(Method::GET, "/metrics", String::new()).await;
+        for secret in SECRETS {
+            assert!(!reply.body.contains(secret), "{secret} in {}", reply.body);
+            assert!(
+                reply.headers.values().all(|v| !v
+                    .as_bytes()
+                    .windows(secret.len())
+                    .any(|w| w == secret.as_bytes())),
+                "{secret} in the headers"
+            );
+            assert!(!metrics.body.contains(secret), "{secret} in the metrics");
+        }
+    }
+
+    async fn stop(self) {
+        self.served.stop(LIMIT).await;
+        for mock in [self.azure, self.bedrock, self.gemini, self.anthropic] {
+            mock.shutdown().await;
+        }
+    }
+}
+
+fn fault(spec: &str) -> FaultRule {
+    spec.parse().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_azure_429_is_served_by_bedrock_signed_with_sigv4() {
+    let chain = Chain::start().await;
+    chain.azure.set_fault(fault("status:429"));
+
+    let reply = chain.chat("chain", false).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    assert_eq!(reply.header("x-understudy-provider"), "bedrock");
+    let completion = reply.json();
+    assert_eq!(completion["object"], "chat.completion");
+    assert_eq!(
+        completion["choices"][0]["message"]["content"],
+        "Hello from bedrock."
+    );
+    assert_eq!(completion["choices"][0]["finish_reason"], "stop");
+    assert!(completion["usage"]["total_tokens"].as_u64() > Some(0));
+
+    // Azure got its key as `api-key` at the deployment's path.
+    let to_azure = chain.azure.last_request().unwrap();
+    assert_eq!(
+        to_azure.path,
+        "/openai/deployments/gpt-4o-eu/chat/completions"
+    );
+    assert_eq!(to_azure.headers["api-key"], SECRETS[0]);
+    assert!(!to_azure.headers.contains_key("authorization"));
+    // Bedrock got a SigV4-signed Converse request, the model id encoded.
+    let to_bedrock = chain.bedrock.last_request().unwrap();
+    assert_eq!(
+        to_bedrock.path,
+        "/model/anthropic.claude-3-5-haiku-20241022-v1%3A0/converse"
+    );
+    let authorization = to_bedrock.headers["authorization"].to_str().unwrap();
+    assert!(
+        authorization.starts_with("AWS4-HMAC-SHA256 Credential=AKIDUNDERSTUDYTEST/"),
+        "{authorization}"
+    );
+    assert!(
+        authorization.contains("/us-east-1/bedrock/aws4_request"),
+        "{authorization}"
+    );
+    assert!(!authorization.contains(SECRETS[2]));
+    let converse = to_bedrock.json().unwrap();
+    assert_eq!(converse["system"][0]["text"], "Be brief.");
+    assert_eq!(converse["messages"][0]["content"][0]["text"], "hi");
+    assert_eq!(converse["inferenceConfig"]["maxTokens"], 64);
+    chain.assert_no_secret(&reply).await;
+
+    let streamed = chain.chat("chain", true).await;
+    assert_eq!(streamed.status, StatusCode::OK, "{}", streamed.body);
+    assert_eq!(streamed.header("x-understudy-provider"), "bedrock");
+    assert_eq!(streamed.streamed_text(), "Hello from bedrock.");
+    assert_eq!(
+        chain.bedrock.last_request().unwrap().path,
+        "/model/anthropic.claude-3-5-haiku-20241022-v1%3A0/converse-stream"
+    );
+    chain.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_throttled_bedrock_is_served_by_gemini() {
+    let chain = Chain::start().await;
+    chain.bedrock.set_fault(fault("status:429"));
+
+    let reply = chain.chat("bedrock-first", false).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    assert_eq!(reply.header("x-understudy-provider"), "gemini");
+    assert_eq!(
+        reply.json()["choices"][0]["message"]["content"],
+        "Hello from gemini."
+    );
+    let to_gemini = chain.gemini.last_request().unwrap();
+    assert_eq!(
+        to_gemini.path,
+        "/v1beta/models/gemini-2.0-flash:generateContent"
+    );
+    assert_eq!(to_gemini.headers["x-goog-api-key"], SECRETS[3]);
+    let body = to_gemini.json().unwrap();
+    assert_eq!(body["systemInstruction"]["parts"][0]["text"], "Be brief.");
+    assert_eq!(body["contents"][0]["role"], "user");
+    assert_eq!(body["generationConfig"]["maxOutputTokens"], 64);
+    chain.assert_no_secret(&reply).await;
+
+    // The throttled provider cools down: the stream goes to Gemini too.
+    let streamed = chain.chat("bedrock-first", true).await;
+    assert_eq!(streamed.header("x-understudy-provider"), "gemini");
+    assert_eq!(streamed.streamed_text(), "Hello from gemini.");
+    assert_eq!(
+        chain.gemini.last_request().unwrap().path,
+        "/v1beta/models/gemini-2.0-flash:streamGenerateContent"
+    );
+    chain.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_whole_chain_fails_over_to_anthropic_streaming_and_not() {
+    let chain = Chain::start().await;
+    for failing in [&chain.azure, &chain.bedrock, &chain.gemini] {
+        failing.set_fault(fault("status:500"));
+    }
+    let reply = chain.chat("chain", false).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    assert_eq!(reply.header("x-understudy-provider"), "anthropic");
+    assert_eq!(reply.header("x-understudy-attempts"), "4");
+    assert_eq!(
+        reply.json()["choices"][0]["message"]["content"],
+        "Hello from anthropic."
+    );
+    chain.assert_no_secret(&reply).await;
+
+    let streamed = chain.chat("chain", true).await;
+    assert_eq!(streamed.header("x-understudy-provider"), "anthropic");
+    assert_eq!(streamed.streamed_text(), "Hello from anthropic.");
+
+    // Each failing provider's error reached no caller: the answer is
+    // Anthropic's, and every failed attempt was one of the chain's.
+    for failing in [&chain.azure, &chain.bedrock, &chain.gemini] {
+        assert!(failing.stats().chat_requests >= 2, "{:?}", failing.stats());
+    }
+    chain.stop().await;
+}
