@@ -715,3 +715,146 @@ async fn endless_pings_let_a_timeout_in_the_same_task_fire() {
         started.elapsed()
     );
 }
+
+/// A caller's structured-output request: a schema, and a tool of its own.
+const STRUCTURED_REQUEST: &str = r#"{
+  "model": "chat",
+  "messages": [{"role": "user", "content": "Weather in Paris, as JSON."}],
+  "tools": [{"type": "function", "function": {"name": "lookup", "parameters": {"type": "object"}}}],
+  "response_format": {"type": "json_schema", "json_schema": {
+    "name": "weather",
+    "description": "The weather in one city.",
+    "strict": true,
+    "schema": {"type": "object", "properties": {"city": {"type": "string"}, "celsius": {"type": "number"}}, "required": ["city", "celsius"]}
+  }}
+}"#;
+
+/// What Anthropic must be sent for [`STRUCTURED_REQUEST`]: the schema as a
+/// forced tool beside the caller's.
+fn assert_forced_tool(sent: &Value) {
+    assert_eq!(
+        sent["tools"],
+        json!([
+            {"name": "lookup", "input_schema": {"type": "object"}},
+            {
+                "name": "json_response",
+                "description": "The weather in one city.",
+                "input_schema": {"type": "object", "properties": {"city": {"type": "string"}, "celsius": {"type": "number"}}, "required": ["city", "celsius"]}
+            }
+        ])
+    );
+    assert_eq!(
+        sent["tool_choice"],
+        json!({"type": "tool", "name": "json_response", "disable_parallel_tool_use": true})
+    );
+    assert!(sent.get("response_format").is_none());
+}
+
+#[tokio::test]
+async fn structured_output_is_a_forced_tool_whose_input_is_the_content() {
+    let mut server = serve(|_| async {
+        json(
+            200,
+            r#"{"id":"msg_01S","type":"message","role":"assistant","model":"claude-sonnet-4-5-20250929",
+              "content":[{"type":"tool_use","id":"toolu_01S","name":"json_response","input":{"city":"Paris","celsius":18}}],
+              "stop_reason":"tool_use","stop_sequence":null,"usage":{"input_tokens":40,"output_tokens":12}}"#,
+        )
+    })
+    .await;
+    let response =
+        within(anthropic(&server.base_url()).oneshot(caller_request(STRUCTURED_REQUEST)))
+            .await
+            .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_forced_tool(&server.request().await.json());
+
+    let completion: Value = serde_json::from_str(&text(response.into_body()).await).unwrap();
+    let choice = &completion["choices"][0];
+    let content: Value =
+        serde_json::from_str(choice["message"]["content"].as_str().unwrap()).unwrap();
+    assert_eq!(content, json!({"city": "Paris", "celsius": 18}));
+    assert!(choice["message"].get("tool_calls").is_none());
+    assert_eq!(choice["finish_reason"], "stop");
+}
+
+#[tokio::test]
+async fn streamed_structured_output_arrives_as_content_deltas() {
+    const EVENTS: &[&str] = &[
+        "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"id\":\"msg_01T\",\"type\":\"message\",\"role\":\"assistant\",\"model\":\"claude-sonnet-4-5-20250929\",\"content\":[],\"stop_reason\":null,\"usage\":{\"input_tokens\":40,\"output_tokens\":1}}}\n\n",
+        "event: content_block_start\ndata: {\"type\":\"content_block_start\",\"index\":0,\"content_block\":{\"type\":\"tool_use\",\"id\":\"toolu_01T\",\"name\":\"json_response\",\"input\":{}}}\n\n",
+        "event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"input_json_delta\",\"partial_json\":\"{\\\"city\\\": \\\"Paris\\\", \"}}\n\n",
+        "event: ping\ndata: {\"type\": \"ping\"}\n\n",
+        "event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"input_json_delta\",\"partial_json\":\"\\\"celsius\\\": 18}\"}}\n\n",
+        "event: content_block_stop\ndata: {\"type\":\"content_block_stop\",\"index\":0}\n\n",
+        "event: message_delta\ndata: {\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"tool_use\",\"stop_sequence\":null},\"usage\":{\"output_tokens\":12}}\n\n",
+        "event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n",
+    ];
+    let mut server = serve(|_| async {
+        let (tx, response) = sse();
+        tokio::spawn(async move {
+            for event in EVENTS {
+                tx.send(Bytes::from_static(event.as_bytes())).await.unwrap();
+            }
+        });
+        response
+    })
+    .await;
+    let body = STRUCTURED_REQUEST.replacen('{', r#"{"stream": true,"#, 1);
+    let response = within(anthropic(&server.base_url()).oneshot(caller_request(&body)))
+        .await
+        .unwrap();
+    let sent = server.request().await.json();
+    assert_eq!(sent["stream"], true);
+    assert_forced_tool(&sent);
+    assert_eq!(response.headers()["content-type"], "text/event-stream");
+
+    let sse = text(response.into_body()).await;
+    let events = data_lines(&sse);
+    assert_eq!(events.last(), Some(&"[DONE]"));
+    let choices: Vec<Value> = events[..events.len() - 1]
+        .iter()
+        .map(|data| serde_json::from_str::<Value>(data).unwrap()["choices"][0].clone())
+        .collect();
+    assert!(
+        choices
+            .iter()
+            .all(|c| c["delta"].get("tool_calls").is_none())
+    );
+    let content: String = choices
+        .iter()
+        .filter_map(|c| c["delta"]["content"].as_str())
+        .collect();
+    assert_eq!(
+        serde_json::from_str::<Value>(&content).unwrap(),
+        json!({"city": "Paris", "celsius": 18})
+    );
+    let finishes: Vec<&Value> = choices
+        .iter()
+        .map(|c| &c["finish_reason"])
+        .filter(|f| !f.is_null())
+        .collect();
+    assert_eq!(finishes, vec![&json!("stop")]);
+}
+
+#[tokio::test]
+async fn a_field_anthropic_cannot_express_is_refused_by_name() {
+    let server = serve(|_| async { json(200, ANTHROPIC_ANSWER) }).await;
+    for (body, message) in [
+        (
+            r#"{"model":"chat","n":3,"messages":[{"role":"user","content":"hi"}]}"#,
+            "`n` other than 1 is not supported by `anthropic` targets",
+        ),
+        (
+            r#"{"model":"chat","logprobs":true,"messages":[{"role":"user","content":"hi"}]}"#,
+            "`logprobs` is not supported by `anthropic` targets",
+        ),
+    ] {
+        let response = within(anthropic(&server.base_url()).oneshot(caller_request(body)))
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+        let body: Value = serde_json::from_str(&text(response.into_body()).await).unwrap();
+        assert_eq!(body["error"]["message"], message);
+        assert_eq!(body["error"]["type"], "invalid_request_error");
+    }
+}

@@ -27,6 +27,7 @@ pub mod error_shape;
 mod kind;
 pub mod openai;
 pub mod structured;
+pub(crate) mod unsupported;
 
 use std::borrow::Cow;
 use std::sync::Arc;

@@ -129,12 +129,20 @@ impl ResponseFormat {
         }
     }
 
-    /// For forced-tool dialects: refuses a request the forced tool cannot
-    /// serve, naming the field: one that names its own tool
-    /// [`FORCED_TOOL_NAME`], or that also asks for a tool call of its own
-    /// (`tool_choice` `required` or a named function), which forcing the
-    /// answer's tool would silently override.
-    pub fn check_forced_tool(
+    /// For forced-tool dialects that tell a structured answer by its tool's
+    /// name: refuses a request with a tool of its own named
+    /// [`FORCED_TOOL_NAME`], whether or not it sets `response_format`, so
+    /// that a tool use of that name is always the structured answer.
+    ///
+    /// ```
+    /// use serde_json::json;
+    /// use understudy_provider::dialect::structured::ResponseFormat;
+    ///
+    /// let mine = json!({"tools": [{"type": "function", "function": {"name": "json_response"}}]});
+    /// let error = ResponseFormat::check_reserved_name(mine.as_object().unwrap(), "anthropic").unwrap_err();
+    /// assert!(error.to_string().contains("`json_response` is reserved"));
+    /// ```
+    pub fn check_reserved_name(
         request: &Map<String, Value>,
         dialect: &str,
     ) -> Result<(), ProviderError> {
@@ -147,6 +155,20 @@ impl ResponseFormat {
                 "`tools`: the name `{FORCED_TOOL_NAME}` is reserved for `response_format` on `{dialect}` targets"
             )));
         }
+        Ok(())
+    }
+
+    /// For forced-tool dialects: refuses a request the forced tool cannot
+    /// serve, naming the field: one that names its own tool
+    /// [`FORCED_TOOL_NAME`], or that also asks for a tool call of its own
+    /// (`tool_choice` `required` or a named function), which forcing the
+    /// answer's tool would silently override.
+    pub fn check_forced_tool(
+        request: &Map<String, Value>,
+        dialect: &str,
+    ) -> Result<(), ProviderError> {
+        Self::check_reserved_name(request, dialect)?;
+        let tools = request.get("tools").and_then(Value::as_array);
         let forced = match request.get("tool_choice") {
             Some(Value::String(choice)) => choice == "required",
             Some(Value::Object(_)) => true,

@@ -31,18 +31,70 @@
 //! | `tool_choice` `auto` / `none` / `required` / named     | `auto` / `none` / `any` / `tool` with `name`            |
 //! | `parallel_tool_calls: false`                           | `tool_choice.disable_parallel_tool_use: true`           |
 //! | `user`                                                 | `metadata.user_id`                                      |
+//! | `response_format` `json_object` / `json_schema`        | a forced tool: `tools` gains `{name: "json_response", description, input_schema: the schema}` ([`FORCED_TOOL_NAME`](crate::dialect::structured::FORCED_TOOL_NAME)), `tool_choice` is `{type: "tool", name: "json_response", disable_parallel_tool_use: true}` |
+//! | `response_format` `text`                               | nothing (the default)                                   |
+//! | an assistant's `refusal` parts, or its `refusal` when `content` is null | `text` blocks: what it said          |
 //!
-//! # Dropped deliberately
+//! Structured output: the schema's `description` (or a sentence asking for
+//! the answer as the tool's input) describes the forced tool. The caller's
+//! own tools stay in `tools`, but the forced `tool_choice` replaces the
+//! caller's: a `required` or named `tool_choice` beside `response_format`
+//! is refused
+//! ([`ResponseFormat::check_forced_tool`](crate::dialect::structured::ResponseFormat::check_forced_tool)).
+//! A tool of the caller's named `json_response` is refused, with or
+//! without `response_format`
+//! ([`ResponseFormat::check_reserved_name`](crate::dialect::structured::ResponseFormat::check_reserved_name)):
+//! the answer is read by that name.
+//! Only one call of the forced tool is allowed, so its input is one JSON
+//! value. This translation never enables extended thinking (which
+//! Anthropic cannot combine with a forced tool): `reasoning_effort` is
+//! dropped, below.
 //!
-//! These have no Anthropic equivalent and are not sent: `n` (one choice is
-//! returned), `logprobs`, `top_logprobs`, `logit_bias`, `presence_penalty`,
-//! `frequency_penalty`, `seed`, `response_format` (JSON mode and schemas),
-//! `service_tier`, `store`, `metadata`, `modalities`, `audio`,
-//! `prediction`, `reasoning_effort`, `web_search_options`, the legacy
-//! `functions` / `function_call` fields and `function` role, a message's
-//! `name`, `refusal` parts, `input_audio` parts, files given by `file_id`,
-//! non-function tools, and any field this translation does not know. Tool
-//! call `arguments` that are not a JSON object are sent as `{}`.
+//! # Refused with a 400
+//!
+//! A request asking for what Anthropic cannot do is refused before
+//! anything is sent, with an error naming the field ("`logprobs` is not
+//! supported by `anthropic` targets"): answering it without would give
+//! the caller less than, or something shaped otherwise than, what it
+//! asked for.
+//!
+//! | Field                                                  | Why                                                     |
+//! |--------------------------------------------------------|---------------------------------------------------------|
+//! | `n` other than 1                                       | Anthropic returns one choice                            |
+//! | `logprobs: true`, `top_logprobs` other than 0          | Anthropic reports no token probabilities                |
+//! | `logit_bias` (unless empty)                            | Anthropic has no token biases                           |
+//! | `audio`, `modalities` other than `["text"]`, an assistant message's `audio` | Anthropic answers text only        |
+//! | `web_search_options`                                   | OpenAI's built-in search; Anthropic's is a server tool this translation does not configure |
+//! | `functions` (unless empty), `function_call`, the `function` role, an assistant message's `function_call` | the legacy function-calling API: its answer has the legacy `function_call` shape, which this translation does not write; use `tools` |
+//! | `input_audio` parts; parts of a type this translation does not know; parts other than text in `system`, `developer` and `tool` messages, or other than text and `refusal` in `assistant` messages | Anthropic takes no audio; any other part would be content lost |
+//! | `file` parts given by `file_id`                        | the file lives in OpenAI's storage; send `file_data`    |
+//! | `tools` of a type other than `function`                | OpenAI's built-in and custom tools have no Anthropic equivalent |
+//!
+//! # Dropped, safe
+//!
+//! These are not sent (tool call `arguments` that are not a JSON object
+//! are sent as `{}`). Each is a hint on
+//! sampling, routing, storage or cost, a label, or a value Anthropic
+//! cannot take as it is; without it the caller gets an answer of the
+//! shape it asked for.
+//!
+//! | Field                                                  | Why it is safe to drop                                  |
+//! |--------------------------------------------------------|---------------------------------------------------------|
+//! | `presence_penalty`, `frequency_penalty`                | sampling hints Anthropic does not take                  |
+//! | `seed`                                                 | best-effort determinism; Anthropic has none to offer    |
+//! | `n: 1`, `logprobs: false`, `top_logprobs: 0`, `logit_bias: {}`, `functions: []`, `modalities: ["text"]` | ask for nothing beyond the default |
+//! | `parallel_tool_calls: true`                            | Anthropic's default                                     |
+//! | `service_tier`                                         | OpenAI's processing tier                                |
+//! | `store`, `metadata`                                    | OpenAI's stored completions; `user` is what reaches Anthropic's `metadata` |
+//! | `prediction`                                           | a latency optimisation (predicted output)               |
+//! | `reasoning_effort`, `verbosity`                        | how long a reasoning model thinks, how long it answers; the answer has the same shape |
+//! | `prompt_cache_key`, `safety_identifier`                | caching and abuse-monitoring hints for OpenAI; Anthropic caches through `cache_control` |
+//! | `stream_options` other than `include_usage`            | stream-encoding hints                                   |
+//! | `json_schema.strict`, a function's `strict`            | the schema is still sent; Anthropic follows it without OpenAI's guarantee |
+//! | a message's `name`                                     | a participant label with no Anthropic equivalent; the message itself is sent |
+//! | `image_url.detail`                                     | a resolution hint                                       |
+//! | tool call `arguments` that are not a JSON object       | sent as `{}` (Anthropic needs an object); the call and its result stay in the turns |
+//! | any top-level field this translation does not know     | OpenAI adds optional fields often, nearly all of them hints; refusing each new one would fail requests at the moment a fallback is needed. A new field that changes what is answered belongs among the refused |
 //!
 //! # Response
 //!
@@ -55,6 +107,13 @@
 //! reads. The message `id` and `model` are Anthropic's. Thinking blocks and
 //! server-tool blocks are dropped. Streams: see
 //! [`AnthropicStreamTranslator`].
+//!
+//! A `tool_use` block named `json_response` is the structured answer:
+//! there is no per-request state, so the answer says it (the name is
+//! reserved: no caller's tool has it). Its `input`, serialised,
+//! is `message.content`, it is not a tool call, and the `tool_use` stop it
+//! causes is `finish_reason: "stop"`. In streams its `input_json_delta`
+//! fragments are `content` deltas, and the finish chunk says `stop`.
 //!
 //! # Errors
 //!
@@ -85,6 +144,9 @@ pub use self::stream::{
 use super::{AnswerContext, Dialect, Operation, ShapedError, UpstreamRequest, key_header};
 use crate::error::{ConfigError, ProviderError};
 use crate::key::ApiKey;
+
+/// The dialect's name, in logs and in the errors naming what it refuses.
+const NAME: &str = "anthropic";
 
 /// The `anthropic-version` header value sent by default.
 pub const ANTHROPIC_VERSION: &str = "2023-06-01";
@@ -146,7 +208,7 @@ impl Default for AnthropicDialect {
 
 impl Dialect for AnthropicDialect {
     fn name(&self) -> &'static str {
-        "anthropic"
+        NAME
     }
 
     fn endpoint(&self, operation: Operation, _model: &str, _stream: bool) -> Option<Cow<'_, str>> {

@@ -3,6 +3,9 @@
 use bytes::Bytes;
 use serde_json::{Map, Value, json};
 
+use super::NAME;
+use crate::dialect::structured::{FORCED_TOOL_NAME, ResponseFormat};
+use crate::dialect::unsupported::{OPENAI_ONLY, refuse_fields, unsupported};
 use crate::error::ProviderError;
 
 /// A caller's request, translated for the Messages API.
@@ -22,8 +25,8 @@ pub struct TranslatedRequest {
 ///
 /// `max_tokens_default` is sent when the caller set neither
 /// `max_completion_tokens` nor `max_tokens`: Anthropic requires it. See the
-/// [module documentation](crate::dialect::anthropic) for what maps to what and what
-/// is dropped.
+/// [module documentation](crate::dialect::anthropic) for what maps to what,
+/// what is refused (an error naming the field) and what is dropped.
 ///
 /// # Example
 ///
@@ -56,6 +59,15 @@ pub fn translate_request(
             "request body is not a JSON object",
         ));
     };
+
+    refuse_fields(request, NAME, OPENAI_ONLY)?;
+    let format = ResponseFormat::of(request)?;
+    if format.is_some() {
+        ResponseFormat::check_forced_tool(request, NAME)?;
+    } else {
+        // The answer's tool use of this name is read as structured output.
+        ResponseFormat::check_reserved_name(request, NAME)?;
+    }
 
     let mut out = Map::new();
     out.insert("model".to_owned(), Value::from(model));
@@ -138,20 +150,37 @@ pub fn translate_request(
         }
     } && stream;
 
-    let has_tools = if let Some(tools) = request.get("tools").and_then(Value::as_array) {
-        let tools = tools
+    let mut tools = match request.get("tools") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::Array(tools)) => tools
             .iter()
-            .filter_map(translate_tool)
-            .collect::<Result<Vec<_>, _>>()?;
-        let has_tools = !tools.is_empty();
-        if has_tools {
-            out.insert("tools".to_owned(), Value::Array(tools));
-        }
-        has_tools
-    } else {
-        false
+            .enumerate()
+            .map(|(index, tool)| translate_tool(tool, index))
+            .collect::<Result<Vec<_>, _>>()?,
+        Some(_) => return Err(ProviderError::invalid_request("`tools` must be an array")),
     };
-    if has_tools {
+    let has_tools = !tools.is_empty();
+    if let Some(format) = &format {
+        // The answer is the forced tool's input; the caller's tools stay
+        // declared (their earlier calls and results are in the turns).
+        // One call only: two inputs would not be one JSON value.
+        tools.push(json!({
+            "name": FORCED_TOOL_NAME,
+            "description": format.tool_description(),
+            "input_schema": format.schema(),
+        }));
+        out.insert("tools".to_owned(), Value::Array(tools));
+        out.insert(
+            "tool_choice".to_owned(),
+            json!({ "type": "tool", "name": FORCED_TOOL_NAME, "disable_parallel_tool_use": true }),
+        );
+        if has_tools {
+            // Replaced, but read: a malformed choice is refused as it is
+            // without a format.
+            translate_tool_choice(request.get("tool_choice"), true)?;
+        }
+    } else if has_tools {
+        out.insert("tools".to_owned(), Value::Array(tools));
         let parallel = request
             .get("parallel_tool_calls")
             .and_then(Value::as_bool)
@@ -192,13 +221,24 @@ fn translate_messages(messages: &[Value]) -> Result<(Option<Value>, Vec<Value>),
                 continue;
             }
             "user" => ("user", translate_user_content(content, index)?),
-            "assistant" => ("assistant", translate_assistant(message, content, index)?),
+            "assistant" => {
+                for legacy in ["function_call", "audio"] {
+                    if message.get(legacy).is_some_and(|v| !v.is_null()) {
+                        return Err(unsupported(&format!("`messages[{index}].{legacy}`"), NAME));
+                    }
+                }
+                ("assistant", translate_assistant(message, content, index)?)
+            }
             "tool" => (
                 "user",
                 Value::Array(vec![translate_tool_result(message, content, index)?]),
             ),
-            // The legacy `function` role has no Anthropic equivalent.
-            "function" => continue,
+            "function" => {
+                return Err(unsupported(
+                    &format!("`messages[{index}].role` `function` (the legacy form of `tool`)"),
+                    NAME,
+                ));
+            }
             other => {
                 return Err(ProviderError::invalid_request(format!(
                     "`messages[{index}].role` `{other}` is not supported"
@@ -237,19 +277,42 @@ fn into_blocks(content: Value) -> Vec<Value> {
     }
 }
 
-/// Text parts as Anthropic text blocks (other part types are dropped).
+/// Text parts (and an assistant's `refusal` parts, which are what it said)
+/// as Anthropic text blocks; any other part is refused.
 fn text_blocks(content: &Value, index: usize) -> Result<Vec<Value>, ProviderError> {
     match content {
         Value::String(text) => Ok(vec![json!({ "type": "text", "text": text })]),
-        Value::Array(parts) => Ok(parts
+        Value::Array(parts) => parts
             .iter()
-            .filter(|part| part.get("type").and_then(Value::as_str) == Some("text"))
-            .map(text_part)
-            .collect()),
+            .map(|part| match part_type(part, index)? {
+                "text" => Ok(text_part(part)),
+                "refusal" => Ok(json!({
+                    "type": "text",
+                    "text": part.get("refusal").cloned().unwrap_or_else(|| Value::from("")),
+                })),
+                other => Err(unsupported_part(other, index)),
+            })
+            .collect(),
         _ => Err(ProviderError::invalid_request(format!(
             "`messages[{index}].content` must be a string or an array of parts"
         ))),
     }
+}
+
+/// A content part's `type`.
+fn part_type(part: &Value, index: usize) -> Result<&str, ProviderError> {
+    part.get("type").and_then(Value::as_str).ok_or_else(|| {
+        ProviderError::invalid_request(format!(
+            "`messages[{index}].content` has a part without a `type`"
+        ))
+    })
+}
+
+fn unsupported_part(kind: &str, index: usize) -> ProviderError {
+    unsupported(
+        &format!("`messages[{index}].content` part of type `{kind}`"),
+        NAME,
+    )
 }
 
 fn text_part(part: &Value) -> Value {
@@ -270,17 +333,13 @@ fn translate_user_content(content: Option<&Value>, index: usize) -> Result<Value
         Some(Value::Array(parts)) => {
             let mut blocks = Vec::with_capacity(parts.len());
             for part in parts {
-                match part.get("type").and_then(Value::as_str) {
-                    Some("text") => blocks.push(text_part(part)),
-                    Some("image_url") => blocks.push(translate_image(part, index)?),
-                    Some("file") => {
-                        if let Some(document) = translate_file(part) {
-                            blocks.push(document);
-                        }
-                    }
+                blocks.push(match part_type(part, index)? {
+                    "text" => text_part(part),
+                    "image_url" => translate_image(part, index)?,
+                    "file" => translate_file(part, index)?,
                     // input_audio and anything newer: no Anthropic equivalent.
-                    _ => {}
-                }
+                    other => return Err(unsupported_part(other, index)),
+                });
             }
             Ok(Value::Array(blocks))
         }
@@ -318,11 +377,28 @@ fn translate_image(part: &Value, index: usize) -> Result<Value, ProviderError> {
 }
 
 /// `{"type":"file","file":{"file_data":"data:application/pdf;base64,…"}}`
-/// → a document block. Files given by id have no equivalent.
-fn translate_file(part: &Value) -> Option<Value> {
-    let data_url = part.get("file")?.get("file_data")?.as_str()?;
-    let (media_type, data) = parse_data_url(data_url)?;
-    Some(json!({
+/// → a document block. Files given by id (uploaded to OpenAI) have no
+/// equivalent.
+fn translate_file(part: &Value, index: usize) -> Result<Value, ProviderError> {
+    let file = part.get("file");
+    let data_url = file
+        .and_then(|f| f.get("file_data"))
+        .and_then(Value::as_str);
+    let Some((media_type, data)) = data_url.and_then(parse_data_url) else {
+        if file
+            .and_then(|f| f.get("file_id"))
+            .is_some_and(|id| !id.is_null())
+        {
+            return Err(unsupported(
+                &format!("`messages[{index}].content` file given by `file_id`"),
+                NAME,
+            ));
+        }
+        return Err(ProviderError::invalid_request(format!(
+            "`messages[{index}].content` has a file part without a base64 `file_data` data URL"
+        )));
+    };
+    Ok(json!({
         "type": "document",
         "source": { "type": "base64", "media_type": media_type, "data": data },
     }))
@@ -345,6 +421,9 @@ fn translate_assistant(
         .get("tool_calls")
         .and_then(Value::as_array)
         .filter(|calls| !calls.is_empty());
+    // A refusal the caller passes back is what the assistant said.
+    let refusal = message.get("refusal").filter(|r| r.is_string());
+    let content = content.or(refusal);
     if let (Some(Value::String(text)), None) = (content, tool_calls) {
         return Ok(Value::from(text.as_str()));
     }
@@ -395,32 +474,46 @@ fn translate_tool_result(
 }
 
 /// A function tool → `{name, description, input_schema}`; other tool types
-/// have no equivalent and are dropped.
-fn translate_tool(tool: &Value) -> Option<Result<Value, ProviderError>> {
-    if tool.get("type").and_then(Value::as_str) != Some("function") {
-        return None;
+/// (OpenAI's built-in and custom tools) have no equivalent and are refused.
+fn translate_tool(tool: &Value, index: usize) -> Result<Value, ProviderError> {
+    match tool.get("type").and_then(Value::as_str) {
+        Some("function") => {}
+        Some(other) => {
+            return Err(unsupported(
+                &format!("`tools[{index}]` of type `{other}`"),
+                NAME,
+            ));
+        }
+        None => {
+            return Err(ProviderError::invalid_request(format!(
+                "`tools[{index}].type` must be a string"
+            )));
+        }
     }
-    let function = tool.get("function")?;
-    let Some(name) = function.get("name").and_then(Value::as_str) else {
-        return Some(Err(ProviderError::invalid_request(
+    let function = tool.get("function");
+    let Some(name) = function.and_then(|f| f.get("name")).and_then(Value::as_str) else {
+        return Err(ProviderError::invalid_request(
             "every function tool needs a `name`",
-        )));
+        ));
     };
     let mut out = json!({
         "name": name,
         "input_schema": function
-            .get("parameters")
+            .and_then(|f| f.get("parameters"))
             .filter(|p| p.is_object())
             .cloned()
             .unwrap_or_else(|| json!({ "type": "object", "properties": {} })),
     });
-    if let Some(description) = function.get("description").filter(|d| d.is_string()) {
+    if let Some(description) = function
+        .and_then(|f| f.get("description"))
+        .filter(|d| d.is_string())
+    {
         out["description"] = description.clone();
     }
     if let Some(cache) = tool.get("cache_control") {
         out["cache_control"] = cache.clone();
     }
-    Some(Ok(out))
+    Ok(out)
 }
 
 /// `auto` / `none` / `required` / a named function → Anthropic's

@@ -8,6 +8,7 @@ use serde_json::{Value, json};
 use understudy_core::{OpenAiError, Outcome};
 
 use crate::dialect::error_shape::{default_error_type, fallback_message, with_outcome_code};
+use crate::dialect::structured::FORCED_TOOL_NAME;
 use crate::error::ProviderError;
 
 #[derive(Deserialize)]
@@ -119,10 +120,25 @@ pub fn finish_reason(stop_reason: &str) -> &'static str {
     }
 }
 
+/// The `finish_reason` of an answer: [`finish_reason`], except that the
+/// `tool_use` stop of an answer whose only tool use was the structured
+/// output's (`structured_only`) is a plain `stop`.
+pub(crate) fn answer_finish_reason(stop_reason: &str, structured_only: bool) -> &'static str {
+    match finish_reason(stop_reason) {
+        "tool_calls" if structured_only => "stop",
+        reason => reason,
+    }
+}
+
 /// Translates an Anthropic Messages response body into an OpenAI chat
 /// completion: text blocks join into `message.content`, `tool_use` blocks
 /// become `message.tool_calls`, `stop_reason` becomes `finish_reason` and
 /// the token counts become `usage`.
+///
+/// A `tool_use` block of the tool that carries structured output
+/// ([`FORCED_TOOL_NAME`]) is the answer itself: its `input`, as JSON text,
+/// joins `message.content`, it is no tool call, and the `tool_use` stop it
+/// caused finishes with `stop`.
 ///
 /// # Example
 ///
@@ -143,6 +159,7 @@ pub fn translate_response(body: &[u8], created: u64) -> Result<Bytes, ProviderEr
         .map_err(|e| ProviderError::invalid_response(format!("not a Messages response: {e}")))?;
     let mut text: Option<String> = None;
     let mut tool_calls = Vec::new();
+    let mut structured = false;
     for block in message.content {
         match block {
             Block::Text { text: part } => text.get_or_insert_with(String::new).push_str(&part),
@@ -152,6 +169,11 @@ pub fn translate_response(body: &[u8], created: u64) -> Result<Bytes, ProviderEr
                 } else {
                     input.to_string()
                 };
+                if name == FORCED_TOOL_NAME {
+                    structured = true;
+                    text.get_or_insert_with(String::new).push_str(&arguments);
+                    continue;
+                }
                 tool_calls.push(json!({
                     "id": id,
                     "type": "function",
@@ -166,6 +188,10 @@ pub fn translate_response(body: &[u8], created: u64) -> Result<Bytes, ProviderEr
         "content": text,
         "refusal": null,
     });
+    let finish = message
+        .stop_reason
+        .as_deref()
+        .map(|reason| answer_finish_reason(reason, structured && tool_calls.is_empty()));
     if !tool_calls.is_empty() {
         reply["tool_calls"] = Value::Array(tool_calls);
     }
@@ -178,7 +204,7 @@ pub fn translate_response(body: &[u8], created: u64) -> Result<Bytes, ProviderEr
             "index": 0,
             "message": reply,
             "logprobs": null,
-            "finish_reason": message.stop_reason.as_deref().map(finish_reason),
+            "finish_reason": finish,
         }],
         "usage": message.usage.unwrap_or_default().to_openai(),
     });

@@ -67,10 +67,8 @@ fn tool_choice_maps_each_mode() {
         out["tool_choice"],
         json!({"type": "auto", "disable_parallel_tool_use": true})
     );
-    // Without function tools there is nothing to choose from.
-    let out = translate(
-        &json!({"messages": [], "tools": [{"type": "web_search"}], "tool_choice": "auto"}),
-    );
+    // Without tools there is nothing to choose from.
+    let out = translate(&json!({"messages": [], "tools": [], "tool_choice": "auto"}));
     assert!(out.get("tools").is_none());
     assert!(out.get("tool_choice").is_none());
 }
@@ -102,20 +100,25 @@ fn assistant_text_and_tool_calls_keep_their_order() {
 }
 
 #[test]
-fn pdf_files_become_documents_and_audio_is_dropped() {
+fn pdf_files_become_documents() {
     let out = translate(&json!({"messages": [{"role": "user", "content": [
         {"type": "file", "file": {"filename": "a.pdf", "file_data": "data:application/pdf;base64,JVBERi0="}},
-        {"type": "file", "file": {"file_id": "file-abc"}},
-        {"type": "input_audio", "input_audio": {"data": "AAAA", "format": "wav"}},
     ]}]}));
     assert_eq!(
         out["messages"][0]["content"],
         json!([{"type": "document", "source": {"type": "base64", "media_type": "application/pdf", "data": "JVBERi0="}}])
     );
+    assert_eq!(
+        refused(
+            r#"{"messages":[{"role":"user","content":[{"type":"file","file":{"file_data":"JVBERi0="}}]}]}"#
+        ),
+        "`messages[0].content` has a file part without a base64 `file_data` data URL"
+    );
 }
 
 #[test]
 fn sampling_parameters_map_or_drop() {
+    // `n: 1`, an empty `logit_bias` and a `text` format ask for nothing.
     let out = translate(&json!({
         "messages": [],
         "stop": "END",
@@ -125,7 +128,7 @@ fn sampling_parameters_map_or_drop() {
         "max_tokens": 77,
         "stream": true,
         "stream_options": {"include_usage": true},
-        "n": 2, "seed": 1, "logit_bias": {"1": 2}, "response_format": {"type": "json_object"},
+        "n": 1, "seed": 1, "logit_bias": {}, "response_format": {"type": "text"},
     }));
     assert_eq!(
         out,
@@ -211,6 +214,230 @@ fn stream_fields_of_the_wrong_type_are_refused() {
     assert!(out.stream && out.include_usage);
 }
 
+// ===== structured output =====
+
+fn user_says_hi() -> Value {
+    json!([{"role": "user", "content": "Weather in Paris?"}])
+}
+
+#[test]
+fn json_object_becomes_a_forced_tool_beside_the_callers() {
+    let out = translate(&json!({
+        "messages": user_says_hi(),
+        "tools": [{"type": "function", "function": {"name": "lookup", "parameters": {"type": "object"}}}],
+        "tool_choice": "auto",
+        "parallel_tool_calls": true,
+        "response_format": {"type": "json_object"},
+    }));
+    assert_eq!(
+        out["tools"],
+        json!([
+            {"name": "lookup", "input_schema": {"type": "object"}},
+            {
+                "name": "json_response",
+                "description": "Respond with a JSON object: pass the whole answer as this tool's input.",
+                "input_schema": {"type": "object"},
+            },
+        ])
+    );
+    assert_eq!(
+        out["tool_choice"],
+        json!({"type": "tool", "name": "json_response", "disable_parallel_tool_use": true})
+    );
+}
+
+#[test]
+fn json_schema_becomes_a_forced_tool_with_its_schema() {
+    let schema = json!({
+        "type": "object",
+        "properties": {"city": {"type": "string"}, "celsius": {"type": "number"}},
+        "required": ["city", "celsius"],
+        "additionalProperties": false,
+    });
+    let out = translate(&json!({
+        "messages": user_says_hi(),
+        "stream": true,
+        "response_format": {"type": "json_schema", "json_schema": {
+            "name": "weather", "strict": true, "schema": schema,
+        }},
+    }));
+    assert_eq!(
+        out["tools"],
+        json!([{
+            "name": "json_response",
+            "description": "Respond with the `weather` JSON object: pass the whole answer as this tool's input.",
+            "input_schema": schema,
+        }])
+    );
+    assert_eq!(
+        out["tool_choice"],
+        json!({"type": "tool", "name": "json_response", "disable_parallel_tool_use": true})
+    );
+    assert_eq!(out["stream"], true);
+
+    // The schema's own description describes the tool.
+    let out = translate(&json!({
+        "messages": user_says_hi(),
+        "response_format": {"type": "json_schema", "json_schema": {
+            "name": "weather", "description": "The weather report.", "schema": schema,
+        }},
+    }));
+    assert_eq!(out["tools"][0]["description"], "The weather report.");
+    // A `text` format is no format.
+    let out = translate(&json!({"messages": user_says_hi(), "response_format": {"type": "text"}}));
+    assert!(out.get("tools").is_none() && out.get("tool_choice").is_none());
+}
+
+#[test]
+fn the_forced_tool_refuses_what_it_would_override() {
+    let mine = r#"[{"type":"function","function":{"name":"json_response"}}]"#;
+    let reserved = "`tools`: the name `json_response` is reserved for `response_format` on `anthropic` targets";
+    // Reserved with or without `response_format`: the answer is read by it.
+    assert_eq!(
+        refused(&format!(r#"{{"messages":[],"tools":{mine}}}"#)),
+        reserved
+    );
+    assert_eq!(
+        refused(&format!(
+            r#"{{"messages":[],"tools":{mine},"response_format":{{"type":"json_object"}}}}"#
+        )),
+        reserved
+    );
+    let lookup = r#"[{"type":"function","function":{"name":"lookup"}}]"#;
+    for choice in [
+        r#""required""#,
+        r#"{"type":"function","function":{"name":"lookup"}}"#,
+    ] {
+        assert_eq!(
+            refused(&format!(
+                r#"{{"messages":[],"tools":{lookup},"tool_choice":{choice},"response_format":{{"type":"json_object"}}}}"#
+            )),
+            "`response_format` cannot be combined with a required `tool_choice` on `anthropic` targets"
+        );
+    }
+    assert!(
+        refused(r#"{"messages":[],"response_format":{"type":"yaml"}}"#)
+            .starts_with("`response_format`")
+    );
+}
+
+#[test]
+fn each_refused_field_is_named() {
+    let user =
+        |content: &str| format!(r#"{{"messages":[{{"role":"user","content":[{content}]}}]}}"#);
+    let cases = [
+        (
+            r#"{"messages":[],"n":2}"#.to_owned(),
+            "`n` other than 1 is not supported by `anthropic` targets",
+        ),
+        (
+            r#"{"messages":[],"logprobs":true}"#.to_owned(),
+            "`logprobs` is not supported by `anthropic` targets",
+        ),
+        (
+            r#"{"messages":[],"top_logprobs":5}"#.to_owned(),
+            "`top_logprobs` is not supported by `anthropic` targets",
+        ),
+        (
+            r#"{"messages":[],"logit_bias":{"50256":-100}}"#.to_owned(),
+            "`logit_bias` is not supported by `anthropic` targets",
+        ),
+        (
+            r#"{"messages":[],"audio":{"voice":"alloy","format":"wav"}}"#.to_owned(),
+            "`audio` is not supported by `anthropic` targets",
+        ),
+        (
+            r#"{"messages":[],"modalities":["text","audio"]}"#.to_owned(),
+            "`modalities` other than `[\"text\"]` is not supported by `anthropic` targets",
+        ),
+        (
+            r#"{"messages":[],"web_search_options":{}}"#.to_owned(),
+            "`web_search_options` is not supported by `anthropic` targets",
+        ),
+        (
+            r#"{"messages":[],"functions":[{"name":"f","parameters":{}}]}"#.to_owned(),
+            "`functions` (the legacy form of `tools`) is not supported by `anthropic` targets",
+        ),
+        (
+            r#"{"messages":[],"function_call":"auto"}"#.to_owned(),
+            "`function_call` (the legacy form of `tool_choice`) is not supported by `anthropic` targets",
+        ),
+        (
+            r#"{"messages":[{"role":"function","name":"f","content":"42"}]}"#.to_owned(),
+            "`messages[0].role` `function` (the legacy form of `tool`) is not supported by `anthropic` targets",
+        ),
+        (
+            r#"{"messages":[{"role":"assistant","content":null,"function_call":{"name":"f","arguments":"{}"}}]}"#.to_owned(),
+            "`messages[0].function_call` is not supported by `anthropic` targets",
+        ),
+        (
+            r#"{"messages":[{"role":"assistant","audio":{"id":"audio_1"}}]}"#.to_owned(),
+            "`messages[0].audio` is not supported by `anthropic` targets",
+        ),
+        (
+            user(r#"{"type":"input_audio","input_audio":{"data":"AAAA","format":"wav"}}"#),
+            "`messages[0].content` part of type `input_audio` is not supported by `anthropic` targets",
+        ),
+        (
+            user(r#"{"type":"file","file":{"file_id":"file-abc"}}"#),
+            "`messages[0].content` file given by `file_id` is not supported by `anthropic` targets",
+        ),
+        (
+            r#"{"messages":[],"tools":[{"type":"web_search"}]}"#.to_owned(),
+            "`tools[0]` of type `web_search` is not supported by `anthropic` targets",
+        ),
+        (
+            r#"{"messages":[{"role":"system","content":[{"type":"image_url","image_url":{"url":"https://x"}}]}]}"#.to_owned(),
+            "`messages[0].content` part of type `image_url` is not supported by `anthropic` targets",
+        ),
+    ];
+    for (request, message) in cases {
+        let error = translate_request(request.as_bytes(), "claude", 1000).unwrap_err();
+        assert!(
+            matches!(error, crate::ProviderError::InvalidRequest { .. }),
+            "{request}"
+        );
+        assert_eq!(error.to_string(), message, "{request}");
+    }
+}
+
+#[test]
+fn safe_fields_are_dropped() {
+    let out = translate(&json!({
+        "messages": [
+            {"role": "user", "name": "alice", "content": [
+                {"type": "image_url", "image_url": {"url": "https://x/a.png", "detail": "low"}},
+            ]},
+            {"role": "assistant", "content": [{"type": "refusal", "refusal": "I can't."}]},
+            {"role": "user", "content": "Why?"},
+            {"role": "assistant", "content": null, "refusal": "Policy."},
+        ],
+        "presence_penalty": 0.5, "frequency_penalty": -0.5, "seed": 7,
+        "service_tier": "flex", "store": true, "metadata": {"team": "a"},
+        "prediction": {"type": "content", "content": "x"},
+        "reasoning_effort": "high", "verbosity": "low",
+        "prompt_cache_key": "k", "safety_identifier": "s",
+        "n": 1, "logprobs": false, "top_logprobs": 0, "logit_bias": {},
+        "modalities": ["text"], "functions": [], "audio": null,
+        "parallel_tool_calls": true,
+        "stream_options": {"include_obfuscation": false},
+        "x_unknown": {"anything": true},
+    }));
+    assert_eq!(
+        out,
+        json!({
+            "model": "claude",
+            "messages": [
+                {"role": "user", "content": [{"type": "image", "source": {"type": "url", "url": "https://x/a.png"}}]},
+                {"role": "assistant", "content": [{"type": "text", "text": "I can't."}]},
+                {"role": "user", "content": "Why?"},
+                {"role": "assistant", "content": "Policy."},
+            ],
+            "max_tokens": 1000,
+        })
+    );
+}
+
 // ===== answers =====
 
 #[test]
@@ -228,6 +455,39 @@ fn an_answer_without_text_has_null_content() {
         json!({"prompt_tokens": 1, "completion_tokens": 2, "total_tokens": 3})
     );
     assert!(translate_response(b"{\"nope\":1}", 0).is_err());
+}
+
+#[test]
+fn the_forced_tools_input_is_the_answers_content() {
+    let body = br#"{"id":"msg_1","type":"message","role":"assistant","model":"claude",
+        "content":[{"type":"tool_use","id":"toolu_1","name":"json_response","input":{"city":"Paris","celsius":18}}],
+        "stop_reason":"tool_use","usage":{"input_tokens":10,"output_tokens":5}}"#;
+    let out: Value = serde_json::from_slice(&translate_response(body, 1).unwrap()).unwrap();
+    let message = &out["choices"][0]["message"];
+    let content: Value = serde_json::from_str(message["content"].as_str().unwrap()).unwrap();
+    assert_eq!(content, json!({"city": "Paris", "celsius": 18}));
+    assert!(message.get("tool_calls").is_none());
+    assert_eq!(out["choices"][0]["finish_reason"], "stop");
+
+    // A cut-off answer still says so.
+    let body = br#"{"id":"msg_1","model":"claude",
+        "content":[{"type":"tool_use","id":"toolu_1","name":"json_response","input":{}}],
+        "stop_reason":"max_tokens"}"#;
+    let out: Value = serde_json::from_slice(&translate_response(body, 1).unwrap()).unwrap();
+    assert_eq!(out["choices"][0]["message"]["content"], "{}");
+    assert_eq!(out["choices"][0]["finish_reason"], "length");
+
+    // Any other tool is a tool call, as before.
+    let body = br#"{"id":"msg_1","model":"claude",
+        "content":[{"type":"tool_use","id":"toolu_1","name":"lookup","input":{"q":1}}],
+        "stop_reason":"tool_use"}"#;
+    let out: Value = serde_json::from_slice(&translate_response(body, 1).unwrap()).unwrap();
+    assert_eq!(out["choices"][0]["message"]["content"], Value::Null);
+    assert_eq!(
+        out["choices"][0]["message"]["tool_calls"][0]["function"],
+        json!({"name": "lookup", "arguments": "{\"q\":1}"})
+    );
+    assert_eq!(out["choices"][0]["finish_reason"], "tool_calls");
 }
 
 #[test]
@@ -323,6 +583,69 @@ fn tool_calls_are_indexed_among_tool_calls() {
         json!({"prompt_tokens": 15, "completion_tokens": 40, "total_tokens": 55, "prompt_tokens_details": {"cached_tokens": 5}})
     );
     assert_eq!(events.last(), Some(&"data: [DONE]"));
+}
+
+const STRUCTURED: &str = concat!(
+    "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"id\":\"msg_s\",\"model\":\"claude\",\"usage\":{\"input_tokens\":10,\"output_tokens\":1}}}\n\n",
+    "event: content_block_start\ndata: {\"type\":\"content_block_start\",\"index\":0,\"content_block\":{\"type\":\"tool_use\",\"id\":\"toolu_s\",\"name\":\"json_response\",\"input\":{}}}\n\n",
+    "event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"input_json_delta\",\"partial_json\":\"\"}}\n\n",
+    "event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"input_json_delta\",\"partial_json\":\"{\\\"city\\\": \\\"Par\"}}\n\n",
+    "event: ping\ndata: {\"type\":\"ping\"}\n\n",
+    "event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"input_json_delta\",\"partial_json\":\"is\\\"}\"}}\n\n",
+    "event: content_block_stop\ndata: {\"type\":\"content_block_stop\",\"index\":0}\n\n",
+    "event: message_delta\ndata: {\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"tool_use\",\"stop_sequence\":null},\"usage\":{\"output_tokens\":9}}\n\n",
+    "event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n",
+);
+
+/// Each chunk's (delta, finish reason), in order; the usage chunk and
+/// `[DONE]` left out.
+fn deltas(sse: &str) -> Vec<(Value, Value)> {
+    sse.split("\n\n")
+        .filter_map(|event| event.strip_prefix("data: "))
+        .filter(|data| *data != "[DONE]")
+        .map(|data| serde_json::from_str::<Value>(data).unwrap())
+        .filter_map(|chunk| {
+            let choice = chunk["choices"].get(0)?.clone();
+            Some((choice["delta"].clone(), choice["finish_reason"].clone()))
+        })
+        .collect()
+}
+
+#[test]
+fn a_streamed_forced_tool_is_content_that_stops() {
+    let out = translate_stream(&[STRUCTURED.as_bytes()], false);
+    assert_eq!(
+        deltas(&out),
+        vec![
+            (json!({"role": "assistant", "content": ""}), Value::Null),
+            (json!({"content": "{\"city\": \"Par"}), Value::Null),
+            (json!({"content": "is\"}"}), Value::Null),
+            (json!({}), json!("stop")),
+        ]
+    );
+    assert!(!out.contains("tool_calls") && !out.contains("json_response"));
+    assert!(out.ends_with("data: [DONE]\n\n"));
+    // Split anywhere, the same.
+    let bytes: Vec<&[u8]> = STRUCTURED.as_bytes().chunks(5).collect();
+    assert_eq!(translate_stream(&bytes, false), out);
+
+    // Other tools in the same stream keep their calls, indexed among
+    // themselves, and the finish says so.
+    let mixed = TWO_TOOLS.replace("\"index\":2", "\"index\":3").replace(
+        "event: message_delta",
+        concat!(
+            "event: content_block_start\r\ndata: {\"type\":\"content_block_start\",\"index\":2,\"content_block\":{\"type\":\"tool_use\",\"id\":\"toolu_s\",\"name\":\"json_response\",\"input\":{}}}\r\n\r\n",
+            "event: content_block_delta\r\ndata: {\"type\":\"content_block_delta\",\"index\":2,\"delta\":{\"type\":\"input_json_delta\",\"partial_json\":\"{}\"}}\r\n\r\n",
+            "event: message_delta",
+        ),
+    );
+    let out = deltas(&translate_stream(&[mixed.as_bytes()], false));
+    assert!(out.contains(&(json!({"content": "{}"}), Value::Null)));
+    assert!(out.contains(&(
+        json!({"tool_calls": [{"index": 1, "function": {"arguments": "{\"city\":\"Rome\"}"}}]}),
+        Value::Null
+    )));
+    assert_eq!(out.last(), Some(&(json!({}), json!("tool_calls"))));
 }
 
 #[test]

@@ -17,7 +17,8 @@ use self::wire::{
     BlockDelta, BlockStart, Choice, Chunk, Delta, ErrorEvent, FunctionDelta, MessageDelta,
     MessageStart, Null, Tagged, ToolCallDelta, UsageChunk,
 };
-use super::response::{Usage, finish_reason};
+use super::response::{Usage, answer_finish_reason};
+use crate::dialect::structured::FORCED_TOOL_NAME;
 use crate::error::ProviderError;
 
 /// The most raw stream bytes an [`AnthropicStreamTranslator`] reads before
@@ -41,12 +42,16 @@ pub(super) const YIELD_AFTER_BYTES: usize = 64 * 1024;
 /// | `content_block_start` (`tool_use`)                | `delta.tool_calls: [{index, id, type:"function", function:{name, arguments:""}}]` |
 /// | `content_block_delta` (`text_delta`)              | `delta: {"content":…}`                                            |
 /// | `content_block_delta` (`input_json_delta`)        | `delta.tool_calls: [{index, function:{arguments:…}}]`            |
-/// | `message_delta` with a `stop_reason`              | `delta: {}`, `finish_reason` mapped by [`finish_reason`](super::finish_reason) |
+/// | `content_block_start` (`tool_use` of [`FORCED_TOOL_NAME`]) | nothing: the structured answer follows as content        |
+/// | `content_block_delta` (its `input_json_delta`)   | `delta: {"content":…}`                                            |
+/// | `message_delta` with a `stop_reason`              | `delta: {}`, `finish_reason` mapped by [`finish_reason`](super::finish_reason); `stop` for the `tool_use` stop of a structured answer without other tool calls |
 /// | `message_stop`                                    | the usage chunk (when asked for), then `data: [DONE]`             |
 /// | `ping`, `content_block_stop`, thinking deltas     | nothing                                                           |
 /// | `error`                                           | an error, a [`ClassifiedError`] with the outcome the error type says |
 ///
 /// Tool-call indexes count tool calls, as OpenAI's do, not content blocks.
+/// The tool that carries structured output ([`FORCED_TOOL_NAME`]) is no
+/// tool call: its input, as it arrives, is the answer's content.
 /// With `include_usage`, every chunk carries `"usage":null` and a last chunk
 /// with empty `choices` carries the usage, as OpenAI streams do.
 ///
@@ -94,6 +99,9 @@ pub struct AnthropicStreamTranslator {
     usage: Usage,
     /// (content block index, tool call index) of each tool-use block.
     tools: Vec<(u64, u32)>,
+    /// Content block index of each tool-use block of the structured
+    /// output's tool.
+    structured: Vec<u64>,
     finished: bool,
     pending_error: Option<ClassifiedError>,
     /// Content (text, a tool call, a finish reason) was written.
@@ -125,6 +133,7 @@ impl AnthropicStreamTranslator {
             created,
             usage: Usage::default(),
             tools: Vec::new(),
+            structured: Vec::new(),
             finished: false,
             pending_error: None,
             content_seen: false,
@@ -273,6 +282,9 @@ impl AnthropicStreamTranslator {
                             self.write_chunk(out, Delta::content(text), None);
                         }
                     }
+                    "tool_use" if start.content_block.name.as_deref() == Some(FORCED_TOOL_NAME) => {
+                        self.structured.push(start.index);
+                    }
                     "tool_use" => {
                         let tool_index = u32::try_from(self.tools.len()).unwrap_or(u32::MAX);
                         self.tools.push((start.index, tool_index));
@@ -297,6 +309,13 @@ impl AnthropicStreamTranslator {
                     "text_delta" => {
                         if let Some(text) = delta.delta.text.as_deref() {
                             self.write_chunk(out, Delta::content(text), None);
+                        }
+                    }
+                    "input_json_delta" if self.structured.contains(&delta.index) => {
+                        if let Some(json) = delta.delta.partial_json.as_deref()
+                            && !json.is_empty()
+                        {
+                            self.write_chunk(out, Delta::content(json), None);
                         }
                     }
                     "input_json_delta" => {
@@ -326,7 +345,9 @@ impl AnthropicStreamTranslator {
                     self.usage.update(usage);
                 }
                 if let Some(reason) = delta.delta.stop_reason.as_deref() {
-                    self.write_chunk(out, Delta::default(), Some(finish_reason(reason)));
+                    let structured_only = !self.structured.is_empty() && self.tools.is_empty();
+                    let finish = answer_finish_reason(reason, structured_only);
+                    self.write_chunk(out, Delta::default(), Some(finish));
                 }
             }
             "message_stop" => {
