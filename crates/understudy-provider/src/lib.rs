@@ -23,9 +23,13 @@
 //!   Anthropic's Messages API, with the request, the answer, the stream and
 //!   the errors translated (the [`anthropic`] module says what maps to
 //!   what, and what is dropped).
+//! - [`gemini::GeminiDialect`] (`kind = "gemini"`): the Google AI Gemini
+//!   API, natively, with the request, the answer, the stream and the errors
+//!   translated (the [`gemini`] module says what maps to what, what is
+//!   refused and what is dropped).
 //! - [`ProviderService::with_dialect`]: any other API, by its [`Dialect`].
 //! - [`ProviderKind`]: the built-in dialects by the names a configuration
-//!   uses (`openai`, `anthropic`).
+//!   uses (`openai`, `anthropic`, `azure`, `gemini`).
 //! - [`ProviderConfig`]: a provider described in configuration (kind, base
 //!   URL, timeouts), checked by [`ProviderConfig::validate`]; with the
 //!   `serde` feature it, [`ClientConfig`] and [`ProviderKind`] deserialise
@@ -85,7 +89,7 @@ pub use self::client::{ClientBuildError, ClientConfig, HttpClient};
 pub use self::config::ProviderConfig;
 pub use self::dialect::{
     AnswerContext, Dialect, DialectOptions, Operation, ProviderKind, Reply, ShapedError,
-    UnknownProviderKind, UpstreamRequest, anthropic, azure, openai,
+    UnknownProviderKind, UpstreamRequest, anthropic, azure, gemini, openai,
 };
 pub use self::error::{ConfigError, ProviderError};
 pub use self::key::{ApiKey, AwsCredentials};

@@ -119,7 +119,7 @@ fn an_unknown_kind_is_named_with_the_kinds_there_are() {
     let error = provider(&LOCAL.replace("\"openai\"", "\"opnai\"")).unwrap_err();
     assert_eq!(
         error,
-        "unknown provider kind `opnai`: expected `openai`, `anthropic` or `azure`"
+        "unknown provider kind `opnai`: expected `openai`, `anthropic`, `azure` or `gemini`"
     );
 }
 
@@ -223,4 +223,14 @@ fn a_kind_reads_as_its_name() {
     assert!(error.contains("expected a string"), "{error}");
     let kind: ProviderKind = serde_json::from_str("\"anthropic\"").unwrap();
     assert_eq!(kind, ProviderKind::Anthropic);
+}
+
+#[test]
+fn a_gemini_provider_defaults_to_googles_base_url() {
+    let config = provider("name = \"google\"\nkind = \"gemini\"\n").unwrap();
+    assert_eq!(config.kind, ProviderKind::Gemini);
+    assert_eq!(
+        config.base_url,
+        "https://generativelanguage.googleapis.com/v1beta"
+    );
 }

@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Deserializer};
 
-use super::{Dialect, anthropic, azure, openai};
+use super::{Dialect, anthropic, azure, gemini, openai};
 use crate::error::ConfigError;
 use crate::key::AwsCredentials;
 
@@ -32,11 +32,13 @@ pub enum ProviderKind {
     /// Azure OpenAI: OpenAI's wire format at a deployment's path, with an
     /// `api-version` ([`DialectOptions::api_version`], required).
     Azure,
+    /// The Google AI Gemini API (`generateContent`), natively.
+    Gemini,
 }
 
 impl ProviderKind {
     /// Every kind, in the order their names are listed.
-    pub const ALL: &'static [Self] = &[Self::OpenAi, Self::Anthropic, Self::Azure];
+    pub const ALL: &'static [Self] = &[Self::OpenAi, Self::Anthropic, Self::Azure, Self::Gemini];
 
     /// The name used in configuration: `openai`, `anthropic`, `azure`, ….
     pub const fn as_str(self) -> &'static str {
@@ -44,6 +46,7 @@ impl ProviderKind {
             Self::OpenAi => "openai",
             Self::Anthropic => "anthropic",
             Self::Azure => "azure",
+            Self::Gemini => "gemini",
         }
     }
 
@@ -67,6 +70,7 @@ impl ProviderKind {
                 "api_version",
                 self,
             )?)?),
+            Self::Gemini => Arc::new(gemini::GeminiDialect::new()),
         })
     }
 }
@@ -92,6 +96,7 @@ impl ProviderKind {
     pub fn default_base_url(self, region: Option<&str>) -> Option<String> {
         let _ = region;
         match self {
+            Self::Gemini => Some(gemini::GEMINI_BASE_URL.to_owned()),
             Self::OpenAi | Self::Anthropic | Self::Azure => None,
         }
     }
@@ -241,6 +246,30 @@ mod tests {
         assert_eq!(kind.ok(), Some(ProviderKind::Anthropic));
         let unknown = serde_json::from_str::<ProviderKind>("\"azur\"");
         assert!(unknown.is_err_and(|e| e.to_string().contains("unknown provider kind `azur`")));
+    }
+
+    #[test]
+    fn gemini_is_registered_with_its_public_base_url() {
+        assert_eq!(
+            "gemini".parse::<ProviderKind>().ok(),
+            Some(ProviderKind::Gemini)
+        );
+        assert_eq!(ProviderKind::Gemini.to_string(), "gemini");
+        assert!(ProviderKind::ALL.contains(&ProviderKind::Gemini));
+        assert!(!ProviderKind::Gemini.requires("api_version"));
+        assert!(!ProviderKind::Gemini.requires("region"));
+        assert_eq!(
+            ProviderKind::Gemini.default_base_url(None).as_deref(),
+            Some("https://generativelanguage.googleapis.com/v1beta")
+        );
+        assert_eq!(ProviderKind::OpenAi.default_base_url(None), None);
+        let dialect = ProviderKind::Gemini.dialect().ok();
+        assert_eq!(dialect.as_ref().map(|d| d.name()), Some("gemini"));
+        let unknown = "gemeni"
+            .parse::<ProviderKind>()
+            .err()
+            .map(|e| e.to_string());
+        assert!(unknown.is_some_and(|e| e.ends_with("`azure` or `gemini`")));
     }
 
     #[test]

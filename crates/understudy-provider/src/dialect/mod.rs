@@ -12,6 +12,8 @@
 //!   only the request's `model` changes.
 //! - [`anthropic::AnthropicDialect`]: Anthropic's Messages API, translated
 //!   both ways.
+//! - [`gemini::GeminiDialect`]: the Google AI Gemini API, translated both
+//!   ways.
 //! - Your own: implement [`Dialect`] (only [`name`](Dialect::name) is
 //!   required; every other method defaults to the OpenAI-compatible
 //!   behaviour) and build the service with
@@ -23,9 +25,12 @@
 
 pub mod anthropic;
 pub mod azure;
+mod chunk;
 pub mod error_shape;
+pub mod gemini;
 mod kind;
 pub mod openai;
+mod stream_body;
 pub mod structured;
 pub(crate) mod unsupported;
 

@@ -1,0 +1,110 @@
+//! Writing OpenAI `chat.completion.chunk` events, for dialects that
+//! translate a provider's stream into OpenAI's.
+
+use serde_json::{Value, json};
+
+/// Writes the SSE events of one OpenAI stream: every chunk carries the same
+/// `id`, `created` and `model`; with `include_usage`, every chunk carries
+/// `"usage": null` and the usage chunk has empty `choices`, as OpenAI's
+/// streams do.
+#[derive(Clone, Debug)]
+pub(crate) struct ChunkWriter {
+    id: String,
+    created: u64,
+    model: String,
+    include_usage: bool,
+}
+
+impl ChunkWriter {
+    /// A writer for the stream `id` of `model`.
+    pub(crate) fn new(id: String, created: u64, model: String, include_usage: bool) -> Self {
+        Self {
+            id,
+            created,
+            model,
+            include_usage,
+        }
+    }
+
+    /// A chunk of one choice (index 0) with this `delta` and
+    /// `finish_reason`.
+    pub(crate) fn delta(&self, out: &mut Vec<u8>, delta: &Value, finish_reason: Option<&str>) {
+        let mut chunk = json!({
+            "id": self.id,
+            "object": "chat.completion.chunk",
+            "created": self.created,
+            "model": self.model,
+            "choices": [{
+                "index": 0,
+                "delta": delta,
+                "logprobs": null,
+                "finish_reason": finish_reason,
+            }],
+        });
+        if self.include_usage {
+            chunk["usage"] = Value::Null;
+        }
+        write_event(out, &chunk);
+    }
+
+    /// The usage chunk (empty `choices`), when the caller asked for it.
+    pub(crate) fn usage(&self, out: &mut Vec<u8>, usage: &Value) {
+        if !self.include_usage {
+            return;
+        }
+        let chunk = json!({
+            "id": self.id,
+            "object": "chat.completion.chunk",
+            "created": self.created,
+            "model": self.model,
+            "choices": [],
+            "usage": usage,
+        });
+        write_event(out, &chunk);
+    }
+
+    /// The end of the stream: `data: [DONE]`.
+    pub(crate) fn done(out: &mut Vec<u8>) {
+        out.extend_from_slice(b"data: [DONE]\n\n");
+    }
+}
+
+fn write_event(out: &mut Vec<u8>, chunk: &Value) {
+    out.extend_from_slice(b"data: ");
+    // Writing a JSON value into a Vec cannot fail.
+    let _ = serde_json::to_writer(&mut *out, chunk);
+    out.extend_from_slice(b"\n\n");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chunks_share_their_identity_and_carry_null_usage_when_asked() {
+        let writer = ChunkWriter::new("chatcmpl-1".to_owned(), 7, "m".to_owned(), true);
+        let mut out = Vec::new();
+        writer.delta(&mut out, &json!({"content": "Hi"}), None);
+        writer.usage(&mut out, &json!({"total_tokens": 3}));
+        ChunkWriter::done(&mut out);
+        let text = String::from_utf8(out).unwrap_or_default();
+        let events: Vec<&str> = text.split("\n\n").filter(|e| !e.is_empty()).collect();
+        assert_eq!(events.len(), 3);
+        let first: Value = serde_json::from_str(&events[0][6..]).unwrap_or_default();
+        assert_eq!(first["id"], "chatcmpl-1");
+        assert_eq!(first["usage"], Value::Null);
+        assert!(first.as_object().is_some_and(|o| o.contains_key("usage")));
+        let usage: Value = serde_json::from_str(&events[1][6..]).unwrap_or_default();
+        assert_eq!(usage["choices"], json!([]));
+        assert_eq!(usage["created"], 7);
+        assert_eq!(events[2], "data: [DONE]");
+
+        let quiet = ChunkWriter::new("c".to_owned(), 0, "m".to_owned(), false);
+        let mut out = Vec::new();
+        quiet.delta(&mut out, &json!({}), Some("stop"));
+        quiet.usage(&mut out, &json!({}));
+        let text = String::from_utf8(out).unwrap_or_default();
+        assert_eq!(text.matches("data: ").count(), 1);
+        assert!(!text.contains("usage"));
+    }
+}
