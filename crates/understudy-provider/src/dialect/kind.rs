@@ -86,7 +86,7 @@ impl ProviderKind {
     /// ([`DialectOptions::aws_credentials`]), which it then requires.
     pub fn uses_aws_credentials(self) -> bool {
         match self {
-            Self::OpenAi | Self::Anthropic | Self::Azure => false,
+            Self::OpenAi | Self::Anthropic | Self::Azure | Self::Gemini => false,
         }
     }
 
