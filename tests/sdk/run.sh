@@ -1,20 +1,25 @@
 #!/usr/bin/env bash
 # The official OpenAI SDKs (Python and Node) against the `understudy` embedded
-# demo, unchanged but for base_url. Installs the SDKs into a scratch folder.
+# demo, unchanged but for base_url; then the Python SDK against the gateway in
+# front of four mock providers speaking Azure OpenAI's, Bedrock's, Gemini's
+# and Anthropic's wire formats. Installs the SDKs into a scratch folder.
 # Usage: bash tests/sdk/run.sh
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
 WORK="$(mktemp -d)"
-PID=""
-cleanup() { [ -n "$PID" ] && kill "$PID" 2>/dev/null; wait 2>/dev/null || true; rm -rf "$WORK"; }
+PIDS=()
+cleanup() { for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null; done; wait 2>/dev/null || true; rm -rf "$WORK"; }
 trap cleanup EXIT
 
-cargo build -q -p understudy-gateway --manifest-path "$ROOT/Cargo.toml"
-PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+cargo build -q -p understudy-gateway -p understudy-mock --manifest-path "$ROOT/Cargo.toml"
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+# Polls until a server answers (start-up of a process this script launched).
+await_up() { for _ in $(seq 1 100); do curl -s -o /dev/null "$1" && return 0; sleep 0.1; done; echo "no answer from $1" >&2; exit 1; }
+PORT=$(free_port)
 export UNDERSTUDY_URL="http://127.0.0.1:$PORT"
 "$ROOT/target/debug/understudy" --listen "127.0.0.1:$PORT" >"$WORK/demo.log" 2>&1 &
-PID=$!
-for _ in $(seq 1 100); do curl -s -o /dev/null "$UNDERSTUDY_URL/health" && break; sleep 0.1; done
+PIDS+=($!)
+await_up "$UNDERSTUDY_URL/health"
 
 python3 -m venv "$WORK/venv"
 "$WORK/venv/bin/pip" install -q openai
@@ -26,4 +31,78 @@ if command -v npm >/dev/null; then
   node "$WORK/openai_sdk.mjs"
 else
   echo "NOTICE: npm not found; the Node SDK check was not run (it needs Node.js and npm)" >&2
+fi
+
+# Four providers, four wire formats, one gateway.
+declare -A BASE=([azure]=/openai [bedrock]= [gemini]=/v1beta [anthropic]=/v1)
+for kind in azure bedrock gemini anthropic; do
+  port=$(free_port)
+  "$ROOT/target/debug/understudy-mock" --format "$kind" --name "$kind" --listen "127.0.0.1:$port" >"$WORK/$kind.log" 2>&1 &
+  PIDS+=($!)
+  export "MOCK_${kind^^}=http://127.0.0.1:$port"
+  await_up "http://127.0.0.1:$port/__mock/stats"
+done
+cat >"$WORK/providers.toml" <<TOML
+[server]
+listen = "127.0.0.1:0"
+
+[[providers]]
+name = "azure"
+kind = "azure"
+base_url = "${MOCK_AZURE}${BASE[azure]}"
+api_version = "2024-10-21"
+api_key_env = "AZURE_OPENAI_API_KEY"
+
+[[providers]]
+name = "bedrock"
+kind = "bedrock"
+region = "us-east-1"
+base_url = "${MOCK_BEDROCK}${BASE[bedrock]}"
+
+[[providers]]
+name = "gemini"
+kind = "gemini"
+base_url = "${MOCK_GEMINI}${BASE[gemini]}"
+api_key_env = "GEMINI_API_KEY"
+
+[[providers]]
+name = "anthropic"
+kind = "anthropic"
+base_url = "${MOCK_ANTHROPIC}${BASE[anthropic]}"
+api_key_env = "ANTHROPIC_API_KEY"
+
+[[routes]]
+model = "chain"
+targets = [
+  { provider = "azure", model = "gpt-4o-eu" },
+  { provider = "bedrock", model = "anthropic.claude-3-5-haiku-20241022-v1:0" },
+  { provider = "gemini", model = "gemini-2.0-flash" },
+  { provider = "anthropic", model = "claude-3-5-haiku-latest" },
+]
+
+[[routes]]
+model = "bedrock-first"
+targets = [
+  { provider = "bedrock", model = "anthropic.claude-3-5-haiku-20241022-v1:0" },
+  { provider = "gemini", model = "gemini-2.0-flash" },
+]
+$(for kind in azure bedrock gemini anthropic; do printf '\n[[routes]]\nmodel = "%s"\ntargets = [{ provider = "%s", model = "m-%s" }]\n' "$kind" "$kind" "$kind"; done)
+
+[retry]
+max_retries = 0
+
+[health]
+probe_interval_secs = 0
+TOML
+PORT=$(free_port)
+export UNDERSTUDY_URL="http://127.0.0.1:$PORT"
+AZURE_OPENAI_API_KEY=azure-key GEMINI_API_KEY=gemini-key ANTHROPIC_API_KEY=anthropic-key \
+  AWS_ACCESS_KEY_ID=AKIDEXAMPLE AWS_SECRET_ACCESS_KEY=aws-secret \
+  "$ROOT/target/debug/understudy" --config "$WORK/providers.toml" --listen "127.0.0.1:$PORT" >"$WORK/providers.log" 2>&1 &
+PIDS+=($!)
+await_up "$UNDERSTUDY_URL/health"
+"$WORK/venv/bin/python" "$ROOT/tests/sdk/providers_sdk.py"
+if grep -q -e azure-key -e gemini-key -e anthropic-key -e aws-secret "$WORK/providers.log"; then
+  echo "a provider secret reached the gateway's log" >&2
+  exit 1
 fi
