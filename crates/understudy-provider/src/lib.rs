@@ -89,7 +89,7 @@ pub use self::client::{ClientBuildError, ClientConfig, HttpClient};
 pub use self::config::ProviderConfig;
 pub use self::dialect::{
     AnswerContext, Dialect, DialectOptions, Operation, ProviderKind, Reply, ShapedError,
-    UnknownProviderKind, UpstreamRequest, anthropic, azure, gemini, openai,
+    UnknownProviderKind, UpstreamRequest, anthropic, azure, bedrock, gemini, openai,
 };
 pub use self::error::{ConfigError, ProviderError};
 pub use self::key::{ApiKey, AwsCredentials};

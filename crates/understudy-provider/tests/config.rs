@@ -119,7 +119,7 @@ fn an_unknown_kind_is_named_with_the_kinds_there_are() {
     let error = provider(&LOCAL.replace("\"openai\"", "\"opnai\"")).unwrap_err();
     assert_eq!(
         error,
-        "unknown provider kind `opnai`: expected `openai`, `anthropic`, `azure` or `gemini`"
+        "unknown provider kind `opnai`: expected `openai`, `anthropic`, `azure`, `gemini` or `bedrock`"
     );
 }
 

@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Deserializer};
 
-use super::{Dialect, anthropic, azure, gemini, openai};
+use super::{Dialect, anthropic, azure, bedrock, gemini, openai};
 use crate::error::ConfigError;
 use crate::key::AwsCredentials;
 
@@ -34,11 +34,21 @@ pub enum ProviderKind {
     Azure,
     /// The Google AI Gemini API (`generateContent`), natively.
     Gemini,
+    /// AWS Bedrock Runtime's Converse API, signed with `SigV4`
+    /// ([`DialectOptions::region`] and [`DialectOptions::aws_credentials`],
+    /// both required).
+    Bedrock,
 }
 
 impl ProviderKind {
     /// Every kind, in the order their names are listed.
-    pub const ALL: &'static [Self] = &[Self::OpenAi, Self::Anthropic, Self::Azure, Self::Gemini];
+    pub const ALL: &'static [Self] = &[
+        Self::OpenAi,
+        Self::Anthropic,
+        Self::Azure,
+        Self::Gemini,
+        Self::Bedrock,
+    ];
 
     /// The name used in configuration: `openai`, `anthropic`, `azure`, ….
     pub const fn as_str(self) -> &'static str {
@@ -47,6 +57,7 @@ impl ProviderKind {
             Self::Anthropic => "anthropic",
             Self::Azure => "azure",
             Self::Gemini => "gemini",
+            Self::Bedrock => "bedrock",
         }
     }
 
@@ -71,6 +82,13 @@ impl ProviderKind {
                 self,
             )?)?),
             Self::Gemini => Arc::new(gemini::GeminiDialect::new()),
+            Self::Bedrock => Arc::new(bedrock::BedrockDialect::new(
+                required(options.region.as_deref(), "region", self)?,
+                options
+                    .aws_credentials
+                    .clone()
+                    .ok_or_else(|| missing("aws_credentials", self))?,
+            )?),
         })
     }
 }
@@ -79,13 +97,17 @@ impl ProviderKind {
     /// Whether this kind cannot do without the provider setting `key`
     /// (`api_version`, `region`).
     pub fn requires(self, key: &str) -> bool {
-        matches!((self, key), (Self::Azure, "api_version"))
+        matches!(
+            (self, key),
+            (Self::Azure, "api_version") | (Self::Bedrock, "region")
+        )
     }
 
     /// Whether this kind signs its requests with AWS credentials
     /// ([`DialectOptions::aws_credentials`]), which it then requires.
     pub fn uses_aws_credentials(self) -> bool {
         match self {
+            Self::Bedrock => true,
             Self::OpenAi | Self::Anthropic | Self::Azure | Self::Gemini => false,
         }
     }
@@ -94,9 +116,9 @@ impl ProviderKind {
     /// other settings (Bedrock's, from the region); `None` when a base URL
     /// must be given.
     pub fn default_base_url(self, region: Option<&str>) -> Option<String> {
-        let _ = region;
         match self {
             Self::Gemini => Some(gemini::GEMINI_BASE_URL.to_owned()),
+            Self::Bedrock => region.map(bedrock::default_base_url),
             Self::OpenAi | Self::Anthropic | Self::Azure => None,
         }
     }
@@ -108,10 +130,15 @@ fn required<'a>(
     setting: &'static str,
     kind: ProviderKind,
 ) -> Result<&'a str, ConfigError> {
-    value.ok_or_else(|| ConfigError::InvalidSetting {
+    value.ok_or_else(|| missing(setting, kind))
+}
+
+/// The error for a setting `kind` cannot do without.
+fn missing(setting: &'static str, kind: ProviderKind) -> ConfigError {
+    ConfigError::InvalidSetting {
         setting,
         reason: format!("is required for kind = \"{kind}\""),
-    })
+    }
 }
 
 impl fmt::Display for ProviderKind {
@@ -269,7 +296,7 @@ mod tests {
             .parse::<ProviderKind>()
             .err()
             .map(|e| e.to_string());
-        assert!(unknown.is_some_and(|e| e.ends_with("`azure` or `gemini`")));
+        assert!(unknown.is_some_and(|e| e.ends_with("`azure`, `gemini` or `bedrock`")));
     }
 
     #[test]
@@ -278,6 +305,49 @@ mod tests {
         assert_eq!(
             error.as_deref(),
             Some("api_version: is required for kind = \"azure\"")
+        );
+        let bedrock = |options: &DialectOptions| {
+            ProviderKind::Bedrock
+                .dialect_with(options)
+                .err()
+                .map(|e| e.to_string())
+        };
+        assert_eq!(
+            bedrock(&DialectOptions::default()).as_deref(),
+            Some("region: is required for kind = \"bedrock\"")
+        );
+        assert_eq!(
+            bedrock(&DialectOptions::default().region("us-east-1")).as_deref(),
+            Some("aws_credentials: is required for kind = \"bedrock\"")
+        );
+        let credentials = AwsCredentials::new("AKID", "secret", None);
+        assert!(
+            bedrock(
+                &DialectOptions::default()
+                    .region("us-east-1/../x")
+                    .aws_credentials(credentials)
+            )
+            .is_some_and(|e| e.starts_with("region:"))
+        );
+        assert!(ProviderKind::Bedrock.requires("region"));
+        assert!(!ProviderKind::Bedrock.requires("api_version"));
+        assert!(ProviderKind::Bedrock.uses_aws_credentials());
+        assert!(!ProviderKind::Gemini.uses_aws_credentials());
+    }
+
+    #[test]
+    fn bedrock_has_a_base_url_per_region() {
+        assert_eq!(ProviderKind::Bedrock.as_str(), "bedrock");
+        assert_eq!(
+            ProviderKind::Bedrock
+                .default_base_url(Some("eu-west-3"))
+                .as_deref(),
+            Some("https://bedrock-runtime.eu-west-3.amazonaws.com")
+        );
+        assert_eq!(ProviderKind::Bedrock.default_base_url(None), None);
+        assert_eq!(
+            ProviderKind::OpenAi.default_base_url(Some("eu-west-3")),
+            None
         );
     }
 }

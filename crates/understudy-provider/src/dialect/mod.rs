@@ -14,6 +14,8 @@
 //!   both ways.
 //! - [`gemini::GeminiDialect`]: the Google AI Gemini API, translated both
 //!   ways.
+//! - [`bedrock::BedrockDialect`]: AWS Bedrock Runtime's Converse API,
+//!   translated both ways, each request signed with `SigV4`.
 //! - Your own: implement [`Dialect`] (only [`name`](Dialect::name) is
 //!   required; every other method defaults to the OpenAI-compatible
 //!   behaviour) and build the service with
@@ -25,6 +27,7 @@
 
 pub mod anthropic;
 pub mod azure;
+pub mod bedrock;
 mod chunk;
 pub mod error_shape;
 pub mod gemini;
