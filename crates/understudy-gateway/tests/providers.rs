@@ -358,3 +358,48 @@ async fn the_whole_chain_fails_over_to_anthropic_streaming_and_not() {
     }
     chain.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bedrock_exception_frame_before_content_fails_over_to_gemini() {
+    let chain = Chain::start().await;
+    chain.bedrock.set_fault(fault("error-event"));
+
+    let streamed = chain.chat("bedrock-first", true).await;
+    assert_eq!(streamed.status, StatusCode::OK, "{}", streamed.body);
+    assert_eq!(streamed.header("x-understudy-provider"), "gemini");
+    assert_eq!(streamed.header("x-understudy-attempts"), "2");
+    assert_eq!(streamed.streamed_text(), "Hello from gemini.");
+    assert_eq!(chain.bedrock.stats().chat_requests, 1);
+    chain.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bedrock_stream_cut_after_content_ends_with_an_openai_error_event() {
+    let chain = Chain::start().await;
+    // messageStart and two content frames, then the cut.
+    chain.bedrock.set_fault(fault("drop-after:3"));
+
+    let streamed = chain.chat("bedrock-first", true).await;
+    assert_eq!(streamed.status, StatusCode::OK, "{}", streamed.body);
+    assert_eq!(streamed.header("x-understudy-provider"), "bedrock");
+    let data: Vec<Value> = streamed
+        .body
+        .split("\n\n")
+        .filter_map(|event| event.trim().strip_prefix("data: "))
+        .map(|data| serde_json::from_str(data).unwrap_or_else(|e| panic!("{e}: {data}")))
+        .collect();
+    let content: String = data
+        .iter()
+        .filter_map(|chunk| chunk["choices"][0]["delta"]["content"].as_str())
+        .collect();
+    assert!(!content.is_empty(), "{}", streamed.body);
+    assert!("Hello from bedrock.".starts_with(&content), "{content}");
+    let last = data.last().unwrap();
+    assert!(last["error"]["message"].is_string(), "{}", streamed.body);
+    assert_eq!(
+        chain.gemini.stats().chat_requests,
+        0,
+        "no fallback after the commit"
+    );
+    chain.stop().await;
+}

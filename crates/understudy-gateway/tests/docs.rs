@@ -1,0 +1,64 @@
+//! The configuration the documentation shows is configuration the gateway
+//! reads: every TOML block of `docs/fallback.md` and `docs/providers.md`
+//! parses and builds.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use understudy_gateway::config::Config;
+use understudy_gateway::gateway::Gateway;
+
+/// The ```toml blocks of a document.
+fn toml_blocks(doc: &str) -> Vec<String> {
+    let mut blocks = Vec::new();
+    let mut current: Option<String> = None;
+    for line in doc.lines() {
+        match (&mut current, line.trim_end()) {
+            (None, "```toml") => current = Some(String::new()),
+            (Some(_), "```") => blocks.extend(current.take()),
+            (Some(block), line) => {
+                block.push_str(line);
+                block.push('\n');
+            }
+            (None, _) => {}
+        }
+    }
+    blocks
+}
+
+fn read(name: &str) -> String {
+    let path = format!("{}/../../docs/{name}", env!("CARGO_MANIFEST_DIR"));
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+/// Builds the gateway `text` describes, every variable it reads set.
+async fn builds(text: &str) {
+    let config = Config::from_toml(text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+    Gateway::new(&config, |var| Some(format!("{var}-value")))
+        .unwrap_or_else(|e| panic!("{e}\n{text}"));
+}
+
+#[tokio::test]
+async fn the_documented_configuration_builds() {
+    let blocks = toml_blocks(&read("fallback.md"));
+    let full = blocks
+        .iter()
+        .find(|b| b.contains("[server]"))
+        .expect("a full example");
+    builds(full).await;
+}
+
+#[tokio::test]
+async fn every_documented_provider_builds() {
+    let blocks = toml_blocks(&read("providers.md"));
+    assert!(blocks.len() >= 5, "{blocks:?}");
+    for block in blocks {
+        let name = block
+            .lines()
+            .find_map(|line| line.strip_prefix("name = \""))
+            .and_then(|rest| rest.split('"').next())
+            .expect("a provider name");
+        let text = format!(
+            "{block}\n[[routes]]\nmodel = \"chat\"\ntargets = [{{ provider = \"{name}\", model = \"m\" }}]\n"
+        );
+        builds(&text).await;
+    }
+}
