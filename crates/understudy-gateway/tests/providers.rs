@@ -153,6 +153,14 @@ targets = [
 ]
 
 [[routes]]
+model = "filtered"
+targets = [
+  {{ provider = "azure", model = "gpt-4o-eu" }},
+  {{ provider = "bedrock", model = "anthropic.claude-3-5-haiku-20241022-v1:0" }},
+]
+fallback_on = ["provider_failure", "content_filter"]
+
+[[routes]]
 model = "bedrock-first"
 targets = [
   {{ provider = "bedrock", model = "anthropic.claude-3-5-haiku-20241022-v1:0" }},
@@ -401,5 +409,29 @@ async fn a_bedrock_stream_cut_after_content_ends_with_an_openai_error_event() {
         0,
         "no fallback after the commit"
     );
+    chain.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_azure_content_filter_fails_over_only_where_the_route_opts_in() {
+    let chain = Chain::start().await;
+    chain.azure.set_fault(fault("content-filter"));
+
+    // The chain does not opt in: the caller gets Azure's refusal.
+    let refused = chain.chat("chain", false).await;
+    assert_eq!(refused.status, StatusCode::BAD_REQUEST, "{}", refused.body);
+    assert_eq!(
+        refused.json()["error"]["code"],
+        "content_filter",
+        "{}",
+        refused.body
+    );
+    assert_eq!(chain.bedrock.stats().chat_requests, 0);
+
+    // This route does: Bedrock serves.
+    let reply = chain.chat("filtered", false).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    assert_eq!(reply.header("x-understudy-provider"), "bedrock");
+    assert_eq!(reply.header("x-understudy-attempts"), "2");
     chain.stop().await;
 }
