@@ -33,6 +33,7 @@ pub mod error_shape;
 pub mod gemini;
 mod kind;
 pub mod openai;
+mod openai_request;
 mod stream_body;
 pub mod structured;
 pub(crate) mod unsupported;
