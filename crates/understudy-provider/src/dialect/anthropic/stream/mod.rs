@@ -1,7 +1,6 @@
 //! Anthropic streaming events → OpenAI `chat.completion.chunk` events.
 
 use std::borrow::Cow;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use http::{HeaderMap, StatusCode};
@@ -19,6 +18,7 @@ use self::wire::{
 };
 use super::response::{Usage, answer_finish_reason};
 use crate::dialect::chunk::{ChunkWriter, write_event};
+use crate::dialect::completion::unix_now;
 use crate::dialect::structured::FORCED_TOOL_NAME;
 use crate::error::ProviderError;
 
@@ -112,10 +112,7 @@ impl AnthropicStreamTranslator {
     /// A translator; `include_usage` says whether the caller asked for
     /// `stream_options.include_usage`.
     pub fn new(include_usage: bool) -> Self {
-        let created = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |since| since.as_secs());
-        Self::with_created(include_usage, created)
+        Self::with_created(include_usage, unix_now())
     }
 
     /// A translator whose chunks carry this `created` timestamp.
