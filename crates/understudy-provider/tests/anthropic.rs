@@ -16,9 +16,12 @@ use understudy_core::{
     ClassifiedError, Classify, ClientErrorKind, FailureKind, LlmClassifier, Outcome,
 };
 use understudy_provider::anthropic::{AnthropicStreamBody, AnthropicStreamTranslator};
-use understudy_provider::{ApiKey, ProviderError, ProviderService};
+use understudy_provider::{ApiKey, ProviderService};
 
-use support::{caller_request, client, data_lines, json, serve, sse, text, within};
+use support::{
+    assert_stream_error, caller_request, client, data_lines, json, next_data, serve, sse, text,
+    within,
+};
 
 fn anthropic(base_url: &str) -> ProviderService {
     ProviderService::anthropic(
@@ -327,12 +330,7 @@ async fn first_chunk_arrives_before_the_provider_sends_the_rest() {
         .await
         .unwrap();
     let mut body = response.into_body();
-    let first = within(body.frame())
-        .await
-        .unwrap()
-        .unwrap()
-        .into_data()
-        .unwrap();
+    let first = next_data(&mut body).await;
     let first = std::str::from_utf8(&first).unwrap();
     assert!(first.contains("Okay, let's check"), "{first}");
     assert!(!first.contains("weather"));
@@ -470,20 +468,15 @@ async fn an_error_as_the_first_event_is_a_classified_body_error() {
     assert_eq!(response.status(), StatusCode::OK);
     let mut body = response.into_body();
     let error = within(body.frame()).await.unwrap().unwrap_err();
-    let classified = error.downcast_ref::<ClassifiedError>().unwrap();
-    assert_eq!(
-        classified.outcome(),
-        Outcome::Failure(FailureKind::Overloaded)
+    assert_stream_error(
+        &error,
+        Outcome::Failure(FailureKind::Overloaded),
+        "overloaded_error",
     );
     assert_eq!(
         LlmClassifier::new().classify_error(&*error),
         Outcome::Failure(FailureKind::Overloaded)
     );
-    let source = std::error::Error::source(classified).unwrap();
-    assert!(matches!(
-        source.downcast_ref::<ProviderError>(),
-        Some(ProviderError::StreamError { kind, .. }) if kind == "overloaded_error"
-    ));
     assert!(within(body.frame()).await.is_none());
 }
 
@@ -504,12 +497,7 @@ async fn an_error_mid_stream_follows_the_chunks_before_it() {
         .await
         .unwrap();
     let mut body = response.into_body();
-    let first = within(body.frame())
-        .await
-        .unwrap()
-        .unwrap()
-        .into_data()
-        .unwrap();
+    let first = next_data(&mut body).await;
     assert!(
         std::str::from_utf8(&first)
             .unwrap()

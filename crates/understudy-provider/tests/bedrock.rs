@@ -17,11 +17,12 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use tower::ServiceExt;
 use understudy_core::{ClassifiedError, ClientErrorKind, FailureKind, Outcome};
-use understudy_provider::{
-    AwsCredentials, DialectOptions, ProviderError, ProviderKind, ProviderService,
-};
+use understudy_provider::{AwsCredentials, DialectOptions, ProviderKind, ProviderService};
 
-use support::{Captured, TestBody, caller_request, client, data_lines, json, serve, text, within};
+use support::{
+    Captured, TestBody, assert_stream_error, caller_request, client, data_lines, json, serve, text,
+    within,
+};
 
 const ACCESS_KEY_ID: &str = "AKIDEXAMPLE";
 const SECRET: &str = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY";
@@ -42,10 +43,6 @@ fn bedrock(base_url: &str, session_token: Option<&str>) -> ProviderService {
         MODEL,
     )
     .unwrap()
-}
-
-fn base_url(server: &support::Server) -> String {
-    format!("http://{}", server.addr)
 }
 
 // ===== An independent SigV4 verifier =====
@@ -341,7 +338,7 @@ const OPENAI_REQUEST: &str = r#"{
 #[tokio::test]
 async fn a_whole_answer_is_signed_sent_and_translated() {
     let mut server = serve(|_| async { json(200, CONVERSE_ANSWER) }).await;
-    let service = bedrock(&base_url(&server), None);
+    let service = bedrock(&server.origin(), None);
     assert!(!service.can_probe());
     let response = within(service.oneshot(caller_request(OPENAI_REQUEST)))
         .await
@@ -409,7 +406,7 @@ async fn a_whole_answer_is_signed_sent_and_translated() {
 #[tokio::test]
 async fn a_session_token_is_sent_and_signed() {
     let mut server = serve(|_| async { json(200, CONVERSE_ANSWER) }).await;
-    let service = bedrock(&base_url(&server), Some(SESSION_TOKEN));
+    let service = bedrock(&server.origin(), Some(SESSION_TOKEN));
     let response = within(service.oneshot(caller_request(OPENAI_REQUEST)))
         .await
         .unwrap();
@@ -439,7 +436,7 @@ async fn an_arn_model_id_is_one_encoded_segment_and_signs() {
         &DialectOptions::default()
             .region(REGION)
             .aws_credentials(AwsCredentials::new(ACCESS_KEY_ID, SECRET, None)),
-        &base_url(&server),
+        &server.origin(),
         None,
         arn,
     )
@@ -480,7 +477,7 @@ fn text_stream_frames() -> Vec<Vec<u8>> {
 async fn a_stream_with_usage_is_translated() {
     let mut server = serve(|_| async { event_stream(&text_stream_frames()) }).await;
     let body = r#"{"model":"chat","stream":true,"stream_options":{"include_usage":true},"messages":[{"role":"user","content":"Weather?"}]}"#;
-    let response = within(bedrock(&base_url(&server), None).oneshot(caller_request(body)))
+    let response = within(bedrock(&server.origin(), None).oneshot(caller_request(body)))
         .await
         .unwrap();
     assert_eq!(response.status(), StatusCode::OK);
@@ -555,7 +552,7 @@ async fn a_streamed_tool_call_is_translated() {
     let mut request: Value = serde_json::from_str(OPENAI_REQUEST).unwrap();
     request["stream"] = json!(true);
     let response =
-        within(bedrock(&base_url(&server), None).oneshot(caller_request(&request.to_string())))
+        within(bedrock(&server.origin(), None).oneshot(caller_request(&request.to_string())))
             .await
             .unwrap();
     let sse = text(response.into_body()).await;
@@ -587,10 +584,9 @@ async fn error_answer(
     message: &'static str,
 ) -> (StatusCode, Outcome, Value) {
     let server = serve(move |_| async move { bedrock_error(status, name, message) }).await;
-    let response =
-        within(bedrock(&base_url(&server), None).oneshot(caller_request(OPENAI_REQUEST)))
-            .await
-            .unwrap();
+    let response = within(bedrock(&server.origin(), None).oneshot(caller_request(OPENAI_REQUEST)))
+        .await
+        .unwrap();
     let status = response.status();
     let outcome = *response.extensions().get::<Outcome>().unwrap();
     let body = serde_json::from_str(&text(response.into_body()).await).unwrap();
@@ -681,7 +677,7 @@ async fn an_exception_frame_before_content_is_a_classified_body_error() {
     })
     .await;
     let body = r#"{"model":"chat","stream":true,"messages":[{"role":"user","content":"hi"}]}"#;
-    let response = within(bedrock(&base_url(&server), None).oneshot(caller_request(body)))
+    let response = within(bedrock(&server.origin(), None).oneshot(caller_request(body)))
         .await
         .unwrap();
     assert_eq!(response.status(), StatusCode::OK);
@@ -690,16 +686,11 @@ async fn an_exception_frame_before_content_is_a_classified_body_error() {
     let role = within(body.frame()).await.unwrap().unwrap();
     assert!(String::from_utf8_lossy(role.data_ref().unwrap()).contains("\"role\":\"assistant\""));
     let error = within(body.frame()).await.unwrap().unwrap_err();
-    let classified = error.downcast_ref::<ClassifiedError>().unwrap();
-    assert_eq!(
-        classified.outcome(),
-        Outcome::Failure(FailureKind::RateLimited { retry_after: None })
+    assert_stream_error(
+        &error,
+        Outcome::Failure(FailureKind::RateLimited { retry_after: None }),
+        "throttlingException",
     );
-    let source = std::error::Error::source(classified).unwrap();
-    assert!(matches!(
-        source.downcast_ref::<ProviderError>(),
-        Some(ProviderError::StreamError { kind, .. }) if kind == "throttlingException"
-    ));
     assert!(within(body.frame()).await.is_none());
 }
 
@@ -712,7 +703,7 @@ async fn a_stream_cut_before_message_stop_is_broken() {
     })
     .await;
     let body = r#"{"model":"chat","stream":true,"messages":[{"role":"user","content":"hi"}]}"#;
-    let response = within(bedrock(&base_url(&server), None).oneshot(caller_request(body)))
+    let response = within(bedrock(&server.origin(), None).oneshot(caller_request(body)))
         .await
         .unwrap();
     let collected = within(response.into_body().collect()).await;

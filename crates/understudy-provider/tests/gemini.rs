@@ -15,7 +15,7 @@ use tower::ServiceExt;
 use understudy_core::{ClassifiedError, ClientErrorKind, FailureKind, Outcome};
 use understudy_provider::{ApiKey, DialectOptions, ProviderKind, ProviderService};
 
-use support::{caller_request, client, data_lines, json, serve, sse, text, within};
+use support::{caller_request, client, data_lines, json, next_data, serve, sse, text, within};
 
 const KEY: &str = "AIza-provider-key";
 
@@ -442,12 +442,7 @@ async fn an_error_event_is_classified_by_its_status() {
         .await
         .unwrap();
     let mut body = response.into_body();
-    let first = within(body.frame())
-        .await
-        .unwrap()
-        .unwrap()
-        .into_data()
-        .unwrap();
+    let first = next_data(&mut body).await;
     assert!(std::str::from_utf8(&first).unwrap().contains("The weather"));
     let error = within(body.frame()).await.unwrap().unwrap_err();
     let classified = error.downcast_ref::<ClassifiedError>().unwrap();

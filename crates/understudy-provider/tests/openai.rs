@@ -17,7 +17,9 @@ use understudy_core::{
 };
 use understudy_provider::{ApiKey, ClientConfig, HttpClient, ProviderService};
 
-use support::{answer, caller_request, client, data_lines, json, serve, sse, text, within};
+use support::{
+    answer, caller_request, client, data_lines, json, next_data, serve, sse, text, within,
+};
 
 const COMPLETION: &str = r#"{"id":"chatcmpl-1","object":"chat.completion","created":1,"model":"gpt-4o-mini","choices":[{"index":0,"message":{"role":"assistant","content":"Hi"},"finish_reason":"stop"}],"usage":{"prompt_tokens":3,"completion_tokens":1,"total_tokens":4}}"#;
 
@@ -237,12 +239,7 @@ async fn first_chunk_arrives_before_the_provider_sends_the_rest() {
     .unwrap();
     assert_eq!(response.headers()["content-type"], "text/event-stream");
     let mut body = response.into_body();
-    let first = within(body.frame())
-        .await
-        .unwrap()
-        .unwrap()
-        .into_data()
-        .unwrap();
+    let first = next_data(&mut body).await;
     assert!(std::str::from_utf8(&first).unwrap().contains("Hel"));
 
     release_tx.send(()).unwrap();

@@ -1,6 +1,7 @@
 //! Writing OpenAI `chat.completion.chunk` events, for dialects that
 //! translate a provider's stream into OpenAI's.
 
+use serde::Serialize;
 use serde_json::{Value, json};
 
 /// Writes the SSE events of one OpenAI stream: every chunk carries the same
@@ -69,9 +70,11 @@ impl ChunkWriter {
     }
 }
 
-fn write_event(out: &mut Vec<u8>, chunk: &Value) {
+/// Writes one SSE event `data: {chunk}`.
+pub(crate) fn write_event<T: Serialize + ?Sized>(out: &mut Vec<u8>, chunk: &T) {
     out.extend_from_slice(b"data: ");
-    // Writing a JSON value into a Vec cannot fail.
+    // Writing a JSON value, or a plain struct of strings and numbers, into
+    // a Vec cannot fail.
     let _ = serde_json::to_writer(&mut *out, chunk);
     out.extend_from_slice(b"\n\n");
 }

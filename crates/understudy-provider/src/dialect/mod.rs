@@ -29,10 +29,12 @@ pub mod anthropic;
 pub mod azure;
 pub mod bedrock;
 mod chunk;
+mod completion;
 pub mod error_shape;
 pub mod gemini;
 mod kind;
 pub mod openai;
+mod openai_request;
 mod stream_body;
 pub mod structured;
 pub(crate) mod unsupported;
@@ -350,6 +352,16 @@ impl UpstreamRequest {
         Self {
             body,
             reply: Reply::Stream { include_usage },
+        }
+    }
+
+    /// A request translated for a provider: streamed when the caller asked
+    /// for a stream (`stream`), else read whole.
+    pub(crate) fn translated(body: Bytes, stream: bool, include_usage: bool) -> Self {
+        if stream {
+            Self::stream(body, include_usage)
+        } else {
+            Self::whole(body)
         }
     }
 }

@@ -42,7 +42,9 @@ pin_project! {
     /// its outcome). The body is cooperative: when upstream frames keep
     /// arriving without producing output, `poll_frame` wakes its task and
     /// returns [`Poll::Pending`] after 32 frames or 64 KiB, so a timeout
-    /// polled by the same task gets its turn.
+    /// polled by the same task gets its turn. This is a plain bound rather
+    /// than tokio's cooperative budget, so it holds whatever the inner body
+    /// is and whichever runtime polls it.
     #[derive(Debug)]
     pub(crate) struct TranslatedBody<B, T> {
         #[pin]
@@ -61,6 +63,14 @@ impl<B, T> TranslatedBody<B, T> {
             done: false,
         }
     }
+
+    /// The same body with its translator changed by `change`.
+    pub(crate) fn map_translator(self, change: impl FnOnce(T) -> T) -> Self {
+        Self {
+            translator: change(self.translator),
+            ..self
+        }
+    }
 }
 
 impl<B, T> Body for TranslatedBody<B, T>
@@ -77,6 +87,7 @@ where
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let mut this = self.project();
+        // Work done in this call without output, for the yield bound.
         let mut frames = 0_u32;
         let mut bytes = 0_usize;
         loop {
@@ -92,6 +103,8 @@ where
                 return Poll::Ready(None);
             }
             if this.translator.is_finished() {
+                // Read the end of the upstream body if it is already there,
+                // so the connection can go back to the pool; never wait.
                 *this.done = true;
                 let _ = this.inner.as_mut().poll_frame(cx);
                 return Poll::Ready(None);

@@ -21,8 +21,8 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
-use understudy_core::{ReplayBody, ResponseBody};
-use understudy_provider::{ClientConfig, HttpClient};
+use understudy_core::{BoxError, ClassifiedError, Outcome, ReplayBody, ResponseBody};
+use understudy_provider::{ClientConfig, HttpClient, ProviderError};
 
 /// What a test server received.
 #[derive(Clone, Debug)]
@@ -69,8 +69,14 @@ pub(crate) struct Server {
 }
 
 impl Server {
+    /// `http://` and the server's address.
+    pub(crate) fn origin(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// The origin with `/v1`, where OpenAI-style APIs live.
     pub(crate) fn base_url(&self) -> String {
-        format!("http://{}/v1", self.addr)
+        format!("{}/v1", self.origin())
     }
 
     /// The next request the server received.
@@ -224,6 +230,31 @@ pub(crate) async fn within<F: Future>(future: F) -> F::Output {
     tokio::time::timeout(Duration::from_secs(10), future)
         .await
         .expect("timed out")
+}
+
+/// The next frame of a body, which must be data.
+pub(crate) async fn next_data(body: &mut ResponseBody) -> Bytes {
+    within(body.frame())
+        .await
+        .unwrap()
+        .unwrap()
+        .into_data()
+        .unwrap()
+}
+
+/// Asserts that a stream's error is classified as `outcome` and is the
+/// provider's own error event of this `kind`.
+pub(crate) fn assert_stream_error(error: &BoxError, outcome: Outcome, kind: &str) {
+    let classified = error.downcast_ref::<ClassifiedError>().unwrap();
+    assert_eq!(classified.outcome(), outcome);
+    let source = std::error::Error::source(classified).unwrap();
+    assert!(
+        matches!(
+            source.downcast_ref::<ProviderError>(),
+            Some(ProviderError::StreamError { kind: got, .. }) if got == kind
+        ),
+        "{source:?}"
+    );
 }
 
 /// The whole body as text.

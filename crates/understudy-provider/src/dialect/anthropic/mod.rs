@@ -130,7 +130,6 @@ mod response;
 mod stream;
 
 use std::borrow::Cow;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
@@ -141,6 +140,7 @@ pub use self::response::{finish_reason, translate_error, translate_response};
 pub use self::stream::{
     AnthropicStreamBody, AnthropicStreamTranslator, DEFAULT_MAX_BYTES_BEFORE_CONTENT,
 };
+use super::completion::unix_now;
 use super::{AnswerContext, Dialect, Operation, ShapedError, UpstreamRequest, key_header};
 use crate::error::{ConfigError, ProviderError};
 use crate::key::ApiKey;
@@ -239,11 +239,11 @@ impl Dialect for AnthropicDialect {
         match operation {
             Operation::ChatCompletions => {
                 let translated = translate_request(body, model, self.max_tokens_default)?;
-                Ok(if translated.stream {
-                    UpstreamRequest::stream(translated.body, translated.include_usage)
-                } else {
-                    UpstreamRequest::whole(translated.body)
-                })
+                Ok(UpstreamRequest::translated(
+                    translated.body,
+                    translated.stream,
+                    translated.include_usage,
+                ))
             }
         }
     }
@@ -275,13 +275,6 @@ impl Dialect for AnthropicDialect {
     ) -> ShapedError {
         ShapedError::Rewritten(translate_error(status, outcome, body))
     }
-}
-
-/// Seconds since the epoch, for a completion's `created`.
-fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |since| since.as_secs())
 }
 
 #[cfg(test)]

@@ -4,6 +4,10 @@ use bytes::Bytes;
 use serde_json::{Map, Value, json};
 
 use super::NAME;
+use crate::dialect::openai_request::{
+    ToolCall, ToolChoice, content, content_error, image_url, include_usage, max_tokens, messages,
+    parse_data_url, read_object, role, stream, tool_call_id, tools,
+};
 use crate::dialect::structured::{FORCED_TOOL_NAME, ResponseFormat};
 use crate::dialect::unsupported::{OPENAI_ONLY, refuse_fields, unsupported};
 use crate::error::ProviderError;
@@ -51,14 +55,8 @@ pub fn translate_request(
     model: &str,
     max_tokens_default: u32,
 ) -> Result<TranslatedRequest, ProviderError> {
-    let request: Value = serde_json::from_slice(body).map_err(|e| {
-        ProviderError::invalid_request(format!("request body is not valid JSON: {e}"))
-    })?;
-    let Some(request) = request.as_object() else {
-        return Err(ProviderError::invalid_request(
-            "request body is not a JSON object",
-        ));
-    };
+    let request = read_object(body)?;
+    let request = &request;
 
     refuse_fields(request, NAME, OPENAI_ONLY)?;
     let format = ResponseFormat::of(request)?;
@@ -72,26 +70,13 @@ pub fn translate_request(
     let mut out = Map::new();
     out.insert("model".to_owned(), Value::from(model));
 
-    let messages = request
-        .get("messages")
-        .and_then(Value::as_array)
-        .ok_or_else(|| ProviderError::invalid_request("`messages` must be an array"))?;
-    let (system, messages) = translate_messages(messages)?;
+    let (system, messages) = translate_messages(messages(request)?)?;
     if let Some(system) = system {
         out.insert("system".to_owned(), system);
     }
     out.insert("messages".to_owned(), Value::Array(messages));
 
-    let max_tokens = match request
-        .get("max_completion_tokens")
-        .filter(|v| !v.is_null())
-        .or_else(|| request.get("max_tokens").filter(|v| !v.is_null()))
-    {
-        Some(value) => value.as_u64().ok_or_else(|| {
-            ProviderError::invalid_request("`max_tokens` must be a non-negative integer")
-        })?,
-        None => u64::from(max_tokens_default),
-    };
+    let max_tokens = max_tokens(request)?.unwrap_or(u64::from(max_tokens_default));
     out.insert("max_tokens".to_owned(), Value::from(max_tokens));
 
     match request.get("stop") {
@@ -122,43 +107,13 @@ pub fn translate_request(
         }
     }
 
-    let stream = match request.get("stream") {
-        None | Some(Value::Null) => false,
-        Some(Value::Bool(stream)) => *stream,
-        Some(_) => {
-            return Err(ProviderError::invalid_request("`stream` must be a boolean"));
-        }
-    };
+    let stream = stream(request)?;
     if stream {
         out.insert("stream".to_owned(), Value::Bool(true));
     }
-    let include_usage = match request.get("stream_options") {
-        None | Some(Value::Null) => false,
-        Some(Value::Object(options)) => match options.get("include_usage") {
-            None | Some(Value::Null) => false,
-            Some(Value::Bool(include)) => *include,
-            Some(_) => {
-                return Err(ProviderError::invalid_request(
-                    "`stream_options.include_usage` must be a boolean",
-                ));
-            }
-        },
-        Some(_) => {
-            return Err(ProviderError::invalid_request(
-                "`stream_options` must be an object",
-            ));
-        }
-    } && stream;
+    let include_usage = include_usage(request)? && stream;
 
-    let mut tools = match request.get("tools") {
-        None | Some(Value::Null) => Vec::new(),
-        Some(Value::Array(tools)) => tools
-            .iter()
-            .enumerate()
-            .map(|(index, tool)| translate_tool(tool, index))
-            .collect::<Result<Vec<_>, _>>()?,
-        Some(_) => return Err(ProviderError::invalid_request("`tools` must be an array")),
-    };
+    let mut tools = tools(request, |(index, tool)| translate_tool(tool, index))?;
     let has_tools = !tools.is_empty();
     if let Some(format) = &format {
         // The answer is the forced tool's input; the caller's tools stay
@@ -209,11 +164,8 @@ fn translate_messages(messages: &[Value]) -> Result<(Option<Value>, Vec<Value>),
     let mut system: Vec<Value> = Vec::new();
     let mut turns: Vec<(&'static str, Value)> = Vec::new();
     for (index, message) in messages.iter().enumerate() {
-        let role = message.get("role").and_then(Value::as_str).ok_or_else(|| {
-            ProviderError::invalid_request(format!("`messages[{index}].role` must be a string"))
-        })?;
-        let content = message.get("content").filter(|c| !c.is_null());
-        let (role, content) = match role {
+        let content = content(message);
+        let (role, content) = match role(message, index)? {
             "system" | "developer" => {
                 if let Some(content) = content {
                     system.extend(text_blocks(content, index)?);
@@ -293,9 +245,7 @@ fn text_blocks(content: &Value, index: usize) -> Result<Vec<Value>, ProviderErro
                 other => Err(unsupported_part(other, index)),
             })
             .collect(),
-        _ => Err(ProviderError::invalid_request(format!(
-            "`messages[{index}].content` must be a string or an array of parts"
-        ))),
+        _ => Err(content_error(index)),
     }
 }
 
@@ -343,25 +293,18 @@ fn translate_user_content(content: Option<&Value>, index: usize) -> Result<Value
             }
             Ok(Value::Array(blocks))
         }
-        Some(_) => Err(ProviderError::invalid_request(format!(
-            "`messages[{index}].content` must be a string or an array of parts"
-        ))),
+        Some(_) => Err(content_error(index)),
     }
 }
 
 /// `{"type":"image_url","image_url":{"url":…}}` → an image block, from a
 /// base64 data URL or a plain URL.
 fn translate_image(part: &Value, index: usize) -> Result<Value, ProviderError> {
-    let image = part.get("image_url");
-    let url = image
-        .and_then(|i| i.get("url"))
-        .or(image)
-        .and_then(Value::as_str)
-        .ok_or_else(|| {
-            ProviderError::invalid_request(format!(
-                "`messages[{index}].content` has an image_url part without a url"
-            ))
-        })?;
+    let url = image_url(part).ok_or_else(|| {
+        ProviderError::invalid_request(format!(
+            "`messages[{index}].content` has an image_url part without a url"
+        ))
+    })?;
     let source = match parse_data_url(url) {
         Some((media_type, data)) => {
             json!({ "type": "base64", "media_type": media_type, "data": data })
@@ -404,14 +347,6 @@ fn translate_file(part: &Value, index: usize) -> Result<Value, ProviderError> {
     }))
 }
 
-/// `data:<media type>;base64,<data>` → (media type, data).
-fn parse_data_url(url: &str) -> Option<(&str, &str)> {
-    let rest = url.strip_prefix("data:")?;
-    let (meta, data) = rest.split_once(',')?;
-    let media_type = meta.strip_suffix(";base64")?;
-    Some((media_type, data))
-}
-
 fn translate_assistant(
     message: &Value,
     content: Option<&Value>,
@@ -434,17 +369,12 @@ fn translate_assistant(
     // Anthropic refuses empty text blocks.
     blocks.retain(|block| block.get("text").and_then(Value::as_str) != Some(""));
     for (call_index, call) in tool_calls.into_iter().flatten().enumerate() {
-        let function = call.get("function");
-        let name = function.and_then(|f| f.get("name")).and_then(Value::as_str);
-        let (Some(id), Some(name)) = (call.get("id").and_then(Value::as_str), name) else {
-            return Err(ProviderError::invalid_request(format!(
-                "`messages[{index}].tool_calls[{call_index}]` needs an id and a function name"
-            )));
-        };
-        let input = function
-            .and_then(|f| f.get("arguments"))
-            .and_then(Value::as_str)
-            .and_then(|args| serde_json::from_str::<Value>(args).ok())
+        let ToolCall {
+            id,
+            name,
+            arguments,
+        } = ToolCall::read(call, index, call_index)?;
+        let input = arguments
             .filter(Value::is_object)
             .unwrap_or_else(|| json!({}));
         blocks.push(json!({ "type": "tool_use", "id": id, "name": name, "input": input }));
@@ -457,14 +387,7 @@ fn translate_tool_result(
     content: Option<&Value>,
     index: usize,
 ) -> Result<Value, ProviderError> {
-    let id = message
-        .get("tool_call_id")
-        .and_then(Value::as_str)
-        .ok_or_else(|| {
-            ProviderError::invalid_request(format!(
-                "`messages[{index}].tool_call_id` must be a string"
-            ))
-        })?;
+    let id = tool_call_id(message, index)?;
     let content = match content {
         None => Value::from(""),
         Some(Value::String(text)) => Value::from(text.as_str()),
@@ -523,33 +446,17 @@ fn translate_tool_choice(
     choice: Option<&Value>,
     parallel: bool,
 ) -> Result<Option<Value>, ProviderError> {
-    let mut out = match choice {
-        None | Some(Value::Null) => {
+    let mut out = match ToolChoice::read(choice)? {
+        None => {
             if parallel {
                 return Ok(None);
             }
             json!({ "type": "auto" })
         }
-        Some(Value::String(mode)) => match mode.as_str() {
-            "auto" => json!({ "type": "auto" }),
-            "none" => return Ok(Some(json!({ "type": "none" }))),
-            "required" => json!({ "type": "any" }),
-            other => {
-                return Err(ProviderError::invalid_request(format!(
-                    "`tool_choice` `{other}` is not supported"
-                )));
-            }
-        },
-        Some(named) => {
-            let name = named
-                .get("function")
-                .and_then(|f| f.get("name"))
-                .and_then(Value::as_str)
-                .ok_or_else(|| {
-                    ProviderError::invalid_request("`tool_choice.function.name` must be a string")
-                })?;
-            json!({ "type": "tool", "name": name })
-        }
+        Some(ToolChoice::Auto) => json!({ "type": "auto" }),
+        Some(ToolChoice::None) => return Ok(Some(json!({ "type": "none" }))),
+        Some(ToolChoice::Required) => json!({ "type": "any" }),
+        Some(ToolChoice::Function(name)) => json!({ "type": "tool", "name": name }),
     };
     if !parallel {
         out["disable_parallel_tool_use"] = Value::Bool(true);

@@ -4,9 +4,10 @@
 use bytes::Bytes;
 use http::StatusCode;
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::Value;
 use understudy_core::{OpenAiError, Outcome};
 
+use crate::dialect::completion::{self, Completion, arguments_text, tool_call};
 use crate::dialect::error_shape::{default_error_type, fallback_message, with_outcome_code};
 use crate::dialect::structured::FORCED_TOOL_NAME;
 use crate::error::ProviderError;
@@ -85,17 +86,12 @@ impl Usage {
 
     /// The OpenAI `usage` object.
     pub(crate) fn to_openai(self) -> Value {
-        let prompt = self.prompt_tokens();
-        let completion = self.output_tokens.unwrap_or(0);
-        let mut usage = json!({
-            "prompt_tokens": prompt,
-            "completion_tokens": completion,
-            "total_tokens": prompt + completion,
-        });
-        if let Some(cached) = self.cache_read_input_tokens {
-            usage["prompt_tokens_details"] = json!({ "cached_tokens": cached });
-        }
-        usage
+        completion::usage(
+            self.prompt_tokens(),
+            self.output_tokens.unwrap_or(0),
+            None,
+            self.cache_read_input_tokens,
+        )
     }
 }
 
@@ -164,53 +160,31 @@ pub fn translate_response(body: &[u8], created: u64) -> Result<Bytes, ProviderEr
         match block {
             Block::Text { text: part } => text.get_or_insert_with(String::new).push_str(&part),
             Block::ToolUse { id, name, input } => {
-                let arguments = if input.is_null() {
-                    "{}".to_owned()
-                } else {
-                    input.to_string()
-                };
+                let arguments = arguments_text(&input);
                 if name == FORCED_TOOL_NAME {
                     structured = true;
                     text.get_or_insert_with(String::new).push_str(&arguments);
                     continue;
                 }
-                tool_calls.push(json!({
-                    "id": id,
-                    "type": "function",
-                    "function": { "name": name, "arguments": arguments },
-                }));
+                tool_calls.push(tool_call(&id, &name, &arguments));
             }
             Block::Other => {}
         }
     }
-    let mut reply = json!({
-        "role": "assistant",
-        "content": text,
-        "refusal": null,
-    });
     let finish = message
         .stop_reason
         .as_deref()
         .map(|reason| answer_finish_reason(reason, structured && tool_calls.is_empty()));
-    if !tool_calls.is_empty() {
-        reply["tool_calls"] = Value::Array(tool_calls);
+    Completion {
+        id: &message.id,
+        created,
+        model: &message.model,
+        content: text,
+        tool_calls,
+        finish_reason: finish,
+        usage: message.usage.unwrap_or_default().to_openai(),
     }
-    let completion = json!({
-        "id": message.id,
-        "object": "chat.completion",
-        "created": created,
-        "model": message.model,
-        "choices": [{
-            "index": 0,
-            "message": reply,
-            "logprobs": null,
-            "finish_reason": finish,
-        }],
-        "usage": message.usage.unwrap_or_default().to_openai(),
-    });
-    serde_json::to_vec(&completion)
-        .map(Bytes::from)
-        .map_err(|e| ProviderError::invalid_response(e.to_string()))
+    .into_bytes()
 }
 
 #[derive(Deserialize)]

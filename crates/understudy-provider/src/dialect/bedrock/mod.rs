@@ -134,6 +134,7 @@ pub use self::response::{finish_reason, translate_response};
 pub use self::sign::SIGNING_SERVICE;
 use self::sign::Signer;
 pub use self::stream::BedrockStreamTranslator;
+use super::completion::unix_now;
 use super::stream_body::TranslatedBody;
 use super::structured::FORCED_TOOL_NAME;
 use super::{AnswerContext, Dialect, Operation, ShapedError, UpstreamRequest};
@@ -303,11 +304,11 @@ impl Dialect for BedrockDialect {
         match operation {
             Operation::ChatCompletions => {
                 let translated = translate_request(body)?;
-                Ok(if translated.stream {
-                    UpstreamRequest::stream(translated.body, translated.include_usage)
-                } else {
-                    UpstreamRequest::whole(translated.body)
-                })
+                Ok(UpstreamRequest::translated(
+                    translated.body,
+                    translated.stream,
+                    translated.include_usage,
+                ))
             }
         }
     }
@@ -388,13 +389,6 @@ fn completion_id() -> String {
         nanos,
         count ^ unix_now().rotate_left(32)
     )
-}
-
-/// Seconds since the epoch, for a completion's `created`.
-fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |since| since.as_secs())
 }
 
 /// Is this the tool [`translate_request`] forces for `response_format`?

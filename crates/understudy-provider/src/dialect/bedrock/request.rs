@@ -3,6 +3,10 @@
 use bytes::Bytes;
 use serde_json::{Map, Value, json};
 
+use crate::dialect::openai_request::{
+    ToolCall, ToolChoice, content, content_error, image_url, include_usage, max_tokens, messages,
+    parse_data_url, read_object, role, stop_sequences, stream, tool_call_id, tool_calls, tools,
+};
 use crate::dialect::structured::{FORCED_TOOL_NAME, ResponseFormat};
 use crate::dialect::unsupported::{OPENAI_ONLY, refuse_fields, unsupported};
 use crate::error::ProviderError;
@@ -48,22 +52,12 @@ pub struct TranslatedRequest {
 /// assert!(!out.stream);
 /// ```
 pub fn translate_request(body: &[u8]) -> Result<TranslatedRequest, ProviderError> {
-    let request: Value = serde_json::from_slice(body).map_err(|e| {
-        ProviderError::invalid_request(format!("request body is not valid JSON: {e}"))
-    })?;
-    let Some(request) = request.as_object() else {
-        return Err(ProviderError::invalid_request(
-            "request body is not a JSON object",
-        ));
-    };
+    let request = read_object(body)?;
+    let request = &request;
     refuse_fields(request, NAME, OPENAI_ONLY)?;
 
     let mut out = Map::new();
-    let messages = request
-        .get("messages")
-        .and_then(Value::as_array)
-        .ok_or_else(|| ProviderError::invalid_request("`messages` must be an array"))?;
-    let (system, turns, has_tool_blocks) = translate_messages(messages)?;
+    let (system, turns, has_tool_blocks) = translate_messages(messages(request)?)?;
     if !system.is_empty() {
         out.insert("system".to_owned(), Value::Array(system));
     }
@@ -78,30 +72,8 @@ pub fn translate_request(body: &[u8]) -> Result<TranslatedRequest, ProviderError
         out.insert("toolConfig".to_owned(), tool_config);
     }
 
-    let stream = match request.get("stream") {
-        None | Some(Value::Null) => false,
-        Some(Value::Bool(stream)) => *stream,
-        Some(_) => {
-            return Err(ProviderError::invalid_request("`stream` must be a boolean"));
-        }
-    };
-    let include_usage = match request.get("stream_options") {
-        None | Some(Value::Null) => false,
-        Some(Value::Object(options)) => match options.get("include_usage") {
-            None | Some(Value::Null) => false,
-            Some(Value::Bool(include)) => *include,
-            Some(_) => {
-                return Err(ProviderError::invalid_request(
-                    "`stream_options.include_usage` must be a boolean",
-                ));
-            }
-        },
-        Some(_) => {
-            return Err(ProviderError::invalid_request(
-                "`stream_options` must be an object",
-            ));
-        }
-    } && stream;
+    let stream = stream(request)?;
+    let include_usage = include_usage(request)? && stream;
 
     let body = serde_json::to_vec(&Value::Object(out))
         .map_err(|e| ProviderError::invalid_request(e.to_string()))?;
@@ -115,14 +87,7 @@ pub fn translate_request(body: &[u8]) -> Result<TranslatedRequest, ProviderError
 /// `max_tokens`, `temperature`, `top_p` and `stop` → `inferenceConfig`.
 fn inference_config(request: &Map<String, Value>) -> Result<Map<String, Value>, ProviderError> {
     let mut config = Map::new();
-    if let Some(value) = request
-        .get("max_completion_tokens")
-        .filter(|v| !v.is_null())
-        .or_else(|| request.get("max_tokens").filter(|v| !v.is_null()))
-    {
-        let tokens = value.as_u64().ok_or_else(|| {
-            ProviderError::invalid_request("`max_tokens` must be a non-negative integer")
-        })?;
+    if let Some(tokens) = max_tokens(request)? {
         config.insert("maxTokens".to_owned(), Value::from(tokens));
     }
     if let Some(value) = request.get("temperature").filter(|v| !v.is_null()) {
@@ -141,21 +106,8 @@ fn inference_config(request: &Map<String, Value>) -> Result<Map<String, Value>, 
         }
         config.insert("topP".to_owned(), value.clone());
     }
-    match request.get("stop") {
-        None | Some(Value::Null) => {}
-        Some(Value::String(stop)) => {
-            config.insert("stopSequences".to_owned(), json!([stop]));
-        }
-        Some(Value::Array(stops)) if stops.iter().all(Value::is_string) => {
-            if !stops.is_empty() {
-                config.insert("stopSequences".to_owned(), Value::Array(stops.clone()));
-            }
-        }
-        Some(_) => {
-            return Err(ProviderError::invalid_request(
-                "`stop` must be a string or an array of strings",
-            ));
-        }
+    if let Some(stops) = stop_sequences(request)? {
+        config.insert("stopSequences".to_owned(), stops);
     }
     Ok(config)
 }
@@ -171,19 +123,11 @@ fn tool_config(
     if format.is_some() {
         ResponseFormat::check_forced_tool(request, NAME)?;
     }
-    let mut tools = match request.get("tools") {
-        None | Some(Value::Null) => Vec::new(),
-        Some(Value::Array(tools)) => tools
-            .iter()
-            .enumerate()
-            .map(|(index, tool)| translate_tool(tool, index))
-            .collect::<Result<Vec<_>, _>>()?,
-        Some(_) => return Err(ProviderError::invalid_request("`tools` must be an array")),
-    };
+    let mut tools = tools(request, |(index, tool)| translate_tool(tool, index))?;
     let mut choice = if tools.is_empty() {
         None
     } else {
-        translate_tool_choice(request.get("tool_choice"))?
+        ToolChoice::read(request.get("tool_choice"))?
     };
     if choice == Some(ToolChoice::None) {
         if has_tool_blocks {
@@ -201,53 +145,20 @@ fn tool_config(
             "description": format.tool_description(),
             "inputSchema": {"json": format.schema()},
         }}));
-        choice = Some(ToolChoice::Named(FORCED_TOOL_NAME.to_owned()));
+        choice = Some(ToolChoice::Function(FORCED_TOOL_NAME));
     }
     if tools.is_empty() {
         return Ok(None);
     }
     let mut config = json!({ "tools": tools });
+    // `auto` / `required` / `none` / a named function.
     match choice {
         Some(ToolChoice::Auto) => config["toolChoice"] = json!({"auto": {}}),
-        Some(ToolChoice::Any) => config["toolChoice"] = json!({"any": {}}),
-        Some(ToolChoice::Named(name)) => config["toolChoice"] = json!({"tool": {"name": name}}),
+        Some(ToolChoice::Required) => config["toolChoice"] = json!({"any": {}}),
+        Some(ToolChoice::Function(name)) => config["toolChoice"] = json!({"tool": {"name": name}}),
         Some(ToolChoice::None) | None => {}
     }
     Ok(Some(config))
-}
-
-#[derive(Debug, PartialEq, Eq)]
-enum ToolChoice {
-    Auto,
-    Any,
-    None,
-    Named(String),
-}
-
-/// `auto` / `required` / `none` / a named function.
-fn translate_tool_choice(choice: Option<&Value>) -> Result<Option<ToolChoice>, ProviderError> {
-    Ok(match choice {
-        None | Some(Value::Null) => None,
-        Some(Value::String(mode)) => Some(match mode.as_str() {
-            "auto" => ToolChoice::Auto,
-            "required" => ToolChoice::Any,
-            "none" => ToolChoice::None,
-            other => {
-                return Err(ProviderError::invalid_request(format!(
-                    "`tool_choice` `{other}` is not supported"
-                )));
-            }
-        }),
-        Some(named) => {
-            let name = named
-                .pointer("/function/name")
-                .and_then(Value::as_str)
-                .ok_or_else(|| {
-                    ProviderError::invalid_request("`tool_choice.function.name` must be a string")
-                })?;
-            Some(ToolChoice::Named(name.to_owned()))
-        }
-    })
 }
 
 /// A function tool → `{toolSpec: {name, description, inputSchema: {json}}}`.
@@ -291,11 +202,8 @@ fn translate_messages(messages: &[Value]) -> Result<(Vec<Value>, Vec<Value>, boo
     let mut turns: Vec<(&'static str, Vec<Value>)> = Vec::new();
     let mut has_tool_blocks = false;
     for (index, message) in messages.iter().enumerate() {
-        let role = message.get("role").and_then(Value::as_str).ok_or_else(|| {
-            ProviderError::invalid_request(format!("`messages[{index}].role` must be a string"))
-        })?;
-        let content = message.get("content").filter(|c| !c.is_null());
-        let (role, blocks) = match role {
+        let content = content(message);
+        let (role, blocks) = match role(message, index)? {
             "system" | "developer" => {
                 if let Some(content) = content {
                     system.extend(text_blocks(content, index)?);
@@ -350,9 +258,7 @@ fn text_blocks(content: &Value, index: usize) -> Result<Vec<Value>, ProviderErro
                 _ => Some(Err(unsupported_part(part, index, part_index))),
             })
             .collect(),
-        _ => Err(ProviderError::invalid_request(format!(
-            "`messages[{index}].content` must be a string or an array of parts"
-        ))),
+        _ => Err(content_error(index)),
     }
 }
 
@@ -385,9 +291,7 @@ fn user_blocks(content: Option<&Value>, index: usize) -> Result<Vec<Value>, Prov
                 _ => Err(unsupported_part(part, index, part_index)),
             })
             .collect(),
-        Some(_) => Err(ProviderError::invalid_request(format!(
-            "`messages[{index}].content` must be a string or an array of parts"
-        ))),
+        Some(_) => Err(content_error(index)),
     }
 }
 
@@ -395,11 +299,7 @@ fn user_blocks(content: Option<&Value>, index: usize) -> Result<Vec<Value>, Prov
 /// `{image: {format: "png", source: {bytes: "…"}}}`.
 fn image_block(part: &Value, index: usize, part_index: usize) -> Result<Value, ProviderError> {
     let field = format!("messages[{index}].content[{part_index}].image_url");
-    let image = part.get("image_url");
-    let url = image
-        .and_then(|i| i.get("url"))
-        .or(image)
-        .and_then(Value::as_str)
+    let url = image_url(part)
         .ok_or_else(|| ProviderError::invalid_request(format!("`{field}.url` must be a string")))?;
     let Some((media_type, data)) = parse_data_url(url) else {
         return Err(unsupported(
@@ -422,14 +322,6 @@ fn image_block(part: &Value, index: usize, part_index: usize) -> Result<Value, P
     Ok(json!({ "image": { "format": format, "source": { "bytes": data } } }))
 }
 
-/// `data:<media type>;base64,<data>` → (media type, data).
-fn parse_data_url(url: &str) -> Option<(&str, &str)> {
-    let rest = url.strip_prefix("data:")?;
-    let (meta, data) = rest.split_once(',')?;
-    let media_type = meta.strip_suffix(";base64")?;
-    Some((media_type, data))
-}
-
 /// An assistant turn: its text (empty text dropped: Bedrock refuses blank
 /// text blocks), then its tool calls as `toolUse` blocks.
 fn assistant_blocks(
@@ -442,28 +334,13 @@ fn assistant_blocks(
         None => Vec::new(),
     };
     blocks.retain(|block| block.get("text").and_then(Value::as_str) != Some(""));
-    let calls = match message.get("tool_calls") {
-        None | Some(Value::Null) => return Ok(blocks),
-        Some(Value::Array(calls)) => calls,
-        Some(_) => {
-            return Err(ProviderError::invalid_request(format!(
-                "`messages[{index}].tool_calls` must be an array"
-            )));
-        }
-    };
-    for (call_index, call) in calls.iter().enumerate() {
-        let function = call.get("function");
-        let name = function.and_then(|f| f.get("name")).and_then(Value::as_str);
-        let (Some(id), Some(name)) = (call.get("id").and_then(Value::as_str), name) else {
-            return Err(ProviderError::invalid_request(format!(
-                "`messages[{index}].tool_calls[{call_index}]` needs an id and a function name"
-            )));
-        };
-        let input = function
-            .and_then(|f| f.get("arguments"))
-            .and_then(Value::as_str)
-            .and_then(|args| serde_json::from_str::<Value>(args).ok())
-            .unwrap_or_else(|| json!({}));
+    for (call_index, call) in tool_calls(message, index)?.iter().enumerate() {
+        let ToolCall {
+            id,
+            name,
+            arguments,
+        } = ToolCall::read(call, index, call_index)?;
+        let input = arguments.unwrap_or_else(|| json!({}));
         blocks.push(json!({ "toolUse": { "toolUseId": id, "name": name, "input": input } }));
     }
     Ok(blocks)
@@ -475,14 +352,7 @@ fn tool_result(
     content: Option<&Value>,
     index: usize,
 ) -> Result<Value, ProviderError> {
-    let id = message
-        .get("tool_call_id")
-        .and_then(Value::as_str)
-        .ok_or_else(|| {
-            ProviderError::invalid_request(format!(
-                "`messages[{index}].tool_call_id` must be a string"
-            ))
-        })?;
+    let id = tool_call_id(message, index)?;
     let content = match content {
         None => vec![json!({ "text": "" })],
         Some(content) => text_blocks(content, index)?,

@@ -2,10 +2,11 @@
 
 use bytes::Bytes;
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::Value;
 use understudy_core::{ClientErrorKind, Outcome};
 
 use super::is_forced_tool;
+use crate::dialect::completion::{self, Completion, arguments_text, tool_call};
 use crate::error::ProviderError;
 
 #[derive(Deserialize)]
@@ -77,19 +78,12 @@ impl Usage {
             .unwrap_or(0)
             .saturating_add(self.cache_read_input_tokens.unwrap_or(0))
             .saturating_add(self.cache_write_input_tokens.unwrap_or(0));
-        let completion = self.output_tokens.unwrap_or(0);
-        let total = self
-            .total_tokens
-            .unwrap_or_else(|| prompt.saturating_add(completion));
-        let mut usage = json!({
-            "prompt_tokens": prompt,
-            "completion_tokens": completion,
-            "total_tokens": total,
-        });
-        if let Some(cached) = self.cache_read_input_tokens {
-            usage["prompt_tokens_details"] = json!({ "cached_tokens": cached });
-        }
-        usage
+        completion::usage(
+            prompt,
+            self.output_tokens.unwrap_or(0),
+            self.total_tokens,
+            self.cache_read_input_tokens,
+        )
     }
 }
 
@@ -171,19 +165,11 @@ pub fn translate_response(
             text.get_or_insert_with(String::new).push_str(&part);
         }
         if let Some(tool) = block.tool_use {
-            let arguments = if tool.input.is_null() {
-                "{}".to_owned()
-            } else {
-                tool.input.to_string()
-            };
+            let arguments = arguments_text(&tool.input);
             if is_forced_tool(&tool.name) {
                 structured = Some(arguments);
             } else {
-                tool_calls.push(json!({
-                    "id": tool.tool_use_id,
-                    "type": "function",
-                    "function": { "name": tool.name, "arguments": arguments },
-                }));
+                tool_calls.push(tool_call(&tool.tool_use_id, &tool.name, &arguments));
             }
         }
     }
@@ -192,30 +178,16 @@ pub fn translate_response(
         Some(answer) => (Some(answer), stop_reason.map(structured_finish_reason)),
         None => (text, stop_reason.map(finish_reason)),
     };
-    let mut reply = json!({
-        "role": "assistant",
-        "content": content,
-        "refusal": null,
-    });
-    if !tool_calls.is_empty() {
-        reply["tool_calls"] = Value::Array(tool_calls);
+    Completion {
+        id,
+        created,
+        model,
+        content,
+        tool_calls,
+        finish_reason: finish,
+        usage: converse.usage.unwrap_or_default().to_openai(),
     }
-    let completion = json!({
-        "id": id,
-        "object": "chat.completion",
-        "created": created,
-        "model": model,
-        "choices": [{
-            "index": 0,
-            "message": reply,
-            "logprobs": null,
-            "finish_reason": finish,
-        }],
-        "usage": converse.usage.unwrap_or_default().to_openai(),
-    });
-    serde_json::to_vec(&completion)
-        .map(Bytes::from)
-        .map_err(|e| ProviderError::invalid_response(e.to_string()))
+    .into_bytes()
 }
 
 /// A 2xx answer a guardrail or content filter stopped before it said

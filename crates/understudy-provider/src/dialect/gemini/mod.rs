@@ -124,7 +124,6 @@ mod schema;
 mod stream;
 
 use std::borrow::Cow;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use http::{HeaderMap, HeaderName, StatusCode};
@@ -134,6 +133,7 @@ pub use self::error::translate_error;
 pub use self::request::{TranslatedRequest, translate_request};
 pub use self::response::{finish_reason, translate_response};
 pub use self::stream::GeminiStreamTranslator;
+use super::completion::unix_now;
 use super::stream_body::TranslatedBody;
 use super::{AnswerContext, Dialect, Operation, ShapedError, UpstreamRequest, key_header};
 use crate::error::{ConfigError, ProviderError};
@@ -219,11 +219,11 @@ impl Dialect for GeminiDialect {
         match operation {
             Operation::ChatCompletions => {
                 let translated = translate_request(body)?;
-                Ok(if translated.stream {
-                    UpstreamRequest::stream(translated.body, translated.include_usage)
-                } else {
-                    UpstreamRequest::whole(translated.body)
-                })
+                Ok(UpstreamRequest::translated(
+                    translated.body,
+                    translated.stream,
+                    translated.include_usage,
+                ))
             }
         }
     }
@@ -263,13 +263,6 @@ impl Dialect for GeminiDialect {
     ) -> Option<Outcome> {
         error::classify(status, headers, body)
     }
-}
-
-/// Seconds since the epoch, for a completion's `created`.
-fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |since| since.as_secs())
 }
 
 #[cfg(test)]

@@ -6,6 +6,10 @@ use bytes::Bytes;
 use serde_json::{Map, Value, json};
 
 use super::schema::to_gemini;
+use crate::dialect::openai_request::{
+    ToolCall, ToolChoice, content, content_error, image_url, include_usage, messages,
+    parse_data_url, read_object, role, stop_sequences, stream, tool_call_id, tool_calls, tools,
+};
 use crate::dialect::structured::ResponseFormat;
 use crate::error::ProviderError;
 
@@ -58,14 +62,8 @@ const REFUSED: &[&str] = &[
 /// assert!(!out.stream);
 /// ```
 pub fn translate_request(body: &[u8]) -> Result<TranslatedRequest, ProviderError> {
-    let request: Value = serde_json::from_slice(body).map_err(|e| {
-        ProviderError::invalid_request(format!("request body is not valid JSON: {e}"))
-    })?;
-    let Some(request) = request.as_object() else {
-        return Err(ProviderError::invalid_request(
-            "request body is not a JSON object",
-        ));
-    };
+    let request = read_object(body)?;
+    let request = &request;
     for field in REFUSED {
         if let Some(value) = request.get(*field)
             && asks_for(value)
@@ -87,31 +85,19 @@ pub fn translate_request(body: &[u8]) -> Result<TranslatedRequest, ProviderError
     }
 
     let mut out = Map::new();
-    let messages = request
-        .get("messages")
-        .and_then(Value::as_array)
-        .ok_or_else(|| ProviderError::invalid_request("`messages` must be an array"))?;
-    let (system, contents) = translate_messages(messages)?;
+    let (system, contents) = translate_messages(messages(request)?)?;
     if let Some(system) = system {
         out.insert("systemInstruction".to_owned(), system);
     }
     out.insert("contents".to_owned(), Value::Array(contents));
 
-    let tools = match request.get("tools") {
-        None | Some(Value::Null) => Vec::new(),
-        Some(Value::Array(tools)) => tools
-            .iter()
-            .enumerate()
-            .map(|(index, tool)| translate_tool(tool, index))
-            .collect::<Result<Vec<_>, _>>()?,
-        Some(_) => return Err(ProviderError::invalid_request("`tools` must be an array")),
-    };
+    let tools = tools(request, |(index, tool)| translate_tool(tool, index))?;
     if !tools.is_empty() {
         out.insert(
             "tools".to_owned(),
             json!([{ "functionDeclarations": tools }]),
         );
-        if let Some(config) = translate_tool_choice(request.get("tool_choice"))? {
+        if let Some(config) = ToolChoice::read(request.get("tool_choice"))?.map(tool_choice) {
             out.insert(
                 "toolConfig".to_owned(),
                 json!({ "functionCallingConfig": config }),
@@ -124,12 +110,9 @@ pub fn translate_request(body: &[u8]) -> Result<TranslatedRequest, ProviderError
         out.insert("generationConfig".to_owned(), Value::Object(config));
     }
 
-    let stream = match request.get("stream") {
-        None | Some(Value::Null) => false,
-        Some(Value::Bool(stream)) => *stream,
-        Some(_) => return Err(ProviderError::invalid_request("`stream` must be a boolean")),
-    };
-    let include_usage = stream && include_usage(request.get("stream_options"))?;
+    let stream = stream(request)?;
+    // `stream_options` is read only for a stream.
+    let include_usage = stream && include_usage(request)?;
 
     let body = serde_json::to_vec(&Value::Object(out))
         .map_err(|e| ProviderError::invalid_request(e.to_string()))?;
@@ -154,22 +137,6 @@ fn asks_for(value: &Value) -> bool {
         Value::Object(map) => !map.is_empty(),
         Value::Array(items) => !items.is_empty(),
         _ => true,
-    }
-}
-
-fn include_usage(options: Option<&Value>) -> Result<bool, ProviderError> {
-    match options {
-        None | Some(Value::Null) => Ok(false),
-        Some(Value::Object(options)) => match options.get("include_usage") {
-            None | Some(Value::Null) => Ok(false),
-            Some(Value::Bool(include)) => Ok(*include),
-            Some(_) => Err(ProviderError::invalid_request(
-                "`stream_options.include_usage` must be a boolean",
-            )),
-        },
-        Some(_) => Err(ProviderError::invalid_request(
-            "`stream_options` must be an object",
-        )),
     }
 }
 
@@ -211,21 +178,8 @@ fn generation_config(request: &Map<String, Value>) -> Result<Map<String, Value>,
             }
         }
     }
-    match request.get("stop") {
-        None | Some(Value::Null) => {}
-        Some(Value::String(stop)) => {
-            config.insert("stopSequences".to_owned(), json!([stop]));
-        }
-        Some(Value::Array(stops)) if stops.iter().all(Value::is_string) => {
-            if !stops.is_empty() {
-                config.insert("stopSequences".to_owned(), Value::Array(stops.clone()));
-            }
-        }
-        Some(_) => {
-            return Err(ProviderError::invalid_request(
-                "`stop` must be a string or an array of strings",
-            ));
-        }
+    if let Some(stops) = stop_sequences(request)? {
+        config.insert("stopSequences".to_owned(), stops);
     }
     match ResponseFormat::of(request)? {
         None => {}
@@ -253,11 +207,8 @@ fn translate_messages(messages: &[Value]) -> Result<(Option<Value>, Vec<Value>),
     // tool_call_id → function name, from the assistant turns so far.
     let mut calls: HashMap<String, String> = HashMap::new();
     for (index, message) in messages.iter().enumerate() {
-        let role = message.get("role").and_then(Value::as_str).ok_or_else(|| {
-            ProviderError::invalid_request(format!("`messages[{index}].role` must be a string"))
-        })?;
-        let content = message.get("content").filter(|c| !c.is_null());
-        let (role, parts) = match role {
+        let content = content(message);
+        let (role, parts) = match role(message, index)? {
             "system" | "developer" => {
                 if let Some(content) = content {
                     system.extend(text_parts(content, index)?);
@@ -290,12 +241,6 @@ fn translate_messages(messages: &[Value]) -> Result<(Option<Value>, Vec<Value>),
         .map(|(role, parts)| json!({ "role": role, "parts": parts }))
         .collect();
     Ok((system, turns))
-}
-
-fn content_error(index: usize) -> ProviderError {
-    ProviderError::invalid_request(format!(
-        "`messages[{index}].content` must be a string or an array of parts"
-    ))
 }
 
 /// The text of a string or of `text` parts, as `{text}` parts; other part
@@ -369,14 +314,9 @@ const FILES_API: &str = "https://generativelanguage.googleapis.com/";
 /// `image_url`: a base64 data URL → `inlineData`; a Gemini Files API URI
 /// → `fileData`; any other URL is refused (Gemini does not fetch it).
 fn image_part(part: &Value, field: &str) -> Result<Value, ProviderError> {
-    let image = part.get("image_url");
-    let url = image
-        .and_then(|i| i.get("url"))
-        .or(image)
-        .and_then(Value::as_str)
-        .ok_or_else(|| {
-            ProviderError::invalid_request(format!("`{field}.image_url.url` must be a string"))
-        })?;
+    let url = image_url(part).ok_or_else(|| {
+        ProviderError::invalid_request(format!("`{field}.image_url.url` must be a string"))
+    })?;
     if let Some((mime_type, data)) = parse_data_url(url) {
         return Ok(json!({ "inlineData": { "mimeType": mime_type, "data": data } }));
     }
@@ -420,14 +360,6 @@ fn file_part(part: &Value, field: &str) -> Result<Value, ProviderError> {
     }
 }
 
-/// `data:<media type>;base64,<data>` → (media type, data).
-fn parse_data_url(url: &str) -> Option<(&str, &str)> {
-    let rest = url.strip_prefix("data:")?;
-    let (meta, data) = rest.split_once(',')?;
-    let media_type = meta.strip_suffix(";base64")?;
-    Some((media_type, data))
-}
-
 fn assistant_parts(
     message: &Value,
     content: Option<&Value>,
@@ -438,27 +370,13 @@ fn assistant_parts(
         Some(content) => text_parts(content, index)?,
         None => Vec::new(),
     };
-    let tool_calls = match message.get("tool_calls") {
-        None | Some(Value::Null) => &[][..],
-        Some(Value::Array(calls)) => calls.as_slice(),
-        Some(_) => {
-            return Err(ProviderError::invalid_request(format!(
-                "`messages[{index}].tool_calls` must be an array"
-            )));
-        }
-    };
-    for (call_index, call) in tool_calls.iter().enumerate() {
-        let function = call.get("function");
-        let name = function.and_then(|f| f.get("name")).and_then(Value::as_str);
-        let (Some(id), Some(name)) = (call.get("id").and_then(Value::as_str), name) else {
-            return Err(ProviderError::invalid_request(format!(
-                "`messages[{index}].tool_calls[{call_index}]` needs an id and a function name"
-            )));
-        };
-        let args = function
-            .and_then(|f| f.get("arguments"))
-            .and_then(Value::as_str)
-            .and_then(|args| serde_json::from_str::<Value>(args).ok())
+    for (call_index, call) in tool_calls(message, index)?.iter().enumerate() {
+        let ToolCall {
+            id,
+            name,
+            arguments,
+        } = ToolCall::read(call, index, call_index)?;
+        let args = arguments
             .filter(Value::is_object)
             .unwrap_or_else(|| json!({}));
         calls.insert(id.to_owned(), name.to_owned());
@@ -474,14 +392,7 @@ fn tool_result(
     index: usize,
     calls: &HashMap<String, String>,
 ) -> Result<Value, ProviderError> {
-    let id = message
-        .get("tool_call_id")
-        .and_then(Value::as_str)
-        .ok_or_else(|| {
-            ProviderError::invalid_request(format!(
-                "`messages[{index}].tool_call_id` must be a string"
-            ))
-        })?;
+    let id = tool_call_id(message, index)?;
     let name = calls.get(id).ok_or_else(|| {
         ProviderError::invalid_request(format!(
             "`messages[{index}].tool_call_id` `{id}` answers no earlier assistant tool call"
@@ -545,28 +456,11 @@ fn translate_tool(tool: &Value, index: usize) -> Result<Value, ProviderError> {
 
 /// `auto` / `none` / `required` / a named function → `AUTO` / `NONE` /
 /// `ANY` / `ANY` with `allowedFunctionNames`.
-fn translate_tool_choice(choice: Option<&Value>) -> Result<Option<Value>, ProviderError> {
-    Ok(Some(match choice {
-        None | Some(Value::Null) => return Ok(None),
-        Some(Value::String(mode)) => match mode.as_str() {
-            "auto" => json!({ "mode": "AUTO" }),
-            "none" => json!({ "mode": "NONE" }),
-            "required" => json!({ "mode": "ANY" }),
-            other => {
-                return Err(ProviderError::invalid_request(format!(
-                    "`tool_choice` `{other}` is not supported"
-                )));
-            }
-        },
-        Some(named) => {
-            let name = named
-                .get("function")
-                .and_then(|f| f.get("name"))
-                .and_then(Value::as_str)
-                .ok_or_else(|| {
-                    ProviderError::invalid_request("`tool_choice.function.name` must be a string")
-                })?;
-            json!({ "mode": "ANY", "allowedFunctionNames": [name] })
-        }
-    }))
+fn tool_choice(choice: ToolChoice<'_>) -> Value {
+    match choice {
+        ToolChoice::Auto => json!({ "mode": "AUTO" }),
+        ToolChoice::None => json!({ "mode": "NONE" }),
+        ToolChoice::Required => json!({ "mode": "ANY" }),
+        ToolChoice::Function(name) => json!({ "mode": "ANY", "allowedFunctionNames": [name] }),
+    }
 }

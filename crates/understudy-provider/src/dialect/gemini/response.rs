@@ -6,6 +6,7 @@ use bytes::Bytes;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use crate::dialect::completion::{self, Completion, tool_call};
 use crate::error::ProviderError;
 
 /// A `GenerateContentResponse`, as much of it as the translation reads.
@@ -141,17 +142,12 @@ impl UsageMetadata {
             .candidates_token_count
             .unwrap_or(0)
             .saturating_add(thoughts);
-        let total = self
-            .total_token_count
-            .unwrap_or_else(|| prompt.saturating_add(completion));
-        let mut usage = json!({
-            "prompt_tokens": prompt,
-            "completion_tokens": completion,
-            "total_tokens": total,
-        });
-        if let Some(cached) = self.cached_content_token_count {
-            usage["prompt_tokens_details"] = json!({ "cached_tokens": cached });
-        }
+        let mut usage = completion::usage(
+            prompt,
+            completion,
+            self.total_token_count,
+            self.cached_content_token_count,
+        );
         if thoughts > 0 {
             usage["completion_tokens_details"] = json!({ "reasoning_tokens": thoughts });
         }
@@ -233,7 +229,7 @@ pub fn translate_response(body: &[u8], model: &str, created: u64) -> Result<Byte
     let response: GenerateContentResponse = serde_json::from_slice(body).map_err(|e| {
         ProviderError::invalid_response(format!("not a GenerateContentResponse: {e}"))
     })?;
-    let (message, finish) = match response.candidates.first() {
+    let (content, tool_calls, finish) = match response.candidates.first() {
         Some(candidate) => {
             let mut text: Option<String> = None;
             let mut tool_calls = Vec::new();
@@ -242,47 +238,31 @@ pub fn translate_response(body: &[u8], model: &str, created: u64) -> Result<Byte
                     text.get_or_insert_with(String::new).push_str(part_text);
                 }
                 if let Some(call) = &part.function_call {
-                    tool_calls.push(json!({
-                        "id": call.call_id(tool_calls.len()),
-                        "type": "function",
-                        "function": { "name": call.name, "arguments": call.arguments() },
-                    }));
+                    let id = call.call_id(tool_calls.len());
+                    tool_calls.push(tool_call(&id, &call.name, &call.arguments()));
                 }
             }
             let finish = candidate
                 .finish_reason
                 .as_deref()
                 .map(|reason| finish_reason(reason, !tool_calls.is_empty()));
-            let mut message = json!({ "role": "assistant", "content": text, "refusal": null });
-            if !tool_calls.is_empty() {
-                message["tool_calls"] = Value::Array(tool_calls);
-            }
-            (message, finish)
+            (text, tool_calls, finish)
         }
-        None if response.block_reason().is_some() => (
-            json!({ "role": "assistant", "content": null, "refusal": null }),
-            Some("content_filter"),
-        ),
+        None if response.block_reason().is_some() => (None, Vec::new(), Some("content_filter")),
         None => {
             return Err(ProviderError::invalid_response(
                 "a GenerateContentResponse without candidates",
             ));
         }
     };
-    let completion = json!({
-        "id": completion_id(response.response_id.as_deref(), created),
-        "object": "chat.completion",
-        "created": created,
-        "model": response.model_version.as_deref().unwrap_or(model),
-        "choices": [{
-            "index": 0,
-            "message": message,
-            "logprobs": null,
-            "finish_reason": finish,
-        }],
-        "usage": response.usage_metadata.unwrap_or_default().to_openai(),
-    });
-    serde_json::to_vec(&completion)
-        .map(Bytes::from)
-        .map_err(|e| ProviderError::invalid_response(e.to_string()))
+    Completion {
+        id: &completion_id(response.response_id.as_deref(), created),
+        created,
+        model: response.model_version.as_deref().unwrap_or(model),
+        content,
+        tool_calls,
+        finish_reason: finish,
+        usage: response.usage_metadata.unwrap_or_default().to_openai(),
+    }
+    .into_bytes()
 }

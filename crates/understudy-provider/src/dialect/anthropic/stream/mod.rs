@@ -1,11 +1,10 @@
 //! Anthropic streaming events → OpenAI `chat.completion.chunk` events.
 
 use std::borrow::Cow;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use http::{HeaderMap, StatusCode};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use understudy_core::sse::{SseDecoder, SseEvent};
 use understudy_core::{ClassifiedError, Classify, FailureKind, Outcome, SharedClassifier};
 
@@ -18,6 +17,8 @@ use self::wire::{
     MessageStart, Null, Tagged, ToolCallDelta, UsageChunk,
 };
 use super::response::{Usage, answer_finish_reason};
+use crate::dialect::chunk::{ChunkWriter, write_event};
+use crate::dialect::completion::unix_now;
 use crate::dialect::structured::FORCED_TOOL_NAME;
 use crate::error::ProviderError;
 
@@ -25,12 +26,6 @@ use crate::error::ProviderError;
 /// the first content by default: 32 MiB, the fallback layer's default bound
 /// on what a stream may send before its first content.
 pub const DEFAULT_MAX_BYTES_BEFORE_CONTENT: usize = 32 * 1024 * 1024;
-
-/// [`AnthropicStreamBody::poll_frame`] yields after this many upstream
-/// frames without output...
-pub(super) const YIELD_AFTER_FRAMES: u32 = 32;
-/// ...or after this many upstream bytes without output.
-pub(super) const YIELD_AFTER_BYTES: usize = 64 * 1024;
 
 /// Translates Anthropic's SSE events into OpenAI chat-completion chunks,
 /// incrementally, as bytes arrive.
@@ -117,10 +112,7 @@ impl AnthropicStreamTranslator {
     /// A translator; `include_usage` says whether the caller asked for
     /// `stream_options.include_usage`.
     pub fn new(include_usage: bool) -> Self {
-        let created = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |since| since.as_secs());
-        Self::with_created(include_usage, created)
+        Self::with_created(include_usage, unix_now())
     }
 
     /// A translator whose chunks carry this `created` timestamp.
@@ -363,7 +355,7 @@ impl AnthropicStreamTranslator {
                     };
                     write_event(out, &chunk);
                 }
-                out.extend_from_slice(b"data: [DONE]\n\n");
+                ChunkWriter::done(out);
                 self.finished = true;
             }
             "error" => return Err(stream_error(data, &self.classifier)),
@@ -395,13 +387,6 @@ impl AnthropicStreamTranslator {
         };
         write_event(out, &chunk);
     }
-}
-
-fn write_event<T: Serialize>(out: &mut Vec<u8>, chunk: &T) {
-    out.extend_from_slice(b"data: ");
-    // Writing plain structs of strings and numbers into a Vec cannot fail.
-    let _ = serde_json::to_writer(&mut *out, chunk);
-    out.extend_from_slice(b"\n\n");
 }
 
 fn parse<'a, T: Deserialize<'a>>(data: &'a [u8]) -> Result<T, ClassifiedError> {
