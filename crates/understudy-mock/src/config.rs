@@ -15,25 +15,28 @@ use crate::fault::{FaultPlan, FaultRule};
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum WireFormat {
-    /// OpenAI Chat Completions: `POST /v1/chat/completions`, models at
-    /// `GET /v1/models`, errors as `{"error":{"message","type","param","code"}}`.
+    /// OpenAI Chat Completions: `POST /v1/chat/completions`, embeddings at
+    /// `POST /v1/embeddings`, models at `GET /v1/models`, errors as `{"error":{"message","type","param","code"}}`.
     #[default]
     OpenAi,
     /// Anthropic Messages: `POST /v1/messages`, models at `GET /v1/models`,
-    /// errors as `{"type":"error","error":{"type","message"}}`.
+    /// no embeddings, errors as `{"type":"error","error":{"type","message"}}`.
     Anthropic,
     /// Azure OpenAI: `POST /openai/deployments/{deployment}/chat/completions?api-version=…`
-    /// (404 without `api-version`), models at `GET /openai/models?api-version=…`;
+    /// (404 without `api-version`), embeddings at
+    /// `POST /openai/deployments/{deployment}/embeddings?api-version=…`,
+    /// models at `GET /openai/models?api-version=…`;
     /// OpenAI's shapes with Azure's content filter results, the deployment
     /// as the answer's model, errors as `{"error":{"code":"429","message"}}`.
     Azure,
     /// The Gemini API: `POST /v1beta/models/{model}:generateContent` and
-    /// `:streamGenerateContent?alt=sse`, models at `GET /v1beta/models`,
+    /// `:streamGenerateContent?alt=sse`, embeddings at
+    /// `:batchEmbedContents` and `:embedContent`, models at `GET /v1beta/models`,
     /// errors as `{"error":{"code":429,"message","status":"RESOURCE_EXHAUSTED"}}`.
     Gemini,
     /// AWS Bedrock Runtime's Converse API: `POST /model/{modelId}/converse`
     /// and `/converse-stream` (binary event-stream frames), models at
-    /// `GET /foundation-models`; requests must carry a `SigV4` `authorization`
+    /// `GET /foundation-models`, no embeddings; requests must carry a `SigV4` `authorization`
     /// and `x-amz-date` (the signature is not checked); errors named in the
     /// `x-amzn-ErrorType` header, with a `{"message"}` body.
     Bedrock,
@@ -59,6 +62,25 @@ impl WireFormat {
             Self::Azure => "/openai/deployments/{deployment}/chat/completions",
             Self::Gemini => "/v1beta/models/{model}:generateContent",
             Self::Bedrock => "/model/{modelId}/converse",
+        }
+    }
+
+    /// The path embeddings requests are sent to, a pattern with the model
+    /// in braces where the path names it (Gemini's batch method); `None`
+    /// for the formats without embeddings (Anthropic, Bedrock).
+    ///
+    /// ```
+    /// use understudy_mock::WireFormat;
+    ///
+    /// assert_eq!(WireFormat::OpenAi.embeddings_path(), Some("/v1/embeddings"));
+    /// assert_eq!(WireFormat::Bedrock.embeddings_path(), None);
+    /// ```
+    pub const fn embeddings_path(self) -> Option<&'static str> {
+        match self {
+            Self::OpenAi => Some("/v1/embeddings"),
+            Self::Azure => Some("/openai/deployments/{deployment}/embeddings"),
+            Self::Gemini => Some("/v1beta/models/{model}:batchEmbedContents"),
+            Self::Anthropic | Self::Bedrock => None,
         }
     }
 

@@ -3,7 +3,8 @@
 //! [`MockProvider`] serves one of five [wire formats](#wire-formats) (the
 //! OpenAI Chat Completions API, the Anthropic Messages API, Azure OpenAI,
 //! the Gemini API and Bedrock's Converse API), streamed and not, plus the
-//! format's models listing, on a real socket, with deterministic content
+//! format's models listing and, where the provider has them,
+//! [embeddings](#embeddings), on a real socket, with deterministic content
 //! (`Hello from {name}.`, split into [`MockConfig::stream_chunks`] chunks
 //! when streamed). It can be told to fail in every way a provider fails:
 //! error statuses, rate limits, refused and reset connections, hangs, slow
@@ -55,6 +56,33 @@
 //!   checked), or it is answered 403 `MissingAuthenticationTokenException`
 //!   before any fault. The body must hold `messages`.
 //!
+//! # Embeddings
+//!
+//! | [`WireFormat`] | Embeddings paths | Request | Answer |
+//! | --- | --- | --- | --- |
+//! | `openai` | `POST /v1/embeddings` | `{"model","input","encoding_format"?,"dimensions"?}`, `input` a string, strings, tokens (`[1,2]`, one input) or lists of tokens | `{"object":"list","data":[{"object":"embedding","index":i,"embedding":…}],"model","usage":{"prompt_tokens":n,"total_tokens":n}}` |
+//! | `azure` | `POST /openai/deployments/{deployment}/embeddings?api-version=…` | as `openai`, `model` optional | as `openai`, the deployment as `model` |
+//! | `gemini` | `POST /v1beta/models/{model}:batchEmbedContents` (`/v1/` too) | `{"requests":[{"model":"models/{model}","content":{"parts":[{"text"}]},"outputDimensionality"?,"taskType"?}]}` | `{"embeddings":[{"values":[…]}]}` |
+//! | `gemini` | `POST /v1beta/models/{model}:embedContent` (`/v1/` too) | one such request, `model` optional | `{"embedding":{"values":[…]}}` |
+//! | `anthropic`, `bedrock` | none: a 404 in the provider's shape, as the real APIs (Bedrock's embedding models are behind `InvokeModel`, which the mock does not serve) | | |
+//!
+//! A vector is a function of the mock's name and the input's text alone
+//! (token inputs: the tokens as decimal numbers between spaces; Gemini: the
+//! parts' texts joined by newlines): unit length, `dimensions` (Gemini:
+//! `outputDimensionality`) values long, 8 when the request does not say.
+//! So the same input gets the same vector from mocks of the same name, in
+//! every format, and a test can tell which mock served it. OpenAI's
+//! `encoding_format: "base64"` sends each vector as standard base64 (with
+//! padding) of its little-endian `f32`s. The usage counts the words of each
+//! text (at least one) and the tokens of each token input. A request that
+//! is not valid JSON or lacks what the format requires (`input`, and
+//! OpenAI's `model`; Gemini's `requests` or `content`, a text part, a
+//! `model` that is the path's), has no input, an unknown `encoding_format`,
+//! a length outside 1..=3072, or more than 2^20 values in all, is answered
+//! 400 in the provider's shape and does not spend a rule.
+//!
+//! # Forced tools
+//!
 //! A request that forces one tool (OpenAI's and Azure's `tool_choice`
 //! `{"type":"function","function":{"name":…}}`, Anthropic's
 //! `{"type":"tool","name":…}`, Gemini's `toolConfig.functionCallingConfig`
@@ -66,8 +94,8 @@
 //! # Fault specs
 //!
 //! A plan is a comma-separated list of rules (or, on the command line, one
-//! rule per `--fault`). For each chat request the **first rule that
-//! matches** applies; a request no rule matches is served normally.
+//! rule per `--fault`). For each chat or embeddings request the **first
+//! rule that matches** applies; a request no rule matches is served normally.
 //!
 //! ```text
 //! PLAN  := RULE ( "," RULE )*
@@ -107,7 +135,11 @@
 //! ## What the faults apply to
 //!
 //! - **Chat requests** (the format's chat paths) get every fault but
-//!   `refuse`. A request whose body is not valid JSON, or lacks what the
+//!   `refuse`. **Embeddings requests** get them too, as non-streamed chat
+//!   requests do (`first-chunk-delay` as `delay`, `drop-after` and `drip`
+//!   on the body's pieces, `error-event` a 200 with an error envelope),
+//!   except `content-filter`: no provider's filter refuses an input to
+//!   embed, so it is answered as `status:400`. A chat request whose body is not valid JSON, or lacks what the
 //!   format requires (`model` and `messages`; Azure `messages`; Gemini
 //!   `contents`; Bedrock `messages`), is answered 400 in the provider's
 //!   shape and does not spend a rule; nor does a Bedrock request without a
@@ -127,8 +159,8 @@
 //!   is sent, so that clients connect again; and while the listener is
 //!   closed, a request that still arrives on a connection opened before
 //!   (the close is asynchronous) is closed unanswered, as `reset` does. So
-//!   from the moment [`MockProvider::set_fault`] returns, no chat or models
-//!   request is answered.
+//!   from the moment [`MockProvider::set_fault`] returns, no chat,
+//!   embeddings or models request is answered.
 //!
 //! # Control endpoint
 //!

@@ -20,8 +20,16 @@ use understudy_mock::{FaultRule, MockConfig, MockProvider, WireFormat};
 ///              (requests need an AWS4-HMAC-SHA256 authorization header and x-amz-date;
 ///              the signature is not checked)
 ///
-/// Faults (`--fault SPEC`, repeatable; the first rule that matches a request
-/// applies):
+/// Embeddings (vectors made from the mock's name and the input; 8 values unless
+/// `dimensions`/`outputDimensionality` says; OpenAI's `encoding_format: base64` too):
+///   openai     POST /v1/embeddings
+///   azure      POST /openai/deployments/{deployment}/embeddings?api-version=V
+///   gemini     POST /v1beta/models/{model}:batchEmbedContents
+///              POST /v1beta/models/{model}:embedContent
+///   anthropic and bedrock have none (404)
+///
+/// Faults (`--fault SPEC`, repeatable; the first rule that matches a chat or
+/// embeddings request applies; on embeddings, content-filter is a 400):
 ///   none | status:<code> | rate-limit:<secs> | refuse | reset | hang |
 ///   delay:<ms> | first-chunk-delay:<ms> | drop-after:<n> | drip:<ms> |
 ///   garbage | error-event | content-filter

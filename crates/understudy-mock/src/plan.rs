@@ -12,8 +12,8 @@ use crate::fault::{Fault, FaultMode, FaultPlan};
 /// What a fault is being picked for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Target {
-    /// A chat request: every fault applies, `refuse` only while it holds
-    /// the listener closed.
+    /// A chat or embeddings request: every fault applies, `refuse` only
+    /// while it holds the listener closed.
     Chat,
     /// A probe of the models listing: only the faults that make a provider look
     /// down apply (`refuse` as for chat requests), a `*N` rule applies

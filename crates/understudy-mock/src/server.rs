@@ -210,7 +210,7 @@ impl MockProvider {
         self.shared.counters.snapshot(self.shared.wire.format())
     }
 
-    /// The last chat request received, if any.
+    /// The last chat or embeddings request received, if any.
     pub fn last_request(&self) -> Option<RecordedRequest> {
         match self.shared.last_request.lock() {
             Ok(last) => last.clone(),

@@ -1,5 +1,5 @@
 //! Answering one request: routing, the control endpoint, faults, and the
-//! normal answers.
+//! normal answers to chat and embeddings requests.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -17,7 +17,7 @@ use crate::fault::{Fault, FaultPlan};
 use crate::plan::Target;
 use crate::server::{RecordedRequest, Shared};
 use crate::stats::PathKind;
-use crate::wire::{ChatCall, ChatRequest, ErrorAnswer, Filtered};
+use crate::wire::{ChatCall, ChatRequest, EmbedCall, ErrorAnswer, Filtered};
 
 const JSON: HeaderValue = HeaderValue::from_static("application/json");
 const NO_CACHE: HeaderValue = HeaderValue::from_static("no-cache");
@@ -28,6 +28,8 @@ enum Route {
     Control(PathKind),
     /// The format's chat call.
     Chat(ChatCall),
+    /// The format's embeddings call.
+    Embed(EmbedCall),
     /// The format's models listing.
     Models,
     /// Nothing this mock serves.
@@ -41,6 +43,8 @@ impl Route {
             Self::Control(kind)
         } else if let Some(call) = format.chat_call(uri) {
             Self::Chat(call)
+        } else if let Some(call) = format.embed_call(uri) {
+            Self::Embed(call)
         } else if format.is_models_path(uri) {
             Self::Models
         } else {
@@ -52,6 +56,7 @@ impl Route {
         match self {
             Self::Control(kind) | Self::Other(kind) => *kind,
             Self::Chat(call) => call.kind,
+            Self::Embed(call) => call.kind,
             Self::Models => PathKind::Models,
         }
     }
@@ -77,7 +82,11 @@ pub(crate) async fn handle(
             shared.counters.chat_requests.fetch_add(1, Relaxed);
             chat(&shared, &kill, &call, request).await
         }
-        Route::Chat(_) | Route::Models => reject(
+        Route::Embed(call) if request.method() == Method::POST => {
+            shared.counters.embeddings_requests.fetch_add(1, Relaxed);
+            embeddings(&shared, &kill, &call, request).await
+        }
+        Route::Chat(_) | Route::Embed(_) | Route::Models => reject(
             &shared,
             StatusCode::METHOD_NOT_ALLOWED,
             "method not allowed",
@@ -91,41 +100,153 @@ pub(crate) async fn handle(
     Ok(response)
 }
 
-async fn chat(
+/// Reads a request's body and records the request; the answer to send
+/// instead when the body cannot be read or the format lets the request
+/// in (Bedrock's signature) no further.
+async fn read_body(
     shared: &Shared,
-    kill: &Notify,
-    call: &ChatCall,
     request: Request<Incoming>,
-) -> Response<MockBody> {
+) -> Result<Bytes, Response<MockBody>> {
     let (parts, body) = request.into_parts();
     let Ok(body) = body
         .collect()
         .await
         .map(http_body_util::Collected::to_bytes)
     else {
-        return reject(
+        return Err(reject(
             shared,
             StatusCode::BAD_REQUEST,
             "could not read the request body",
-        );
+        ));
     };
-    let format = shared.wire.format();
-    let authorized = format.authorize(&parts.headers);
+    let authorized = shared.wire.format().authorize(&parts.headers);
     shared.record(RecordedRequest {
         method: parts.method,
         path: parts.uri.path().to_owned(),
         headers: parts.headers,
         body: body.clone(),
     });
-    if let Err(answer) = authorized {
-        return reject_with(shared, answer);
+    match authorized {
+        Ok(()) => Ok(body),
+        Err(answer) => Err(reject_with(shared, answer)),
     }
-    match format.read_request(call, &body) {
+}
+
+async fn chat(
+    shared: &Shared,
+    kill: &Notify,
+    call: &ChatCall,
+    request: Request<Incoming>,
+) -> Response<MockBody> {
+    let body = match read_body(shared, request).await {
+        Ok(body) => body,
+        Err(answer) => return answer,
+    };
+    match shared.wire.format().read_request(call, &body) {
         Err(message) => reject(shared, StatusCode::BAD_REQUEST, &message),
         Ok(chat) => {
             let fault = shared.pick(Target::Chat);
             answer_chat(shared, kill, fault, &chat).await
         }
+    }
+}
+
+async fn embeddings(
+    shared: &Shared,
+    kill: &Notify,
+    call: &EmbedCall,
+    request: Request<Incoming>,
+) -> Response<MockBody> {
+    let body = match read_body(shared, request).await {
+        Ok(body) => body,
+        Err(answer) => return answer,
+    };
+    match shared.wire.format().read_embeddings(call, &body) {
+        Err(message) => reject(shared, StatusCode::BAD_REQUEST, &message),
+        Ok(embed) => {
+            let fault = picked(shared, shared.pick(Target::Chat));
+            // No provider's content filter refuses an input to embed: the
+            // fault is answered as a 400.
+            let filtered =
+                || Filtered::Refused(shared.wire.fault_error(StatusCode::BAD_REQUEST, None));
+            if let Some(answer) = fault_answer(shared, kill, fault, false, filtered).await {
+                return answer;
+            }
+            whole(shared, fault, shared.wire.embeddings(&embed))
+        }
+    }
+}
+
+/// The fault picked for a request (`none` when no rule matched), counted
+/// and logged.
+fn picked(shared: &Shared, fault: Option<Fault>) -> Fault {
+    let fault = fault.unwrap_or(Fault::None);
+    if fault != Fault::None {
+        shared.counters.faulted.fetch_add(1, Relaxed);
+        tracing::debug!(mock = %wire_name(shared), %fault, "injecting fault");
+    }
+    fault
+}
+
+/// The answer `fault` gives in place of the content, if it gives one;
+/// waits first for a delay. `filtered` is the content filter's answer.
+async fn fault_answer(
+    shared: &Shared,
+    kill: &Notify,
+    fault: Fault,
+    stream: bool,
+    filtered: impl FnOnce() -> Filtered,
+) -> Option<Response<MockBody>> {
+    let wire = &shared.wire;
+    match fault {
+        Fault::Status(_) | Fault::RateLimit(_) | Fault::Reset | Fault::Hang | Fault::Refuse => {
+            Some(fail(shared, kill, fault).await)
+        }
+        Fault::Delay(wait) => {
+            tokio::time::sleep(wait).await;
+            None
+        }
+        Fault::FirstChunkDelay(wait) if !stream => {
+            tokio::time::sleep(wait).await;
+            None
+        }
+        Fault::Garbage => {
+            let content_type = if stream {
+                wire.stream_content_type()
+            } else {
+                JSON
+            };
+            Some(respond(
+                shared,
+                StatusCode::OK,
+                content_type,
+                MockBody::full(wire.garbage(stream)),
+            ))
+        }
+        Fault::ErrorEvent if stream => Some(stream_response(
+            shared,
+            Pieces::new(vec![wire.error_event()]).counted_in(&shared.counters),
+        )),
+        Fault::ContentFilter => Some(match filtered() {
+            Filtered::Refused(answer) => error_response(shared, answer),
+            Filtered::Full(body) => respond(shared, StatusCode::OK, JSON, MockBody::full(body)),
+            Filtered::Stream(events) => {
+                stream_response(shared, Pieces::new(events).counted_in(&shared.counters))
+            }
+        }),
+        Fault::ErrorEvent => {
+            let answer = wire.error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "overloaded (injected error in a 200 body)",
+            );
+            Some(respond(
+                shared,
+                StatusCode::OK,
+                JSON,
+                MockBody::full(answer.body),
+            ))
+        }
+        _ => None,
     }
 }
 
@@ -137,53 +258,11 @@ async fn answer_chat(
 ) -> Response<MockBody> {
     let wire = &shared.wire;
     let stream = chat.stream;
-    let fault = fault.unwrap_or(Fault::None);
-    if fault != Fault::None {
-        shared.counters.faulted.fetch_add(1, Relaxed);
-        tracing::debug!(mock = %wire_name(shared), %fault, "injecting fault");
-    }
-    match fault {
-        Fault::Status(_) | Fault::RateLimit(_) | Fault::Reset | Fault::Hang | Fault::Refuse => {
-            return fail(shared, kill, fault).await;
-        }
-        Fault::Delay(wait) => tokio::time::sleep(wait).await,
-        Fault::FirstChunkDelay(wait) if !stream => tokio::time::sleep(wait).await,
-        Fault::Garbage => {
-            let content_type = if stream {
-                wire.stream_content_type()
-            } else {
-                JSON
-            };
-            return respond(
-                shared,
-                StatusCode::OK,
-                content_type,
-                MockBody::full(wire.garbage(stream)),
-            );
-        }
-        Fault::ErrorEvent if stream => {
-            return stream_response(
-                shared,
-                Pieces::new(vec![wire.error_event()]).counted_in(&shared.counters),
-            );
-        }
-        Fault::ContentFilter => {
-            return match wire.content_filter(chat) {
-                Filtered::Refused(answer) => error_response(shared, answer),
-                Filtered::Full(body) => respond(shared, StatusCode::OK, JSON, MockBody::full(body)),
-                Filtered::Stream(events) => {
-                    stream_response(shared, Pieces::new(events).counted_in(&shared.counters))
-                }
-            };
-        }
-        Fault::ErrorEvent => {
-            let answer = wire.error(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "overloaded (injected error in a 200 body)",
-            );
-            return respond(shared, StatusCode::OK, JSON, MockBody::full(answer.body));
-        }
-        _ => {}
+    let fault = picked(shared, fault);
+    if let Some(answer) =
+        fault_answer(shared, kill, fault, stream, || wire.content_filter(chat)).await
+    {
+        return answer;
     }
     if stream {
         let mut pieces = Pieces::new(wire.stream(chat));
@@ -198,22 +277,22 @@ async fn answer_chat(
         }
         return stream_response(shared, pieces.counted_in(&shared.counters));
     }
+    whole(shared, fault, wire.full(chat))
+}
+
+/// A non-streaming answer with `body`, dripped or cut as `fault` says.
+fn whole(shared: &Shared, fault: Fault, body: Bytes) -> Response<MockBody> {
     match fault {
         Fault::Drip(wait) => {
             shared.counters.served_ok.fetch_add(1, Relaxed);
-            paced_full(shared, chat, |p, _| p.every_delay(wait))
+            paced_full(shared, &body, |p, _| p.every_delay(wait))
         }
-        Fault::DropAfter(n) => paced_full(shared, chat, |p, count| {
+        Fault::DropAfter(n) => paced_full(shared, &body, |p, count| {
             p.cut_after(n.min(count.saturating_sub(1)))
         }),
         _ => {
             shared.counters.served_ok.fetch_add(1, Relaxed);
-            respond(
-                shared,
-                StatusCode::OK,
-                JSON,
-                MockBody::full(wire.full(chat)),
-            )
+            respond(shared, StatusCode::OK, JSON, MockBody::full(body))
         }
     }
 }
@@ -221,11 +300,11 @@ async fn answer_chat(
 /// A non-streaming answer sent in pieces, with its full length announced.
 fn paced_full(
     shared: &Shared,
-    chat: &ChatRequest,
+    body: &Bytes,
     pace: impl FnOnce(Pieces, usize) -> Pieces,
 ) -> Response<MockBody> {
-    let items = shared.wire.split_full(chat);
-    let length: usize = items.iter().map(Bytes::len).sum();
+    let items = shared.wire.split(body);
+    let length = body.len();
     let count = items.len();
     let mut response = respond(
         shared,

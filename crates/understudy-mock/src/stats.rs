@@ -22,16 +22,22 @@ pub struct MockStats {
     pub requests: u64,
     /// Chat requests received on the format's chat paths.
     pub chat_requests: u64,
+    /// Embeddings requests received on the format's embeddings paths
+    /// (`/v1/embeddings`, Azure's `…/embeddings`, Gemini's
+    /// `:batchEmbedContents` and `:embedContent`).
+    #[serde(default)]
+    pub embeddings_requests: u64,
     /// Requests received on the format's models path (`/v1/models`,
     /// `/openai/models`, `/v1beta/models`, `/foundation-models`).
     pub models_requests: u64,
     /// Requests to the control endpoint.
     pub control_requests: u64,
-    /// Requests by path: the chat paths (for the formats that name the
-    /// model in the path, a pattern such as `/model/{modelId}/converse`),
-    /// the models path, `/__mock/faults`, `/__mock/stats`, and `other` for
-    /// everything else. The OpenAI and Anthropic mocks list both of their
-    /// chat paths.
+    /// Requests by path: the chat and embeddings paths (for the formats
+    /// that name the model in the path, a pattern such as
+    /// `/model/{modelId}/converse`), the models path, `/__mock/faults`,
+    /// `/__mock/stats`, and `other` for everything else. The OpenAI and
+    /// Anthropic mocks list both of their chat paths and `/v1/embeddings`
+    /// (a 404 on the Anthropic mock).
     pub by_path: BTreeMap<String, u64>,
     /// Requests answered normally with a 2xx (a stream counts when its head
     /// is sent).
@@ -67,10 +73,14 @@ pub(crate) enum PathKind {
     GeminiStream,
     BedrockConverse,
     BedrockConverseStream,
+    Embeddings,
+    AzureEmbeddings,
+    GeminiBatchEmbed,
+    GeminiEmbed,
 }
 
 /// How many kinds there are.
-const KINDS: usize = 11;
+const KINDS: usize = 15;
 
 impl PathKind {
     /// The kinds a format's stats list, in order.
@@ -79,6 +89,7 @@ impl PathKind {
             WireFormat::OpenAi | WireFormat::Anthropic => &[
                 Self::ChatCompletions,
                 Self::Messages,
+                Self::Embeddings,
                 Self::Models,
                 Self::ControlFaults,
                 Self::ControlStats,
@@ -86,6 +97,7 @@ impl PathKind {
             ],
             WireFormat::Azure => &[
                 Self::AzureChat,
+                Self::AzureEmbeddings,
                 Self::Models,
                 Self::ControlFaults,
                 Self::ControlStats,
@@ -94,6 +106,8 @@ impl PathKind {
             WireFormat::Gemini => &[
                 Self::GeminiGenerate,
                 Self::GeminiStream,
+                Self::GeminiBatchEmbed,
+                Self::GeminiEmbed,
                 Self::Models,
                 Self::ControlFaults,
                 Self::ControlStats,
@@ -119,6 +133,7 @@ impl PathKind {
                 Self::ChatCompletions
             }
             (WireFormat::OpenAi | WireFormat::Anthropic, "/v1/messages") => Self::Messages,
+            (WireFormat::OpenAi | WireFormat::Anthropic, "/v1/embeddings") => Self::Embeddings,
             (WireFormat::OpenAi | WireFormat::Anthropic, "/v1/models") => Self::Models,
             _ => Self::Other,
         }
@@ -151,6 +166,10 @@ impl PathKind {
             Self::GeminiStream => "/v1beta/models/{model}:streamGenerateContent",
             Self::BedrockConverse => "/model/{modelId}/converse",
             Self::BedrockConverseStream => "/model/{modelId}/converse-stream",
+            Self::Embeddings => "/v1/embeddings",
+            Self::AzureEmbeddings => "/openai/deployments/{deployment}/embeddings",
+            Self::GeminiBatchEmbed => "/v1beta/models/{model}:batchEmbedContents",
+            Self::GeminiEmbed => "/v1beta/models/{model}:embedContent",
         }
     }
 
@@ -164,6 +183,7 @@ impl PathKind {
 pub(crate) struct Counters {
     by_path: [AtomicU64; KINDS],
     pub(crate) chat_requests: AtomicU64,
+    pub(crate) embeddings_requests: AtomicU64,
     pub(crate) served_ok: AtomicU64,
     pub(crate) faulted: AtomicU64,
     pub(crate) rejected: AtomicU64,
@@ -192,6 +212,7 @@ impl Counters {
         }
         stats.models_requests = self.by_path[PathKind::Models as usize].load(Relaxed);
         stats.chat_requests = self.chat_requests.load(Relaxed);
+        stats.embeddings_requests = self.embeddings_requests.load(Relaxed);
         stats.served_ok = self.served_ok.load(Relaxed);
         stats.faulted = self.faulted.load(Relaxed);
         stats.rejected = self.rejected.load(Relaxed);

@@ -4,6 +4,9 @@
 //! first stream chunk with no choices; `content_filter_results` on each
 //! choice), the deployment as the answer's model, and errors as
 //! `{"error":{"code":"429","message":…}}`.
+//!
+//! Embeddings: `POST /openai/deployments/{deployment}/embeddings
+//! ?api-version=…`, in OpenAI's shapes, the deployment as the model.
 
 use std::time::Duration;
 
@@ -11,6 +14,7 @@ use bytes::Bytes;
 use http::{HeaderValue, StatusCode, Uri};
 use serde_json::{Value, json};
 
+use super::embed::EmbedCall;
 use super::{
     ChatCall, ChatRequest, Context, ErrorAnswer, LISTED_MODEL, Rendered, Template, openai,
     percent_decode, query_param,
@@ -26,18 +30,31 @@ fn has_api_version(uri: &Uri) -> bool {
     query_param(uri, "api-version").is_some_and(|version| !version.is_empty())
 }
 
-pub(super) fn chat_call(uri: &Uri) -> Option<ChatCall> {
+/// The deployment of `/openai/deployments/{deployment}{operation}`, if the
+/// path is that and carries an `api-version`.
+fn deployment(uri: &Uri, operation: &str) -> Option<String> {
     let deployment = uri
         .path()
         .strip_prefix("/openai/deployments/")?
-        .strip_suffix("/chat/completions")?;
+        .strip_suffix(operation)?;
     if deployment.is_empty() || deployment.contains('/') || !has_api_version(uri) {
         return None;
     }
+    percent_decode(deployment)
+}
+
+pub(super) fn chat_call(uri: &Uri) -> Option<ChatCall> {
     Some(ChatCall {
         kind: PathKind::AzureChat,
-        model: Some(percent_decode(deployment)?),
+        model: Some(deployment(uri, "/chat/completions")?),
         stream: None,
+    })
+}
+
+pub(super) fn embed_call(uri: &Uri) -> Option<EmbedCall> {
+    Some(EmbedCall {
+        kind: PathKind::AzureEmbeddings,
+        model: Some(deployment(uri, "/embeddings")?),
     })
 }
 
@@ -185,6 +202,20 @@ mod tests {
         );
         assert_eq!(
             call("/openai/deployments/a/b/chat/completions?api-version=1"),
+            None
+        );
+    }
+
+    #[test]
+    fn embeddings_paths_need_a_deployment_and_an_api_version() {
+        let call = |uri: &str| embed_call(&uri.parse().unwrap());
+        let found = call("/openai/deployments/ada%202/embeddings?api-version=2024-10-21").unwrap();
+        assert_eq!(found.model.as_deref(), Some("ada 2"));
+        assert_eq!(found.kind, PathKind::AzureEmbeddings);
+        assert_eq!(call("/openai/deployments/d/embeddings"), None);
+        assert_eq!(call("/openai/deployments//embeddings?api-version=1"), None);
+        assert_eq!(
+            call("/openai/deployments/d/chat/completions?api-version=1"),
             None
         );
     }

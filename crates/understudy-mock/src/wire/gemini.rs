@@ -2,15 +2,22 @@
 //! `:streamGenerateContent?alt=sse` (the model and the stream in the path),
 //! `GenerateContentResponse` bodies, SSE events whose lines end in `\r\n`,
 //! errors as `{"error":{"code":429,"message","status":"RESOURCE_EXHAUSTED"}}`.
+//!
+//! Embeddings: `POST /v1beta/models/{model}:batchEmbedContents`, taking
+//! `{"requests":[{"model":"models/{model}","content":{"parts":[{"text"}]},
+//! "outputDimensionality"}]}` and answering `{"embeddings":[{"values"}]}`,
+//! and `:embedContent`, taking one such request (its `model` optional) and
+//! answering `{"embedding":{"values"}}`.
 
 use std::time::Duration;
 
 use bytes::Bytes;
 use http::{StatusCode, Uri};
-use serde::Deserialize;
 use serde::de::IgnoredAny;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
+use super::embed::{self, DEFAULT_DIMENSIONS, EmbedCall, EmbedRequest, Input, Reply};
 use super::{
     ChatCall, ChatRequest, Context, ErrorAnswer, LISTED_MODEL, MODEL_HOLE, PROMPT_TOKENS, Rendered,
     Template, percent_decode, sse_text, tool_arguments,
@@ -23,25 +30,45 @@ const EOL: &str = "\r\n";
 /// The API versions served.
 const VERSIONS: [&str; 2] = ["/v1beta/", "/v1/"];
 
-pub(super) fn chat_call(uri: &Uri) -> Option<ChatCall> {
+/// The model and the method of `/v1beta/models/{model}:{method}` (or
+/// `/v1/…`), the model percent-decoded.
+fn model_method(uri: &Uri) -> Option<(String, &str)> {
     let path = uri.path();
     let rest = VERSIONS
         .iter()
         .find_map(|version| path.strip_prefix(version))?
         .strip_prefix("models/")?;
     let (model, method) = rest.rsplit_once(':')?;
+    if model.is_empty() || model.contains('/') {
+        return None;
+    }
+    Some((percent_decode(model)?, method))
+}
+
+pub(super) fn chat_call(uri: &Uri) -> Option<ChatCall> {
+    let (model, method) = model_method(uri)?;
     let (kind, stream) = match method {
         "generateContent" => (PathKind::GeminiGenerate, false),
         "streamGenerateContent" => (PathKind::GeminiStream, true),
         _ => return None,
     };
-    if model.is_empty() || model.contains('/') {
-        return None;
-    }
     Some(ChatCall {
         kind,
-        model: Some(percent_decode(model)?),
+        model: Some(model),
         stream: Some(stream),
+    })
+}
+
+pub(super) fn embed_call(uri: &Uri) -> Option<EmbedCall> {
+    let (model, method) = model_method(uri)?;
+    let kind = match method {
+        "batchEmbedContents" => PathKind::GeminiBatchEmbed,
+        "embedContent" => PathKind::GeminiEmbed,
+        _ => return None,
+    };
+    Some(EmbedCall {
+        kind,
+        model: Some(model),
     })
 }
 
@@ -94,6 +121,119 @@ pub(super) fn read_request(call: &ChatCall, body: &[u8]) -> Result<ChatRequest, 
         include_usage: false,
         tool,
     })
+}
+
+/// A `batchEmbedContents` request.
+#[derive(Deserialize)]
+struct BatchEmbedRequest {
+    requests: Vec<EmbedContentRequest>,
+}
+
+/// An `embedContent` request, alone or in a batch; `taskType` and `title`
+/// are read as valid JSON and ignored.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct EmbedContentRequest {
+    #[serde(default)]
+    model: Option<String>,
+    content: EmbedContent,
+    #[serde(default)]
+    output_dimensionality: Option<usize>,
+}
+
+#[derive(Deserialize)]
+struct EmbedContent {
+    #[serde(default)]
+    parts: Vec<EmbedPart>,
+}
+
+#[derive(Deserialize)]
+struct EmbedPart {
+    #[serde(default)]
+    text: Option<String>,
+}
+
+impl EmbedContentRequest {
+    /// The input, if the request's `model` (when it names one) is the
+    /// path's: its parts' texts, joined by newlines.
+    fn input(self, model: &str) -> Result<Input, String> {
+        if let Some(named) = &self.model
+            && named.strip_prefix("models/").unwrap_or(named) != model
+        {
+            return Err(format!(
+                "the request's model `{named}` is not the path's `models/{model}`"
+            ));
+        }
+        let texts: Vec<String> = self
+            .content
+            .parts
+            .into_iter()
+            .filter_map(|part| part.text)
+            .collect();
+        if texts.is_empty() {
+            return Err("the content has no text part".to_owned());
+        }
+        let dimensions = self.output_dimensionality.unwrap_or(DEFAULT_DIMENSIONS);
+        Ok(Input::text(texts.join("\n"), dimensions))
+    }
+}
+
+pub(super) fn read_embeddings(call: &EmbedCall, body: &[u8]) -> Result<EmbedRequest, String> {
+    let model = call.model.clone().unwrap_or_default();
+    let (inputs, reply) = if call.kind == PathKind::GeminiEmbed {
+        let request: EmbedContentRequest =
+            serde_json::from_slice(body).map_err(|e| e.to_string())?;
+        (vec![request.input(&model)?], Reply::GeminiSingle)
+    } else {
+        let batch: BatchEmbedRequest = serde_json::from_slice(body).map_err(|e| e.to_string())?;
+        let inputs = batch
+            .requests
+            .into_iter()
+            .map(|request| request.input(&model))
+            .collect::<Result<_, _>>()?;
+        (inputs, Reply::GeminiBatch)
+    };
+    Ok(EmbedRequest {
+        model,
+        inputs,
+        reply,
+    })
+}
+
+/// A `ContentEmbedding`.
+#[derive(Serialize)]
+struct Values {
+    values: Vec<f32>,
+}
+
+#[derive(Serialize)]
+struct BatchEmbedResponse {
+    embeddings: Vec<Values>,
+}
+
+#[derive(Serialize)]
+struct EmbedResponse {
+    embedding: Values,
+}
+
+/// The answer to an embeddings request: `{"embeddings":[…]}` for a batch,
+/// `{"embedding":…}` for one.
+pub(super) fn embeddings(name: &str, request: &EmbedRequest) -> Bytes {
+    let mut embeddings: Vec<Values> = request
+        .inputs
+        .iter()
+        .map(|input| Values {
+            values: embed::vector(name, &input.text, input.dimensions),
+        })
+        .collect();
+    let body = match (request.reply, embeddings.pop()) {
+        (Reply::GeminiSingle, Some(embedding)) => serde_json::to_vec(&EmbedResponse { embedding }),
+        (_, last) => {
+            embeddings.extend(last);
+            serde_json::to_vec(&BatchEmbedResponse { embeddings })
+        }
+    };
+    Bytes::from(body.unwrap_or_default())
 }
 
 fn usage(tokens: usize) -> Value {
@@ -253,5 +393,34 @@ mod tests {
         assert_eq!(call("/v1beta/models/gemini:countTokens"), None);
         assert_eq!(call("/v1beta/models/:generateContent"), None);
         assert_eq!(call("/v1beta/tunedModels/x:generateContent"), None);
+        assert_eq!(call("/v1beta/models/x:batchEmbedContents"), None);
+    }
+
+    #[test]
+    fn embeddings_paths_name_the_model() {
+        let call = |uri: &str| embed_call(&uri.parse().unwrap());
+        let found = call("/v1beta/models/text-embedding-004:batchEmbedContents").unwrap();
+        assert_eq!(found.model.as_deref(), Some("text-embedding-004"));
+        assert_eq!(found.kind, PathKind::GeminiBatchEmbed);
+        assert_eq!(
+            call("/v1/models/e:embedContent").unwrap().kind,
+            PathKind::GeminiEmbed
+        );
+        assert_eq!(call("/v1beta/models/e:generateContent"), None);
+        assert_eq!(call("/v1beta/models/:embedContent"), None);
+    }
+
+    #[test]
+    fn batch_requests_must_name_the_paths_model() {
+        let call = embed_call(&"/v1beta/models/e:batchEmbedContents".parse().unwrap()).unwrap();
+        let body = |model: &str| {
+            json!({"requests": [{"model": model, "content": {"parts": [{"text": "a"}, {"text": "b"}]}}]})
+                .to_string()
+        };
+        let request = read_embeddings(&call, body("models/e").as_bytes()).unwrap();
+        assert_eq!(request.inputs[0].text, "a\nb");
+        assert_eq!(request.inputs[0].dimensions, DEFAULT_DIMENSIONS);
+        let error = read_embeddings(&call, body("models/f").as_bytes()).unwrap_err();
+        assert!(error.contains("models/e"), "{error}");
     }
 }

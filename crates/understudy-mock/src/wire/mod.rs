@@ -1,5 +1,5 @@
 //! The wire formats: which paths a format serves, what it reads from a chat
-//! request, and the bytes it answers with.
+//! or embeddings request, and the bytes it answers with.
 //!
 //! Everything that does not depend on the request is rendered once at
 //! start: a response is a template whose only hole is the `model` the
@@ -10,6 +10,7 @@
 mod anthropic;
 mod azure;
 mod bedrock;
+mod embed;
 mod gemini;
 mod openai;
 
@@ -21,6 +22,8 @@ use serde_json::Value;
 
 use crate::config::WireFormat;
 use crate::stats::PathKind;
+
+pub(crate) use self::embed::{EmbedCall, EmbedRequest};
 
 /// A placeholder for the model that JSON escapes and that no name holds.
 const MODEL_HOLE: &str = "\u{1}model\u{1}";
@@ -354,10 +357,14 @@ impl Wire {
             .collect()
     }
 
-    /// The body split into the stream's number of pieces, for a
+    /// The answer to an embeddings request.
+    pub(crate) fn embeddings(&self, request: &EmbedRequest) -> Bytes {
+        embed::answer(&self.name, request)
+    }
+
+    /// A whole body split into the stream's number of pieces, for a
     /// non-streaming answer sent slowly or cut short.
-    pub(crate) fn split_full(&self, request: &ChatRequest) -> Vec<Bytes> {
-        let full = self.full(request);
+    pub(crate) fn split(&self, full: &Bytes) -> Vec<Bytes> {
         let count = self.pieces.len().clamp(1, full.len().max(1));
         let size = full.len().div_ceil(count);
         (0..full.len())
@@ -575,7 +582,7 @@ mod tests {
     #[test]
     fn split_bodies_join_to_the_whole() {
         let wire = Wire::new(WireFormat::Anthropic, "backup", 5);
-        let pieces = wire.split_full(&request("claude"));
+        let pieces = wire.split(&wire.full(&request("claude")));
         assert_eq!(pieces.len(), 5);
         assert_eq!(pieces.concat(), wire.full(&request("claude")).to_vec());
     }

@@ -2,6 +2,11 @@
 //! `stream` in the body, SSE chunks ending in `data: [DONE]`, errors as
 //! `{"error":{"message","type","param","code"}}`.
 //!
+//! Embeddings: `POST /v1/embeddings`, `input` a string, strings, tokens or
+//! lists of tokens, answered as a `list` of `embedding`s, each a list of
+//! numbers or, with `encoding_format: "base64"`, base64 of little-endian
+//! `f32`s.
+//!
 //! Azure OpenAI answers in the same shapes with fields of its own added;
 //! the builders here take an `azure` flag for those.
 
@@ -10,11 +15,12 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http::{HeaderValue, StatusCode};
-use serde::Deserialize;
 use serde::de::IgnoredAny;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use understudy_core::OpenAiError;
 
+use super::embed::{self, DEFAULT_DIMENSIONS, EmbedRequest, Input, Reply};
 use super::{
     ChatRequest, Context, ErrorAnswer, LISTED_MODEL, MODEL_HOLE, PROMPT_TOKENS, Rendered, Template,
     azure, forced_tool, tool_arguments,
@@ -66,6 +72,136 @@ pub(super) fn read_request(body: &[u8], model: Option<&str>) -> Result<ChatReque
             .is_some_and(|o| o.include_usage),
         tool,
     })
+}
+
+/// The fields of an embeddings request the mock reads.
+#[derive(Deserialize)]
+struct EmbeddingsRequest<'a> {
+    #[serde(borrow, default)]
+    model: Option<Cow<'a, str>>,
+    input: EmbeddingsInput,
+    #[serde(default)]
+    encoding_format: Option<String>,
+    #[serde(default)]
+    dimensions: Option<usize>,
+}
+
+/// `input`: a string, strings, tokens, or lists of tokens.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum EmbeddingsInput {
+    Text(String),
+    Texts(Vec<String>),
+    Tokens(Vec<u64>),
+    TokenLists(Vec<Vec<u64>>),
+}
+
+/// Reads an embeddings request; `model` is the model the path names
+/// (Azure's deployment), and without one the body must name it.
+pub(super) fn read_embeddings(body: &[u8], model: Option<&str>) -> Result<EmbedRequest, String> {
+    let request: EmbeddingsRequest<'_> = serde_json::from_slice(body).map_err(|e| e.to_string())?;
+    let model = match (model, &request.model) {
+        (Some(model), _) => model.to_owned(),
+        (None, Some(model)) => model.clone().into_owned(),
+        (None, None) => return Err("missing field `model`".to_owned()),
+    };
+    let base64 = match request.encoding_format.as_deref() {
+        None | Some("float") => false,
+        Some("base64") => true,
+        Some(other) => {
+            return Err(format!(
+                "`encoding_format` must be `float` or `base64`, not `{other}`"
+            ));
+        }
+    };
+    let dimensions = request.dimensions.unwrap_or(DEFAULT_DIMENSIONS);
+    let inputs = match request.input {
+        EmbeddingsInput::Text(text) => vec![Input::text(text, dimensions)],
+        EmbeddingsInput::Texts(texts) => texts
+            .into_iter()
+            .map(|text| Input::text(text, dimensions))
+            .collect(),
+        EmbeddingsInput::Tokens(tokens) if tokens.is_empty() => Vec::new(),
+        EmbeddingsInput::Tokens(tokens) => vec![Input::tokens(&tokens, dimensions)],
+        EmbeddingsInput::TokenLists(lists) => {
+            if lists.iter().any(Vec::is_empty) {
+                return Err("a list of tokens is empty".to_owned());
+            }
+            lists
+                .iter()
+                .map(|tokens| Input::tokens(tokens, dimensions))
+                .collect()
+        }
+    };
+    Ok(EmbedRequest {
+        model,
+        inputs,
+        reply: Reply::OpenAi { base64 },
+    })
+}
+
+/// An embeddings answer: a `list` of `embedding`s. Written through serde
+/// rather than `Value`, so each `f32` is printed at its own precision.
+#[derive(Serialize)]
+struct EmbeddingList<'a> {
+    object: &'static str,
+    data: Vec<EmbeddingItem>,
+    model: &'a str,
+    usage: EmbeddingUsage,
+}
+
+/// One vector of the list.
+#[derive(Serialize)]
+struct EmbeddingItem {
+    object: &'static str,
+    index: usize,
+    embedding: Vector,
+}
+
+/// A vector as numbers, or as base64 of its little-endian `f32`s.
+#[derive(Serialize)]
+#[serde(untagged)]
+enum Vector {
+    Floats(Vec<f32>),
+    Base64(String),
+}
+
+#[derive(Serialize)]
+struct EmbeddingUsage {
+    prompt_tokens: usize,
+    total_tokens: usize,
+}
+
+/// The answer to an embeddings request.
+pub(super) fn embeddings(name: &str, request: &EmbedRequest, base64: bool) -> Bytes {
+    let data = request
+        .inputs
+        .iter()
+        .enumerate()
+        .map(|(index, input)| {
+            let vector = embed::vector(name, &input.text, input.dimensions);
+            EmbeddingItem {
+                object: "embedding",
+                index,
+                embedding: if base64 {
+                    Vector::Base64(embed::base64_f32(&vector))
+                } else {
+                    Vector::Floats(vector)
+                },
+            }
+        })
+        .collect();
+    let tokens = request.tokens();
+    let list = EmbeddingList {
+        object: "list",
+        data,
+        model: &request.model,
+        usage: EmbeddingUsage {
+            prompt_tokens: tokens,
+            total_tokens: tokens,
+        },
+    };
+    Bytes::from(serde_json::to_vec(&list).unwrap_or_default())
 }
 
 pub(super) fn render(context: &Context<'_>) -> Rendered {
