@@ -49,7 +49,7 @@
 //!
 //! | Field                                                 | Why                                                      |
 //! |-------------------------------------------------------|----------------------------------------------------------|
-//! | `thinking` other than `{type: "disabled"}`            | the caller asked for thinking blocks; chat completions return none |
+//! | `thinking` `enabled`, `between_tools` or of a type not known | the caller asked for thinking blocks; chat completions return none |
 //! | `tools` of a `type` other than `custom` (`web_search_20250305`, `bash_…`, `text_editor_…`, `code_execution_…`, …) | server and Anthropic-defined tools run on Anthropic's side |
 //! | `mcp_servers` (unless empty), `container`             | Anthropic-hosted tool execution                          |
 //! | `context_management`                                  | Anthropic edits the context server-side; without it the conversation may not fit |
@@ -68,7 +68,9 @@
 //! |-------------------------------------------------------|----------------------------------------------------------|
 //! | `cache_control` (anywhere)                            | a caching hint; OpenAI caches prompts by itself           |
 //! | `top_k`                                               | a sampling hint OpenAI does not take (and refuses as an unknown argument) |
-//! | `thinking: {type: "disabled"}`                        | asks for nothing                                         |
+//! | `thinking` `disabled` or `adaptive`                   | asks for nothing, or lets the model decide whether to think: an answer without thinking is one it may give |
+//! | top-level `cache_control`                             | a caching hint, as on blocks                             |
+//! | `speed`, `inference_geo`, `diagnostics`, `user_profile_id`, `workspace_id` | Anthropic's processing, region, cache-diagnostic and account selectors; the route's configuration decides where a request goes |
 //! | `thinking` and `redacted_thinking` blocks in assistant turns | the model's earlier reasoning, which only Anthropic can read back (signed); the turn's text and tool calls are sent |
 //! | `citations` of a `text` block                         | annotations of an earlier answer; the text is sent       |
 //! | `metadata` other than `user_id`                       | labels                                                   |

@@ -188,7 +188,13 @@ pub fn to_chat(body: &[u8]) -> Result<ChatRequest, ProviderError> {
 fn refuse_features(request: &Map<String, Value>) -> Result<(), ProviderError> {
     match request.get("thinking") {
         None | Some(Value::Null) => {}
-        Some(thinking) if thinking.get("type").and_then(Value::as_str) == Some("disabled") => {}
+        // Adaptive: the model decides whether to think, and an answer
+        // without thinking is one it may give.
+        Some(thinking)
+            if matches!(
+                thinking.get("type").and_then(Value::as_str),
+                Some("disabled" | "adaptive")
+            ) => {}
         Some(_) => return Err(unsupported("`thinking`")),
     }
     for field in ["container", "context_management", "output_format"] {
