@@ -23,7 +23,9 @@ use serde_json::{Value, json};
 ///
 /// 502 is `api_error`: a bad gateway is a fault, not a sign of load; 503
 /// is the overload the gateway and providers answer with, as Anthropic's
-/// 529 is.
+/// 529 is. `request_too_large` is what Anthropic's API answers a 413 with,
+/// though the Python SDK's typed error union does not list it; the SDKs
+/// pick their exception by status.
 ///
 /// ```
 /// use http::StatusCode;
