@@ -27,6 +27,8 @@
 //!   API, natively, with the request, the answer, the stream and the errors
 //!   translated (the [`gemini`] module says what maps to what, what is
 //!   refused and what is dropped).
+//! - [`messages`]: Anthropic's Messages API in front of any target, its
+//!   requests converted to OpenAI chat completions and the answers back.
 //! - [`ProviderService::with_dialect`]: any other API, by its [`Dialect`].
 //! - [`ProviderKind`]: the built-in dialects by the names a configuration
 //!   uses (`openai`, `anthropic`, `azure`, `gemini`).
@@ -81,6 +83,7 @@ mod config;
 pub mod dialect;
 mod error;
 mod key;
+pub mod messages;
 mod service;
 
 pub use rustls::pki_types::CertificateDer;

@@ -1,0 +1,162 @@
+//! OpenAI error shapes → Anthropic error shapes, as answers and as the
+//! final stream event.
+
+use bytes::Bytes;
+use http::StatusCode;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+/// The Anthropic error `type` for an HTTP status.
+///
+/// | Status            | `type`                  |
+/// |-------------------|-------------------------|
+/// | 400, other 4xx    | `invalid_request_error` |
+/// | 401               | `authentication_error`  |
+/// | 402               | `billing_error`         |
+/// | 403               | `permission_error`      |
+/// | 404               | `not_found_error`       |
+/// | 413               | `request_too_large`     |
+/// | 429               | `rate_limit_error`      |
+/// | 503, 529          | `overloaded_error`      |
+/// | 504               | `timeout_error`         |
+/// | 500, 502, other   | `api_error`             |
+///
+/// 502 is `api_error`: a bad gateway is a fault, not a sign of load; 503
+/// is the overload the gateway and providers answer with, as Anthropic's
+/// 529 is. `request_too_large` is what Anthropic's API answers a 413 with,
+/// though the Python SDK's typed error union does not list it; the SDKs
+/// pick their exception by status.
+///
+/// ```
+/// use http::StatusCode;
+/// use understudy_provider::messages::error_type;
+///
+/// assert_eq!(error_type(StatusCode::TOO_MANY_REQUESTS), "rate_limit_error");
+/// assert_eq!(error_type(StatusCode::SERVICE_UNAVAILABLE), "overloaded_error");
+/// ```
+pub fn error_type(status: StatusCode) -> &'static str {
+    match status.as_u16() {
+        401 => "authentication_error",
+        402 => "billing_error",
+        403 => "permission_error",
+        404 => "not_found_error",
+        413 => "request_too_large",
+        429 => "rate_limit_error",
+        400..=499 => "invalid_request_error",
+        503 | 529 => "overloaded_error",
+        504 => "timeout_error",
+        _ => "api_error",
+    }
+}
+
+#[derive(Deserialize)]
+struct Envelope {
+    #[serde(default)]
+    error: Option<Value>,
+    /// vLLM's bare errors: `{"object":"error","message":…}`.
+    #[serde(default)]
+    message: Option<Value>,
+}
+
+/// Converts an OpenAI error answer (`{"error":{"message","type","code"}}`)
+/// into Anthropic's (`{"type":"error","error":{"type","message"}}`).
+///
+/// The status is kept (a status below 400 becomes 500: an error answer
+/// is never a success); the `type` is [`error_type`]'s for it; the message
+/// is kept. An error whose `code` is `context_length_exceeded` reads
+/// "prompt is too long: …", the words Anthropic uses and its clients look
+/// for before compacting a conversation. A body without a readable message
+/// (not JSON, an HTML page from a proxy) is not quoted: the message is the
+/// status's reason.
+///
+/// # Example
+///
+/// ```
+/// use http::StatusCode;
+/// use understudy_provider::messages::error_body;
+///
+/// let openai = br#"{"error":{"message":"Rate limit reached","type":"rate_limit_error","code":"rate_limit_exceeded"}}"#;
+/// let (status, body) = error_body(StatusCode::TOO_MANY_REQUESTS, openai);
+/// assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+/// let json: serde_json::Value = serde_json::from_slice(&body).unwrap();
+/// assert_eq!(json, serde_json::json!({
+///     "type": "error",
+///     "error": {"type": "rate_limit_error", "message": "Rate limit reached"},
+/// }));
+/// ```
+pub fn error_body(status: StatusCode, openai_error_json: &[u8]) -> (StatusCode, Bytes) {
+    let status = if status.as_u16() < 400 {
+        StatusCode::INTERNAL_SERVER_ERROR
+    } else {
+        status
+    };
+    let envelope = serde_json::from_slice::<Envelope>(openai_error_json).ok();
+    let (message, code) = match &envelope {
+        Some(Envelope {
+            error: Some(error), ..
+        }) => (
+            error.get("message").and_then(Value::as_str),
+            error.get("code").and_then(Value::as_str),
+        ),
+        Some(Envelope { message, .. }) => (message.as_ref().and_then(Value::as_str), None),
+        None => (None, None),
+    };
+    let message = match message.filter(|m| !m.is_empty()) {
+        Some(message)
+            if code == Some("context_length_exceeded")
+                && !message.to_ascii_lowercase().contains("prompt is too long") =>
+        {
+            format!("prompt is too long: {message}")
+        }
+        Some(message) => message.to_owned(),
+        None => status
+            .canonical_reason()
+            .unwrap_or("upstream error")
+            .to_owned(),
+    };
+    let body = json!({
+        "type": "error",
+        "error": { "type": error_type(status), "message": message },
+    });
+    (status, Bytes::from(body.to_string()))
+}
+
+/// The Anthropic SSE `error` event that ends a stream which broke after
+/// events were sent: `event: error` and
+/// `{"type":"error","error":{"type":kind,"message":message}}` (`kind` as
+/// [`error_type`] gives it for the status the error would have had).
+///
+/// ```
+/// use understudy_provider::messages::error_event;
+///
+/// let event = error_event("Overloaded", "overloaded_error");
+/// assert_eq!(
+///     &event[..],
+///     &b"event: error\ndata: {\"type\":\"error\",\"error\":{\"type\":\"overloaded_error\",\"message\":\"Overloaded\"}}\n\n"[..],
+/// );
+/// ```
+pub fn error_event(message: &str, kind: &str) -> Bytes {
+    #[derive(serde::Serialize)]
+    struct Event<'a> {
+        #[serde(rename = "type")]
+        kind: &'static str,
+        error: Inner<'a>,
+    }
+    #[derive(serde::Serialize)]
+    struct Inner<'a> {
+        #[serde(rename = "type")]
+        kind: &'a str,
+        message: &'a str,
+    }
+    let mut out = b"event: error\ndata: ".to_vec();
+    // Writing a struct of strings into a Vec cannot fail.
+    let _ = serde_json::to_writer(
+        &mut out,
+        &Event {
+            kind: "error",
+            error: Inner { kind, message },
+        },
+    );
+    out.extend_from_slice(b"\n\n");
+    Bytes::from(out)
+}
