@@ -11,6 +11,12 @@
 //! | [`TargetName`]     | fallback, per target              | health, provider, observe             |
 //! | [`Attempt`]        | retry, per try                    | observe, logs                         |
 //! | [`AttemptCounter`] | fallback, per caller request      | retry (adds its re-sends), fallback   |
+//! | [`Operation`]      | the endpoint (gateway, user app)  | provider, observe                     |
+//!
+//! [`Operation`] is also a *response* extension: the provider service says
+//! in which operation's shape an answer's body is (a Messages request
+//! served by an OpenAI-compatible provider is answered in the chat shape,
+//! for the endpoint to translate).
 
 use std::fmt;
 use std::sync::Arc;
@@ -18,6 +24,54 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use tokio::time::Instant;
+
+/// What the caller asked for: which API's request the body is, and which
+/// shape the answer must have. A request without one is a chat
+/// completion.
+///
+/// ```
+/// use understudy_core::Operation;
+///
+/// assert_eq!(Operation::default(), Operation::ChatCompletions);
+/// assert_eq!(Operation::Messages.as_str(), "messages");
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[non_exhaustive]
+pub enum Operation {
+    /// OpenAI's `POST /v1/chat/completions`, streaming or not.
+    #[default]
+    ChatCompletions,
+    /// Anthropic's `POST /v1/messages`, streaming or not.
+    Messages,
+    /// OpenAI's `POST /v1/embeddings`.
+    Embeddings,
+}
+
+impl Operation {
+    /// Every operation.
+    pub const ALL: [Self; 3] = [Self::ChatCompletions, Self::Messages, Self::Embeddings];
+
+    /// A short name, fit for a metric label: `chat`, `messages`,
+    /// `embeddings`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::ChatCompletions => "chat",
+            Self::Messages => "messages",
+            Self::Embeddings => "embeddings",
+        }
+    }
+
+    /// The operation a request asks for (its extension), chat by default.
+    pub fn of(extensions: &http::Extensions) -> Self {
+        extensions.get::<Self>().copied().unwrap_or_default()
+    }
+}
+
+impl fmt::Display for Operation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
 
 /// The route a caller request was matched to: the `model` a caller asked for
 /// (`"chat"`), or whatever name the application gives its routes.

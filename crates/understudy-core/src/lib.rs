@@ -47,6 +47,7 @@
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
+mod anthropic_error;
 pub mod availability;
 pub mod body;
 pub mod classify;
@@ -62,6 +63,7 @@ pub mod request_id;
 pub mod sse;
 pub mod time;
 
+pub use self::anthropic_error::anthropic_error_type;
 pub use self::availability::{AlwaysAvailable, Availability, ProviderAvailability, ProviderState};
 pub use self::body::ResponseBody;
 pub use self::classify::{Classify, LlmClassifier, MAX_RETRY_AFTER, SharedClassifier};
@@ -71,7 +73,7 @@ pub use self::error::{
     cause_ref, is_caused_by,
 };
 pub use self::extensions::{
-    Attempt, AttemptCounter, Deadline, PanicRouting, RouteName, TargetName,
+    Attempt, AttemptCounter, Deadline, Operation, PanicRouting, RouteName, TargetName,
 };
 pub use self::outcome::{ClientErrorKind, FailureKind, Outcome, OutcomeKind};
 pub use self::replay::{Replay, ReplayBody, ReplayLayer};

@@ -99,6 +99,11 @@ impl Dialect for AzureDialect {
                 "deployments/{model}/chat/completions?api-version={}",
                 self.api_version
             ))),
+            Operation::Embeddings => Some(Cow::Owned(format!(
+                "deployments/{model}/embeddings?api-version={}",
+                self.api_version
+            ))),
+            _ => None,
         }
     }
 
@@ -118,10 +123,13 @@ impl Dialect for AzureDialect {
     /// whole one is read, so a content-filtered 200 is recognised.
     fn translate_request(
         &self,
-        _operation: Operation,
+        operation: Operation,
         body: &[u8],
         model: &str,
     ) -> Result<UpstreamRequest, ProviderError> {
+        if operation != Operation::ChatCompletions {
+            return openai::rewrite_model(body, model).map(UpstreamRequest::pass_through);
+        }
         let stream = serde_json::from_slice::<Flags>(body)
             .ok()
             .and_then(|flags| flags.stream)

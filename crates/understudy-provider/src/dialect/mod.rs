@@ -45,6 +45,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, StatusCode, Uri};
+pub use understudy_core::Operation;
 use understudy_core::sse::DEFAULT_MAX_EVENT_BYTES;
 use understudy_core::{Classify, OpenAiError, Outcome, ResponseBody, SharedClassifier};
 
@@ -147,11 +148,19 @@ pub trait Dialect: Send + Sync + 'static {
     /// The service asks once per operation, model and `stream` when it is
     /// built, never per request.
     ///
-    /// Default: `chat/completions`.
+    /// An operation a dialect has no endpoint for is either converted by
+    /// the service ([`Operation::Messages`] is served as a chat completion,
+    /// its answer translated back by the endpoint above) or not served by
+    /// this provider ([`Operation::Embeddings`]: the target is skipped,
+    /// without counting against its health).
+    ///
+    /// Default: `chat/completions` and `embeddings`, OpenAI's paths.
     fn endpoint(&self, operation: Operation, model: &str, stream: bool) -> Option<Cow<'_, str>> {
         let _ = (model, stream);
         match operation {
             Operation::ChatCompletions => Some(Cow::Borrowed("chat/completions")),
+            Operation::Embeddings => Some(Cow::Borrowed("embeddings")),
+            _ => None,
         }
     }
 
@@ -308,16 +317,6 @@ pub trait Dialect: Send + Sync + 'static {
     }
 }
 
-/// What the caller asked for. Today the services serve chat completions
-/// only; more operations (embeddings, Anthropic-native messages) may come,
-/// so match with a wildcard arm.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum Operation {
-    /// `POST /v1/chat/completions`, streaming or not.
-    ChatCompletions,
-}
-
 /// A request translated for the upstream, from
 /// [`Dialect::translate_request`].
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -456,6 +455,14 @@ pub enum ShapedError {
     Verbatim,
     /// Answer this error instead (its status and its JSON body).
     Rewritten(OpenAiError),
+}
+
+/// The error of a dialect asked to translate an operation it has no
+/// endpoint for (the service never asks).
+pub(crate) fn unsupported_operation(dialect: &str, operation: Operation) -> ProviderError {
+    ProviderError::invalid_request(format!(
+        "`{dialect}` targets do not serve {operation} requests"
+    ))
 }
 
 /// `Authorization: Bearer <key>`, what OpenAI-compatible servers take.

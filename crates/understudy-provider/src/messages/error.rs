@@ -4,28 +4,12 @@
 use bytes::Bytes;
 use http::StatusCode;
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::Value;
+use understudy_core::{OpenAiError, anthropic_error_type};
 
-/// The Anthropic error `type` for an HTTP status.
-///
-/// | Status            | `type`                  |
-/// |-------------------|-------------------------|
-/// | 400, other 4xx    | `invalid_request_error` |
-/// | 401               | `authentication_error`  |
-/// | 402               | `billing_error`         |
-/// | 403               | `permission_error`      |
-/// | 404               | `not_found_error`       |
-/// | 413               | `request_too_large`     |
-/// | 429               | `rate_limit_error`      |
-/// | 503, 529          | `overloaded_error`      |
-/// | 504               | `timeout_error`         |
-/// | 500, 502, other   | `api_error`             |
-///
-/// 502 is `api_error`: a bad gateway is a fault, not a sign of load; 503
-/// is the overload the gateway and providers answer with, as Anthropic's
-/// 529 is. `request_too_large` is what Anthropic's API answers a 413 with,
-/// though the Python SDK's typed error union does not list it; the SDKs
-/// pick their exception by status.
+/// The Anthropic error `type` for an HTTP status: core's
+/// [`anthropic_error_type`], which every Anthropic-shaped error of the
+/// gateway uses.
 ///
 /// ```
 /// use http::StatusCode;
@@ -35,18 +19,7 @@ use serde_json::{Value, json};
 /// assert_eq!(error_type(StatusCode::SERVICE_UNAVAILABLE), "overloaded_error");
 /// ```
 pub fn error_type(status: StatusCode) -> &'static str {
-    match status.as_u16() {
-        401 => "authentication_error",
-        402 => "billing_error",
-        403 => "permission_error",
-        404 => "not_found_error",
-        413 => "request_too_large",
-        429 => "rate_limit_error",
-        400..=499 => "invalid_request_error",
-        503 | 529 => "overloaded_error",
-        504 => "timeout_error",
-        _ => "api_error",
-    }
+    anthropic_error_type(status)
 }
 
 #[derive(Deserialize)]
@@ -101,24 +74,20 @@ pub fn error_body(status: StatusCode, openai_error_json: &[u8]) -> (StatusCode, 
         Some(Envelope { message, .. }) => (message.as_ref().and_then(Value::as_str), None),
         None => (None, None),
     };
-    let message = match message.filter(|m| !m.is_empty()) {
-        Some(message)
-            if code == Some("context_length_exceeded")
-                && !message.to_ascii_lowercase().contains("prompt is too long") =>
-        {
-            format!("prompt is too long: {message}")
-        }
-        Some(message) => message.to_owned(),
-        None => status
-            .canonical_reason()
-            .unwrap_or("upstream error")
-            .to_owned(),
-    };
-    let body = json!({
-        "type": "error",
-        "error": { "type": error_type(status), "message": message },
-    });
-    (status, Bytes::from(body.to_string()))
+    let message = message.filter(|m| !m.is_empty()).map_or_else(
+        || {
+            status
+                .canonical_reason()
+                .unwrap_or("upstream error")
+                .to_owned()
+        },
+        str::to_owned,
+    );
+    let mut error = OpenAiError::new(status, error_type(status), message);
+    if let Some(code) = code {
+        error = error.with_code(code);
+    }
+    (status, error.to_anthropic_json())
 }
 
 /// The Anthropic SSE `error` event that ends a stream which broke after

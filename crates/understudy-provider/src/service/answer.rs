@@ -171,6 +171,20 @@ impl Shared {
         }
     }
 
+    /// The answer to a request for an operation this provider does not
+    /// serve: not sent, [`Outcome::Unavailable`], so a route moves on to
+    /// its next target without counting it against this one.
+    pub(super) fn not_served(&self, operation: Operation) -> Response<ResponseBody> {
+        let mut response: Response<ResponseBody> = OpenAiError::invalid_request(format!(
+            "`{}` targets do not serve {operation} requests",
+            self.dialect.name()
+        ))
+        .with_code("operation_not_supported")
+        .to_response();
+        response.extensions_mut().insert(Outcome::Unavailable);
+        response
+    }
+
     /// The answer to a provider's 401 or 403: a 502 naming the provider by
     /// its host, never quoting what it said.
     fn credentials_rejected(&self, rejected: StatusCode) -> OpenAiError {

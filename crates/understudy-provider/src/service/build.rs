@@ -145,18 +145,28 @@ impl ProviderService {
                 .parse()
                 .map_err(|_| invalid("not a URL"))
         };
-        let operation = Operation::ChatCompletions;
-        let endpoint_for = |stream: bool| -> Result<Uri, ConfigError> {
-            let Some(path) = dialect.endpoint(operation, &model, stream) else {
-                return Err(ConfigError::UnsupportedOperation {
-                    dialect: dialect.name().to_owned(),
-                    operation,
-                });
+        let chat = Operation::ChatCompletions;
+        let endpoint_for =
+            |operation: Operation, stream: bool| -> Result<Option<Uri>, ConfigError> {
+                dialect
+                    .endpoint(operation, &model, stream)
+                    .map(|path| join(&path))
+                    .transpose()
             };
-            join(&path)
+        let unsupported = || ConfigError::UnsupportedOperation {
+            dialect: dialect.name().to_owned(),
+            operation: chat,
         };
-        let endpoint = endpoint_for(false)?;
-        let stream_endpoint = endpoint_for(true)?;
+        let endpoint = endpoint_for(chat, false)?.ok_or_else(unsupported)?;
+        let stream_endpoint = endpoint_for(chat, true)?.ok_or_else(unsupported)?;
+        let mut other_endpoints = Vec::new();
+        for operation in Operation::ALL.into_iter().filter(|op| *op != chat) {
+            for stream in [false, true] {
+                if let Some(uri) = endpoint_for(operation, stream)? {
+                    other_endpoints.push((operation, stream, uri));
+                }
+            }
+        }
         let probe = dialect.probe_path().map(|path| join(&path)).transpose()?;
 
         let mut auth = match &key {
@@ -175,6 +185,7 @@ impl ProviderService {
                 base_url: base.to_owned(),
                 endpoint,
                 stream_endpoint,
+                other_endpoints,
                 probe,
                 key,
                 auth,
@@ -294,6 +305,18 @@ impl ProviderService {
     /// from the same path.
     pub fn stream_endpoint(&self) -> &Uri {
         &self.shared.stream_endpoint
+    }
+
+    /// Whether this provider serves `operation`: chat completions always;
+    /// Anthropic Messages always (natively where the dialect has a
+    /// Messages endpoint, else as a chat completion whose answer the
+    /// endpoint translates back); others where the dialect has an endpoint
+    /// for them. A request for an operation it does not serve is answered
+    /// [`Outcome::Unavailable`](understudy_core::Outcome::Unavailable)
+    /// without being sent, so a route moves on to its next target.
+    pub fn serves(&self, operation: Operation) -> bool {
+        matches!(operation, Operation::ChatCompletions | Operation::Messages)
+            || self.shared.endpoint_for(operation, false).is_some()
     }
 
     /// Whether [`probe`](Self::probe) asks the provider anything: false

@@ -40,6 +40,10 @@ const MAX_PROBE_BODY: usize = 64 * 1024;
 /// The AWS session token header, which a signing dialect may set.
 const SECURITY_TOKEN: HeaderName = HeaderName::from_static("x-amz-security-token");
 
+/// Caller headers sent upstream with a Messages request a dialect serves
+/// natively (Anthropic's): they choose the API version and its betas.
+const ANTHROPIC_REQUEST_HEADERS: [&str; 2] = ["anthropic-version", "anthropic-beta"];
+
 /// Caller headers sent upstream; everything else (`Authorization`,
 /// `x-api-key`, cookies, `anthropic-version`, `host`, `content-length`,
 /// `accept-encoding`, …) is dropped. `accept` is sent too when the answer
@@ -174,6 +178,9 @@ struct Shared {
     endpoint: Uri,
     /// Where requests answered as a stream go.
     stream_endpoint: Uri,
+    /// The endpoints of the other operations the dialect serves natively,
+    /// by operation and streaming.
+    other_endpoints: Vec<(Operation, bool, Uri)>,
     /// Where probes go; none when the dialect has no probe.
     probe: Option<Uri>,
     key: Option<ApiKey>,
@@ -283,20 +290,43 @@ impl Shared {
         self: Arc<Self>,
         request: Request<ReplayBody>,
     ) -> Result<Response<ResponseBody>, BoxError> {
-        let operation = Operation::ChatCompletions;
         let (parts, body) = request.into_parts();
+        let asked = Operation::of(&parts.extensions);
+        // A Messages request to a dialect without a Messages endpoint is
+        // served as a chat completion; the endpoint above translates the
+        // answer back (the answer says which shape it has).
+        let converted = if asked == Operation::Messages
+            && self.endpoint_for(Operation::Messages, false).is_none()
+        {
+            match crate::messages::to_chat(body.bytes()) {
+                Ok(chat) => Some(chat.body),
+                Err(error) => return Ok(invalid_request(&error)),
+            }
+        } else {
+            None
+        };
+        let operation = if converted.is_some() {
+            Operation::ChatCompletions
+        } else {
+            asked
+        };
+        if operation != Operation::ChatCompletions && self.endpoint_for(operation, false).is_none()
+        {
+            return Ok(self.not_served(operation));
+        }
+        let caller_body = converted.as_deref().unwrap_or_else(|| body.bytes());
         let UpstreamRequest { body, reply } =
             match self
                 .dialect
-                .translate_request(operation, body.bytes(), &self.model)
+                .translate_request(operation, caller_body, &self.model)
             {
                 Ok(translated) => translated,
                 Err(error) => return Ok(invalid_request(&error)),
             };
 
-        let uri = match reply {
-            Reply::Stream { .. } => self.stream_endpoint.clone(),
-            Reply::PassThrough | Reply::Whole => self.endpoint.clone(),
+        let stream = matches!(reply, Reply::Stream { .. });
+        let Some(uri) = self.endpoint_for(operation, stream).cloned() else {
+            return Ok(self.not_served(operation));
         };
         let (mut upstream, ()) = Request::new(()).into_parts();
         upstream.method = Method::POST;
@@ -317,6 +347,14 @@ impl Shared {
             HeaderValue::from_static("application/json"),
         );
         self.set_headers(headers);
+        if operation == Operation::Messages {
+            // The caller's API version and betas, for the API it speaks.
+            for name in ANTHROPIC_REQUEST_HEADERS {
+                if let Some(value) = parts.headers.get(name) {
+                    headers.insert(HeaderName::from_static(name), value.clone());
+                }
+            }
+        }
         self.sign(&mut upstream, &body)?;
         let upstream = Request::from_parts(upstream, ReplayBody::new(body));
 
@@ -329,13 +367,36 @@ impl Shared {
         if !head.status.is_success() {
             return Ok(self.error_answer(head, incoming).await);
         }
-        match reply {
-            Reply::PassThrough => Ok(self.pass_through(&head, incoming)),
-            Reply::Whole => self.whole(operation, &head, incoming).await,
+        let mut answer = match reply {
+            Reply::PassThrough => self.pass_through(&head, incoming),
+            Reply::Whole => self.whole(operation, &head, incoming).await?,
             Reply::Stream { include_usage } => {
-                Ok(self.stream(operation, include_usage, &head, incoming))
+                self.stream(operation, include_usage, &head, incoming)
             }
+        };
+        // The shape the answer's body has.
+        answer.extensions_mut().insert(operation);
+        Ok(answer)
+    }
+
+    /// The endpoint of `operation`, streamed or not, if the dialect has one.
+    fn endpoint_for(&self, operation: Operation, stream: bool) -> Option<&Uri> {
+        if operation == Operation::ChatCompletions {
+            return Some(if stream {
+                &self.stream_endpoint
+            } else {
+                &self.endpoint
+            });
         }
+        self.other_endpoints
+            .iter()
+            .find(|(op, streamed, _)| *op == operation && *streamed == stream)
+            .or_else(|| {
+                self.other_endpoints
+                    .iter()
+                    .find(|(op, _, _)| *op == operation)
+            })
+            .map(|(_, _, uri)| uri)
     }
 
     /// The key's headers, then the fixed headers, each replacing any of

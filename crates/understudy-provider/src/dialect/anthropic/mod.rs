@@ -141,7 +141,10 @@ pub use self::stream::{
     AnthropicStreamBody, AnthropicStreamTranslator, DEFAULT_MAX_BYTES_BEFORE_CONTENT,
 };
 use super::completion::unix_now;
-use super::{AnswerContext, Dialect, Operation, ShapedError, UpstreamRequest, key_header};
+use super::{
+    AnswerContext, Dialect, Operation, ShapedError, UpstreamRequest, key_header, openai,
+    unsupported_operation,
+};
 use crate::error::{ConfigError, ProviderError};
 use crate::key::ApiKey;
 
@@ -213,7 +216,8 @@ impl Dialect for AnthropicDialect {
 
     fn endpoint(&self, operation: Operation, _model: &str, _stream: bool) -> Option<Cow<'_, str>> {
         match operation {
-            Operation::ChatCompletions => Some(Cow::Borrowed("messages")),
+            Operation::ChatCompletions | Operation::Messages => Some(Cow::Borrowed("messages")),
+            _ => None,
         }
     }
 
@@ -245,6 +249,11 @@ impl Dialect for AnthropicDialect {
                     translated.include_usage,
                 ))
             }
+            // The caller's Messages request, as it came but for `model`.
+            Operation::Messages => {
+                openai::rewrite_model(body, model).map(UpstreamRequest::pass_through)
+            }
+            operation => Err(unsupported_operation(self.name(), operation)),
         }
     }
 
@@ -255,6 +264,7 @@ impl Dialect for AnthropicDialect {
     ) -> Result<Bytes, ProviderError> {
         match context.operation {
             Operation::ChatCompletions => translate_response(&body, unix_now()),
+            operation => Err(unsupported_operation(self.name(), operation)),
         }
     }
 

@@ -137,7 +137,9 @@ pub use self::stream::BedrockStreamTranslator;
 use super::completion::unix_now;
 use super::stream_body::TranslatedBody;
 use super::structured::FORCED_TOOL_NAME;
-use super::{AnswerContext, Dialect, Operation, ShapedError, UpstreamRequest};
+use super::{
+    AnswerContext, Dialect, Operation, ShapedError, UpstreamRequest, unsupported_operation,
+};
 use crate::error::{ConfigError, ProviderError};
 use crate::key::{ApiKey, AwsCredentials};
 
@@ -271,6 +273,7 @@ impl Dialect for BedrockDialect {
                     encode_path_segment(model)
                 )))
             }
+            _ => None,
         }
     }
 
@@ -310,6 +313,7 @@ impl Dialect for BedrockDialect {
                     translated.include_usage,
                 ))
             }
+            operation => Err(unsupported_operation(self.name(), operation)),
         }
     }
 
@@ -322,6 +326,7 @@ impl Dialect for BedrockDialect {
             Operation::ChatCompletions => {
                 translate_response(&body, &context.model, &completion_id(), unix_now())
             }
+            operation => Err(unsupported_operation(self.name(), operation)),
         }
     }
 

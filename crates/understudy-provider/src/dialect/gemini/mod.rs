@@ -135,7 +135,10 @@ pub use self::response::{finish_reason, translate_response};
 pub use self::stream::GeminiStreamTranslator;
 use super::completion::unix_now;
 use super::stream_body::TranslatedBody;
-use super::{AnswerContext, Dialect, Operation, ShapedError, UpstreamRequest, key_header};
+use super::{
+    AnswerContext, Dialect, Operation, ShapedError, UpstreamRequest, key_header,
+    unsupported_operation,
+};
 use crate::error::{ConfigError, ProviderError};
 use crate::key::ApiKey;
 
@@ -203,6 +206,7 @@ impl Dialect for GeminiDialect {
             } else {
                 format!("models/{model}:generateContent")
             })),
+            _ => None,
         }
     }
 
@@ -225,6 +229,7 @@ impl Dialect for GeminiDialect {
                     translated.include_usage,
                 ))
             }
+            operation => Err(unsupported_operation(self.name(), operation)),
         }
     }
 
@@ -235,6 +240,7 @@ impl Dialect for GeminiDialect {
     ) -> Result<Bytes, ProviderError> {
         match context.operation {
             Operation::ChatCompletions => translate_response(&body, &context.model, unix_now()),
+            operation => Err(unsupported_operation(self.name(), operation)),
         }
     }
 
