@@ -4,6 +4,18 @@
 use serde::Serialize;
 use serde_json::{Value, json};
 
+/// The longest `id` or `model` a provider may give a translated stream;
+/// every chunk repeats both, so a longer one would make a stream's output
+/// grow with its square.
+pub(crate) const MAX_UPSTREAM_LABEL_BYTES: usize = 256;
+
+/// A provider's `id` or `model` for a translated stream, when it is fit to
+/// repeat in every chunk (at most [`MAX_UPSTREAM_LABEL_BYTES`], not
+/// empty); `None` otherwise, for the caller to fall back on its own.
+pub(crate) fn upstream_label(value: &str) -> Option<&str> {
+    (!value.is_empty() && value.len() <= MAX_UPSTREAM_LABEL_BYTES).then_some(value)
+}
+
 /// Writes the SSE events of one OpenAI stream: every chunk carries the same
 /// `id`, `created` and `model`; with `include_usage`, every chunk carries
 /// `"usage": null` and the usage chunk has empty `choices`, as OpenAI's
@@ -82,6 +94,16 @@ pub(crate) fn write_event<T: Serialize + ?Sized>(out: &mut Vec<u8>, chunk: &T) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn long_upstream_labels_are_not_repeated() {
+        assert_eq!(upstream_label("gemini-2.0-flash"), Some("gemini-2.0-flash"));
+        assert_eq!(upstream_label(""), None);
+        assert_eq!(
+            upstream_label(&"m".repeat(MAX_UPSTREAM_LABEL_BYTES + 1)),
+            None
+        );
+    }
 
     #[test]
     fn chunks_share_their_identity_and_carry_null_usage_when_asked() {

@@ -703,6 +703,34 @@ fn a_text_stream_translates_byte_by_byte() {
 }
 
 #[test]
+fn nothing_but_usage_follows_the_finish_reason() {
+    let mut input = event("messageStart", &json!({"role": "assistant"}));
+    input.extend(event("messageStop", &json!({"stopReason": "end_turn"})));
+    input.extend(event(
+        "contentBlockDelta",
+        &json!({"contentBlockIndex": 0, "delta": {"text": "late"}}),
+    ));
+    input.extend(event(
+        "contentBlockStart",
+        &json!({"contentBlockIndex": 1, "start": {"toolUse": {"toolUseId": "t", "name": "f"}}}),
+    ));
+    input.extend(event("messageStop", &json!({"stopReason": "max_tokens"})));
+    input.extend(event(
+        "metadata",
+        &json!({"usage": {"inputTokens": 5, "outputTokens": 2, "totalTokens": 7}}),
+    ));
+    let mut translator = translator(true);
+    let out = translator.push(&input).unwrap();
+    assert!(translator.is_finished());
+    let (chunks, done) = chunks(&out);
+    assert!(done);
+    assert_eq!(chunks.len(), 3);
+    assert_eq!(chunks[1]["choices"][0]["finish_reason"], "stop");
+    assert_eq!(chunks[2]["choices"], json!([]));
+    assert_eq!(chunks[2]["usage"]["total_tokens"], 7);
+}
+
+#[test]
 fn a_tool_call_streams_as_openai_deltas() {
     let mut input = event("messageStart", &json!({"role": "assistant"}));
     input.extend(event(

@@ -9,7 +9,7 @@ use understudy_core::{ClassifiedError, Classify, FailureKind, Outcome, SharedCla
 
 use super::error::Envelope;
 use super::response::{GenerateContentResponse, UsageMetadata, completion_id, finish_reason};
-use crate::dialect::chunk::ChunkWriter;
+use crate::dialect::chunk::{ChunkWriter, upstream_label};
 use crate::dialect::stream_body::StreamTranslate;
 use crate::error::ProviderError;
 
@@ -197,11 +197,16 @@ impl GeminiStreamTranslator {
             self.usage = Some(usage);
         }
         if self.writer.is_none() {
-            let id = completion_id(event.response_id.as_deref(), self.created);
+            // Every chunk repeats both: an unfit one is not the stream's.
+            let id = completion_id(
+                event.response_id.as_deref().and_then(upstream_label),
+                self.created,
+            );
             let model = event
                 .model_version
-                .clone()
-                .unwrap_or_else(|| self.model.clone());
+                .as_deref()
+                .and_then(upstream_label)
+                .map_or_else(|| self.model.clone(), str::to_owned);
             let writer = ChunkWriter::new(id, self.created, model, self.include_usage);
             writer.delta(out, &json!({ "role": "assistant", "content": "" }), None);
             self.writer = Some(writer);

@@ -618,3 +618,23 @@ fn an_event_past_the_bound_breaks_the_stream() {
     let error = translator.push(&[b'x'; 200]).err().unwrap();
     assert_eq!(error.outcome(), Outcome::Failure(FailureKind::StreamBroken));
 }
+
+#[test]
+fn a_long_upstream_model_or_id_is_not_repeated_in_every_chunk() {
+    // One event: a 64 KiB modelVersion and responseId, 200 tiny parts.
+    // Repeating them in each of the 200 chunks would be 25 MiB of output.
+    let long = "m".repeat(64 * 1024);
+    let parts: Vec<String> = (0..200).map(|_| r#"{"text":"a"}"#.to_owned()).collect();
+    let event = format!(
+        "data: {{\"candidates\":[{{\"content\":{{\"role\":\"model\",\"parts\":[{}]}},\"finishReason\":\"STOP\"}}],\"modelVersion\":\"{long}\",\"responseId\":\"{long}\"}}\n\n",
+        parts.join(",")
+    );
+    let mut translator = GeminiStreamTranslator::with_created("gemini-asked", false, 9);
+    let mut out = translator.push(event.as_bytes()).unwrap().to_vec();
+    out.extend_from_slice(&translator.finish().unwrap());
+    assert!(out.len() < 4 * event.len(), "{} bytes out", out.len());
+    let text = String::from_utf8(out).unwrap();
+    let chunks = events(&text);
+    assert_eq!(chunks[0]["model"], "gemini-asked");
+    assert!(chunks[0]["id"].as_str().unwrap().len() < 100);
+}

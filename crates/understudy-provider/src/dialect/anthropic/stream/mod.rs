@@ -17,7 +17,7 @@ use self::wire::{
     MessageStart, Null, Tagged, ToolCallDelta, UsageChunk,
 };
 use super::response::{Usage, answer_finish_reason};
-use crate::dialect::chunk::{ChunkWriter, write_event};
+use crate::dialect::chunk::{ChunkWriter, upstream_label, write_event};
 use crate::dialect::completion::unix_now;
 use crate::dialect::structured::FORCED_TOOL_NAME;
 use crate::error::ProviderError;
@@ -251,8 +251,13 @@ impl AnthropicStreamTranslator {
         match &*kind {
             "message_start" => {
                 let start: MessageStart<'_> = parse(data)?;
-                self.id = start.message.id.into_owned();
-                self.model = start.message.model.into_owned();
+                // Every chunk repeats both: an unfit one is left empty.
+                self.id.clear();
+                self.id
+                    .push_str(upstream_label(&start.message.id).unwrap_or_default());
+                self.model.clear();
+                self.model
+                    .push_str(upstream_label(&start.message.model).unwrap_or_default());
                 self.usage.update(&start.message.usage);
                 self.write_chunk(
                     out,

@@ -37,6 +37,7 @@ use crate::error::ProviderError;
 /// | `contentBlockDelta` with `text`                    | `delta: {"content":…}`                                              |
 /// | `contentBlockDelta` with `toolUse.input`           | `delta.tool_calls: [{index, function:{arguments:…}}]`              |
 /// | `contentBlockStop`, reasoning deltas, newer events | nothing                                                             |
+/// | any event but `metadata` after `messageStop`       | nothing                                                             |
 /// | `messageStop`                                      | `delta: {}`, `finish_reason` mapped by [`finish_reason`](super::finish_reason) |
 /// | `metadata` (after `messageStop`)                   | the usage chunk (when asked for), then `data: [DONE]`               |
 /// | `exception` or `error` frame                       | an error, a [`ClassifiedError`] with the outcome its name says      |
@@ -245,7 +246,12 @@ impl BedrockStreamTranslator {
                 .classified(Outcome::Failure(FailureKind::StreamBroken)));
             }
         }
-        match header(message, ":event-type").unwrap_or_default() {
+        let kind = header(message, ":event-type").unwrap_or_default();
+        if self.phase == Phase::Stopped && kind != "metadata" {
+            // Nothing follows the finish reason but usage.
+            return Ok(());
+        }
+        match kind {
             "messageStart" => self.write_role(out),
             "contentBlockStart" => {
                 let start: BlockStart<'_> = parse(payload)?;
