@@ -1,6 +1,7 @@
 //! [`DrainBody`]: an event stream that, when the shutdown drain runs out,
-//! ends with an SSE error event in the OpenAI shape instead of being cut
-//! mid-event at the HTTP level.
+//! ends with an SSE error event in its API's shape (OpenAI's, or
+//! Anthropic's for the Messages endpoint) instead of being cut mid-event at
+//! the HTTP level.
 
 use std::fmt;
 use std::pin::Pin;
@@ -11,7 +12,7 @@ use http::StatusCode;
 use http_body::{Body, Frame, SizeHint};
 use pin_project_lite::pin_project;
 use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
-use understudy_core::OpenAiError;
+use understudy_core::{OpenAiError, Operation};
 
 pin_project! {
     /// Passes `B` through until `cut` is cancelled, then sends one error
@@ -21,16 +22,18 @@ pin_project! {
         inner: B,
         #[pin]
         cut: WaitForCancellationFutureOwned,
+        operation: Operation,
         ended: bool,
     }
 }
 
 impl<B> DrainBody<B> {
-    /// Wraps an event-stream body.
-    pub fn new(inner: B, cut: CancellationToken) -> Self {
+    /// Wraps an event-stream body answering `operation`.
+    pub fn new(inner: B, cut: CancellationToken, operation: Operation) -> Self {
         Self {
             inner,
             cut: cut.cancelled_owned(),
+            operation,
             ended: false,
         }
     }
@@ -44,15 +47,16 @@ impl<B> fmt::Debug for DrainBody<B> {
     }
 }
 
-/// The event a stream cut by the drain ends with.
-pub fn shutdown_event() -> Bytes {
+/// The event a stream answering `operation` ends with when the drain cuts
+/// it.
+pub fn shutdown_event(operation: Operation) -> Bytes {
     OpenAiError::new(
         StatusCode::SERVICE_UNAVAILABLE,
         "server_error",
         "the gateway is shutting down and its drain time ran out before the stream ended",
     )
     .with_code("shutting_down")
-    .to_sse_event()
+    .to_sse_event_for(operation)
 }
 
 impl<B> Body for DrainBody<B>
@@ -72,7 +76,7 @@ where
         }
         if this.cut.poll(cx).is_ready() {
             *this.ended = true;
-            return Poll::Ready(Some(Ok(Frame::data(shutdown_event()))));
+            return Poll::Ready(Some(Ok(Frame::data(shutdown_event(*this.operation)))));
         }
         let polled = this.inner.poll_frame(cx);
         if matches!(polled, Poll::Ready(None)) {

@@ -36,7 +36,7 @@ use tokio::sync::Semaphore;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tower::Service;
-use understudy_core::OpenAiError;
+use understudy_core::{OpenAiError, Operation};
 
 use crate::conn::{ConnIo, ConnLimits, InFlight, RequestTracker};
 use crate::drain::DrainBody;
@@ -231,9 +231,13 @@ impl Future for ConnFuture {
             .get(header::CONTENT_TYPE)
             .is_some_and(|value| value.as_bytes().starts_with(b"text/event-stream"));
         let cut = this.cut.clone();
+        let operation = Operation::of(response.extensions());
         Poll::Ready(Ok(response.map(|body| {
             if streaming {
-                Body::new(HoldBody::new(DrainBody::new(body, cut), in_flight))
+                Body::new(HoldBody::new(
+                    DrainBody::new(body, cut, operation),
+                    in_flight,
+                ))
             } else {
                 Body::new(HoldBody::new(body, in_flight))
             }

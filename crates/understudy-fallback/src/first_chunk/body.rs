@@ -12,7 +12,7 @@ use std::future::Future;
 
 use tokio::time::{Instant, Sleep};
 use understudy_core::events::{Event, SharedObserver};
-use understudy_core::{BoxError, OpenAiError, TargetName};
+use understudy_core::{BoxError, OpenAiError, Operation, TargetName};
 
 /// Frames gathered past this size go out at once.
 const FLUSH_AT: usize = 16 * 1024;
@@ -44,6 +44,9 @@ pin_project! {
         last: Instant,
         finished: bool,
         target: Option<TargetName>,
+        // The API whose shape the stream has, for the shape of the error
+        // event that ends it.
+        operation: Operation,
         observer: SharedObserver,
     }
 }
@@ -54,6 +57,7 @@ impl<B> CommittedBody<B> {
         inner: B,
         idle_timeout: Duration,
         target: Option<TargetName>,
+        operation: Operation,
         observer: SharedObserver,
     ) -> Self {
         Self {
@@ -66,6 +70,7 @@ impl<B> CommittedBody<B> {
             last: Instant::now(),
             finished: false,
             target,
+            operation,
             observer,
         }
     }
@@ -177,7 +182,7 @@ where
         }
         let event = OpenAiError::bad_gateway(message)
             .with_code("stream_broken")
-            .to_sse_event();
+            .to_sse_event_for(*this.operation);
         // What came before the break goes out first, then the error event.
         gather(this.single, this.joined, event);
         Poll::Ready(release(this.single, this.joined).map(|data| Ok(Frame::data(data))))

@@ -24,8 +24,8 @@ use understudy_core::events::{SharedObserver, noop_observer};
 use understudy_core::sse::{DEFAULT_MAX_EVENT_BYTES, SseDecoder};
 use understudy_core::time::saturating_add;
 use understudy_core::{
-    BoxError, ClassifiedError, Classify, FailureKind, Outcome, ResponseBody, SharedClassifier,
-    TargetName,
+    BoxError, ClassifiedError, Classify, FailureKind, Operation, Outcome, ResponseBody,
+    SharedClassifier, TargetName,
 };
 
 use self::body::CommittedBody;
@@ -302,6 +302,7 @@ where
                         body,
                         config.idle_timeout,
                         target,
+                        Operation::of(&parts.extensions),
                         config.observer.clone(),
                     );
                     return Ok(Response::from_parts(parts, ResponseBody::new(body)));
