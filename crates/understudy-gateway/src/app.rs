@@ -1,6 +1,11 @@
-//! The HTTP surface: `POST /v1/chat/completions`, `GET /v1/models`,
+//! The HTTP surface: `POST /v1/chat/completions`, `POST /v1/messages`
+//! (Anthropic's Messages API), `POST /v1/embeddings`, `GET /v1/models`,
 //! `GET /health`, `GET /metrics`, and OpenAI-shaped errors for everything
-//! else.
+//! else (Anthropic-shaped on `/v1/messages`).
+//!
+//! Every operation goes through the same stack: the endpoint only marks the
+//! request with its [`Operation`], which the providers, the commit point
+//! and the telemetry read.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -14,9 +19,11 @@ use axum::routing::{get, post_service};
 use http::{Request, StatusCode, header};
 use metrics_exporter_prometheus::PrometheusHandle;
 use serde::Serialize;
+use tower::ServiceExt;
 use tower::util::BoxCloneSyncService;
-use understudy_core::{OpenAiError, ProviderState, ResponseBody};
+use understudy_core::{OpenAiError, Operation, ProviderState, ResponseBody};
 use understudy_health::{HealthRegistry, ProviderSnapshot};
+use understudy_provider::messages::to_messages_error;
 use understudy_shared_health::SharedHealth;
 
 /// The chat-completions stack, as the app serves it.
@@ -36,10 +43,51 @@ pub struct AppState {
     pub shared: Option<Arc<SharedHealth>>,
 }
 
+/// The services the endpoints are served by.
+#[derive(Clone, Debug)]
+pub struct Endpoints {
+    /// Chat completions and embeddings.
+    pub chat: ChatService,
+    /// Anthropic's Messages API.
+    pub messages: ChatService,
+}
+
+/// `service` with each request marked as `operation`.
+fn marked(service: ChatService, operation: Operation) -> ChatService {
+    ChatService::new(service.map_request(move |mut request: Request<Body>| {
+        request.extensions_mut().insert(operation);
+        request
+    }))
+}
+
+/// The Messages endpoint: marked, and every error it answers in
+/// Anthropic's shape (the layers above the translation answer OpenAI's).
+fn messages_endpoint(service: ChatService) -> ChatService {
+    ChatService::new(
+        marked(service, Operation::Messages).then(|result| async move {
+            match result {
+                Ok(response) => Ok(to_messages_error(response).await),
+                Err(never) => match never {},
+            }
+        }),
+    )
+}
+
 /// The gateway's router.
-pub fn router(chat: ChatService, state: AppState) -> Router {
+pub fn router(endpoints: Endpoints, state: AppState) -> Router {
     Router::new()
-        .route("/v1/chat/completions", post_service(chat))
+        .route(
+            "/v1/chat/completions",
+            post_service(marked(endpoints.chat.clone(), Operation::ChatCompletions)),
+        )
+        .route(
+            "/v1/embeddings",
+            post_service(marked(endpoints.chat, Operation::Embeddings)),
+        )
+        .route(
+            "/v1/messages",
+            post_service(messages_endpoint(endpoints.messages)),
+        )
         .route("/v1/models", get(models))
         .route("/health", get(health))
         .route("/metrics", get(metrics))
@@ -62,7 +110,7 @@ fn unknown_path(path: &str) -> Response {
             StatusCode::NOT_FOUND,
             "invalid_request_error",
             format!(
-                "unknown path `{path}`; the gateway serves POST /v1/chat/completions, GET /v1/models, GET /health and GET /metrics"
+                "unknown path `{path}`; the gateway serves POST /v1/chat/completions, POST /v1/messages, POST /v1/embeddings, GET /v1/models, GET /health and GET /metrics"
             ),
         )
         .with_code("unknown_url"),
@@ -87,7 +135,46 @@ struct Model<'a> {
     owned_by: &'static str,
 }
 
-async fn models(State(state): State<AppState>) -> Response {
+/// A model in Anthropic's list shape.
+#[derive(Serialize)]
+struct AnthropicModel<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    id: &'a str,
+    display_name: &'a str,
+    created_at: &'static str,
+}
+
+/// Anthropic's model list: one page holding every route.
+#[derive(Serialize)]
+struct AnthropicModelList<'a> {
+    data: Vec<AnthropicModel<'a>>,
+    has_more: bool,
+    first_id: Option<&'a str>,
+    last_id: Option<&'a str>,
+}
+
+/// The route names, in OpenAI's list shape, or in Anthropic's when the
+/// caller sends `anthropic-version` (Anthropic's SDKs always do).
+async fn models(State(state): State<AppState>, headers: http::HeaderMap) -> Response {
+    if headers.contains_key("anthropic-version") {
+        let ids = state.models.iter().map(String::as_str);
+        let list = AnthropicModelList {
+            data: ids
+                .clone()
+                .map(|id| AnthropicModel {
+                    kind: "model",
+                    id,
+                    display_name: id,
+                    created_at: "1970-01-01T00:00:00Z",
+                })
+                .collect(),
+            has_more: false,
+            first_id: ids.clone().next(),
+            last_id: state.models.last().map(String::as_str),
+        };
+        return axum::Json(list).into_response();
+    }
     let list = ModelList {
         object: "list",
         data: state

@@ -117,7 +117,13 @@ impl Gateway {
             metrics,
         };
         let router = edge::wrap(
-            app::router(built.chat.clone(), state),
+            app::router(
+                app::Endpoints {
+                    chat: built.chat.clone(),
+                    messages: built.messages.clone(),
+                },
+                state,
+            ),
             &config.server.cors_origins,
         );
         Ok(Self {

@@ -23,6 +23,7 @@ use understudy_core::{ReplayBody, ReplayLayer, RequestDeadlineLayer, ResponseBod
 use understudy_fallback::{Fallback, FirstChunkLayer, Target};
 use understudy_health::{HealthRegistry, ProberHandle};
 use understudy_observe::ObserveLayer;
+use understudy_provider::messages::MessagesLayer;
 use understudy_provider::{ClientConfig, ConfigError, HttpClient, ProviderConfig, ProviderService};
 use understudy_retry::{RetryBudget, RetryConfig};
 use understudy_stack::{TargetService, TargetStack};
@@ -57,7 +58,11 @@ pub enum BuildError {
 /// and the process need to keep.
 pub struct Built {
     /// The chat-completions service: observe → replay → deadline → router.
+    /// Embeddings requests are served by it too.
     pub chat: ChatService,
+    /// The Messages service: the same edge layers (sharing the concurrency
+    /// limit) and router, with [`MessagesLayer`] translating in between.
+    pub messages: ChatService,
     /// Provider health, shared by every target stack.
     pub registry: HealthRegistry,
     /// Route names, sorted.
@@ -264,11 +269,13 @@ pub fn build(
     };
 
     // The deadline starts when the request does, so reading a slow body
-    // counts against it too; the body has its own, shorter bound.
-    let chat = ServiceBuilder::new()
+    // counts against it too; the body has its own, shorter bound. Both
+    // endpoints share one concurrency limit.
+    let shed = ShedLayer::new(config.server.max_concurrent_requests);
+    let edge = ServiceBuilder::new()
         .map_response(|response: Response<_>| response.map(ResponseBody::new))
         .layer(CatchPanicLayer::custom(panic_answer))
-        .layer(ShedLayer::new(config.server.max_concurrent_requests))
+        .layer(shed)
         .layer(ObserveLayer::new())
         .layer(RequestDeadlineLayer::new(Duration::from_millis(
             config.server.request_timeout_ms,
@@ -276,12 +283,17 @@ pub fn build(
         .layer(BodyTimeoutLayer::new(Duration::from_millis(
             config.server.body_read_timeout_ms,
         )))
-        .layer(ReplayLayer::new(config.server.max_body_bytes))
-        .service(router);
-    let chat = ChatService::new(chat);
+        .layer(ReplayLayer::new(config.server.max_body_bytes));
+    let messages = edge
+        .clone()
+        .layer(MessagesLayer::new().max_event_bytes(config.server.max_event_bytes))
+        .service(router.clone());
+    let chat = ChatService::new(edge.service(router));
+    let messages = ChatService::new(messages);
 
     Ok(Built {
         chat,
+        messages,
         registry,
         models,
         probers,

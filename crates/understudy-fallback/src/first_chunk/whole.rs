@@ -25,13 +25,16 @@ struct TopLevel {
     /// Embeddings.
     #[serde(default)]
     data: Option<Vec<IgnoredAny>>,
+    /// Anthropic's Messages API (a `message` answers with `content`).
+    #[serde(default)]
+    content: Option<Vec<IgnoredAny>>,
 }
 
 /// What a whole non-streaming body is.
 #[derive(Debug, PartialEq, Eq)]
 enum Whole {
-    /// A JSON object without a top-level `error`, with a `choices` or a
-    /// `data` array.
+    /// A JSON object without a top-level `error`, with a `choices`, a
+    /// `data` or a `content` array.
     Answer,
     /// A JSON object with a top-level `error`.
     ErrorEnvelope,
@@ -59,7 +62,10 @@ fn judge_whole(bytes: &[u8]) -> Whole {
             TopLevel {
                 choices: Some(_), ..
             }
-            | TopLevel { data: Some(_), .. },
+            | TopLevel { data: Some(_), .. }
+            | TopLevel {
+                content: Some(_), ..
+            },
         ) => Whole::Answer,
         Ok(_) | Err(_) => Whole::NotJson,
     }
@@ -116,6 +122,16 @@ mod tests {
         assert_eq!(
             judge_whole(br#"{"choices":[{"message":{"content":"the \"error\" was mine"}}]}"#),
             Whole::Answer
+        );
+        assert_eq!(
+            judge_whole(br#"{"type":"message","content":[{"type":"text","text":"Hi"}]}"#),
+            Whole::Answer
+        );
+        assert_eq!(
+            judge_whole(
+                br#"{"type":"error","error":{"type":"overloaded_error","message":"busy"}}"#
+            ),
+            Whole::ErrorEnvelope
         );
         assert_eq!(
             judge_whole(br#"{"object":"list","data":[{"embedding":[0.1]}]}"#),

@@ -35,7 +35,7 @@ pub mod gemini;
 mod kind;
 pub mod openai;
 mod openai_request;
-mod stream_body;
+pub(crate) mod stream_body;
 pub mod structured;
 pub(crate) mod unsupported;
 

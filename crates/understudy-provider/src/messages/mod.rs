@@ -114,7 +114,9 @@
 //!
 //! [`ClassifiedError`]: understudy_core::ClassifiedError
 
+mod answer;
 mod error;
+mod layer;
 mod request;
 mod response;
 mod stream;
@@ -122,7 +124,9 @@ mod stream;
 #[cfg(test)]
 mod tests;
 
+pub use self::answer::to_messages_error;
 pub use self::error::{error_body, error_event, error_type};
+pub use self::layer::{Messages, MessagesLayer};
 pub use self::request::{ChatRequest, to_chat};
 pub use self::response::{from_chat, stop_reason};
 pub use self::stream::MessagesStreamTranslator;
