@@ -13,12 +13,12 @@ use tower_layer::Layer;
 use tower_service::Service;
 use tracing::field::Empty;
 use understudy_core::events::SharedObserver;
-use understudy_core::{Attempt, BoxError, Classify, OutcomeKind, SharedClassifier};
+use understudy_core::{Attempt, BoxError, Classify, Operation, OutcomeKind, SharedClassifier};
 
 use self::future::ResponseFuture;
 use crate::TARGET;
 use crate::body::TtfbBody;
-use crate::labels::outcome_index;
+use crate::labels::{operation_index, outcome_index};
 use crate::names::{ATTEMPT_DURATION_SECONDS, ATTEMPTS_TOTAL, TIME_TO_FIRST_BYTE_SECONDS};
 
 /// Instruments one target's upstream attempts with [`ObserveAttempt`].
@@ -55,6 +55,12 @@ struct Shared {
     model: Arc<str>,
     observer: Option<SharedObserver>,
     classifier: SharedClassifier,
+    operations: [OperationMetrics; Operation::ALL.len()],
+}
+
+/// The provider's handles for one operation, registered on first use.
+#[derive(Default)]
+struct OperationMetrics {
     attempts: [OnceLock<Counter>; OutcomeKind::ALL.len()],
     duration: OnceLock<Histogram>,
     ttfb: OnceLock<Histogram>,
@@ -70,9 +76,7 @@ impl AttemptLayer {
                 model: model.into(),
                 observer: None,
                 classifier: SharedClassifier::default(),
-                attempts: Default::default(),
-                duration: OnceLock::new(),
-                ttfb: OnceLock::new(),
+                operations: Default::default(),
             }),
         }
     }
@@ -107,9 +111,7 @@ impl AttemptLayer {
                 model: Arc::clone(&self.shared.model),
                 observer,
                 classifier,
-                attempts: Default::default(),
-                duration: OnceLock::new(),
-                ttfb: OnceLock::new(),
+                operations: Default::default(),
             }),
         }
     }
@@ -147,31 +149,66 @@ impl<S> Layer<S> for AttemptLayer {
 }
 
 impl Shared {
-    fn attempts(&self, kind: OutcomeKind) -> Counter {
-        let register = || counter!(ATTEMPTS_TOTAL, "provider" => Arc::clone(&self.provider), "outcome" => kind.as_str());
-        match outcome_index(kind) {
-            Some(i) => self.attempts[i].get_or_init(register).clone(),
+    /// The cached handles for `operation`; `None` for an operation this
+    /// crate does not know yet (its handles are registered on each use).
+    fn operation(&self, operation: Operation) -> Option<&OperationMetrics> {
+        operation_index(operation).and_then(|i| self.operations.get(i))
+    }
+
+    fn attempts(&self, operation: Operation, kind: OutcomeKind) -> Counter {
+        let register = || {
+            counter!(
+                ATTEMPTS_TOTAL,
+                "provider" => Arc::clone(&self.provider),
+                "operation" => operation.as_str(),
+                "outcome" => kind.as_str(),
+            )
+        };
+        match self
+            .operation(operation)
+            .zip(outcome_index(kind))
+            .and_then(|(handles, i)| handles.attempts.get(i))
+        {
+            Some(counter) => counter.get_or_init(register).clone(),
             None => register(),
         }
     }
 
-    fn duration(&self) -> &Histogram {
-        self.duration.get_or_init(
-            || histogram!(ATTEMPT_DURATION_SECONDS, "provider" => Arc::clone(&self.provider)),
-        )
+    fn duration(&self, operation: Operation) -> Histogram {
+        let register = || {
+            histogram!(
+                ATTEMPT_DURATION_SECONDS,
+                "provider" => Arc::clone(&self.provider),
+                "operation" => operation.as_str(),
+            )
+        };
+        match self.operation(operation) {
+            Some(handles) => handles.duration.get_or_init(register).clone(),
+            None => register(),
+        }
     }
 
-    fn ttfb(&self) -> &Histogram {
-        self.ttfb.get_or_init(
-            || histogram!(TIME_TO_FIRST_BYTE_SECONDS, "provider" => Arc::clone(&self.provider)),
-        )
+    fn ttfb(&self, operation: Operation) -> Histogram {
+        let register = || {
+            histogram!(
+                TIME_TO_FIRST_BYTE_SECONDS,
+                "provider" => Arc::clone(&self.provider),
+                "operation" => operation.as_str(),
+            )
+        };
+        match self.operation(operation) {
+            Some(handles) => handles.ttfb.get_or_init(register).clone(),
+            None => register(),
+        }
     }
 }
 
 /// Instruments each upstream attempt.
 ///
-/// - An `llm.attempt` span (INFO) with `provider`, `model`, `attempt` (from
-///   the [`Attempt`] request extension; 1 without one), and, once the
+/// - An `llm.attempt` span (INFO) with `provider`, `model`, `operation`
+///   (from the [`Operation`] request extension: `chat` without one,
+///   `messages` or `embeddings`), `attempt` (from the [`Attempt`] request
+///   extension; 1 without one), and, once the
 ///   attempt ends, `outcome` (an [`OutcomeKind`] name), `status`,
 ///   `latency_ms` and, on the first body byte, `ttfb_ms`. The inner call
 ///   and future run in it.
@@ -179,10 +216,11 @@ impl Shared {
 ///   [`LlmClassifier`](understudy_core::LlmClassifier) by default (which trusts an
 ///   [`Outcome`](understudy_core::Outcome) the provider put in the response
 ///   extensions).
-/// - `understudy_attempts_total{provider,outcome}` and
-///   `understudy_attempt_duration_seconds{provider}` when the response
-///   head or error arrives; `understudy_time_to_first_byte_seconds{provider}`
-///   on the first data frame of a successful attempt's body (the response
+/// - `understudy_attempts_total{provider,operation,outcome}` and
+///   `understudy_attempt_duration_seconds{provider,operation}` when the
+///   response head or error arrives;
+///   `understudy_time_to_first_byte_seconds{provider,operation}` on the
+///   first data frame of a successful attempt's body (the response
 ///   body is wrapped in a [`TtfbBody`], generic over the inner body; box it
 ///   with `ResponseBody::new` where a target stack needs
 ///   [`ResponseBody`](understudy_core::ResponseBody)).
@@ -192,8 +230,8 @@ impl Shared {
 ///   [`Event::AttemptFinished`](understudy_core::events::Event::AttemptFinished)
 ///   to the layer's observer.
 ///
-/// Metric handles are registered once per layer, on first use, against the
-/// recorder installed then: install the exporter before serving.
+/// Metric handles are registered once per layer and operation, on first
+/// use, against the recorder installed then: install the exporter before serving.
 /// Errors become [`BoxError`].
 pub struct ObserveAttempt<S> {
     inner: S,
@@ -255,11 +293,13 @@ where
             .get::<Attempt>()
             .copied()
             .unwrap_or(Attempt::FIRST);
+        let operation = Operation::of(request.extensions());
         let span = tracing::info_span!(
             target: TARGET,
             "llm.attempt",
             provider = &*self.shared.provider,
             model = &*self.shared.model,
+            operation = operation.as_str(),
             attempt = attempt.0,
             outcome = Empty,
             status = Empty,
@@ -273,6 +313,7 @@ where
             span,
             start,
             attempt,
+            operation,
             shared: Arc::clone(&self.shared),
         }
     }

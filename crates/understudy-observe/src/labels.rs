@@ -1,6 +1,6 @@
 //! Bounded label values.
 
-use understudy_core::OutcomeKind;
+use understudy_core::{Operation, OutcomeKind};
 
 /// The route label when a request carries no [`RouteName`](understudy_core::RouteName).
 pub(crate) const UNKNOWN_ROUTE: &str = "unknown";
@@ -19,6 +19,12 @@ pub(crate) fn outcome_index(kind: OutcomeKind) -> Option<usize> {
     OutcomeKind::ALL.iter().position(|k| *k == kind)
 }
 
+/// The position of `operation` in [`Operation::ALL`], for per-operation
+/// handle arrays; `None` for an operation this crate does not know yet.
+pub(crate) fn operation_index(operation: Operation) -> Option<usize> {
+    Operation::ALL.iter().position(|o| *o == operation)
+}
+
 /// `"true"` or `"false"`.
 pub(crate) const fn bool_label(value: bool) -> &'static str {
     if value { "true" } else { "false" }
@@ -32,6 +38,13 @@ mod tests {
     fn every_outcome_kind_has_an_index() {
         for (i, kind) in OutcomeKind::ALL.iter().enumerate() {
             assert_eq!(outcome_index(*kind), Some(i));
+        }
+    }
+
+    #[test]
+    fn every_operation_has_an_index() {
+        for (i, operation) in Operation::ALL.iter().enumerate() {
+            assert_eq!(operation_index(*operation), Some(i));
         }
     }
 }

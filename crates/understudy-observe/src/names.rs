@@ -9,11 +9,11 @@
 //!
 //! | name | type | labels | recorded by |
 //! |------|------|--------|-------------|
-//! | [`REQUESTS_TOTAL`] `understudy_requests_total` | counter | `route`, `outcome` | [`ObserveLayer`](crate::ObserveLayer) |
-//! | [`REQUEST_DURATION_SECONDS`] `understudy_request_duration_seconds` | histogram | `route` | [`ObserveLayer`](crate::ObserveLayer) |
-//! | [`ATTEMPTS_TOTAL`] `understudy_attempts_total` | counter | `provider`, `outcome` | [`AttemptLayer`](crate::AttemptLayer) |
-//! | [`ATTEMPT_DURATION_SECONDS`] `understudy_attempt_duration_seconds` | histogram | `provider` | [`AttemptLayer`](crate::AttemptLayer) |
-//! | [`TIME_TO_FIRST_BYTE_SECONDS`] `understudy_time_to_first_byte_seconds` | histogram | `provider` | [`AttemptLayer`](crate::AttemptLayer) |
+//! | [`REQUESTS_TOTAL`] `understudy_requests_total` | counter | `route`, `operation`, `outcome` | [`ObserveLayer`](crate::ObserveLayer) |
+//! | [`REQUEST_DURATION_SECONDS`] `understudy_request_duration_seconds` | histogram | `route`, `operation` | [`ObserveLayer`](crate::ObserveLayer) |
+//! | [`ATTEMPTS_TOTAL`] `understudy_attempts_total` | counter | `provider`, `operation`, `outcome` | [`AttemptLayer`](crate::AttemptLayer) |
+//! | [`ATTEMPT_DURATION_SECONDS`] `understudy_attempt_duration_seconds` | histogram | `provider`, `operation` | [`AttemptLayer`](crate::AttemptLayer) |
+//! | [`TIME_TO_FIRST_BYTE_SECONDS`] `understudy_time_to_first_byte_seconds` | histogram | `provider`, `operation` | [`AttemptLayer`](crate::AttemptLayer) |
 //! | [`FALLBACKS_TOTAL`] `understudy_fallbacks_total` | counter | `route`, `from`, `to`, `reason` | [`Telemetry`](crate::Telemetry) |
 //! | [`RETRIES_TOTAL`] `understudy_retries_total` | counter | `provider`, `reason` | [`Telemetry`](crate::Telemetry) |
 //! | [`RETRY_BUDGET_EXHAUSTED_TOTAL`] `understudy_retry_budget_exhausted_total` | counter | `provider` | [`Telemetry`](crate::Telemetry) |
@@ -36,6 +36,10 @@
 //!   [`StateChangeReason`](understudy_core::events::StateChangeReason) name:
 //!   `consecutive_failures`, `failure_ratio`, `probe_failed` or `other`.
 //! - `route`: the [`RouteName`](understudy_core::RouteName), or `unknown`.
+//! - `operation` (requests and attempts): the
+//!   [`Operation`](understudy_core::Operation) the endpoint set on the
+//!   request, by its [`as_str`](understudy_core::Operation::as_str) name:
+//!   `chat` (also for a request without one), `messages` or `embeddings`.
 //! - `understudy_provider_state`: 0 healthy, 1 cooling down, 2 probing,
 //!   3 ejected ([`ProviderState::gauge_value`](understudy_core::ProviderState::gauge_value)).
 //!
@@ -46,16 +50,17 @@
 
 use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
 
-/// Caller requests, by route and final outcome.
+/// Caller requests, by route, operation and final outcome.
 pub const REQUESTS_TOTAL: &str = "understudy_requests_total";
-/// Time from a caller request to its response head, by route.
+/// Time from a caller request to its response head, by route and operation.
 pub const REQUEST_DURATION_SECONDS: &str = "understudy_request_duration_seconds";
-/// Upstream attempts, by provider and outcome.
+/// Upstream attempts, by provider, operation and outcome.
 pub const ATTEMPTS_TOTAL: &str = "understudy_attempts_total";
-/// Time from sending an attempt to its response head or error, by provider.
+/// Time from sending an attempt to its response head or error, by provider
+/// and operation.
 pub const ATTEMPT_DURATION_SECONDS: &str = "understudy_attempt_duration_seconds";
 /// Time from sending an attempt to the first data frame of its body, by
-/// provider.
+/// provider and operation.
 pub const TIME_TO_FIRST_BYTE_SECONDS: &str = "understudy_time_to_first_byte_seconds";
 /// Moves from one target to the next, by route, providers and reason.
 pub const FALLBACKS_TOTAL: &str = "understudy_fallbacks_total";
@@ -91,27 +96,27 @@ pub fn describe_metrics() {
     describe_counter!(
         REQUESTS_TOTAL,
         Unit::Count,
-        "Caller requests, by route and final outcome."
+        "Caller requests, by route, operation and final outcome."
     );
     describe_histogram!(
         REQUEST_DURATION_SECONDS,
         Unit::Seconds,
-        "Time from a caller request to its response head, by route."
+        "Time from a caller request to its response head, by route and operation."
     );
     describe_counter!(
         ATTEMPTS_TOTAL,
         Unit::Count,
-        "Upstream attempts, by provider and outcome."
+        "Upstream attempts, by provider, operation and outcome."
     );
     describe_histogram!(
         ATTEMPT_DURATION_SECONDS,
         Unit::Seconds,
-        "Time from sending an attempt to its response head or error, by provider."
+        "Time from sending an attempt to its response head or error, by provider and operation."
     );
     describe_histogram!(
         TIME_TO_FIRST_BYTE_SECONDS,
         Unit::Seconds,
-        "Time from sending an attempt to the first data frame of its body, by provider."
+        "Time from sending an attempt to the first data frame of its body, by provider and operation."
     );
     describe_counter!(
         FALLBACKS_TOTAL,

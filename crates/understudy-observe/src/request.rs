@@ -17,12 +17,12 @@ use tracing::Span;
 use tracing::field::Empty;
 use understudy_core::request_id::request_id;
 use understudy_core::{
-    BoxError, Classify, FailureKind, Outcome, OutcomeKind, RouteName, SharedClassifier,
+    BoxError, Classify, FailureKind, Operation, Outcome, OutcomeKind, RouteName, SharedClassifier,
 };
 
 use self::future::ResponseFuture;
 use crate::TARGET;
-use crate::labels::{MAX_ROUTES, OTHER_ROUTE, UNKNOWN_ROUTE, outcome_index};
+use crate::labels::{MAX_ROUTES, OTHER_ROUTE, UNKNOWN_ROUTE, operation_index, outcome_index};
 use crate::names::{REQUEST_DURATION_SECONDS, REQUESTS_TOTAL};
 
 /// The header naming the provider that served a response.
@@ -93,7 +93,10 @@ impl<S> Layer<S> for ObserveLayer {
     }
 }
 
-/// Metric handles per route label, registered on first use.
+/// Metric handles per route label, registered on first use; each route
+/// holds one set per operation, so the cache is keyed by (route,
+/// operation) and stays within [`MAX_ROUTES`] routes times the few
+/// operations.
 #[derive(Default)]
 struct Routes {
     known: RwLock<HashMap<Arc<str>, Arc<RouteMetrics>>>,
@@ -103,26 +106,50 @@ struct Routes {
 
 struct RouteMetrics {
     route: Arc<str>,
+    operations: [OperationMetrics; Operation::ALL.len()],
+}
+
+/// One route's handles for one operation.
+#[derive(Default)]
+struct OperationMetrics {
     requests: [OnceLock<Counter>; OutcomeKind::ALL.len()],
-    duration: Histogram,
+    duration: OnceLock<Histogram>,
 }
 
 impl RouteMetrics {
     fn new(route: Arc<str>) -> Arc<Self> {
         Arc::new(Self {
-            duration: histogram!(REQUEST_DURATION_SECONDS, "route" => Arc::clone(&route)),
-            requests: Default::default(),
             route,
+            operations: Default::default(),
         })
     }
 
-    fn record(&self, kind: OutcomeKind, seconds: f64) {
-        let register = || counter!(REQUESTS_TOTAL, "route" => Arc::clone(&self.route), "outcome" => kind.as_str());
-        match outcome_index(kind) {
-            Some(i) => self.requests[i].get_or_init(register).increment(1),
-            None => register().increment(1),
+    fn record(&self, operation: Operation, kind: OutcomeKind, seconds: f64) {
+        let requests = || {
+            counter!(
+                REQUESTS_TOTAL,
+                "route" => Arc::clone(&self.route),
+                "operation" => operation.as_str(),
+                "outcome" => kind.as_str(),
+            )
+        };
+        let duration = || {
+            histogram!(
+                REQUEST_DURATION_SECONDS,
+                "route" => Arc::clone(&self.route),
+                "operation" => operation.as_str(),
+            )
+        };
+        let Some(handles) = operation_index(operation).and_then(|i| self.operations.get(i)) else {
+            requests().increment(1);
+            duration().record(seconds);
+            return;
+        };
+        match outcome_index(kind).and_then(|i| handles.requests.get(i)) {
+            Some(counter) => counter.get_or_init(requests).increment(1),
+            None => requests().increment(1),
         }
-        self.duration.record(seconds);
+        handles.duration.get_or_init(duration).record(seconds);
     }
 }
 
@@ -162,13 +189,16 @@ impl Routes {
 /// Observes each caller request.
 ///
 /// - An `llm.request` span (INFO) with the fields `request_id`, `route`,
-///   `model`, `stream`, `outcome`, `status`, `latency_ms`, `provider` and
-///   `attempts`. The inner `call` and its future run in it, so every event
-///   and `llm.attempt` span below is its child.
+///   `operation`, `model`, `stream`, `outcome`, `status`, `latency_ms`,
+///   `provider` and `attempts`. The inner `call` and its future run in it,
+///   so every event and `llm.attempt` span below is its child.
 ///   - `request_id`: the request's `x-request-id` header, when it is
 ///     [well formed](understudy_core::request_id::is_well_formed).
 ///   - `route`: the [`RouteName`] in the response extensions (the router
 ///     inside copies it there), else in the request extensions.
+///   - `operation`: the [`Operation`] in the request extensions (set by
+///     the endpoint), `chat` without one: `chat`, `messages` or
+///     `embeddings`.
 ///   - `model`: left empty here, since the body is not parsed at this
 ///     layer; a layer that reads the request records the requested model
 ///     with `tracing::Span::current().record("model", model)` while the
@@ -183,11 +213,12 @@ impl Routes {
 ///     An error from the inner service is classified by the layer's
 ///     classifier ([`LlmClassifier`](understudy_core::LlmClassifier) by default)
 ///     if it is a [`BoxError`], and counted as `transport` otherwise.
-/// - `understudy_requests_total{route,outcome}` and
-///   `understudy_request_duration_seconds{route}` when the response head is
-///   ready (for a stream, after its first chunk: the body streams on
-///   after the span closes). `route` is `unknown` without a [`RouteName`];
-///   past 256 distinct routes, further ones are counted as `other`.
+/// - `understudy_requests_total{route,operation,outcome}` and
+///   `understudy_request_duration_seconds{route,operation}` when the
+///   response head is ready (for a stream, after its first chunk: the body
+///   streams on after the span closes). `route` is `unknown` without a
+///   [`RouteName`]; past 256 distinct routes, further ones are counted as
+///   `other`. `operation` is the span's.
 /// - A `request_finished` event: DEBUG for a success, INFO for a client
 ///   error, WARN when the caller got a provider failure.
 ///
@@ -195,8 +226,8 @@ impl Routes {
 /// not counted (its span still closes).
 ///
 /// Responses and errors pass through unchanged (an infallible stack stays
-/// infallible, as axum wants). Metric handles are cached per route in the
-/// layer.
+/// infallible, as axum wants). Metric handles are cached per route and
+/// operation in the layer.
 pub struct Observe<S> {
     inner: S,
     routes: Arc<Routes>,
@@ -253,11 +284,13 @@ where
 
     fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
         let route = request.extensions().get::<RouteName>().cloned();
+        let operation = Operation::of(request.extensions());
         let span = tracing::info_span!(
             target: TARGET,
             "llm.request",
             request_id = Empty,
             route = Empty,
+            operation = operation.as_str(),
             model = Empty,
             stream = Empty,
             outcome = Empty,
@@ -281,6 +314,7 @@ where
             span,
             start,
             route,
+            operation,
             routes: Arc::clone(&self.routes),
             classifier: self.classifier.clone(),
         }

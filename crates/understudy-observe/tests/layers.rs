@@ -14,7 +14,9 @@ use http_body_util::{BodyExt, Full};
 use metrics_util::debugging::DebuggingRecorder;
 use tower::{Layer, Service, ServiceExt, service_fn};
 use tracing::Level;
-use understudy_core::{Attempt, BoxError, ClassifiedError, FailureKind, Outcome, RouteName};
+use understudy_core::{
+    Attempt, BoxError, ClassifiedError, FailureKind, Operation, Outcome, RouteName,
+};
 use understudy_observe::names::{
     ATTEMPT_DURATION_SECONDS, ATTEMPTS_TOTAL, REQUEST_DURATION_SECONDS, REQUESTS_TOTAL,
     TIME_TO_FIRST_BYTE_SECONDS,
@@ -54,7 +56,11 @@ async fn attempts_are_counted_by_provider_and_outcome_with_time_to_first_byte() 
         common::counter(
             &metrics,
             ATTEMPTS_TOTAL,
-            &[("provider", "openai"), ("outcome", "success")]
+            &[
+                ("provider", "openai"),
+                ("operation", "chat"),
+                ("outcome", "success")
+            ]
         ),
         Some(1)
     );
@@ -62,7 +68,7 @@ async fn attempts_are_counted_by_provider_and_outcome_with_time_to_first_byte() 
         common::histogram_count(
             &metrics,
             ATTEMPT_DURATION_SECONDS,
-            &[("provider", "openai")]
+            &[("provider", "openai"), ("operation", "chat")]
         ),
         1
     );
@@ -71,7 +77,7 @@ async fn attempts_are_counted_by_provider_and_outcome_with_time_to_first_byte() 
         common::histogram_count(
             &metrics,
             TIME_TO_FIRST_BYTE_SECONDS,
-            &[("provider", "openai")]
+            &[("provider", "openai"), ("operation", "chat")]
         ),
         0
     );
@@ -82,7 +88,7 @@ async fn attempts_are_counted_by_provider_and_outcome_with_time_to_first_byte() 
         common::histogram_count(
             &metrics,
             TIME_TO_FIRST_BYTE_SECONDS,
-            &[("provider", "openai")]
+            &[("provider", "openai"), ("operation", "chat")]
         ),
         1
     );
@@ -104,7 +110,11 @@ async fn attempts_are_counted_by_provider_and_outcome_with_time_to_first_byte() 
         common::counter(
             &metrics,
             ATTEMPTS_TOTAL,
-            &[("provider", "openai"), ("outcome", outcome)],
+            &[
+                ("provider", "openai"),
+                ("operation", "chat"),
+                ("outcome", outcome),
+            ],
         )
     };
     assert_eq!(attempts("overloaded"), Some(1));
@@ -114,7 +124,7 @@ async fn attempts_are_counted_by_provider_and_outcome_with_time_to_first_byte() 
         common::histogram_count(
             &metrics,
             ATTEMPT_DURATION_SECONDS,
-            &[("provider", "openai")]
+            &[("provider", "openai"), ("operation", "chat")]
         ),
         3
     );
@@ -122,7 +132,7 @@ async fn attempts_are_counted_by_provider_and_outcome_with_time_to_first_byte() 
         common::histogram_count(
             &metrics,
             TIME_TO_FIRST_BYTE_SECONDS,
-            &[("provider", "openai")]
+            &[("provider", "openai"), ("operation", "chat")]
         ),
         0
     );
@@ -134,6 +144,7 @@ async fn attempts_are_counted_by_provider_and_outcome_with_time_to_first_byte() 
     assert_eq!(first.field("provider"), Some("openai"));
     assert_eq!(first.field("model"), Some("gpt-4o-mini"));
     assert_eq!(first.field("attempt"), Some("2"));
+    assert_eq!(first.field("operation"), Some("chat"));
     assert_eq!(first.field("outcome"), Some("success"));
     assert_eq!(first.field("status"), Some("200"));
     assert!(first.field("latency_ms").is_some());
@@ -170,7 +181,11 @@ async fn attempt_errors_are_classified() {
         common::counter(
             &metrics,
             ATTEMPTS_TOTAL,
-            &[("provider", "local"), ("outcome", "connect")]
+            &[
+                ("provider", "local"),
+                ("operation", "chat"),
+                ("outcome", "connect")
+            ]
         ),
         Some(1)
     );
@@ -246,7 +261,11 @@ async fn requests_are_counted_by_route_and_outcome() {
         common::counter(
             &metrics,
             REQUESTS_TOTAL,
-            &[("route", route), ("outcome", outcome)],
+            &[
+                ("route", route),
+                ("operation", "chat"),
+                ("outcome", outcome),
+            ],
         )
     };
     assert_eq!(requests("chat", "success"), Some(2));
@@ -255,11 +274,19 @@ async fn requests_are_counted_by_route_and_outcome() {
     assert_eq!(requests("unknown", "client_error"), Some(1));
     assert_eq!(requests("unknown", "timeout"), Some(1));
     assert_eq!(
-        common::histogram_count(&metrics, REQUEST_DURATION_SECONDS, &[("route", "chat")]),
+        common::histogram_count(
+            &metrics,
+            REQUEST_DURATION_SECONDS,
+            &[("route", "chat"), ("operation", "chat")]
+        ),
         4
     );
     assert_eq!(
-        common::histogram_count(&metrics, REQUEST_DURATION_SECONDS, &[("route", "unknown")]),
+        common::histogram_count(
+            &metrics,
+            REQUEST_DURATION_SECONDS,
+            &[("route", "unknown"), ("operation", "chat")]
+        ),
         2
     );
 
@@ -267,6 +294,7 @@ async fn requests_are_counted_by_route_and_outcome() {
     assert_eq!(spans.len(), 6);
     assert_eq!(spans[0].field("stream"), Some("true"));
     assert_eq!(spans[0].field("status"), Some("200"));
+    assert_eq!(spans[0].field("operation"), Some("chat"));
     assert_eq!(spans[3].field("outcome"), Some("unavailable"));
     assert_eq!(spans[5].field("outcome"), Some("timeout"));
     let finished = capture.events("request_finished");
@@ -308,10 +336,233 @@ async fn the_route_from_the_request_is_used_when_the_response_has_none() {
         common::counter(
             &metrics,
             REQUESTS_TOTAL,
-            &[("route", "embeddings"), ("outcome", "success")]
+            &[
+                ("route", "embeddings"),
+                ("operation", "chat"),
+                ("outcome", "success")
+            ]
         ),
         Some(1)
     );
+}
+
+/// A caller request for `operation` (none: the extension is not set).
+fn request_for(operation: Option<Operation>) -> Request<String> {
+    let mut request = Request::new(String::new());
+    if let Some(operation) = operation {
+        request.extensions_mut().insert(operation);
+    }
+    request
+}
+
+#[tokio::test]
+async fn requests_are_counted_by_the_operation_of_the_request() {
+    let (capture, _guard) = common::capture();
+    let recorder = DebuggingRecorder::new();
+    let snapshotter = recorder.snapshotter();
+    let _metrics = metrics::set_default_local_recorder(&recorder);
+
+    let mut answers = vec![
+        Ok(stack_answer(200, Some("chat"), None)),
+        Ok(stack_answer(200, Some("chat"), None)),
+        Ok(stack_answer(429, Some("chat"), None)),
+        Ok(stack_answer(200, Some("chat"), None)),
+        Ok(stack_answer(200, Some("chat"), None)),
+        Err(BoxError::from(
+            ClassifiedError::new(Outcome::Failure(FailureKind::Timeout))
+                .with_source("deadline passed"),
+        )),
+    ];
+    let stack = service_fn(move |_: Request<String>| {
+        let answer = answers.remove(0);
+        async move { answer }
+    });
+    let mut service = ObserveLayer::new().layer(stack);
+    for operation in [
+        Some(Operation::Messages),
+        None,
+        Some(Operation::Messages),
+        Some(Operation::ChatCompletions),
+        Some(Operation::Embeddings),
+        Some(Operation::Messages),
+    ] {
+        let _ = service
+            .ready()
+            .await
+            .unwrap()
+            .call(request_for(operation))
+            .await;
+    }
+
+    let metrics = common::metrics(&snapshotter);
+    let requests = |route, operation, outcome| {
+        common::counter(
+            &metrics,
+            REQUESTS_TOTAL,
+            &[
+                ("route", route),
+                ("operation", operation),
+                ("outcome", outcome),
+            ],
+        )
+    };
+    assert_eq!(requests("chat", "messages", "success"), Some(1));
+    assert_eq!(requests("chat", "messages", "rate_limited"), Some(1));
+    // The operation is the request's even when the stack fails it and no
+    // response carries a route.
+    assert_eq!(requests("unknown", "messages", "timeout"), Some(1));
+    // Without the extension a request is a chat completion.
+    assert_eq!(requests("chat", "chat", "success"), Some(2));
+    assert_eq!(requests("chat", "embeddings", "success"), Some(1));
+    let durations = |route, operation| {
+        common::histogram_count(
+            &metrics,
+            REQUEST_DURATION_SECONDS,
+            &[("route", route), ("operation", operation)],
+        )
+    };
+    assert_eq!(durations("chat", "messages"), 2);
+    assert_eq!(durations("chat", "chat"), 2);
+    assert_eq!(durations("chat", "embeddings"), 1);
+    assert_eq!(durations("unknown", "messages"), 1);
+
+    let spans = capture.spans("llm.request");
+    let operations: Vec<_> = spans
+        .iter()
+        .map(|span| span.field("operation").unwrap())
+        .collect();
+    assert_eq!(
+        operations,
+        [
+            "messages",
+            "chat",
+            "messages",
+            "chat",
+            "embeddings",
+            "messages"
+        ]
+    );
+}
+
+#[tokio::test]
+async fn past_the_route_limit_requests_are_counted_as_other_with_their_operation() {
+    let recorder = DebuggingRecorder::new();
+    let snapshotter = recorder.snapshotter();
+    let _metrics = metrics::set_default_local_recorder(&recorder);
+
+    let stack = service_fn(|_: Request<String>| async {
+        Ok::<_, Infallible>(stack_answer(200, None, None))
+    });
+    let mut service = ObserveLayer::new().layer(stack);
+    // 256 distinct routes are counted by name, in every operation.
+    for i in 0..256 {
+        for operation in [None, Some(Operation::Messages)] {
+            let mut request = request_for(operation);
+            request
+                .extensions_mut()
+                .insert(RouteName::new(format!("route-{i}")));
+            service.ready().await.unwrap().call(request).await.unwrap();
+        }
+    }
+    for operation in [Operation::Messages, Operation::Embeddings] {
+        let mut request = request_for(Some(operation));
+        request
+            .extensions_mut()
+            .insert(RouteName::new("one-too-many"));
+        service.ready().await.unwrap().call(request).await.unwrap();
+    }
+
+    let metrics = common::metrics(&snapshotter);
+    let requests = |route, operation| {
+        common::counter(
+            &metrics,
+            REQUESTS_TOTAL,
+            &[
+                ("route", route),
+                ("operation", operation),
+                ("outcome", "success"),
+            ],
+        )
+    };
+    assert_eq!(requests("route-255", "chat"), Some(1));
+    assert_eq!(requests("route-255", "messages"), Some(1));
+    assert_eq!(requests("other", "messages"), Some(1));
+    assert_eq!(requests("other", "embeddings"), Some(1));
+    assert!(
+        !metrics
+            .iter()
+            .any(|m| m.labels.values().any(|v| v == "one-too-many")),
+        "a route past the limit has its own series"
+    );
+}
+
+#[tokio::test]
+async fn attempts_are_counted_by_the_operation_of_the_request() {
+    let (capture, _guard) = common::capture();
+    let recorder = DebuggingRecorder::new();
+    let snapshotter = recorder.snapshotter();
+    let _metrics = metrics::set_default_local_recorder(&recorder);
+
+    let mut statuses = vec![200, 503, 200, 200];
+    let provider = service_fn(move |_: Request<String>| {
+        let status = statuses.remove(0);
+        async move { Ok::<_, Infallible>(answer(status)) }
+    });
+    let mut service = AttemptLayer::new("anthropic", "claude").layer(provider);
+    for operation in [
+        Some(Operation::Messages),
+        Some(Operation::Messages),
+        None,
+        Some(Operation::Embeddings),
+    ] {
+        let response = service
+            .ready()
+            .await
+            .unwrap()
+            .call(request_for(operation))
+            .await
+            .unwrap();
+        drop(response.into_body().collect().await.unwrap());
+    }
+
+    let metrics = common::metrics(&snapshotter);
+    let attempts = |operation, outcome| {
+        common::counter(
+            &metrics,
+            ATTEMPTS_TOTAL,
+            &[
+                ("provider", "anthropic"),
+                ("operation", operation),
+                ("outcome", outcome),
+            ],
+        )
+    };
+    assert_eq!(attempts("messages", "success"), Some(1));
+    assert_eq!(attempts("messages", "overloaded"), Some(1));
+    assert_eq!(attempts("chat", "success"), Some(1));
+    assert_eq!(attempts("embeddings", "success"), Some(1));
+    assert_eq!(attempts("chat", "overloaded"), None);
+    let histogram = |name, operation| {
+        common::histogram_count(
+            &metrics,
+            name,
+            &[("provider", "anthropic"), ("operation", operation)],
+        )
+    };
+    assert_eq!(histogram(ATTEMPT_DURATION_SECONDS, "messages"), 2);
+    assert_eq!(histogram(ATTEMPT_DURATION_SECONDS, "chat"), 1);
+    assert_eq!(histogram(ATTEMPT_DURATION_SECONDS, "embeddings"), 1);
+    // Only successful attempts' bodies are timed.
+    assert_eq!(histogram(TIME_TO_FIRST_BYTE_SECONDS, "messages"), 1);
+    assert_eq!(histogram(TIME_TO_FIRST_BYTE_SECONDS, "chat"), 1);
+    assert_eq!(histogram(TIME_TO_FIRST_BYTE_SECONDS, "embeddings"), 1);
+
+    let spans = capture.spans("llm.attempt");
+    let operations: Vec<_> = spans
+        .iter()
+        .map(|span| span.field("operation").unwrap())
+        .collect();
+    assert_eq!(operations, ["messages", "messages", "chat", "embeddings"]);
 }
 
 #[tokio::test]

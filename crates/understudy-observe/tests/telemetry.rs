@@ -90,6 +90,7 @@ async fn fallback_is_logged_with_its_fields_in_the_request_span() {
     assert_eq!(requests.len(), 1);
     let request = &requests[0];
     assert_eq!(request.field("route"), Some("chat"));
+    assert_eq!(request.field("operation"), Some("chat"));
     assert_eq!(request.field("provider"), Some("anthropic"));
     assert_eq!(request.field("attempts"), Some("2"));
     assert_eq!(request.field("outcome"), Some("success"));

@@ -12,7 +12,7 @@ use pin_project_lite::pin_project;
 use tokio::time::Instant;
 use tracing::Span;
 use understudy_core::events::Event;
-use understudy_core::{Attempt, BoxError, Classify};
+use understudy_core::{Attempt, BoxError, Classify, Operation};
 
 use super::Shared;
 use crate::body::{FirstByte, TtfbBody};
@@ -26,6 +26,7 @@ pin_project! {
         pub(super) span: Span,
         pub(super) start: Instant,
         pub(super) attempt: Attempt,
+        pub(super) operation: Operation,
         pub(super) shared: Arc<Shared>,
     }
 }
@@ -57,8 +58,9 @@ where
             this.span.record("status", status.as_u16());
         }
         this.span.record("latency_ms", millis(latency));
-        shared.attempts(kind).increment(1);
-        shared.duration().record(latency.as_secs_f64());
+        let operation = *this.operation;
+        shared.attempts(operation, kind).increment(1);
+        shared.duration(operation).record(latency.as_secs_f64());
         match &shared.observer {
             Some(observer) => observer.on_event(&Event::AttemptFinished {
                 provider: &shared.provider,
@@ -81,7 +83,7 @@ where
         Poll::Ready(result.map(|response| {
             let first = outcome.is_success().then(|| FirstByte {
                 start: *this.start,
-                histogram: shared.ttfb().clone(),
+                histogram: shared.ttfb(operation),
                 span: this.span.clone(),
             });
             response.map(|body| TtfbBody::new(body, first))
@@ -94,6 +96,7 @@ impl<F> fmt::Debug for ResponseFuture<F> {
         f.debug_struct("ResponseFuture")
             .field("provider", &self.shared.provider)
             .field("attempt", &self.attempt)
+            .field("operation", &self.operation)
             .finish_non_exhaustive()
     }
 }

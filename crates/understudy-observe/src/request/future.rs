@@ -11,7 +11,7 @@ use http::Response;
 use pin_project_lite::pin_project;
 use tokio::time::Instant;
 use tracing::Span;
-use understudy_core::{Classify, Outcome, RouteName, SharedClassifier};
+use understudy_core::{Classify, Operation, Outcome, RouteName, SharedClassifier};
 
 use super::{Routes, classify_error, record_headers};
 use crate::TARGET;
@@ -25,6 +25,7 @@ pin_project! {
         pub(super) span: Span,
         pub(super) start: Instant,
         pub(super) route: Option<RouteName>,
+        pub(super) operation: Operation,
         pub(super) routes: Arc<Routes>,
         pub(super) classifier: SharedClassifier,
     }
@@ -64,9 +65,11 @@ where
         let kind = outcome.kind();
         span.record("outcome", kind.as_str());
         span.record("latency_ms", millis(latency));
-        this.routes
-            .get(route.map(RouteName::as_str))
-            .record(kind, latency.as_secs_f64());
+        this.routes.get(route.map(RouteName::as_str)).record(
+            *this.operation,
+            kind,
+            latency.as_secs_f64(),
+        );
         let latency_ms = millis(latency);
         match outcome {
             Outcome::Success => tracing::debug!(
@@ -99,6 +102,7 @@ impl<F> fmt::Debug for ResponseFuture<F> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ResponseFuture")
             .field("route", &self.route)
+            .field("operation", &self.operation)
             .finish_non_exhaustive()
     }
 }
