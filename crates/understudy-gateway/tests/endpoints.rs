@@ -51,7 +51,7 @@ impl Reply {
                 let mut data = Value::Null;
                 for line in block.lines() {
                     if let Some(name) = line.strip_prefix("event: ") {
-                        event = name.to_owned();
+                        name.clone_into(&mut event);
                     } else if let Some(json) = line.strip_prefix("data: ") {
                         data = serde_json::from_str(json).unwrap_or_else(|e| panic!("{e}: {json}"));
                     }
