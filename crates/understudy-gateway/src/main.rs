@@ -112,6 +112,9 @@ fn check(path: &std::path::Path) -> ExitCode {
         return ExitCode::FAILURE;
     }
     println!("{}: valid", path.display());
+    for gap in config.operation_gaps() {
+        println!("note: {gap}");
+    }
     if !unset.is_empty() {
         println!(
             "note: not set in this environment (needed at start): {}",

@@ -134,3 +134,26 @@ fn check_refuses_what_start_would_refuse() {
         assert!(stderr.contains(want), "{name}: {stderr}");
     }
 }
+
+#[test]
+fn check_names_the_targets_an_operation_skips() {
+    let path = write(
+        "gaps",
+        &format!(
+            "{VALID}\n[[providers]]\nname = \"claude\"\nkind = \"anthropic\"\nbase_url = \"https://api.anthropic.com/v1\"\n\n[[routes]]\nmodel = \"mixed\"\ntargets = [{{ provider = \"claude\", model = \"claude-3-5-haiku-latest\" }}, {{ provider = \"local\", model = \"nomic-embed\" }}]\n\n[[routes]]\nmodel = \"only-claude\"\ntargets = [{{ provider = \"claude\", model = \"claude-3-5-haiku-latest\" }}]\n"
+        ),
+    );
+    let (ok, stdout, stderr) = check(&path);
+    assert!(ok, "{stdout}{stderr}");
+    assert!(
+        stdout.contains("note: route `mixed` skips claude/claude-3-5-haiku-latest for embeddings"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(
+            "note: route `only-claude` cannot serve embeddings: none of its targets does"
+        ),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("route `chat`"), "{stdout}");
+}

@@ -31,6 +31,7 @@ mod tests;
 use std::path::Path;
 
 use serde::Deserialize;
+use understudy_core::Operation;
 use understudy_core::config::{InvalidSetting, MAX_CONFIG_DURATION};
 use understudy_health::HealthConfig;
 use understudy_retry::RetryConfig;
@@ -149,6 +150,40 @@ fn at_most(key: &str, value: u64, max: u64) -> Result<(), ConfigError> {
     Ok(())
 }
 
+/// A route some of whose targets do not serve an operation
+/// ([`Config::operation_gaps`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OperationGap {
+    /// The route.
+    pub route: String,
+    /// The operation.
+    pub operation: Operation,
+    /// The targets that do not serve it, as `provider/model`.
+    pub skipped: Vec<String>,
+    /// No target of the route serves it.
+    pub none_serves: bool,
+}
+
+impl std::fmt::Display for OperationGap {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.none_serves {
+            write!(
+                f,
+                "route `{}` cannot serve {}: none of its targets does",
+                self.route, self.operation
+            )
+        } else {
+            write!(
+                f,
+                "route `{}` skips {} for {}",
+                self.route,
+                self.skipped.join(", "),
+                self.operation
+            )
+        }
+    }
+}
+
 // ===== impl Config =====
 
 impl Config {
@@ -202,6 +237,39 @@ impl Config {
             .enumerate()
             .map(|(i, entry)| secrets::read(i, entry, &lookup))
             .collect()
+    }
+
+    /// The targets that do not serve an operation, by route: for each
+    /// route, the operations some of its targets skip, with those targets
+    /// (`provider/model`). A route none of whose targets serves an
+    /// operation answers it with an error; one whose first targets do not
+    /// skips them for it (without counting against their health).
+    pub fn operation_gaps(&self) -> Vec<OperationGap> {
+        let mut gaps = Vec::new();
+        for route in &self.routes {
+            for operation in Operation::ALL {
+                let skipped: Vec<String> = route
+                    .targets
+                    .iter()
+                    .filter(|target| {
+                        self.providers
+                            .iter()
+                            .find(|entry| entry.provider.name == target.provider)
+                            .is_some_and(|entry| !entry.provider.kind.serves(operation))
+                    })
+                    .map(|target| format!("{}/{}", target.provider, target.model))
+                    .collect();
+                if !skipped.is_empty() {
+                    gaps.push(OperationGap {
+                        route: route.model.clone(),
+                        operation,
+                        none_serves: skipped.len() == route.targets.len(),
+                        skipped,
+                    });
+                }
+            }
+        }
+        gaps
     }
 
     /// Every environment variable a start reads (API keys, header values,

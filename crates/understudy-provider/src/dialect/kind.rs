@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Deserializer};
 
-use super::{Dialect, anthropic, azure, bedrock, gemini, openai};
+use super::{Dialect, Operation, anthropic, azure, bedrock, gemini, openai};
 use crate::error::ConfigError;
 use crate::key::AwsCredentials;
 
@@ -101,6 +101,23 @@ impl ProviderKind {
             (self, key),
             (Self::Azure, "api_version") | (Self::Bedrock, "region")
         )
+    }
+
+    /// Whether this kind's providers serve `operation`: chat completions
+    /// and Anthropic Messages always (Messages natively on Anthropic's
+    /// API, converted to a chat completion elsewhere), embeddings on
+    /// OpenAI's, Azure's and Gemini's APIs. What
+    /// [`ProviderService::serves`](crate::ProviderService::serves) says
+    /// of a built service of this kind, known before any is built (for
+    /// checking a configuration).
+    pub fn serves(self, operation: Operation) -> bool {
+        match operation {
+            Operation::ChatCompletions | Operation::Messages => true,
+            Operation::Embeddings => {
+                matches!(self, Self::OpenAi | Self::Azure | Self::Gemini)
+            }
+            _ => false,
+        }
     }
 
     /// Whether this kind signs its requests with AWS credentials
@@ -297,6 +314,28 @@ mod tests {
             .err()
             .map(|e| e.to_string());
         assert!(unknown.is_some_and(|e| e.ends_with("`azure`, `gemini` or `bedrock`")));
+    }
+
+    #[test]
+    fn what_a_kind_serves_is_what_its_dialect_has_endpoints_for() {
+        let options = DialectOptions::default()
+            .api_version("2024-10-21")
+            .region("us-east-1")
+            .aws_credentials(AwsCredentials::new("AKID", "secret", None));
+        for kind in ProviderKind::ALL {
+            let Ok(dialect) = kind.dialect_with(&options) else {
+                panic!("{kind} builds");
+            };
+            for operation in Operation::ALL {
+                let native = dialect.endpoint(operation, "m", false).is_some();
+                let converted = operation == Operation::Messages;
+                assert_eq!(
+                    kind.serves(operation),
+                    native || converted,
+                    "{kind} {operation}"
+                );
+            }
+        }
     }
 
     #[test]
