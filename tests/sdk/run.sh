@@ -33,15 +33,20 @@ else
   echo "NOTICE: npm not found; the Node SDK check was not run (it needs Node.js and npm)" >&2
 fi
 
-# Four providers, four wire formats, one gateway.
+# Four providers, four wire formats, one gateway; and an OpenAI-compatible
+# pair, a primary that always answers 503 and a healthy one.
 declare -A BASE=([azure]=/openai [bedrock]= [gemini]=/v1beta [anthropic]=/v1)
-for kind in azure bedrock gemini anthropic; do
+start_mock() { # NAME FORMAT [FAULT]
+  local port
   port=$(free_port)
-  "$ROOT/target/debug/understudy-mock" --format "$kind" --name "$kind" --listen "127.0.0.1:$port" >"$WORK/$kind.log" 2>&1 &
+  "$ROOT/target/debug/understudy-mock" --format "$2" --name "$1" --listen "127.0.0.1:$port" ${3:+--fault "$3"} >"$WORK/$1.log" 2>&1 &
   PIDS+=($!)
-  export "MOCK_${kind^^}=http://127.0.0.1:$port"
+  export "MOCK_${1^^}=http://127.0.0.1:$port"
   await_up "http://127.0.0.1:$port/__mock/stats"
-done
+}
+for kind in azure bedrock gemini anthropic; do start_mock "$kind" "$kind"; done
+start_mock primary openai status:503
+start_mock openai openai
 cat >"$WORK/providers.toml" <<TOML
 [server]
 listen = "127.0.0.1:0"
@@ -71,6 +76,28 @@ kind = "anthropic"
 base_url = "${MOCK_ANTHROPIC}${BASE[anthropic]}"
 api_key_env = "ANTHROPIC_API_KEY"
 
+[[providers]]
+name = "primary"
+kind = "openai"
+base_url = "${MOCK_PRIMARY}/v1"
+
+[[providers]]
+name = "openai"
+kind = "openai"
+base_url = "${MOCK_OPENAI}/v1"
+
+[[routes]]
+model = "msg-anthropic"
+targets = [{ provider = "primary", model = "big" }, { provider = "anthropic", model = "claude-3-5-haiku-latest" }]
+
+[[routes]]
+model = "msg-openai"
+targets = [{ provider = "primary", model = "big" }, { provider = "openai", model = "gpt-4o-mini" }]
+
+[[routes]]
+model = "embed"
+targets = [{ provider = "anthropic", model = "claude" }, { provider = "primary", model = "embed-large" }, { provider = "openai", model = "embed-small" }]
+
 [[routes]]
 model = "chain"
 targets = [
@@ -93,6 +120,8 @@ max_retries = 0
 
 [health]
 probe_interval_secs = 0
+consecutive_failures = 1000   # the always-failing primary stays in the routes
+min_requests = 1000
 TOML
 PORT=$(free_port)
 export UNDERSTUDY_URL="http://127.0.0.1:$PORT"
@@ -102,6 +131,8 @@ AZURE_OPENAI_API_KEY=azure-key GEMINI_API_KEY=gemini-key ANTHROPIC_API_KEY=anthr
 PIDS+=($!)
 await_up "$UNDERSTUDY_URL/health"
 "$WORK/venv/bin/python" "$ROOT/tests/sdk/providers_sdk.py"
+"$WORK/venv/bin/pip" install -q anthropic
+"$WORK/venv/bin/python" "$ROOT/tests/sdk/anthropic_sdk.py"
 if grep -q -e azure-key -e gemini-key -e anthropic-key -e aws-secret "$WORK/providers.log"; then
   echo "a provider secret reached the gateway's log" >&2
   exit 1
