@@ -9,6 +9,15 @@
 //! [`error_body`] / [`error_event`] (errors). The functions are pure:
 //! bytes in, bytes out.
 //!
+//! [`MessagesLayer`] puts them in front of a chat stack: it marks each
+//! request [`Operation::Messages`](understudy_core::Operation), which the
+//! provider services read (an Anthropic provider gets the caller's body as
+//! it is, only `model` rewritten, with the caller's `anthropic-version`
+//! and `anthropic-beta`; every other provider gets [`to_chat`]'s
+//! conversion), and turns what the stack answers into the Messages API's
+//! shape. [`to_messages_error`] does the same for an error answered above
+//! the layer.
+//!
 //! # Request: what maps to what
 //!
 //! | Anthropic Messages                                    | OpenAI chat completions                                  |
