@@ -7,12 +7,14 @@ mod support;
 
 use std::time::Duration;
 
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
 use bytes::Bytes;
 use http::StatusCode;
 use http_body_util::BodyExt;
 use serde_json::{Value, json};
 use tower::ServiceExt;
-use understudy_core::{ClassifiedError, ClientErrorKind, FailureKind, Outcome};
+use understudy_core::{ClassifiedError, ClientErrorKind, FailureKind, Operation, Outcome};
 use understudy_provider::{ApiKey, DialectOptions, ProviderKind, ProviderService};
 
 use support::{caller_request, client, data_lines, json, next_data, serve, sse, text, within};
@@ -462,4 +464,196 @@ async fn probe_lists_models_with_the_key_header() {
     assert_eq!(sent.uri.query(), None);
     assert_eq!(sent.headers["x-goog-api-key"], KEY);
     assert!(sent.headers.get("authorization").is_none());
+}
+
+fn embedder(base_url: &str) -> ProviderService {
+    ProviderService::with_options(
+        client(),
+        ProviderKind::Gemini,
+        &DialectOptions::default(),
+        base_url,
+        Some(ApiKey::new(KEY)),
+        "gemini-embedding-001",
+    )
+    .unwrap()
+}
+
+/// A caller's `POST /v1/embeddings`, as the gateway hands it on.
+fn embeddings_request(body: &str) -> http::Request<understudy_core::ReplayBody> {
+    let mut request = caller_request(body);
+    request.extensions_mut().insert(Operation::Embeddings);
+    request
+}
+
+/// A `batchEmbedContents` answer shaped like the example in Google's
+/// reference.
+const EMBEDDINGS: &str = r#"{
+  "embeddings": [
+    {"values": [0.013168523, -0.008711934, -0.046782676, 0.00069968984]},
+    {"values": [-0.02379012, 0.0027765876, 0.02136011, -0.011303906]}
+  ]
+}"#;
+
+const EMBEDDINGS_REQUEST: &str = r#"{"model": "embed", "input": ["The food was delicious", "The waiter was friendly"],
+  "dimensions": 4, "user": "user-1234"}"#;
+
+#[tokio::test]
+async fn translates_an_embeddings_request_and_its_float_answer() {
+    let mut server = serve(|_| async { json(200, EMBEDDINGS) }).await;
+    let response =
+        within(embedder(&server.base_url()).oneshot(embeddings_request(EMBEDDINGS_REQUEST)))
+            .await
+            .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.headers()["content-type"], "application/json");
+    assert_eq!(
+        response.extensions().get::<Operation>(),
+        Some(&Operation::Embeddings)
+    );
+    assert!(response.extensions().get::<Outcome>().is_none());
+    let list: Value = serde_json::from_str(&text(response.into_body()).await).unwrap();
+
+    let sent = server.request().await;
+    assert_eq!(sent.method, http::Method::POST);
+    assert_eq!(
+        sent.uri.path(),
+        "/v1/models/gemini-embedding-001:batchEmbedContents"
+    );
+    assert_eq!(sent.uri.query(), None);
+    assert_eq!(sent.headers["x-goog-api-key"], KEY);
+    assert!(sent.headers.get("authorization").is_none());
+    assert_eq!(
+        sent.json(),
+        json!({"requests": [
+            {"model": "models/gemini-embedding-001", "content": {"parts": [{"text": "The food was delicious"}]}, "outputDimensionality": 4},
+            {"model": "models/gemini-embedding-001", "content": {"parts": [{"text": "The waiter was friendly"}]}, "outputDimensionality": 4}
+        ]})
+    );
+
+    // Gemini's values, as they came, in order.
+    let answer: Value = serde_json::from_str(EMBEDDINGS).unwrap();
+    assert_eq!(
+        list,
+        json!({
+            "object": "list",
+            "data": [
+                {"object": "embedding", "index": 0, "embedding": answer["embeddings"][0]["values"]},
+                {"object": "embedding", "index": 1, "embedding": answer["embeddings"][1]["values"]}
+            ],
+            "model": "gemini-embedding-001",
+            "usage": {"prompt_tokens": 0, "total_tokens": 0}
+        })
+    );
+    assert_eq!(list["data"][0]["embedding"][3], 0.000_699_689_84);
+}
+
+#[tokio::test]
+async fn encodes_embeddings_as_base64_when_asked() {
+    let mut server = serve(|_| async { json(200, EMBEDDINGS) }).await;
+    let body = r#"{"model": "embed", "input": ["The food was delicious", "The waiter was friendly"], "encoding_format": "base64"}"#;
+    let response = within(embedder(&server.base_url()).oneshot(embeddings_request(body)))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let list: Value = serde_json::from_str(&text(response.into_body()).await).unwrap();
+    // Nothing about the encoding is sent to Gemini.
+    assert_eq!(
+        server.request().await.json()["requests"][0],
+        json!({"model": "models/gemini-embedding-001", "content": {"parts": [{"text": "The food was delicious"}]}})
+    );
+
+    let answer: Value = serde_json::from_str(EMBEDDINGS).unwrap();
+    let data = list["data"].as_array().unwrap();
+    assert_eq!(data.len(), 2);
+    for (index, item) in data.iter().enumerate() {
+        assert_eq!(item["object"], "embedding");
+        assert_eq!(item["index"], index);
+        let bytes = STANDARD
+            .decode(item["embedding"].as_str().unwrap())
+            .unwrap();
+        let decoded: Vec<f32> = bytes
+            .chunks_exact(4)
+            .map(|chunk| f32::from_le_bytes(chunk.try_into().unwrap()))
+            .collect();
+        #[allow(clippy::cast_possible_truncation)]
+        let expected: Vec<f32> = answer["embeddings"][index]["values"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_f64().unwrap() as f32)
+            .collect();
+        assert_eq!(decoded, expected);
+    }
+    assert_eq!(list["model"], "gemini-embedding-001");
+}
+
+#[tokio::test]
+async fn token_inputs_are_a_400_before_anything_is_sent() {
+    let mut server = serve(|_| async { json(200, EMBEDDINGS) }).await;
+    let response = within(embedder(&server.base_url()).oneshot(embeddings_request(
+        r#"{"model": "embed", "input": [[1234, 5678]]}"#,
+    )))
+    .await
+    .unwrap();
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    let body: Value = serde_json::from_str(&text(response.into_body()).await).unwrap();
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("`input`")
+    );
+    // The next request the server sees is the next one sent.
+    let response =
+        within(embedder(&server.base_url()).oneshot(embeddings_request(r#"{"input": "next"}"#)))
+            .await
+            .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(
+        server.request().await.json()["requests"][0]["content"]["parts"][0]["text"],
+        "next"
+    );
+}
+
+#[tokio::test]
+async fn an_embeddings_answer_without_vectors_is_broken() {
+    let server = serve(|_| async { json(200, r#"{"embeddings": []}"#) }).await;
+    let error =
+        within(embedder(&server.base_url()).oneshot(embeddings_request(EMBEDDINGS_REQUEST)))
+            .await
+            .unwrap_err();
+    let classified = error.downcast_ref::<ClassifiedError>().unwrap();
+    assert_eq!(
+        classified.outcome(),
+        Outcome::Failure(FailureKind::StreamBroken)
+    );
+}
+
+#[tokio::test]
+async fn an_embeddings_rate_limit_is_classified_and_shaped() {
+    let server = serve(|_| async {
+        json(
+            429,
+            r#"{"error": {"code": 429, "message": "Resource has been exhausted (e.g. check quota).", "status": "RESOURCE_EXHAUSTED",
+              "details": [{"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": "7s"}]}}"#,
+        )
+    })
+    .await;
+    let response =
+        within(embedder(&server.base_url()).oneshot(embeddings_request(EMBEDDINGS_REQUEST)))
+            .await
+            .unwrap();
+    assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(
+        response.extensions().get::<Outcome>(),
+        Some(&Outcome::Failure(FailureKind::RateLimited {
+            retry_after: Some(Duration::from_secs(7))
+        }))
+    );
+    let body: Value = serde_json::from_str(&text(response.into_body()).await).unwrap();
+    assert_eq!(
+        body,
+        json!({"error": {"message": "Resource has been exhausted (e.g. check quota).",
+            "type": "rate_limit_error", "param": null, "code": "rate_limit_exceeded"}})
+    );
 }

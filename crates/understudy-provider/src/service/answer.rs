@@ -12,6 +12,7 @@ use hyper::body::Incoming;
 use understudy_core::{BoxError, ClientErrorKind, FailureKind, OpenAiError, Outcome, ResponseBody};
 
 use super::Shared;
+use super::embeddings::EmbeddingEncoding;
 use super::read::{read_bounded, read_limited};
 use crate::dialect::{AnswerContext, Operation, ShapedError};
 use crate::error::{ProviderError, body_error};
@@ -57,10 +58,12 @@ impl Shared {
         response
     }
 
-    /// A 2xx answer read whole (bounded), classified, and translated.
+    /// A 2xx answer read whole (bounded), classified, translated, and for
+    /// embeddings encoded as the caller asked (`encoding`).
     pub(super) async fn whole(
         &self,
         operation: Operation,
+        encoding: EmbeddingEncoding,
         head: &Parts,
         incoming: Incoming,
     ) -> Result<Response<ResponseBody>, BoxError> {
@@ -77,6 +80,7 @@ impl Shared {
         let translated = self
             .dialect
             .translate_response(bytes, &context)
+            .and_then(|translated| encoding.encode(translated))
             .map_err(|e| e.classified(Outcome::Failure(FailureKind::StreamBroken)))?;
         let mut response = self.answer(head, ResponseBody::full(translated));
         response.headers_mut().insert(

@@ -2,10 +2,12 @@
 //!
 //! This file holds the service and sends its requests; `build` makes and
 //! configures it, `answer` turns the upstream's answer into the caller's,
-//! and `read` reads bodies within their bounds.
+//! `embeddings` encodes translated embeddings as the caller asked, and
+//! `read` reads bodies within their bounds.
 
 mod answer;
 mod build;
+mod embeddings;
 mod read;
 
 pub use self::build::check_extra_header;
@@ -24,6 +26,7 @@ use understudy_core::{
 };
 
 use self::answer::invalid_request;
+use self::embeddings::EmbeddingEncoding;
 use self::read::read_bounded;
 use crate::client::HttpClient;
 use crate::dialect::{Dialect, Operation, ProviderKind, Reply, UpstreamRequest};
@@ -323,6 +326,12 @@ impl Shared {
                 Ok(translated) => translated,
                 Err(error) => return Ok(invalid_request(&error)),
             };
+        // A translated embeddings answer is encoded as the caller asked.
+        let encoding = if reply == Reply::Whole {
+            EmbeddingEncoding::asked(operation, caller_body)
+        } else {
+            EmbeddingEncoding::AsTranslated
+        };
 
         let stream = matches!(reply, Reply::Stream { .. });
         let Some(uri) = self.endpoint_for(operation, stream).cloned() else {
@@ -369,7 +378,7 @@ impl Shared {
         }
         let mut answer = match reply {
             Reply::PassThrough => self.pass_through(&head, incoming),
-            Reply::Whole => self.whole(operation, &head, incoming).await?,
+            Reply::Whole => self.whole(operation, encoding, &head, incoming).await?,
             Reply::Stream { include_usage } => {
                 self.stream(operation, include_usage, &head, incoming)
             }

@@ -1,5 +1,6 @@
-//! Translation between the OpenAI chat-completions API and the Google AI
-//! Gemini API (`generateContent`), natively (not through Gemini's
+//! Translation between the OpenAI chat-completions and embeddings APIs
+//! and the Google AI Gemini API (`generateContent`,
+//! `batchEmbedContents`), natively (not through Gemini's
 //! OpenAI-compatible endpoint).
 //!
 //! Callers speak OpenAI; a Gemini target, whose [`Dialect`] is
@@ -11,7 +12,8 @@
 //! ([`translate_response`], [`GeminiStreamTranslator`],
 //! [`translate_error`]). The base URL of Google's API is
 //! `https://generativelanguage.googleapis.com/v1beta`; probes list its
-//! models (`GET {base_url}/models`).
+//! models (`GET {base_url}/models`). Embeddings: see
+//! [below](#embeddings).
 //!
 //! # Request: what maps to what
 //!
@@ -89,6 +91,34 @@
 //! the target's model), `created` the time of the answer. Streams: see
 //! [`GeminiStreamTranslator`].
 //!
+//! # Embeddings
+//!
+//! An [`Operation::Embeddings`] request (OpenAI's `POST /v1/embeddings`)
+//! goes to `{base_url}/models/{model}:batchEmbedContents`, translated by
+//! [`translate_embeddings_request`]; its answer is read whole and
+//! translated by [`translate_embeddings_response`]:
+//!
+//! | OpenAI                                  | Gemini                                                  |
+//! |-----------------------------------------|---------------------------------------------------------|
+//! | `model`                                 | the target's model, in the path and as each request's `model: "models/{model}"` |
+//! | `input` (a string, or an array of strings) | `requests: [{model, content: {parts: [{text}]}}]`, one per string, in order |
+//! | `dimensions`                            | each request's `outputDimensionality`                   |
+//! | `encoding_format` `float` (or none)     | nothing: Gemini answers floats                          |
+//! | `encoding_format` `base64`              | nothing sent; the service encodes the translated floats (little-endian `f32`, standard padded base64) |
+//! | answer: `embeddings[n].values`          | `data[n]`: `{object: "embedding", index: n, embedding}` |
+//! | answer: (no token counts)               | `usage: {prompt_tokens: 0, total_tokens: 0}`            |
+//!
+//! Refused (a 400 naming the field; nothing is sent): `input` as tokens
+//! (`[int]`, `[[int]]`: Gemini embeds text only), a missing or empty
+//! `input` (or an empty string in it), `dimensions` other than a positive
+//! integer, `encoding_format` other than `float` and `base64`. Dropped:
+//! `user` (a hint Gemini has no field for) and any field the translation
+//! does not know. Gemini's batch answer counts no tokens, so `usage` is
+//! zero: meter embeddings by input, not by the answer. An answer without
+//! embeddings is a broken answer; the translation does not compare the
+//! count with the inputs (the answer is translated without the request).
+//! Errors are Google's envelope, classified and rewritten as below.
+//!
 //! # Errors and content filtering
 //!
 //! Google's error envelope
@@ -117,6 +147,7 @@
 //! classified before any content. An `{"error": …}` event inside a stream
 //! becomes an error classified by its `status` and `code`.
 
+mod embed;
 mod error;
 mod request;
 mod response;
@@ -129,6 +160,7 @@ use bytes::Bytes;
 use http::{HeaderMap, HeaderName, StatusCode};
 use understudy_core::{Outcome, ResponseBody};
 
+pub use self::embed::{translate_embeddings_request, translate_embeddings_response};
 pub use self::error::translate_error;
 pub use self::request::{TranslatedRequest, translate_request};
 pub use self::response::{finish_reason, translate_response};
@@ -154,6 +186,9 @@ pub const GEMINI_BASE_URL: &str = "https://generativelanguage.googleapis.com/v1b
 ///   `maxOutputTokens` is sent unless the caller sets a limit.
 /// - Answers are translated by [`translate_response`], streams by
 ///   [`GeminiStreamTranslator`], errors by [`translate_error`].
+/// - Embeddings go to `{base_url}/models/{model}:batchEmbedContents`,
+///   translated by [`translate_embeddings_request`] and
+///   [`translate_embeddings_response`].
 ///
 /// ```
 /// use understudy_provider::dialect::gemini::GeminiDialect;
@@ -167,6 +202,10 @@ pub const GEMINI_BASE_URL: &str = "https://generativelanguage.googleapis.com/v1b
 /// assert_eq!(
 ///     dialect.endpoint(Operation::ChatCompletions, "gemini-2.5-flash", true).as_deref(),
 ///     Some("models/gemini-2.5-flash:streamGenerateContent?alt=sse"),
+/// );
+/// assert_eq!(
+///     dialect.endpoint(Operation::Embeddings, "gemini-embedding-001", false).as_deref(),
+///     Some("models/gemini-embedding-001:batchEmbedContents"),
 /// );
 /// let upstream = dialect
 ///     .translate_request(
@@ -206,6 +245,7 @@ impl Dialect for GeminiDialect {
             } else {
                 format!("models/{model}:generateContent")
             })),
+            Operation::Embeddings => Some(Cow::Owned(format!("models/{model}:batchEmbedContents"))),
             _ => None,
         }
     }
@@ -218,7 +258,7 @@ impl Dialect for GeminiDialect {
         &self,
         operation: Operation,
         body: &[u8],
-        _model: &str,
+        model: &str,
     ) -> Result<UpstreamRequest, ProviderError> {
         match operation {
             Operation::ChatCompletions => {
@@ -228,6 +268,9 @@ impl Dialect for GeminiDialect {
                     translated.stream,
                     translated.include_usage,
                 ))
+            }
+            Operation::Embeddings => {
+                translate_embeddings_request(body, model).map(UpstreamRequest::whole)
             }
             operation => Err(unsupported_operation(self.name(), operation)),
         }
@@ -240,6 +283,7 @@ impl Dialect for GeminiDialect {
     ) -> Result<Bytes, ProviderError> {
         match context.operation {
             Operation::ChatCompletions => translate_response(&body, &context.model, unix_now()),
+            Operation::Embeddings => translate_embeddings_response(&body, &context.model),
             operation => Err(unsupported_operation(self.name(), operation)),
         }
     }

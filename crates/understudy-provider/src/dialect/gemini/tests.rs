@@ -7,6 +7,7 @@ use understudy_core::{ClientErrorKind, FailureKind, Outcome};
 use super::error::classify;
 use super::schema::to_gemini;
 use super::*;
+use crate::dialect::Reply;
 
 fn translate(request: &Value) -> Result<Value, ProviderError> {
     let out = translate_request(&serde_json::to_vec(request).unwrap())?;
@@ -637,4 +638,151 @@ fn a_long_upstream_model_or_id_is_not_repeated_in_every_chunk() {
     let chunks = events(&text);
     assert_eq!(chunks[0]["model"], "gemini-asked");
     assert!(chunks[0]["id"].as_str().unwrap().len() < 100);
+}
+
+fn embed(request: &Value) -> Result<Value, ProviderError> {
+    let out = GeminiDialect::new().translate_request(
+        Operation::Embeddings,
+        &serde_json::to_vec(request).unwrap(),
+        "gemini-embedding-001",
+    )?;
+    assert_eq!(out.reply, Reply::Whole);
+    Ok(serde_json::from_slice(&out.body).unwrap())
+}
+
+fn embed_refused(request: &Value) -> String {
+    embed(request)
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default()
+}
+
+#[test]
+fn embeddings_go_to_batch_embed_contents() {
+    let dialect = GeminiDialect::new();
+    for stream in [false, true] {
+        assert_eq!(
+            dialect
+                .endpoint(Operation::Embeddings, "models/gemini-embedding-001", stream)
+                .as_deref(),
+            Some("models/gemini-embedding-001:batchEmbedContents")
+        );
+    }
+    assert_eq!(
+        dialect.endpoint(Operation::Messages, "gemini-2.5-flash", false),
+        None
+    );
+}
+
+#[test]
+fn a_single_string_is_one_embed_request() {
+    let out = embed(
+        &json!({"model": "embed", "input": "The food was delicious", "user": "u-1",
+        "encoding_format": "float"}),
+    )
+    .unwrap();
+    assert_eq!(
+        out,
+        json!({"requests": [{
+            "model": "models/gemini-embedding-001",
+            "content": {"parts": [{"text": "The food was delicious"}]}
+        }]})
+    );
+}
+
+#[test]
+fn an_array_is_one_request_per_string_in_order_with_dimensions() {
+    let out = embed(&json!({"model": "embed", "input": ["one", "two", "three"],
+        "dimensions": 768, "encoding_format": "base64"}))
+    .unwrap();
+    let requests = out["requests"].as_array().unwrap();
+    assert_eq!(requests.len(), 3);
+    for (request, text) in requests.iter().zip(["one", "two", "three"]) {
+        assert_eq!(
+            request,
+            &json!({"model": "models/gemini-embedding-001",
+                "content": {"parts": [{"text": text}]},
+                "outputDimensionality": 768})
+        );
+    }
+}
+
+#[test]
+fn tokens_empty_inputs_and_unknown_formats_are_refused() {
+    let tokens = "`input` as tokens is not supported by `gemini` targets: send text";
+    assert_eq!(embed_refused(&json!({"input": [1234, 5678]})), tokens);
+    assert_eq!(embed_refused(&json!({"input": [[1234], [5678]]})), tokens);
+    assert_eq!(embed_refused(&json!({"input": 42})), tokens);
+    assert_eq!(
+        embed_refused(&json!({"input": []})),
+        "`input` must not be empty"
+    );
+    assert_eq!(
+        embed_refused(&json!({"input": ""})),
+        "`input` must not be empty"
+    );
+    assert_eq!(
+        embed_refused(&json!({"input": ["a", ""]})),
+        "`input[1]` must not be empty"
+    );
+    assert_eq!(
+        embed_refused(&json!({"input": ["a", {"text": "b"}]})),
+        "`input[1]` must be a string"
+    );
+    assert_eq!(embed_refused(&json!({"model": "e"})), "`input` is required");
+    assert_eq!(
+        embed_refused(&json!({"input": "a", "encoding_format": "int8"})),
+        "`encoding_format` must be `float` or `base64`"
+    );
+    for dimensions in [json!(0), json!(-3), json!(1.5), json!("256")] {
+        assert_eq!(
+            embed_refused(&json!({"input": "a", "dimensions": dimensions})),
+            "`dimensions` must be a positive integer"
+        );
+    }
+    assert!(embed_refused(&json!(["a"])).contains("not a JSON object"));
+}
+
+#[test]
+fn an_embeddings_answer_becomes_an_openai_list() {
+    let context = AnswerContext::new(Operation::Embeddings, "gemini-embedding-001");
+    let body = Bytes::from_static(
+        br#"{"embeddings": [{"values": [0.0131, -0.0087, -0.0467]}, {"values": [0.5, 1]}]}"#,
+    );
+    let out = GeminiDialect::new()
+        .translate_response(body, &context)
+        .unwrap();
+    let out: Value = serde_json::from_slice(&out).unwrap();
+    assert_eq!(
+        out,
+        json!({
+            "object": "list",
+            "data": [
+                {"object": "embedding", "index": 0, "embedding": [0.0131, -0.0087, -0.0467]},
+                {"object": "embedding", "index": 1, "embedding": [0.5, 1]}
+            ],
+            "model": "gemini-embedding-001",
+            "usage": {"prompt_tokens": 0, "total_tokens": 0}
+        })
+    );
+}
+
+#[test]
+fn an_embeddings_answer_without_vectors_is_invalid() {
+    let context = AnswerContext::new(Operation::Embeddings, "gemini-embedding-001");
+    for body in [
+        &br#"{"embeddings": []}"#[..],
+        b"{}",
+        br#"{"embeddings": [{"values": ["x"]}]}"#,
+        br#"{"embeddings": [{}]}"#,
+        br#"{"candidates": []}"#,
+    ] {
+        let error = GeminiDialect::new()
+            .translate_response(Bytes::copy_from_slice(body), &context)
+            .unwrap_err();
+        assert!(
+            matches!(error, ProviderError::InvalidResponse { .. }),
+            "{error:?}"
+        );
+    }
 }
