@@ -202,6 +202,8 @@ impl Deadline {
 /// shared.add(1);
 /// counter.add(2);
 /// assert_eq!(counter.get(), 3);
+/// counter.take_back(5);
+/// assert_eq!(counter.get(), 0);
 /// ```
 #[derive(Clone, Debug, Default)]
 pub struct AttemptCounter(Arc<AtomicU32>);
@@ -215,6 +217,17 @@ impl AttemptCounter {
     /// Adds `n` attempts.
     pub fn add(&self, n: u32) {
         self.0.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Takes back `n` attempts counted for requests that were never sent
+    /// (a target that turned out not to serve the request); never below
+    /// zero.
+    pub fn take_back(&self, n: u32) {
+        let _ = self
+            .0
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |count| {
+                Some(count.saturating_sub(n))
+            });
     }
 
     /// The attempts counted so far.

@@ -391,7 +391,12 @@ where
     };
     let fails_over = match outcome {
         Outcome::Success => false,
-        Outcome::Unavailable => true,
+        Outcome::Unavailable => {
+            // Nothing was sent (health refused it at the last moment, or
+            // the provider does not serve this operation).
+            counter.take_back(1);
+            true
+        }
         _ => shared.policy.fails_over(&outcome),
     };
     if !fails_over {

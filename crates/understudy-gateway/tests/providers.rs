@@ -153,6 +153,13 @@ targets = [
 ]
 
 [[routes]]
+model = "gemini-embed"
+targets = [
+  {{ provider = "bedrock", model = "amazon.titan-embed-text-v2:0" }},
+  {{ provider = "gemini", model = "text-embedding-004" }},
+]
+
+[[routes]]
 model = "filtered"
 targets = [
   {{ provider = "azure", model = "gpt-4o-eu" }},
@@ -433,5 +440,33 @@ async fn an_azure_content_filter_fails_over_only_where_the_route_opts_in() {
     assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
     assert_eq!(reply.header("x-understudy-provider"), "bedrock");
     assert_eq!(reply.header("x-understudy-attempts"), "2");
+    chain.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gemini_serves_embeddings_translated_and_bedrock_is_skipped_for_them() {
+    let chain = Chain::start().await;
+    let body = r#"{"model":"gemini-embed","input":["one","two"],"dimensions":4,"encoding_format":"base64"}"#;
+    let reply = chain
+        .send(Method::POST, "/v1/embeddings", body.to_owned())
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    assert_eq!(reply.header("x-understudy-provider"), "gemini");
+    assert_eq!(reply.header("x-understudy-attempts"), "1");
+    let answer = reply.json();
+    assert_eq!(answer["object"], "list");
+    let data = answer["data"].as_array().unwrap();
+    assert_eq!(data.len(), 2);
+    // Four little-endian f32s, base64: 16 bytes, 24 characters.
+    assert_eq!(data[1]["embedding"].as_str().map(str::len), Some(24));
+    let sent = chain.gemini.last_request().unwrap();
+    assert_eq!(
+        sent.path,
+        "/v1beta/models/text-embedding-004:batchEmbedContents"
+    );
+    let requests = &sent.json().unwrap()["requests"];
+    assert_eq!(requests[1]["content"]["parts"][0]["text"], "two");
+    assert_eq!(requests[0]["outputDimensionality"], 4);
+    assert_eq!(chain.bedrock.stats().requests, 0);
     chain.stop().await;
 }
