@@ -2,80 +2,45 @@
 //! fallback and headers as chat, answers in each endpoint's own shape.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::time::Duration;
-
-use bytes::Bytes;
-use http::{Method, Request, StatusCode};
-use http_body_util::{BodyExt, Full};
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
+use http::{Method, StatusCode};
 use serde_json::{Value, json};
-use understudy_mock::{FaultRule, MockConfig, MockProvider, WireFormat};
+use understudy_mock::{MockProvider, WireFormat};
 
 mod support;
-use support::Served;
-
-const LIMIT: Duration = Duration::from_secs(20);
+use support::{Reply, Served, fault, mock};
 
 struct Harness {
     primary: MockProvider,
     openai: MockProvider,
     anthropic: MockProvider,
     served: Served,
-    client: Client<HttpConnector, Full<Bytes>>,
 }
 
-struct Reply {
-    status: StatusCode,
-    headers: http::HeaderMap,
-    body: String,
-}
-
-impl Reply {
-    fn header(&self, name: &str) -> &str {
-        self.headers.get(name).map_or("", |v| v.to_str().unwrap())
-    }
-
-    fn json(&self) -> Value {
-        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("{e}: {}", self.body))
-    }
-
-    /// The `(event, data)` pairs of an Anthropic event stream.
-    fn events(&self) -> Vec<(String, Value)> {
-        self.body
-            .split("\n\n")
-            .filter(|block| !block.trim().is_empty())
-            .map(|block| {
-                let mut event = String::new();
-                let mut data = Value::Null;
-                for line in block.lines() {
-                    if let Some(name) = line.strip_prefix("event: ") {
-                        name.clone_into(&mut event);
-                    } else if let Some(json) = line.strip_prefix("data: ") {
-                        data = serde_json::from_str(json).unwrap_or_else(|e| panic!("{e}: {json}"));
-                    }
+/// The `(event, data)` pairs of an Anthropic event stream.
+fn events(reply: &Reply) -> Vec<(String, Value)> {
+    reply
+        .body
+        .split("\n\n")
+        .filter(|block| !block.trim().is_empty())
+        .map(|block| {
+            let mut event = String::new();
+            let mut data = Value::Null;
+            for line in block.lines() {
+                if let Some(name) = line.strip_prefix("event: ") {
+                    name.clone_into(&mut event);
+                } else if let Some(json) = line.strip_prefix("data: ") {
+                    data = serde_json::from_str(json).unwrap_or_else(|e| panic!("{e}: {json}"));
                 }
-                (event, data)
-            })
-            .collect()
-    }
+            }
+            (event, data)
+        })
+        .collect()
 }
 
 async fn start() -> Harness {
-    let primary = MockProvider::start(MockConfig::openai().name("primary"))
-        .await
-        .unwrap();
-    let openai = MockProvider::start(MockConfig::openai().name("openai"))
-        .await
-        .unwrap();
-    let anthropic = MockProvider::start(
-        MockConfig::new()
-            .format(WireFormat::Anthropic)
-            .name("anthropic"),
-    )
-    .await
-    .unwrap();
+    let primary = mock(WireFormat::OpenAi, "primary").await;
+    let openai = mock(WireFormat::OpenAi, "openai").await;
+    let anthropic = mock(WireFormat::Anthropic, "anthropic").await;
     let toml = format!(
         r#"
 [server]
@@ -128,34 +93,13 @@ probe_interval_secs = 0
         openai,
         anthropic,
         served,
-        client: Client::builder(TokioExecutor::new()).build_http(),
     }
 }
 
 impl Harness {
     async fn send(&self, path: &str, body: &Value, headers: &[(&str, &str)]) -> Reply {
-        let mut request = Request::builder()
-            .method(Method::POST)
-            .uri(format!("http://{}{path}", self.served.addr))
-            .header("content-type", "application/json");
-        for (name, value) in headers {
-            request = request.header(*name, *value);
-        }
-        let request = request
-            .body(Full::new(Bytes::from(body.to_string())))
-            .unwrap();
-        tokio::time::timeout(LIMIT, async {
-            let response = self.client.request(request).await.unwrap();
-            let (parts, body) = response.into_parts();
-            let body = body.collect().await.unwrap().to_bytes();
-            Reply {
-                status: parts.status,
-                headers: parts.headers,
-                body: String::from_utf8(body.to_vec()).unwrap(),
-            }
-        })
-        .await
-        .expect("the gateway answered in time")
+        let body = body.to_string();
+        self.served.send(Method::POST, path, headers, &body).await
     }
 
     async fn messages(&self, route: &str, stream: bool) -> Reply {
@@ -178,26 +122,15 @@ impl Harness {
     }
 
     async fn stop(self) {
-        self.served.stop(LIMIT).await;
-        for mock in [self.primary, self.openai, self.anthropic] {
-            mock.shutdown().await;
-        }
+        let mocks = [self.primary, self.openai, self.anthropic];
+        self.served.stop_with(mocks).await;
     }
-}
-
-fn fault(spec: &str) -> FaultRule {
-    spec.parse().unwrap()
 }
 
 /// The text of an Anthropic message, whole or streamed.
 fn text_of_stream(reply: &Reply) -> String {
-    assert_eq!(
-        reply.header("content-type"),
-        "text/event-stream",
-        "{}",
-        reply.body
-    );
-    let events = reply.events();
+    reply.assert_event_stream();
+    let events = events(reply);
     let names: Vec<&str> = events.iter().map(|(name, _)| name.as_str()).collect();
     assert_eq!(names.first(), Some(&"message_start"), "{names:?}");
     assert_eq!(names.last(), Some(&"message_stop"), "{names:?}");
@@ -268,8 +201,7 @@ async fn messages_fall_over_to_an_openai_provider_and_are_translated_back() {
     let streamed = h.messages("to-openai", true).await;
     assert_eq!(streamed.status, StatusCode::OK, "{}", streamed.body);
     assert_eq!(text_of_stream(&streamed), "Hello from openai.");
-    let delta = streamed
-        .events()
+    let delta = events(&streamed)
         .into_iter()
         .find(|(name, _)| name == "message_delta")
         .unwrap()
@@ -306,7 +238,7 @@ async fn messages_errors_are_in_anthropic_shape() {
     h.primary.clear_faults();
     h.primary.set_fault(fault("drop-after:3"));
     let cut = h.messages("to-openai", true).await;
-    let events = cut.events();
+    let events = events(&cut);
     let (last, data) = events.last().unwrap();
     assert_eq!(last, "error", "{}", cut.body);
     assert_eq!(data["type"], "error");

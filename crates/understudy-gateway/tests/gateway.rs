@@ -8,39 +8,17 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::{Method, Request, StatusCode};
 use http_body_util::{BodyExt, Full};
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
 use serde_json::Value;
-use understudy_mock::{MockConfig, MockProvider, WireFormat};
+use understudy_mock::{MockProvider, WireFormat};
 
 mod support;
-use support::Served;
-
-const LIMIT: Duration = Duration::from_secs(20);
+use support::{LIMIT, Reply, Served, fault, mock};
 
 struct Harness {
     addr: SocketAddr,
     primary: MockProvider,
     backup: MockProvider,
-    client: Client<HttpConnector, Full<Bytes>>,
     served: Served,
-}
-
-struct Reply {
-    status: StatusCode,
-    headers: http::HeaderMap,
-    body: String,
-}
-
-impl Reply {
-    fn json(&self) -> Value {
-        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("{e}: {}", self.body))
-    }
-
-    fn header(&self, name: &str) -> &str {
-        self.headers.get(name).map_or("", |v| v.to_str().unwrap())
-    }
 }
 
 /// Starts a primary and a backup mock and a gateway routing `route` to
@@ -51,12 +29,8 @@ async fn start(route: &str, backup_format: WireFormat, extra: &str) -> Harness {
 
 /// As [`start`], with `server` appended to the `[server]` section.
 async fn start_with(route: &str, backup_format: WireFormat, server: &str, extra: &str) -> Harness {
-    let primary = MockProvider::start(MockConfig::openai().name("primary"))
-        .await
-        .unwrap();
-    let backup = MockProvider::start(MockConfig::new().format(backup_format).name("backup"))
-        .await
-        .unwrap();
+    let primary = mock(WireFormat::OpenAi, "primary").await;
+    let backup = mock(backup_format, "backup").await;
     let kind = backup_format.name();
     let toml = format!(
         r#"
@@ -104,32 +78,14 @@ max_retries = 0
         addr: served.addr,
         primary,
         backup,
-        client: Client::builder(TokioExecutor::new()).build_http(),
         served,
     }
 }
 
 impl Harness {
     async fn send(&self, method: Method, path: &str, body: &str) -> Reply {
-        let request = Request::builder()
-            .method(method)
-            .uri(format!("http://{}{path}", self.addr))
-            .header("content-type", "application/json")
-            .header("authorization", "Bearer caller-token")
-            .body(Full::new(Bytes::from(body.to_owned())))
-            .unwrap();
-        tokio::time::timeout(LIMIT, async {
-            let response = self.client.request(request).await.unwrap();
-            let (parts, body) = response.into_parts();
-            let body = body.collect().await.unwrap().to_bytes();
-            Reply {
-                status: parts.status,
-                headers: parts.headers,
-                body: String::from_utf8(body.to_vec()).unwrap(),
-            }
-        })
-        .await
-        .expect("the gateway answered in time")
+        let caller = [("authorization", "Bearer caller-token")];
+        self.served.send(method, path, &caller, body).await
     }
 
     async fn chat(&self, model: &str, stream: bool) -> Reply {
@@ -140,9 +96,7 @@ impl Harness {
     }
 
     async fn stop(self) {
-        self.served.stop(LIMIT).await;
-        self.primary.shutdown().await;
-        self.backup.shutdown().await;
+        self.served.stop_with([self.primary, self.backup]).await;
     }
 }
 
@@ -156,8 +110,7 @@ fn assert_served_by_backup(reply: &Reply, attempts: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_503_primary_falls_back_and_the_backup_gets_the_same_request() {
     let h = start("chat", WireFormat::OpenAi, "").await;
-    h.primary
-        .set_fault("status:503".parse::<understudy_mock::FaultRule>().unwrap());
+    h.primary.set_fault(fault("status:503"));
 
     let reply = h.chat("chat", false).await;
 
@@ -188,8 +141,7 @@ async fn a_503_primary_falls_back_and_the_backup_gets_the_same_request() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refusing_primary_falls_back() {
     let h = start("chat", WireFormat::OpenAi, "").await;
-    h.primary
-        .set_fault("refuse".parse::<understudy_mock::FaultRule>().unwrap());
+    h.primary.set_fault(fault("refuse"));
 
     let reply = h.chat("chat", false).await;
 
@@ -200,8 +152,7 @@ async fn a_refusing_primary_falls_back() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hanging_primary_falls_back_after_its_timeout() {
     let h = start("chat", WireFormat::OpenAi, "").await;
-    h.primary
-        .set_fault("hang".parse::<understudy_mock::FaultRule>().unwrap());
+    h.primary.set_fault(fault("hang"));
 
     let started = tokio::time::Instant::now();
     let reply = h.chat("chat", false).await;
@@ -218,8 +169,7 @@ async fn a_hanging_primary_falls_back_after_its_timeout() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stream_falls_back_to_an_anthropic_backup_translated() {
     let h = start("chat", WireFormat::Anthropic, "").await;
-    h.primary
-        .set_fault("error-event".parse::<understudy_mock::FaultRule>().unwrap());
+    h.primary.set_fault(fault("error-event"));
 
     let reply = h.chat("chat", true).await;
 
@@ -229,11 +179,7 @@ async fn a_stream_falls_back_to_an_anthropic_backup_translated() {
             .header("content-type")
             .starts_with("text/event-stream")
     );
-    let events: Vec<&str> = reply
-        .body
-        .split("\n\n")
-        .filter_map(|e| e.strip_prefix("data: "))
-        .collect();
+    let events = reply.data();
     assert_eq!(events.last(), Some(&"[DONE]"), "{}", reply.body);
     let text: String = events
         .iter()
@@ -303,8 +249,7 @@ async fn bad_input_gets_openai_shaped_errors() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_provider_is_addressed_directly_without_fallback() {
     let h = start_with("chat", WireFormat::OpenAi, "direct_addressing = true", "").await;
-    h.primary
-        .set_fault("status:503".parse::<understudy_mock::FaultRule>().unwrap());
+    h.primary.set_fault(fault("status:503"));
 
     let reply = h.chat("primary/exact-model", false).await;
 
@@ -363,8 +308,7 @@ async fn health_reflects_an_ejection_and_models_lists_routes() {
         "[health]\nconsecutive_failures = 2\nbase_ejection_secs = 60\nprobe_interval_secs = 60\n",
     )
     .await;
-    h.primary
-        .set_fault("status:500".parse::<understudy_mock::FaultRule>().unwrap());
+    h.primary.set_fault(fault("status:500"));
     // Two failures eject the primary; the third request skips it.
     for attempts in ["2", "2", "1"] {
         assert_served_by_backup(&h.chat("chat", false).await, attempts);
@@ -397,8 +341,7 @@ async fn health_reflects_an_ejection_and_models_lists_routes() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_count_the_fallback() {
     let h = start("metrics-route", WireFormat::OpenAi, "").await;
-    h.primary
-        .set_fault("status:502".parse::<understudy_mock::FaultRule>().unwrap());
+    h.primary.set_fault(fault("status:502"));
     assert_served_by_backup(&h.chat("metrics-route", false).await, "2");
 
     let metrics = h.send(Method::GET, "/metrics", "").await;
@@ -422,18 +365,14 @@ async fn metrics_count_the_fallback() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_lets_a_stream_in_flight_finish() {
     let mut h = start("chat", WireFormat::OpenAi, "").await;
-    h.primary
-        .set_fault("drip:30".parse::<understudy_mock::FaultRule>().unwrap());
+    h.primary.set_fault(fault("drip:30"));
     let request = Request::post(format!("http://{}/v1/chat/completions", h.addr))
         .header("content-type", "application/json")
         .body(Full::new(Bytes::from_static(
             br#"{"model":"chat","stream":true,"messages":[{"role":"user","content":"hi"}]}"#,
         )))
         .unwrap();
-    let response = tokio::time::timeout(LIMIT, h.client.request(request))
-        .await
-        .unwrap()
-        .unwrap();
+    let response = h.served.request(request).await;
     assert_eq!(response.headers()["x-understudy-provider"], "primary");
     let mut body = response.into_body();
     let first = tokio::time::timeout(LIMIT, body.frame())
@@ -465,8 +404,7 @@ async fn probes_can_be_turned_off() {
         "[health]\nprobe_interval_secs = 0\n",
     )
     .await;
-    h.primary
-        .set_fault("status:503".parse::<understudy_mock::FaultRule>().unwrap());
+    h.primary.set_fault(fault("status:503"));
     assert_served_by_backup(&h.chat("chat", false).await, "2");
     assert_eq!(h.primary.stats().models_requests, 0);
     h.stop().await;
@@ -496,9 +434,7 @@ async fn unanswering_listener() -> (tokio::net::TcpListener, Vec<tokio::net::Tcp
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_provider_connects_within_its_own_timeout() {
     let (dead, _fillers) = unanswering_listener().await;
-    let backup = MockProvider::start(MockConfig::openai().name("backup"))
-        .await
-        .unwrap();
+    let backup = mock(WireFormat::OpenAi, "backup").await;
     let toml = format!(
         r#"
 [[providers]]
@@ -525,8 +461,6 @@ max_retries = 0
     );
     let served = Served::start(&toml, |_| None).await;
     let addr = served.addr;
-    let client: Client<HttpConnector, Full<Bytes>> =
-        Client::builder(TokioExecutor::new()).build_http();
     let request = Request::post(format!("http://{addr}/v1/chat/completions"))
         .header("content-type", "application/json")
         .body(Full::new(Bytes::from_static(
@@ -534,24 +468,18 @@ max_retries = 0
         )))
         .unwrap();
     let started = tokio::time::Instant::now();
-    let response = tokio::time::timeout(LIMIT, client.request(request))
-        .await
-        .unwrap()
-        .unwrap();
+    let response = served.request(request).await;
     let waited = started.elapsed();
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(response.headers()["x-understudy-provider"], "patient");
     // The dead provider's own 200 ms, not the longest timeout configured.
     assert!(waited < Duration::from_secs(3), "{waited:?}");
-    served.stop(LIMIT).await;
-    backup.shutdown().await;
+    served.stop_with([backup]).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn models_a_provider_lists_can_be_addressed_directly() {
-    let upstream = MockProvider::start(MockConfig::openai().name("upstream"))
-        .await
-        .unwrap();
+    let upstream = mock(WireFormat::OpenAi, "upstream").await;
     let toml = format!(
         r#"
 [[providers]]
@@ -568,8 +496,6 @@ targets = [{{ provider = "upstream", model = "m" }}]
     );
     let served = Served::start(&toml, |_| None).await;
     let addr = served.addr;
-    let client: Client<HttpConnector, Full<Bytes>> =
-        Client::builder(TokioExecutor::new()).build_http();
     let ask = |model: &str| {
         Request::post(format!("http://{addr}/v1/chat/completions"))
             .header("content-type", "application/json")
@@ -578,25 +504,22 @@ targets = [{{ provider = "upstream", model = "m" }}]
             ))))
             .unwrap()
     };
-    let listed = client.request(ask("upstream/listed-model")).await.unwrap();
+    let listed = served.request(ask("upstream/listed-model")).await;
     assert_eq!(listed.status(), StatusCode::OK);
     assert_eq!(
         upstream.last_request().unwrap().json().unwrap()["model"],
         "listed-model"
     );
-    let other = client.request(ask("upstream/other-model")).await.unwrap();
+    let other = served.request(ask("upstream/other-model")).await;
     assert_eq!(other.status(), StatusCode::NOT_FOUND);
     assert_eq!(upstream.stats().chat_requests, 1);
-    served.stop(LIMIT).await;
-    upstream.shutdown().await;
+    served.stop_with([upstream]).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_provider_has_one_retry_budget_whatever_routes_use_it() {
-    let sick = MockProvider::start(MockConfig::openai().name("sick"))
-        .await
-        .unwrap();
-    sick.set_fault("status:503".parse::<understudy_mock::FaultRule>().unwrap());
+    let sick = mock(WireFormat::OpenAi, "sick").await;
+    sick.set_fault(fault("status:503"));
     // No share of traffic, a floor of 1 a second over a 10 s window: ten
     // retries for the provider, however many routes reach it.
     let toml = format!(
@@ -629,8 +552,6 @@ probe_interval_secs = 0
         sick.base_url()
     );
     let served = Served::start(&toml, |_| None).await;
-    let client: Client<HttpConnector, Full<Bytes>> =
-        Client::builder(TokioExecutor::new()).build_http();
     let requests = 20;
     for i in 0..requests {
         let route = if i % 2 == 0 { "one" } else { "two" };
@@ -640,10 +561,7 @@ probe_interval_secs = 0
                 r#"{{"model":"{route}","messages":[{{"role":"user","content":"hi"}}]}}"#
             ))))
             .unwrap();
-        let response = tokio::time::timeout(LIMIT, client.request(request))
-            .await
-            .unwrap()
-            .unwrap();
+        let response = served.request(request).await;
         assert_eq!(response.status(), StatusCode::BAD_GATEWAY);
     }
     let attempts = sick.stats().chat_requests;
@@ -651,8 +569,7 @@ probe_interval_secs = 0
     // One budget: its ten retries, spent by both routes. Two budgets would
     // have allowed twenty.
     assert_eq!(retries, 10, "{attempts} attempts for {requests} requests");
-    served.stop(LIMIT).await;
-    sick.shutdown().await;
+    served.stop_with([sick]).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -674,10 +591,7 @@ async fn every_request_has_an_id_that_reaches_the_provider_and_comes_back() {
                 br#"{"model":"chat","messages":[{"role":"user","content":"hi"}]}"#,
             )))
             .unwrap();
-        let response = tokio::time::timeout(LIMIT, h.client.request(request))
-            .await
-            .unwrap()
-            .unwrap();
+        let response = h.served.request(request).await;
         let returned = response.headers()["x-request-id"]
             .to_str()
             .unwrap()
@@ -712,7 +626,7 @@ async fn cors_is_off_unless_origins_are_configured() {
             .unwrap()
     };
     let h = start("chat", WireFormat::OpenAi, "").await;
-    let response = h.client.request(preflight(h.addr)).await.unwrap();
+    let response = h.served.request(preflight(h.addr)).await;
     assert!(
         response
             .headers()
@@ -728,7 +642,7 @@ async fn cors_is_off_unless_origins_are_configured() {
         "",
     )
     .await;
-    let response = h.client.request(preflight(h.addr)).await.unwrap();
+    let response = h.served.request(preflight(h.addr)).await;
     assert_eq!(
         response.headers()["access-control-allow-origin"],
         "https://app.example.com"

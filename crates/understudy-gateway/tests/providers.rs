@@ -5,21 +5,13 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::net::SocketAddr;
-use std::time::Duration;
 
-use bytes::Bytes;
-use http::{Method, Request, StatusCode};
-use http_body_util::{BodyExt, Full};
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
+use http::{Method, StatusCode};
 use serde_json::Value;
-use understudy_mock::{FaultRule, MockConfig, MockProvider, WireFormat};
+use understudy_mock::{MockProvider, WireFormat};
 
 mod support;
-use support::Served;
-
-const LIMIT: Duration = Duration::from_secs(20);
+use support::{Reply, Served, fault, mock};
 
 /// The secrets every provider is configured with; none may reach a caller.
 const SECRETS: [&str; 5] = [
@@ -49,58 +41,27 @@ struct Chain {
     gemini: MockProvider,
     anthropic: MockProvider,
     served: Served,
-    client: Client<HttpConnector, Full<Bytes>>,
 }
 
-struct Reply {
-    status: StatusCode,
-    headers: http::HeaderMap,
-    body: String,
-}
-
-impl Reply {
-    fn header(&self, name: &str) -> &str {
-        self.headers.get(name).map_or("", |v| v.to_str().unwrap())
-    }
-
-    fn json(&self) -> Value {
-        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("{e}: {}", self.body))
-    }
-
-    /// The content of a streamed answer, chunk by chunk, checking that it
-    /// is OpenAI's SSE and ends with `[DONE]`.
-    fn streamed_text(&self) -> String {
-        assert_eq!(
-            self.header("content-type"),
-            "text/event-stream",
-            "{}",
-            self.body
-        );
-        let mut text = String::new();
-        let mut done = false;
-        for line in self.body.lines() {
-            let Some(data) = line.strip_prefix("data: ") else {
-                continue;
-            };
-            if data == "[DONE]" {
-                done = true;
-                continue;
-            }
-            let chunk: Value = serde_json::from_str(data).unwrap();
-            assert_eq!(chunk["object"], "chat.completion.chunk", "{data}");
-            if let Some(piece) = chunk["choices"][0]["delta"]["content"].as_str() {
-                text.push_str(piece);
-            }
+/// The content of a streamed answer, chunk by chunk, checking that it is
+/// OpenAI's SSE and ends with `[DONE]`.
+fn streamed_text(reply: &Reply) -> String {
+    reply.assert_event_stream();
+    let mut text = String::new();
+    let mut done = false;
+    for data in reply.data() {
+        if data == "[DONE]" {
+            done = true;
+            continue;
         }
-        assert!(done, "the stream ended with [DONE]: {}", self.body);
-        text
+        let chunk: Value = serde_json::from_str(data).unwrap();
+        assert_eq!(chunk["object"], "chat.completion.chunk", "{data}");
+        if let Some(piece) = chunk["choices"][0]["delta"]["content"].as_str() {
+            text.push_str(piece);
+        }
     }
-}
-
-async fn mock(format: WireFormat, name: &str) -> MockProvider {
-    MockProvider::start(MockConfig::new().format(format).name(name))
-        .await
-        .unwrap()
+    assert!(done, "the stream ended with [DONE]: {}", reply.body);
+    text
 }
 
 fn url(addr: SocketAddr, path: &str) -> String {
@@ -192,42 +153,24 @@ probe_interval_secs = 0
             gemini,
             anthropic,
             served,
-            client: Client::builder(TokioExecutor::new()).build_http(),
         }
     }
 
-    async fn send(&self, method: Method, path: &str, body: String) -> Reply {
-        let request = Request::builder()
-            .method(method)
-            .uri(format!("http://{}{path}", self.served.addr))
-            .header("content-type", "application/json")
-            .header("authorization", "Bearer caller-token")
-            .body(Full::new(Bytes::from(body)))
-            .unwrap();
-        tokio::time::timeout(LIMIT, async {
-            let response = self.client.request(request).await.unwrap();
-            let (parts, body) = response.into_parts();
-            let body = body.collect().await.unwrap().to_bytes();
-            Reply {
-                status: parts.status,
-                headers: parts.headers,
-                body: String::from_utf8(body.to_vec()).unwrap(),
-            }
-        })
-        .await
-        .expect("the gateway answered in time")
+    async fn send(&self, method: Method, path: &str, body: &str) -> Reply {
+        let caller = [("authorization", "Bearer caller-token")];
+        self.served.send(method, path, &caller, body).await
     }
 
     async fn chat(&self, route: &str, stream: bool) -> Reply {
         let body = format!(
             r#"{{"model":"{route}","stream":{stream},"messages":[{{"role":"system","content":"Be brief."}},{{"role":"user","content":"hi"}}],"max_tokens":64}}"#
         );
-        self.send(Method::POST, "/v1/chat/completions", body).await
+        self.send(Method::POST, "/v1/chat/completions", &body).await
     }
 
     /// No secret in what a caller sees, nor in the metrics.
     async fn assert_no_secret(&self, reply: &Reply) {
-        let metrics = self.send(Method::GET, "/metrics", String::new()).await;
+        let metrics = self.send(Method::GET, "/metrics", "").await;
         for secret in SECRETS {
             assert!(!reply.body.contains(secret), "{secret} in {}", reply.body);
             assert!(
@@ -242,15 +185,9 @@ probe_interval_secs = 0
     }
 
     async fn stop(self) {
-        self.served.stop(LIMIT).await;
-        for mock in [self.azure, self.bedrock, self.gemini, self.anthropic] {
-            mock.shutdown().await;
-        }
+        let mocks = [self.azure, self.bedrock, self.gemini, self.anthropic];
+        self.served.stop_with(mocks).await;
     }
-}
-
-fn fault(spec: &str) -> FaultRule {
-    spec.parse().unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -303,7 +240,7 @@ async fn an_azure_429_is_served_by_bedrock_signed_with_sigv4() {
     let streamed = chain.chat("chain", true).await;
     assert_eq!(streamed.status, StatusCode::OK, "{}", streamed.body);
     assert_eq!(streamed.header("x-understudy-provider"), "bedrock");
-    assert_eq!(streamed.streamed_text(), "Hello from bedrock.");
+    assert_eq!(streamed_text(&streamed), "Hello from bedrock.");
     assert_eq!(
         chain.bedrock.last_request().unwrap().path,
         "/model/anthropic.claude-3-5-haiku-20241022-v1%3A0/converse-stream"
@@ -338,7 +275,7 @@ async fn a_throttled_bedrock_is_served_by_gemini() {
     // The throttled provider cools down: the stream goes to Gemini too.
     let streamed = chain.chat("bedrock-first", true).await;
     assert_eq!(streamed.header("x-understudy-provider"), "gemini");
-    assert_eq!(streamed.streamed_text(), "Hello from gemini.");
+    assert_eq!(streamed_text(&streamed), "Hello from gemini.");
     assert_eq!(
         chain.gemini.last_request().unwrap().path,
         "/v1beta/models/gemini-2.0-flash:streamGenerateContent"
@@ -364,7 +301,7 @@ async fn the_whole_chain_fails_over_to_anthropic_streaming_and_not() {
 
     let streamed = chain.chat("chain", true).await;
     assert_eq!(streamed.header("x-understudy-provider"), "anthropic");
-    assert_eq!(streamed.streamed_text(), "Hello from anthropic.");
+    assert_eq!(streamed_text(&streamed), "Hello from anthropic.");
 
     // Each failing provider's error reached no caller: the answer is
     // Anthropic's, and every failed attempt was one of the chain's.
@@ -383,7 +320,7 @@ async fn a_bedrock_exception_frame_before_content_fails_over_to_gemini() {
     assert_eq!(streamed.status, StatusCode::OK, "{}", streamed.body);
     assert_eq!(streamed.header("x-understudy-provider"), "gemini");
     assert_eq!(streamed.header("x-understudy-attempts"), "2");
-    assert_eq!(streamed.streamed_text(), "Hello from gemini.");
+    assert_eq!(streamed_text(&streamed), "Hello from gemini.");
     assert_eq!(chain.bedrock.stats().chat_requests, 1);
     chain.stop().await;
 }
@@ -398,9 +335,8 @@ async fn a_bedrock_stream_cut_after_content_ends_with_an_openai_error_event() {
     assert_eq!(streamed.status, StatusCode::OK, "{}", streamed.body);
     assert_eq!(streamed.header("x-understudy-provider"), "bedrock");
     let data: Vec<Value> = streamed
-        .body
-        .split("\n\n")
-        .filter_map(|event| event.trim().strip_prefix("data: "))
+        .data()
+        .into_iter()
         .map(|data| serde_json::from_str(data).unwrap_or_else(|e| panic!("{e}: {data}")))
         .collect();
     let content: String = data
@@ -447,9 +383,7 @@ async fn an_azure_content_filter_fails_over_only_where_the_route_opts_in() {
 async fn gemini_serves_embeddings_translated_and_bedrock_is_skipped_for_them() {
     let chain = Chain::start().await;
     let body = r#"{"model":"gemini-embed","input":["one","two"],"dimensions":4,"encoding_format":"base64"}"#;
-    let reply = chain
-        .send(Method::POST, "/v1/embeddings", body.to_owned())
-        .await;
+    let reply = chain.send(Method::POST, "/v1/embeddings", body).await;
     assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
     assert_eq!(reply.header("x-understudy-provider"), "gemini");
     assert_eq!(reply.header("x-understudy-attempts"), "1");

@@ -4,24 +4,17 @@
 //! store under load fails no request.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
-use bytes::Bytes;
-use http::{Method, Request, StatusCode};
-use http_body_util::{BodyExt, Full};
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
+use http::{Method, StatusCode};
 use serde_json::Value;
 use tokio::time::Instant;
-use understudy_mock::{Fault, FaultRule, MockConfig, MockProvider};
+use understudy_mock::{Fault, FaultRule, MockProvider, WireFormat};
 use understudy_shared_health::testing::RedisServer;
 
 mod support;
-use support::Served;
+use support::{LIMIT, Served, mock};
 
-const LIMIT: Duration = Duration::from_secs(20);
 /// How soon the other replicas must know.
 const PROPAGATION: Duration = Duration::from_millis(100);
 
@@ -29,7 +22,6 @@ struct Fleet {
     replicas: Vec<Served>,
     primary: MockProvider,
     backup: MockProvider,
-    client: Client<HttpConnector, Full<Bytes>>,
 }
 
 struct Reply {
@@ -40,12 +32,8 @@ struct Reply {
 }
 
 async fn fleet(redis: &RedisServer, health: &str) -> Fleet {
-    let primary = MockProvider::start(MockConfig::openai().name("primary"))
-        .await
-        .unwrap();
-    let backup = MockProvider::start(MockConfig::openai().name("backup"))
-        .await
-        .unwrap();
+    let primary = mock(WireFormat::OpenAi, "primary").await;
+    let backup = mock(WireFormat::OpenAi, "backup").await;
     let toml = format!(
         r#"
 [[providers]]
@@ -86,7 +74,6 @@ probe_interval_secs = 0
         replicas,
         primary,
         backup,
-        client: Client::builder(TokioExecutor::new()).build_http(),
     };
     // Every replica has connected to the store before the test begins.
     for replica in 0..3 {
@@ -98,61 +85,25 @@ probe_interval_secs = 0
 }
 
 impl Fleet {
-    async fn send(
-        &self,
-        addr: SocketAddr,
-        method: Method,
-        path: &str,
-        body: &str,
-    ) -> (StatusCode, http::HeaderMap, String) {
-        let request = Request::builder()
-            .method(method)
-            .uri(format!("http://{addr}{path}"))
-            .header("content-type", "application/json")
-            .body(Full::new(Bytes::from(body.to_owned())))
-            .unwrap();
-        tokio::time::timeout(LIMIT, async {
-            let response = self.client.request(request).await.unwrap();
-            let (parts, body) = response.into_parts();
-            let body = body.collect().await.unwrap().to_bytes();
-            (
-                parts.status,
-                parts.headers,
-                String::from_utf8(body.to_vec()).unwrap(),
-            )
-        })
-        .await
-        .expect("the replica answered in time")
+    async fn send(&self, replica: usize, method: Method, path: &str, body: &str) -> support::Reply {
+        self.replicas[replica].send(method, path, &[], body).await
     }
 
     async fn chat(&self, replica: usize) -> Reply {
         let body = r#"{"model":"chat","messages":[{"role":"user","content":"hi"}]}"#;
-        let (status, headers, body) = self
-            .send(
-                self.replicas[replica].addr,
-                Method::POST,
-                "/v1/chat/completions",
-                body,
-            )
+        let reply = self
+            .send(replica, Method::POST, "/v1/chat/completions", body)
             .await;
-        let header = |name: &str| {
-            headers
-                .get(name)
-                .map_or(String::new(), |v| v.to_str().unwrap().to_owned())
-        };
         Reply {
-            status,
-            provider: header("x-understudy-provider"),
-            attempts: header("x-understudy-attempts"),
-            body,
+            status: reply.status,
+            provider: reply.header("x-understudy-provider").to_owned(),
+            attempts: reply.header("x-understudy-attempts").to_owned(),
+            body: reply.body,
         }
     }
 
     async fn health(&self, replica: usize) -> Value {
-        let (_, _, body) = self
-            .send(self.replicas[replica].addr, Method::GET, "/health", "")
-            .await;
-        serde_json::from_str(&body).unwrap()
+        self.send(replica, Method::GET, "/health", "").await.json()
     }
 
     async fn primary_state(&self, replica: usize) -> String {
