@@ -2,6 +2,7 @@
 //! events.
 
 use std::borrow::Cow;
+use std::collections::HashSet;
 
 use bytes::Bytes;
 use http::{HeaderMap, StatusCode};
@@ -80,7 +81,7 @@ pub struct MessagesStreamTranslator {
     /// The index the next block gets.
     next_block: u64,
     /// The OpenAI indexes of the tool calls whose blocks started.
-    tools: Vec<u64>,
+    tools: HashSet<u64>,
     stop_reason: Option<&'static str>,
     usage: Option<ChatUsage>,
     finished: bool,
@@ -113,7 +114,7 @@ impl MessagesStreamTranslator {
             started: false,
             open: None,
             next_block: 0,
-            tools: Vec::new(),
+            tools: HashSet::new(),
             stop_reason: None,
             usage: None,
             finished: false,
@@ -323,7 +324,7 @@ impl MessagesStreamTranslator {
                     out,
                     &json!({ "type": "tool_use", "id": id, "name": name, "input": {} }),
                 );
-                self.tools.push(call.index);
+                self.tools.insert(call.index);
                 self.open = Some(Open::Tool {
                     block,
                     call: call.index,
