@@ -35,6 +35,7 @@ pub mod gemini;
 mod kind;
 pub mod openai;
 mod openai_request;
+pub(crate) mod sse_translate;
 pub(crate) mod stream_body;
 pub mod structured;
 pub(crate) mod unsupported;

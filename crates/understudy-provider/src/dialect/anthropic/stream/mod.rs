@@ -5,7 +5,7 @@ use std::borrow::Cow;
 use bytes::Bytes;
 use http::{HeaderMap, StatusCode};
 use serde::Deserialize;
-use understudy_core::sse::{SseDecoder, SseEvent};
+use understudy_core::sse::SseEvent;
 use understudy_core::{ClassifiedError, Classify, FailureKind, Outcome, SharedClassifier};
 
 mod body;
@@ -19,6 +19,7 @@ use self::wire::{
 use super::response::{Usage, answer_finish_reason};
 use crate::dialect::chunk::{ChunkWriter, upstream_label, write_event};
 use crate::dialect::completion::unix_now;
+use crate::dialect::sse_translate::{EventTranslator, Flow, SseTranslation};
 use crate::dialect::structured::FORCED_TOOL_NAME;
 use crate::error::ProviderError;
 
@@ -86,7 +87,12 @@ pub const DEFAULT_MAX_BYTES_BEFORE_CONTENT: usize = 32 * 1024 * 1024;
 /// ```
 #[derive(Debug)]
 pub struct AnthropicStreamTranslator {
-    decoder: SseDecoder,
+    sse: SseTranslation<AnthropicEvents>,
+}
+
+/// The translation of Anthropic's events, one by one.
+#[derive(Debug)]
+struct AnthropicEvents {
     include_usage: bool,
     id: String,
     model: String,
@@ -97,8 +103,6 @@ pub struct AnthropicStreamTranslator {
     /// Content block index of each tool-use block of the structured
     /// output's tool.
     structured: Vec<u64>,
-    finished: bool,
-    pending_error: Option<ClassifiedError>,
     /// Content (text, a tool call, a finish reason) was written.
     content_seen: bool,
     /// Raw bytes pushed while no content was written.
@@ -118,20 +122,19 @@ impl AnthropicStreamTranslator {
     /// A translator whose chunks carry this `created` timestamp.
     pub fn with_created(include_usage: bool, created: u64) -> Self {
         Self {
-            decoder: SseDecoder::new(),
-            include_usage,
-            id: String::new(),
-            model: String::new(),
-            created,
-            usage: Usage::default(),
-            tools: Vec::new(),
-            structured: Vec::new(),
-            finished: false,
-            pending_error: None,
-            content_seen: false,
-            bytes_before_content: 0,
-            max_bytes_before_content: DEFAULT_MAX_BYTES_BEFORE_CONTENT,
-            classifier: SharedClassifier::default(),
+            sse: SseTranslation::new(AnthropicEvents {
+                include_usage,
+                id: String::new(),
+                model: String::new(),
+                created,
+                usage: Usage::default(),
+                tools: Vec::new(),
+                structured: Vec::new(),
+                content_seen: false,
+                bytes_before_content: 0,
+                max_bytes_before_content: DEFAULT_MAX_BYTES_BEFORE_CONTENT,
+                classifier: SharedClassifier::default(),
+            }),
         }
     }
 
@@ -140,7 +143,7 @@ impl AnthropicStreamTranslator {
     /// service's, so a stream's error means what an error answer would.
     #[must_use]
     pub fn classifier(mut self, classifier: impl Classify) -> Self {
-        self.classifier = SharedClassifier::new(classifier);
+        self.sse.translator_mut().classifier = SharedClassifier::new(classifier);
         self
     }
 
@@ -148,7 +151,7 @@ impl AnthropicStreamTranslator {
     /// [`FailureKind::StreamBroken`] error. Defaults to
     /// [`DEFAULT_MAX_BYTES_BEFORE_CONTENT`].
     pub fn max_bytes_before_content(mut self, bytes: usize) -> Self {
-        self.max_bytes_before_content = bytes;
+        self.sse.translator_mut().max_bytes_before_content = bytes;
         self
     }
 
@@ -156,7 +159,7 @@ impl AnthropicStreamTranslator {
     /// [`FailureKind::StreamBroken`] error. Defaults to
     /// [`DEFAULT_MAX_EVENT_BYTES`](understudy_core::sse::DEFAULT_MAX_EVENT_BYTES).
     pub fn max_event_bytes(mut self, bytes: usize) -> Self {
-        self.decoder.set_max_event_bytes(bytes);
+        self.sse.set_max_event_bytes(bytes);
         self
     }
 
@@ -175,16 +178,35 @@ impl AnthropicStreamTranslator {
     /// [`max_event_bytes`](Self::max_event_bytes), is a
     /// [`FailureKind::StreamBroken`] error.
     pub fn push(&mut self, input: &[u8]) -> Result<Bytes, ClassifiedError> {
-        if let Some(error) = self.pending_error.take() {
-            return Err(error);
-        }
-        if self.finished {
-            return Ok(Bytes::new());
-        }
+        self.sse.push(input)
+    }
+
+    /// Ends the translation when the Anthropic stream ends. A stream that
+    /// ends before `message_stop` is an error (the stream broke).
+    pub fn finish(&mut self) -> Result<Bytes, ClassifiedError> {
+        self.sse.finish()
+    }
+
+    /// An error held back by [`push`](Self::push) behind chunks it returned.
+    pub fn take_error(&mut self) -> Option<ClassifiedError> {
+        self.sse.take_error()
+    }
+
+    /// Has the stream ended (`message_stop`, an error, or [`finish`](Self::finish))?
+    pub fn is_finished(&self) -> bool {
+        self.sse.is_finished()
+    }
+}
+
+/// `message_stop` ends the stream; ending before it is a broken stream
+/// (the default [`end`](EventTranslator::end)).
+impl EventTranslator for AnthropicEvents {
+    /// Counts the raw bytes before the first content against
+    /// `max_bytes_before_content`.
+    fn admit(&mut self, input: &[u8]) -> Result<(), ClassifiedError> {
         if !self.content_seen {
             self.bytes_before_content = self.bytes_before_content.saturating_add(input.len());
             if self.bytes_before_content > self.max_bytes_before_content {
-                self.finished = true;
                 return Err(ProviderError::invalid_response(format!(
                     "more than {} bytes of stream before any content",
                     self.max_bytes_before_content
@@ -192,57 +214,10 @@ impl AnthropicStreamTranslator {
                 .classified(Outcome::Failure(FailureKind::StreamBroken)));
             }
         }
-        self.decoder.push(input);
-        let mut out = Vec::new();
-        loop {
-            let handled = match self.decoder.next_event() {
-                Ok(None) => break,
-                Ok(Some(event)) => self.handle(&event, &mut out),
-                // A line or event larger than the decoder holds.
-                Err(error) => Err(ClassifiedError::new(Outcome::Failure(
-                    FailureKind::StreamBroken,
-                ))
-                .with_source(error)),
-            };
-            if let Err(error) = handled {
-                self.finished = true;
-                if out.is_empty() {
-                    return Err(error);
-                }
-                self.pending_error = Some(error);
-                break;
-            }
-            if self.finished {
-                break;
-            }
-        }
-        Ok(Bytes::from(out))
+        Ok(())
     }
 
-    /// Ends the translation when the Anthropic stream ends. A stream that
-    /// ends before `message_stop` is an error (the stream broke).
-    pub fn finish(&mut self) -> Result<Bytes, ClassifiedError> {
-        if let Some(error) = self.pending_error.take() {
-            return Err(error);
-        }
-        if self.finished {
-            return Ok(Bytes::new());
-        }
-        self.finished = true;
-        Err(ProviderError::StreamCut.classified(Outcome::Failure(FailureKind::StreamBroken)))
-    }
-
-    /// An error held back by [`push`](Self::push) behind chunks it returned.
-    pub fn take_error(&mut self) -> Option<ClassifiedError> {
-        self.pending_error.take()
-    }
-
-    /// Has the stream ended (`message_stop`, an error, or [`finish`](Self::finish))?
-    pub fn is_finished(&self) -> bool {
-        self.finished && self.pending_error.is_none()
-    }
-
-    fn handle(&mut self, event: &SseEvent, out: &mut Vec<u8>) -> Result<(), ClassifiedError> {
+    fn event(&mut self, event: &SseEvent, out: &mut Vec<u8>) -> Result<Flow, ClassifiedError> {
         let data = event.data.as_bytes();
         let kind: Cow<'_, str> = match event.event.as_deref() {
             Some(name) if name != "message" => Cow::Borrowed(name),
@@ -361,15 +336,17 @@ impl AnthropicStreamTranslator {
                     write_event(out, &chunk);
                 }
                 ChunkWriter::done(out);
-                self.finished = true;
+                return Ok(Flow::Stop);
             }
             "error" => return Err(stream_error(data, &self.classifier)),
             // ping, content_block_stop and anything newer.
             _ => {}
         }
-        Ok(())
+        Ok(Flow::Continue)
     }
+}
 
+impl AnthropicEvents {
     fn write_chunk(&mut self, out: &mut Vec<u8>, delta: Delta<'_>, finish: Option<&str>) {
         if finish.is_some()
             || delta.tool_calls.is_some()
