@@ -4,12 +4,13 @@
 use bytes::Bytes;
 use http::{HeaderMap, StatusCode};
 use serde_json::json;
-use understudy_core::sse::SseDecoder;
+use understudy_core::sse::SseEvent;
 use understudy_core::{ClassifiedError, Classify, FailureKind, Outcome, SharedClassifier};
 
 use super::error::Envelope;
 use super::response::{GenerateContentResponse, UsageMetadata, completion_id, finish_reason};
 use crate::dialect::chunk::{ChunkWriter, upstream_label};
+use crate::dialect::sse_translate::{EventTranslator, Flow, SseTranslation};
 use crate::dialect::stream_body::StreamTranslate;
 use crate::error::ProviderError;
 
@@ -57,7 +58,12 @@ use crate::error::ProviderError;
 /// ```
 #[derive(Debug)]
 pub struct GeminiStreamTranslator {
-    decoder: SseDecoder,
+    sse: SseTranslation<GeminiEvents>,
+}
+
+/// The translation of Gemini's events, one by one.
+#[derive(Debug)]
+struct GeminiEvents {
     model: String,
     created: u64,
     include_usage: bool,
@@ -66,8 +72,6 @@ pub struct GeminiStreamTranslator {
     tool_calls: usize,
     usage: Option<UsageMetadata>,
     finish_seen: bool,
-    finished: bool,
-    pending_error: Option<ClassifiedError>,
     classifier: SharedClassifier,
 }
 
@@ -81,17 +85,16 @@ impl GeminiStreamTranslator {
     /// A translator whose chunks carry this `created` timestamp.
     pub fn with_created(model: impl Into<String>, include_usage: bool, created: u64) -> Self {
         Self {
-            decoder: SseDecoder::new(),
-            model: model.into(),
-            created,
-            include_usage,
-            writer: None,
-            tool_calls: 0,
-            usage: None,
-            finish_seen: false,
-            finished: false,
-            pending_error: None,
-            classifier: SharedClassifier::default(),
+            sse: SseTranslation::new(GeminiEvents {
+                model: model.into(),
+                created,
+                include_usage,
+                writer: None,
+                tool_calls: 0,
+                usage: None,
+                finish_seen: false,
+                classifier: SharedClassifier::default(),
+            }),
         }
     }
 
@@ -100,7 +103,7 @@ impl GeminiStreamTranslator {
     /// [`LlmClassifier`](understudy_core::LlmClassifier).
     #[must_use]
     pub fn classifier(mut self, classifier: impl Classify) -> Self {
-        self.classifier = SharedClassifier::new(classifier);
+        self.sse.translator_mut().classifier = SharedClassifier::new(classifier);
         self
     }
 
@@ -109,7 +112,7 @@ impl GeminiStreamTranslator {
     /// [`DEFAULT_MAX_EVENT_BYTES`](understudy_core::sse::DEFAULT_MAX_EVENT_BYTES).
     #[must_use]
     pub fn max_event_bytes(mut self, bytes: usize) -> Self {
-        self.decoder.set_max_event_bytes(bytes);
+        self.sse.set_max_event_bytes(bytes);
         self
     }
 
@@ -122,47 +125,29 @@ impl GeminiStreamTranslator {
     /// and the error by the next call to `push` or
     /// [`finish`](Self::finish).
     pub fn push(&mut self, input: &[u8]) -> Result<Bytes, ClassifiedError> {
-        if let Some(error) = self.pending_error.take() {
-            return Err(error);
-        }
-        if self.finished {
-            return Ok(Bytes::new());
-        }
-        self.decoder.push(input);
-        let mut out = Vec::new();
-        loop {
-            let handled = match self.decoder.next_event() {
-                Ok(None) => break,
-                Ok(Some(event)) if event.is_done() => Ok(()),
-                Ok(Some(event)) => self.handle(event.data.as_bytes(), &mut out),
-                Err(error) => Err(ClassifiedError::new(Outcome::Failure(
-                    FailureKind::StreamBroken,
-                ))
-                .with_source(error)),
-            };
-            if let Err(error) = handled {
-                self.finished = true;
-                if out.is_empty() {
-                    return Err(error);
-                }
-                self.pending_error = Some(error);
-                break;
-            }
-        }
-        Ok(Bytes::from(out))
+        self.sse.push(input)
     }
 
     /// Ends the translation when the Gemini stream ends: the usage chunk
     /// (when asked for) and `data: [DONE]`, or, when no `finishReason`
     /// came, a [`FailureKind::StreamBroken`] error.
     pub fn finish(&mut self) -> Result<Bytes, ClassifiedError> {
-        if let Some(error) = self.pending_error.take() {
-            return Err(error);
+        self.sse.finish()
+    }
+}
+
+impl EventTranslator for GeminiEvents {
+    fn event(&mut self, event: &SseEvent, out: &mut Vec<u8>) -> Result<Flow, ClassifiedError> {
+        // Gemini ends its stream without `[DONE]`; one is ignored.
+        if !event.is_done() {
+            self.handle(event.data.as_bytes(), out)?;
         }
-        if self.finished {
-            return Ok(Bytes::new());
-        }
-        self.finished = true;
+        Ok(Flow::Continue)
+    }
+
+    /// The usage chunk (when asked for) and `data: [DONE]` after a
+    /// `finishReason`; a broken stream before one.
+    fn end(&mut self, out: &mut Vec<u8>) -> Result<(), ClassifiedError> {
         let writer = match &self.writer {
             Some(writer) if self.finish_seen => writer,
             _ => {
@@ -170,12 +155,13 @@ impl GeminiStreamTranslator {
                     .classified(Outcome::Failure(FailureKind::StreamBroken)));
             }
         };
-        let mut out = Vec::new();
-        writer.usage(&mut out, &self.usage.unwrap_or_default().to_openai());
-        ChunkWriter::done(&mut out);
-        Ok(Bytes::from(out))
+        writer.usage(out, &self.usage.unwrap_or_default().to_openai());
+        ChunkWriter::done(out);
+        Ok(())
     }
+}
 
+impl GeminiEvents {
     fn handle(&mut self, data: &[u8], out: &mut Vec<u8>) -> Result<(), ClassifiedError> {
         if let Ok(envelope) = serde_json::from_slice::<Envelope>(data) {
             return Err(self.stream_error(&envelope, data));
@@ -287,10 +273,10 @@ impl StreamTranslate for GeminiStreamTranslator {
     }
 
     fn take_error(&mut self) -> Option<ClassifiedError> {
-        self.pending_error.take()
+        self.sse.take_error()
     }
 
     fn is_finished(&self) -> bool {
-        self.finished && self.pending_error.is_none()
+        self.sse.is_finished()
     }
 }
