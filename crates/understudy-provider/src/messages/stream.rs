@@ -9,10 +9,11 @@ use http::{HeaderMap, StatusCode};
 use serde::Deserialize;
 use serde::de::IgnoredAny;
 use serde_json::{Value, json};
-use understudy_core::sse::{SseDecoder, SseEvent};
+use understudy_core::sse::SseEvent;
 use understudy_core::{ClassifiedError, Classify, FailureKind, Outcome, SharedClassifier};
 
 use super::response::{ChatUsage, answer_stop_reason, message_id};
+use crate::dialect::sse_translate::{EventTranslator, Flow, SseTranslation};
 use crate::error::ProviderError;
 
 /// Translates an OpenAI chat-completions stream (`data: {chunk}` …
@@ -73,7 +74,12 @@ use crate::error::ProviderError;
 /// ```
 #[derive(Debug)]
 pub struct MessagesStreamTranslator {
-    decoder: SseDecoder,
+    sse: SseTranslation<OpenAiEvents>,
+}
+
+/// The translation of OpenAI's chunks, one by one.
+#[derive(Debug)]
+struct OpenAiEvents {
     model: String,
     started: bool,
     /// The block being written, if any.
@@ -84,8 +90,6 @@ pub struct MessagesStreamTranslator {
     tools: HashSet<u64>,
     stop_reason: Option<&'static str>,
     usage: Option<ChatUsage>,
-    finished: bool,
-    pending_error: Option<ClassifiedError>,
     /// Reads error events.
     classifier: SharedClassifier,
 }
@@ -109,17 +113,16 @@ impl MessagesStreamTranslator {
     /// `model` field).
     pub fn new(model: impl Into<String>) -> Self {
         Self {
-            decoder: SseDecoder::new(),
-            model: model.into(),
-            started: false,
-            open: None,
-            next_block: 0,
-            tools: HashSet::new(),
-            stop_reason: None,
-            usage: None,
-            finished: false,
-            pending_error: None,
-            classifier: SharedClassifier::default(),
+            sse: SseTranslation::new(OpenAiEvents {
+                model: model.into(),
+                started: false,
+                open: None,
+                next_block: 0,
+                tools: HashSet::new(),
+                stop_reason: None,
+                usage: None,
+                classifier: SharedClassifier::default(),
+            }),
         }
     }
 
@@ -128,7 +131,7 @@ impl MessagesStreamTranslator {
     /// service's, so a stream's error means what an error answer would.
     #[must_use]
     pub fn classifier(mut self, classifier: impl Classify) -> Self {
-        self.classifier = SharedClassifier::new(classifier);
+        self.sse.translator_mut().classifier = SharedClassifier::new(classifier);
         self
     }
 
@@ -138,7 +141,7 @@ impl MessagesStreamTranslator {
     /// give it [`AnswerContext::max_event_bytes`](crate::AnswerContext).
     #[must_use]
     pub fn max_event_bytes(mut self, bytes: usize) -> Self {
-        self.decoder.set_max_event_bytes(bytes);
+        self.sse.set_max_event_bytes(bytes);
         self
     }
 
@@ -152,68 +155,44 @@ impl MessagesStreamTranslator {
     /// [`take_error`](Self::take_error)). After `data: [DONE]` or an error,
     /// further input is ignored.
     pub fn push(&mut self, input: &[u8]) -> Result<Bytes, ClassifiedError> {
-        if let Some(error) = self.pending_error.take() {
-            return Err(error);
-        }
-        if self.finished {
-            return Ok(Bytes::new());
-        }
-        self.decoder.push(input);
-        let mut out = Vec::new();
-        loop {
-            let handled = match self.decoder.next_event() {
-                Ok(None) => break,
-                Ok(Some(event)) => self.handle(&event, &mut out),
-                // A line or event larger than the decoder holds.
-                Err(error) => Err(ClassifiedError::new(Outcome::Failure(
-                    FailureKind::StreamBroken,
-                ))
-                .with_source(error)),
-            };
-            if let Err(error) = handled {
-                self.finished = true;
-                if out.is_empty() {
-                    return Err(error);
-                }
-                self.pending_error = Some(error);
-                break;
-            }
-            if self.finished {
-                break;
-            }
-        }
-        Ok(Bytes::from(out))
+        self.sse.push(input)
     }
 
     /// Ends the translation when the OpenAI stream ends. A stream that ends
     /// before `data: [DONE]` broke: a [`FailureKind::StreamBroken`] error.
     pub fn finish(&mut self) -> Result<Bytes, ClassifiedError> {
-        if let Some(error) = self.pending_error.take() {
-            return Err(error);
-        }
-        if self.finished {
-            return Ok(Bytes::new());
-        }
-        self.finished = true;
-        Err(broken(ProviderError::StreamCut))
+        self.sse.finish()
     }
 
     /// An error held back by [`push`](Self::push) behind events it
     /// returned.
     pub fn take_error(&mut self) -> Option<ClassifiedError> {
-        self.pending_error.take()
+        self.sse.take_error()
     }
 
     /// Has the stream ended (`data: [DONE]`, an error, or
     /// [`finish`](Self::finish))?
     pub fn is_finished(&self) -> bool {
-        self.finished && self.pending_error.is_none()
+        self.sse.is_finished()
     }
+}
 
-    fn handle(&mut self, event: &SseEvent, out: &mut Vec<u8>) -> Result<(), ClassifiedError> {
+/// `data: [DONE]` ends the stream; ending before it is a broken stream
+/// (the default [`end`](EventTranslator::end)).
+impl EventTranslator for OpenAiEvents {
+    fn event(&mut self, event: &SseEvent, out: &mut Vec<u8>) -> Result<Flow, ClassifiedError> {
         if event.is_done() {
-            return self.end(out);
+            self.done(out)?;
+            return Ok(Flow::Stop);
         }
+        self.chunk(event, out)?;
+        Ok(Flow::Continue)
+    }
+}
+
+impl OpenAiEvents {
+    /// One chunk (or error event) of the stream.
+    fn chunk(&mut self, event: &SseEvent, out: &mut Vec<u8>) -> Result<(), ClassifiedError> {
         let data = event.data.as_bytes();
         if event.event.as_deref() == Some("error") {
             return Err(stream_error(data, &self.classifier));
@@ -368,7 +347,7 @@ impl MessagesStreamTranslator {
 
     /// `data: [DONE]`: `message_delta` and `message_stop`, if the answer
     /// finished.
-    fn end(&mut self, out: &mut Vec<u8>) -> Result<(), ClassifiedError> {
+    fn done(&mut self, out: &mut Vec<u8>) -> Result<(), ClassifiedError> {
         let Some(stop_reason) = self.stop_reason else {
             return Err(broken(ProviderError::invalid_response(
                 "the stream ended without a finish reason",
@@ -386,7 +365,6 @@ impl MessagesStreamTranslator {
         });
         write_event(out, "message_delta", &delta);
         write_event(out, "message_stop", &json!({ "type": "message_stop" }));
-        self.finished = true;
         Ok(())
     }
 }
