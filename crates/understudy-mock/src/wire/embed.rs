@@ -17,6 +17,7 @@
 //!
 //! Anthropic and Bedrock serve no embeddings path: theirs are 404s.
 
+use base64::Engine as _;
 use bytes::Bytes;
 use http::Uri;
 
@@ -213,22 +214,8 @@ pub(crate) fn vector(name: &str, text: &str, dimensions: usize) -> Vec<f32> {
 /// The standard base64 (with padding) of the little-endian bytes of
 /// `values`, as OpenAI's `encoding_format: "base64"` sends a vector.
 pub(crate) fn base64_f32(values: &[f32]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
-    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
-    let sextet = |group: u32, shift: u32| char::from(ALPHABET[((group >> shift) & 63) as usize]);
-    for chunk in bytes.chunks(3) {
-        let (group, count) = match *chunk {
-            [a, b, c] => (u32::from(a) << 16 | u32::from(b) << 8 | u32::from(c), 4),
-            [a, b] => (u32::from(a) << 16 | u32::from(b) << 8, 3),
-            [a] => (u32::from(a) << 16, 2),
-            _ => continue,
-        };
-        for (i, shift) in [18, 12, 6, 0].into_iter().enumerate() {
-            out.push(if i < count { sextet(group, shift) } else { '=' });
-        }
-    }
-    out
+    base64::engine::general_purpose::STANDARD.encode(bytes)
 }
 
 #[cfg(test)]
