@@ -4,6 +4,7 @@
 
 use serde_json::{Map, Value};
 
+use crate::dialect::unsupported::unsupported;
 use crate::error::ProviderError;
 
 /// The request body as a JSON object.
@@ -33,6 +34,23 @@ pub(crate) fn role(message: &Value, index: usize) -> Result<&str, ProviderError>
     message.get("role").and_then(Value::as_str).ok_or_else(|| {
         ProviderError::invalid_request(format!("`messages[{index}].role` must be a string"))
     })
+}
+
+/// The error for `messages[index]` whose role a translation does not take
+/// (`system`, `developer`, `user`, `assistant` and `tool` are read by each
+/// dialect): the legacy `function` role named as such for `dialect`, any
+/// other role as unknown.
+pub(crate) fn unexpected_role(role: &str, index: usize, dialect: &str) -> ProviderError {
+    if role == "function" {
+        unsupported(
+            &format!("`messages[{index}].role` `function` (the legacy form of `tool`)"),
+            dialect,
+        )
+    } else {
+        ProviderError::invalid_request(format!(
+            "`messages[{index}].role` `{role}` is not supported"
+        ))
+    }
 }
 
 /// The `content` of a message, `null` read as none.

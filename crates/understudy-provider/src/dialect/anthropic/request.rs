@@ -6,7 +6,7 @@ use serde_json::{Map, Value, json};
 use super::NAME;
 use crate::dialect::openai_request::{
     ToolCall, ToolChoice, content, content_error, image_url, include_usage, max_tokens, messages,
-    parse_data_url, read_object, role, stream, tool_call_id, tools,
+    parse_data_url, read_object, role, stream, tool_call_id, tools, unexpected_role,
 };
 use crate::dialect::structured::{FORCED_TOOL_NAME, ResponseFormat};
 use crate::dialect::unsupported::{OPENAI_ONLY, refuse_fields, unsupported};
@@ -185,17 +185,7 @@ fn translate_messages(messages: &[Value]) -> Result<(Option<Value>, Vec<Value>),
                 "user",
                 Value::Array(vec![translate_tool_result(message, content, index)?]),
             ),
-            "function" => {
-                return Err(unsupported(
-                    &format!("`messages[{index}].role` `function` (the legacy form of `tool`)"),
-                    NAME,
-                ));
-            }
-            other => {
-                return Err(ProviderError::invalid_request(format!(
-                    "`messages[{index}].role` `{other}` is not supported"
-                )));
-            }
+            other => return Err(unexpected_role(other, index, NAME)),
         };
         match turns.last_mut() {
             Some((last_role, last)) if *last_role == role => merge_content(last, content),

@@ -6,6 +6,7 @@ use serde_json::{Map, Value, json};
 use crate::dialect::openai_request::{
     ToolCall, ToolChoice, content, content_error, image_url, include_usage, max_tokens, messages,
     parse_data_url, read_object, role, stop_sequences, stream, tool_call_id, tool_calls, tools,
+    unexpected_role,
 };
 use crate::dialect::structured::{FORCED_TOOL_NAME, ResponseFormat};
 use crate::dialect::unsupported::{OPENAI_ONLY, refuse_fields, unsupported};
@@ -220,17 +221,7 @@ fn translate_messages(messages: &[Value]) -> Result<(Vec<Value>, Vec<Value>, boo
                 has_tool_blocks = true;
                 ("user", vec![tool_result(message, content, index)?])
             }
-            "function" => {
-                return Err(unsupported(
-                    &format!("`messages[{index}].role` `function` (the legacy form of `tool`)"),
-                    NAME,
-                ));
-            }
-            other => {
-                return Err(ProviderError::invalid_request(format!(
-                    "`messages[{index}].role` `{other}` is not supported"
-                )));
-            }
+            other => return Err(unexpected_role(other, index, NAME)),
         };
         match turns.last_mut() {
             Some((last_role, last)) if *last_role == role => last.extend(blocks),
