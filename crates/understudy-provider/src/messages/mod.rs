@@ -6,7 +6,7 @@
 //! that is not Anthropic, the request is converted by [`to_chat`] into
 //! the canonical OpenAI chat request, and the answer back by [`from_chat`]
 //! (a whole answer), [`MessagesStreamTranslator`] (a stream) and
-//! [`error_body`] / [`error_event`] (errors). The functions are pure:
+//! [`error_body`] (errors). The functions are pure:
 //! bytes in, bytes out.
 //!
 //! [`MessagesLayer`] puts them in front of a chat stack: it marks each
@@ -112,8 +112,10 @@
 //! # Errors
 //!
 //! [`error_body`] rewrites an OpenAI error answer in Anthropic's shape,
-//! its `type` by status ([`error_type`]); [`error_event`] is the SSE
-//! `error` event that ends a stream which broke after it was committed.
+//! its `type` by status ([`error_type`]); the SSE `error` event that ends a
+//! stream which broke after it was committed is core's
+//! [`OpenAiError::to_sse_event_for`](understudy_core::OpenAiError::to_sse_event_for)
+//! with [`Operation::Messages`](understudy_core::Operation::Messages).
 //! Errors met while reading a stream are [`ClassifiedError`]s: the
 //! `data: {"error": …}` event of an OpenAI-compatible upstream is
 //! classified as the provider service's classifier reads an error envelope
@@ -134,7 +136,7 @@ mod stream;
 mod tests;
 
 pub use self::answer::to_messages_error;
-pub use self::error::{error_body, error_event, error_type};
+pub use self::error::{error_body, error_type};
 pub use self::layer::{Messages, MessagesLayer};
 pub use self::request::{ChatRequest, to_chat};
 pub use self::response::{from_chat, stop_reason};

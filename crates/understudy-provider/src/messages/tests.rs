@@ -1145,7 +1145,12 @@ fn error_bodies_keep_the_message_and_never_quote_other_bodies() {
 
 #[test]
 fn error_events_are_anthropic_sse() {
-    let event = error_event("He said \"no\"", "api_error");
+    let event = understudy_core::OpenAiError::new(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "api_error",
+        "He said \"no\"",
+    )
+    .to_sse_event_for(understudy_core::Operation::Messages);
     let events = events(&event);
     assert_eq!(
         events,
