@@ -301,13 +301,7 @@ impl Config {
         else {
             return Ok(None);
         };
-        match lookup(var) {
-            Some(password) if !password.is_empty() => Ok(Some(password)),
-            _ => Err(invalid(
-                "health.shared_password_env",
-                format!("the environment variable `{var}` is not set"),
-            )),
-        }
+        secrets::variable(&lookup, var, "health.shared_password_env").map(Some)
     }
 
     /// The provider with this name.

@@ -53,19 +53,30 @@ pub(super) fn variables(entry: &ProviderEntry) -> Vec<&str> {
     vars
 }
 
+/// Reads the variable `var`, named by the setting `key`, through `lookup`:
+/// an unset or empty variable is an error naming the variable under `key`,
+/// never a value.
+pub(super) fn variable(
+    lookup: &impl Fn(&str) -> Option<String>,
+    var: &str,
+    key: impl Into<String>,
+) -> Result<String, ConfigError> {
+    match lookup(var) {
+        Some(value) if !value.is_empty() => Ok(value),
+        _ => Err(invalid(
+            key,
+            format!("the environment variable `{var}` is not set"),
+        )),
+    }
+}
+
 /// Reads provider `i`'s secrets through `lookup`.
 pub(super) fn read(
     i: usize,
     entry: &ProviderEntry,
     lookup: &impl Fn(&str) -> Option<String>,
 ) -> Result<ProviderSecrets, ConfigError> {
-    let get = |var: &str, key: String| match lookup(var) {
-        Some(value) if !value.is_empty() => Ok(value),
-        _ => Err(invalid(
-            key,
-            format!("the environment variable `{var}` is not set"),
-        )),
-    };
+    let get = |var: &str, key: String| variable(lookup, var, key);
     let key = entry
         .api_key_env
         .as_ref()
