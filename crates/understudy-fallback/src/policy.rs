@@ -73,6 +73,18 @@ pub enum FallbackOn {
     ContentFilter,
 }
 
+impl FallbackOn {
+    /// The kind as a file spells it (`provider_failure`, `context_length`,
+    /// `content_filter`).
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::ProviderFailure => "provider_failure",
+            Self::ContextLength => "context_length",
+            Self::ContentFilter => "content_filter",
+        }
+    }
+}
+
 /// What [`Fallback`](crate::Fallback) does when health reports every target
 /// unavailable.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -218,6 +230,25 @@ impl FallbackRules {
             Outcome::ClientError(ClientErrorKind::ContentFiltered) => self.content_filter,
             _ => false,
         }
+    }
+
+    /// The kinds it fails over on, in [`FallbackOn`]'s order.
+    ///
+    /// ```
+    /// use understudy_fallback::{FallbackOn, FallbackRules};
+    ///
+    /// let rules = FallbackRules::default().on(FallbackOn::ContentFilter);
+    /// let kinds: Vec<&str> = rules.kinds().map(FallbackOn::as_str).collect();
+    /// assert_eq!(kinds, ["provider_failure", "content_filter"]);
+    /// ```
+    pub fn kinds(&self) -> impl Iterator<Item = FallbackOn> + '_ {
+        [
+            (FallbackOn::ProviderFailure, self.provider_failure),
+            (FallbackOn::ContextLength, self.context_length),
+            (FallbackOn::ContentFilter, self.content_filter),
+        ]
+        .into_iter()
+        .filter_map(|(kind, on)| on.then_some(kind))
     }
 
     fn flag(&mut self, kind: FallbackOn) -> &mut bool {

@@ -34,6 +34,11 @@ struct Cli {
     /// named otherwise.
     #[arg(long, requires = "config")]
     check: bool,
+    /// With `--check`: also print each route's effective settings (its
+    /// targets, timeouts, retry and fallback rules, and where each came
+    /// from).
+    #[arg(long, requires = "check")]
+    explain: bool,
 }
 
 fn main() -> ExitCode {
@@ -43,6 +48,7 @@ fn main() -> ExitCode {
             cli.config
                 .as_deref()
                 .unwrap_or_else(|| std::path::Path::new("")),
+            cli.explain,
         );
     }
     if let Err(error) = init_tracing(cli.log_format) {
@@ -78,7 +84,7 @@ fn main() -> ExitCode {
 /// target stacks, probes, alert sinks), with a stand-in for each key that
 /// is not set here, so a file that passes would start. Nothing it prints
 /// repeats a value from the file.
-fn check(path: &std::path::Path) -> ExitCode {
+fn check(path: &std::path::Path, explain: bool) -> ExitCode {
     let config = match Config::from_file(path) {
         Ok(config) => config,
         Err(error) => {
@@ -112,6 +118,9 @@ fn check(path: &std::path::Path) -> ExitCode {
         return ExitCode::FAILURE;
     }
     println!("{}: valid", path.display());
+    if explain {
+        print!("{}", config.explain());
+    }
     for gap in config.operation_gaps() {
         println!("note: {gap}");
     }

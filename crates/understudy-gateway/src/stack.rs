@@ -30,7 +30,7 @@ use understudy_stack::{TargetService, TargetStack};
 
 use crate::app::ChatService;
 use crate::body_timeout::BodyTimeoutLayer;
-use crate::config::{Config, ProviderSecrets};
+use crate::config::{Config, ProviderSecrets, RouteConfig};
 use crate::router::{DirectTargets, ModelRouter};
 use crate::shed::ShedLayer;
 
@@ -145,11 +145,13 @@ impl Parts {
         Ok(service)
     }
 
-    /// Retry → health → timeout → first chunk → attempt telemetry → provider.
+    /// Retry → health → timeout → first chunk → attempt telemetry → provider,
+    /// with `route`'s settings where it has its own.
     fn target(
         &self,
         provider_name: &str,
         model: &str,
+        route: Option<&RouteConfig>,
     ) -> Result<Target<TargetService>, BuildError> {
         let Some(provider) = self.provider(provider_name) else {
             return Err(BuildError::Provider {
@@ -159,15 +161,20 @@ impl Parts {
         };
         let service = self.provider_service(provider, model)?;
         let config = &provider.config;
+        let (retry, timeout, first_chunk) = match route {
+            Some(route) => (
+                route.effective_retry(self.retry),
+                route.attempt_timeout(config),
+                route.first_chunk_timeout(config),
+            ),
+            None => (self.retry, config.timeout, config.first_chunk_timeout),
+        };
         Ok(TargetStack::new(config.name.as_str(), model, service)
-            .retry(self.retry)
+            .retry(retry)
             .budget(provider.budget.clone())
             .health(&self.registry)
-            .timeout(config.timeout)
-            .first_chunk(
-                FirstChunkLayer::new(config.first_chunk_timeout)
-                    .max_event_bytes(self.max_event_bytes),
-            )
+            .timeout(timeout)
+            .first_chunk(FirstChunkLayer::new(first_chunk).max_event_bytes(self.max_event_bytes))
             .telemetry(&self.observer)
             .build())
     }
@@ -220,7 +227,7 @@ pub fn build(
         let targets = route
             .targets
             .iter()
-            .map(|t| parts.target(&t.provider, &t.model))
+            .map(|t| parts.target(&t.provider, &t.model, Some(route)))
             .collect::<Result<Vec<_>, _>>()?;
         let fallback = Fallback::builder()
             .targets(targets)
@@ -314,7 +321,7 @@ fn direct_targets(
     let registry = registry.clone();
     let observer = observer.clone();
     let single = move |parts: &Parts, provider: &str, model: &str| {
-        parts.target(provider, model).map(|target| {
+        parts.target(provider, model, None).map(|target| {
             RouteService::new(
                 Fallback::builder()
                     .target(target)

@@ -157,3 +157,35 @@ fn check_names_the_targets_an_operation_skips() {
     );
     assert!(!stdout.contains("route `chat`"), "{stdout}");
 }
+
+#[test]
+fn explain_prints_each_routes_effective_settings() {
+    let path = write(
+        "explain",
+        &format!("{VALID}timeout_ms = 4000\n[routes.retry]\nmax_retries = 0\n"),
+    );
+    let output = Command::new(env!("CARGO_BIN_EXE_understudy"))
+        .arg("--config")
+        .arg(&path)
+        .args(["--check", "--explain"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    assert!(output.status.success(), "{stdout}");
+    assert!(stdout.contains("route `chat`"), "{stdout}");
+    assert!(
+        stdout
+            .contains("1. local/llama3: timeout 4000 ms (route), first chunk 15000 ms (provider)"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("max_retries 0"), "{stdout}");
+
+    // Without `--check` it is refused.
+    let refused = Command::new(env!("CARGO_BIN_EXE_understudy"))
+        .arg("--config")
+        .arg(&path)
+        .arg("--explain")
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+}

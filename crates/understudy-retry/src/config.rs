@@ -142,6 +142,21 @@ impl RetryConfig {
         self.max_retries
     }
 
+    /// The first backoff.
+    pub const fn get_base_delay(&self) -> Duration {
+        self.base_delay
+    }
+
+    /// The longest backoff.
+    pub const fn get_max_delay(&self) -> Duration {
+        self.max_delay
+    }
+
+    /// The longest `Retry-After` honoured.
+    pub const fn get_max_retry_after(&self) -> Duration {
+        self.max_retry_after
+    }
+
     /// Checks the values: at most [`MAX_RETRIES`] retries, every duration at
     /// most [`MAX_CONFIG_DURATION`](understudy_core::config::MAX_CONFIG_DURATION),
     /// the backoff base at most its cap, and the budget's ratio in
@@ -200,6 +215,68 @@ impl RetryConfig {
     }
 }
 
+/// Retry settings that replace some of a base [`RetryConfig`]'s: what a
+/// gateway route's `[routes.retry]` holds, over the global `[retry]`. An
+/// absent field keeps the base's value; the budget is not among them (it
+/// is shared by everything that calls one provider).
+///
+/// ```
+/// use std::time::Duration;
+/// use understudy_retry::{RetryConfig, RetryOverrides};
+///
+/// let global = RetryConfig::default().max_retries(2);
+/// let route = RetryOverrides { max_retries: Some(0), ..RetryOverrides::default() };
+/// let effective = route.apply(global).unwrap();
+/// assert_eq!(effective.get_max_retries(), 0);
+///
+/// let slow = RetryOverrides { base_delay_ms: Some(5_000), ..RetryOverrides::default() };
+/// let error = slow.apply(global).unwrap_err();
+/// assert_eq!(error.key(), "base_delay_ms");
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Deserialize),
+    serde(deny_unknown_fields)
+)]
+pub struct RetryOverrides {
+    /// Retries after the first try.
+    pub max_retries: Option<u32>,
+    /// The first backoff, in milliseconds.
+    pub base_delay_ms: Option<u64>,
+    /// The longest backoff, in milliseconds.
+    pub max_delay_ms: Option<u64>,
+    /// The longest `Retry-After` honoured, in milliseconds.
+    pub max_retry_after_ms: Option<u64>,
+}
+
+impl RetryOverrides {
+    /// `base` with these settings in place of its own, checked as a file's
+    /// `[retry]` is (the error names the file key).
+    pub fn apply(&self, base: RetryConfig) -> Result<RetryConfig, InvalidSetting> {
+        let mut config = base;
+        if let Some(n) = self.max_retries {
+            config = config.max_retries(n);
+        }
+        if let Some(ms) = self.base_delay_ms {
+            config = config.base_delay(Duration::from_millis(ms));
+        }
+        if let Some(ms) = self.max_delay_ms {
+            config = config.max_delay(Duration::from_millis(ms));
+        }
+        if let Some(ms) = self.max_retry_after_ms {
+            config = config.max_retry_after(Duration::from_millis(ms));
+        }
+        config.check(&Names::FILE)?;
+        Ok(config)
+    }
+
+    /// Whether no setting is replaced.
+    pub fn is_empty(&self) -> bool {
+        *self == Self::default()
+    }
+}
+
 /// What the checks call the settings whose file keys differ from their
 /// methods' names.
 struct Names {
@@ -214,7 +291,6 @@ impl Names {
         max_delay: "max_delay",
         max_retry_after: "max_retry_after",
     };
-    #[cfg(feature = "serde")]
     const FILE: Self = Self {
         base_delay: "base_delay_ms",
         max_delay: "max_delay_ms",

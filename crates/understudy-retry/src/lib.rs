@@ -84,7 +84,7 @@ mod service;
 
 pub use self::backoff::{Backoff, InvalidBackoff, Jitter, RandomJitter};
 pub use self::budget::RetryBudget;
-pub use self::config::{MAX_RETRIES, RetryConfig};
+pub use self::config::{MAX_RETRIES, RetryConfig, RetryOverrides};
 pub use self::error::RetryError;
 pub use self::layer::RetryLayer;
 pub use self::service::Retry;

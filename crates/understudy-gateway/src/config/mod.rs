@@ -19,6 +19,7 @@
 
 mod alerts;
 mod error;
+mod explain;
 mod health;
 mod provider;
 mod route;
@@ -60,7 +61,7 @@ pub struct Config {
     pub providers: Vec<ProviderEntry>,
     /// `[[routes]]`.
     pub routes: Vec<RouteConfig>,
-    /// `[retry]`, applied to every target.
+    /// `[retry]`, applied to every target unless its route has its own.
     pub retry: RetryConfig,
     /// `[health]`, applied to every provider.
     pub health: HealthConfig,
@@ -106,8 +107,8 @@ impl TryFrom<ConfigFile> for Config {
     fn try_from(file: ConfigFile) -> Result<Self, ConfigError> {
         file.server.validate()?;
         let providers = provider::resolve(file.providers)?;
-        route::check(&file.routes, &providers)?;
         let retry = file.retry.map_err(|error| setting("retry", &error))?;
+        route::check(&file.routes, &providers, retry)?;
         let shared_health = file.health.shared()?;
         let health = file
             .health
@@ -210,10 +211,10 @@ impl Config {
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.server.validate()?;
         provider::check(&self.providers)?;
-        route::check(&self.routes, &self.providers)?;
         self.retry
             .validate()
             .map_err(|error| setting("retry", &error))?;
+        route::check(&self.routes, &self.providers, self.retry)?;
         if let Some(shared) = &self.shared_health {
             health::check(shared)?;
         }

@@ -396,3 +396,91 @@ fn extra_headers_come_from_the_file_and_the_environment() {
         );
     }
 }
+
+/// The example with its route given settings of its own.
+fn with_route_settings(settings: &str) -> String {
+    EXAMPLE.replace(
+        "fallback_on = [\"provider_failure\"]\n",
+        &format!("fallback_on = [\"provider_failure\"]\n{settings}\n"),
+    )
+}
+
+#[test]
+fn a_route_overrides_timeouts_and_retry_settings() {
+    let text = with_route_settings(
+        "timeout_ms = 5000\nfirst_chunk_timeout_ms = 800\n[routes.retry]\nmax_retries = 0\nmax_delay_ms = 500",
+    );
+    let config = Config::from_toml(&text).unwrap();
+    let route = &config.routes[0];
+    let openai = &config.providers[0].provider;
+    assert_eq!(route.attempt_timeout(openai), Duration::from_secs(5));
+    assert_eq!(
+        route.first_chunk_timeout(openai),
+        Duration::from_millis(800)
+    );
+    let retry = route.effective_retry(config.retry);
+    assert_eq!(retry.get_max_retries(), 0);
+    assert_eq!(retry.get_max_delay(), Duration::from_millis(500));
+    assert_eq!(
+        retry.get_max_retry_after(),
+        Duration::from_secs(3),
+        "a key the route leaves out keeps the global value"
+    );
+
+    // Without settings of its own, a route takes the provider's and the
+    // global ones.
+    let plain = Config::from_toml(EXAMPLE).unwrap();
+    let route = &plain.routes[0];
+    assert_eq!(route.attempt_timeout(openai), Duration::from_secs(30));
+    assert_eq!(route.effective_retry(plain.retry), plain.retry);
+}
+
+#[test]
+fn route_settings_out_of_range_name_their_key() {
+    let error = error_of(&with_route_settings("timeout_ms = 0"));
+    assert!(error.contains("routes[0].timeout_ms"), "{error}");
+    let error = error_of(&with_route_settings("first_chunk_timeout_ms = 90000000000"));
+    assert!(
+        error.contains("routes[0].first_chunk_timeout_ms"),
+        "{error}"
+    );
+    // Checked against the global values it leaves in place: the global
+    // `max_delay_ms` is 2000.
+    let error = error_of(&with_route_settings("[routes.retry]\nbase_delay_ms = 3000"));
+    assert!(error.contains("routes[0].retry.base_delay_ms"), "{error}");
+    let error = error_of(&with_route_settings("[routes.retry]\nbudget_ratio = 0.5"));
+    assert!(error.contains("budget_ratio"), "{error}");
+}
+
+#[test]
+fn explain_shows_each_routes_effective_settings_and_their_source() {
+    let text = with_route_settings("timeout_ms = 5000\n[routes.retry]\nmax_retries = 3");
+    let explained = Config::from_toml(&text).unwrap().explain();
+    assert!(explained.contains("route `chat`"), "{explained}");
+    assert!(
+        explained.contains("fallback_on: provider_failure"),
+        "{explained}"
+    );
+    assert!(
+        explained.contains("retry: max_retries 3, backoff 100 ms to 2000 ms, Retry-After honoured up to 3000 ms (route)"),
+        "{explained}"
+    );
+    assert!(
+        explained.contains(
+            "1. openai/gpt-4o-mini: timeout 5000 ms (route), first chunk 15000 ms (provider)"
+        ),
+        "{explained}"
+    );
+    assert!(
+        explained.contains("2. anthropic/claude-3-5-haiku-latest: timeout 5000 ms (route)"),
+        "{explained}"
+    );
+    let plain = Config::from_toml(EXAMPLE).unwrap().explain();
+    assert!(
+        plain.contains(
+            "max_retries 1, backoff 100 ms to 2000 ms, Retry-After honoured up to 3000 ms ([retry])"
+        ),
+        "{plain}"
+    );
+    assert!(!plain.contains("secret-token"), "{plain}");
+}

@@ -1,0 +1,78 @@
+//! `--check --explain`: the settings each route's targets run with, once
+//! the route's own (`timeout_ms`, `first_chunk_timeout_ms`,
+//! `[routes.retry]`, `fallback_on`) are laid over the providers' and the
+//! global `[retry]`, each marked with where it came from.
+
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use super::{Config, RouteConfig};
+
+/// Where an effective setting came from.
+fn source(from_route: bool, otherwise: &'static str) -> &'static str {
+    if from_route { "route" } else { otherwise }
+}
+
+fn ms(duration: Duration) -> u128 {
+    duration.as_millis()
+}
+
+impl Config {
+    /// The effective settings of every route, one block per route, for
+    /// `--check --explain`. Names and numbers only: no value a secret
+    /// could be in.
+    pub fn explain(&self) -> String {
+        let mut out = String::new();
+        for route in &self.routes {
+            explain_route(self, route, &mut out);
+        }
+        out
+    }
+}
+
+fn explain_route(config: &Config, route: &RouteConfig, out: &mut String) {
+    let kinds: Vec<&str> = route
+        .fallback_on
+        .kinds()
+        .map(understudy_fallback::FallbackOn::as_str)
+        .collect();
+    let retry = route.effective_retry(config.retry);
+    let own_retry = !route.retry.is_empty();
+    // Writing to a `String` cannot fail.
+    let _ = writeln!(out, "route `{}`", route.model);
+    let _ = writeln!(
+        out,
+        "  fallback_on: {}",
+        if kinds.is_empty() {
+            "nothing (the first target's answer is final)".to_owned()
+        } else {
+            kinds.join(", ")
+        }
+    );
+    let _ = writeln!(
+        out,
+        "  retry: max_retries {}, backoff {} ms to {} ms, Retry-After honoured up to {} ms ({})",
+        retry.get_max_retries(),
+        ms(retry.get_base_delay()),
+        ms(retry.get_max_delay()),
+        ms(retry.get_max_retry_after()),
+        source(own_retry, "[retry]"),
+    );
+    for (i, target) in route.targets.iter().enumerate() {
+        let Some(entry) = config.provider(&target.provider) else {
+            continue;
+        };
+        let provider = &entry.provider;
+        let _ = writeln!(
+            out,
+            "  {}. {}/{}: timeout {} ms ({}), first chunk {} ms ({})",
+            i + 1,
+            target.provider,
+            target.model,
+            ms(route.attempt_timeout(provider)),
+            source(route.timeout_ms.is_some(), "provider"),
+            ms(route.first_chunk_timeout(provider)),
+            source(route.first_chunk_timeout_ms.is_some(), "provider"),
+        );
+    }
+}
