@@ -26,6 +26,9 @@ use understudy_health::{HealthRegistry, ProviderSnapshot};
 use understudy_provider::messages::to_messages_error;
 use understudy_shared_health::SharedHealth;
 
+use crate::live::Live;
+use crate::stack::Edge;
+
 /// The chat-completions stack, as the app serves it.
 pub type ChatService = BoxCloneSyncService<Request<Body>, http::Response<ResponseBody>, Infallible>;
 
@@ -34,22 +37,13 @@ pub type ChatService = BoxCloneSyncService<Request<Body>, http::Response<Respons
 pub struct AppState {
     /// Provider health, for `/health`.
     pub registry: HealthRegistry,
-    /// The route names, for `/v1/models`.
-    pub models: Arc<[String]>,
+    /// The configuration served, for `/v1/models`.
+    pub live: Live,
     /// The Prometheus exporter, for `/metrics`; `None` answers 404.
     pub metrics: Option<PrometheusHandle>,
     /// Health shared with other replicas, for `/health`; `None` when
     /// health stays in this process.
     pub shared: Option<Arc<SharedHealth>>,
-}
-
-/// The services the endpoints are served by.
-#[derive(Clone, Debug)]
-pub struct Endpoints {
-    /// Chat completions and embeddings.
-    pub chat: ChatService,
-    /// Anthropic's Messages API.
-    pub messages: ChatService,
 }
 
 /// `service` with each request marked as `operation`.
@@ -74,7 +68,7 @@ fn messages_endpoint(service: ChatService) -> ChatService {
 }
 
 /// The gateway's router.
-pub fn router(endpoints: Endpoints, state: AppState) -> Router {
+pub fn router(endpoints: Edge, state: AppState) -> Router {
     Router::new()
         .route(
             "/v1/chat/completions",
@@ -157,8 +151,10 @@ struct AnthropicModelList<'a> {
 /// The route names, in OpenAI's list shape, or in Anthropic's when the
 /// caller sends `anthropic-version` (Anthropic's SDKs always do).
 async fn models(State(state): State<AppState>, headers: http::HeaderMap) -> Response {
+    let generation = state.live.current();
+    let models = &generation.models;
     if headers.contains_key("anthropic-version") {
-        let ids = state.models.iter().map(String::as_str);
+        let ids = models.iter().map(String::as_str);
         let list = AnthropicModelList {
             data: ids
                 .clone()
@@ -171,14 +167,13 @@ async fn models(State(state): State<AppState>, headers: http::HeaderMap) -> Resp
                 .collect(),
             has_more: false,
             first_id: ids.clone().next(),
-            last_id: state.models.last().map(String::as_str),
+            last_id: models.last().map(String::as_str),
         };
         return axum::Json(list).into_response();
     }
     let list = ModelList {
         object: "list",
-        data: state
-            .models
+        data: models
             .iter()
             .map(|id| Model {
                 id,

@@ -16,8 +16,10 @@ use crate::app::{self, AppState};
 use crate::config::{Config, ConfigError};
 use crate::conn::ConnLimits;
 use crate::edge;
+use crate::live::{Live, LiveRouter};
+use crate::reload::Reloader;
 use crate::serve::ServeLimits;
-use crate::stack::{self, BuildError, Built};
+use crate::stack::{self, BuildError};
 
 /// Why a gateway could not start.
 #[derive(Debug, thiserror::Error)]
@@ -45,7 +47,8 @@ const METRICS_UPKEEP: Duration = Duration::from_secs(5);
 #[derive(Debug)]
 pub struct Gateway {
     router: Router,
-    built: Built,
+    registry: HealthRegistry,
+    reloader: Reloader,
     limits: ServeLimits,
     alerts: Alerts,
     /// Shares health decisions with the other replicas, when configured;
@@ -88,7 +91,17 @@ impl Gateway {
         let alerts = alerts.spawn();
         let observer = Telemetry::new().with_alerts(alerts.clone()).into_shared();
 
-        let built = stack::build(config, secrets, &observer)?;
+        let registry = HealthRegistry::with_observer(config.health, observer.clone());
+        let built = stack::build(config, secrets, &registry, &observer)?;
+        let live = Live::new(built.generation);
+        let reloader = Reloader::new(
+            live.clone(),
+            registry.clone(),
+            observer,
+            config.clone(),
+            built.probers,
+        );
+        let endpoints = stack::edge(&config.server, LiveRouter::new(live.clone()));
         let shared = config
             .shared_health
             .as_ref()
@@ -97,7 +110,7 @@ impl Gateway {
                 if let Some(password) = shared_password {
                     sharing = sharing.password(password);
                 }
-                understudy_shared_health::spawn(built.registry.clone(), sharing).map(Arc::new)
+                understudy_shared_health::spawn(registry.clone(), sharing).map(Arc::new)
             })
             .transpose()?;
         let metrics = prometheus();
@@ -112,23 +125,15 @@ impl Gateway {
         });
         let state = AppState {
             shared: shared.clone(),
-            registry: built.registry.clone(),
-            models: built.models.clone(),
+            registry: registry.clone(),
+            live,
             metrics,
         };
-        let router = edge::wrap(
-            app::router(
-                app::Endpoints {
-                    chat: built.chat.clone(),
-                    messages: built.messages.clone(),
-                },
-                state,
-            ),
-            &config.server.cors_origins,
-        );
+        let router = edge::wrap(app::router(endpoints, state), &config.server.cors_origins);
         Ok(Self {
             router,
-            built,
+            registry,
+            reloader,
             limits: ServeLimits {
                 conn: ConnLimits {
                     keep_alive: Duration::from_millis(config.server.keep_alive_timeout_ms),
@@ -150,7 +155,14 @@ impl Gateway {
 
     /// Provider health.
     pub fn registry(&self) -> &HealthRegistry {
-        &self.built.registry
+        &self.registry
+    }
+
+    /// Reloads the configuration: give it the file with
+    /// [`Reloader::watch_file`], then call [`Reloader::reload`] (the binary
+    /// does on `SIGHUP`).
+    pub fn reloader(&self) -> Reloader {
+        self.reloader.clone()
     }
 
     /// The alert dispatcher.

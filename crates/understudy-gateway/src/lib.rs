@@ -12,6 +12,8 @@ pub mod drain;
 pub mod edge;
 pub mod gateway;
 pub mod hold;
+pub mod live;
+pub mod reload;
 pub mod router;
 pub mod serve;
 pub mod shed;

@@ -10,7 +10,7 @@ use clap::Parser;
 use tokio::net::TcpListener;
 use understudy_gateway::config::Config;
 use understudy_gateway::gateway::Gateway;
-use understudy_gateway::{demo, serve};
+use understudy_gateway::{demo, reload, serve};
 use understudy_observe::{LogFormat, init_tracing};
 
 /// An OpenAI-compatible LLM gateway that fails over between providers.
@@ -140,6 +140,11 @@ async fn run(path: &std::path::Path, listen: Option<SocketAddr>) -> Result<(), S
     }
     let gateway = Gateway::new(&config, |var| std::env::var(var).ok())
         .map_err(|e| format!("{}: {e}", path.display()))?;
+    // SIGHUP reads the file again; `[server]` (with `--listen`) stays as
+    // started.
+    let reloader = gateway.reloader();
+    reloader.watch_file(path, |var| std::env::var(var).ok());
+    let _hangups = reload::reload_on_hangup(reloader);
     let listener = TcpListener::bind(config.server.listen)
         .await
         .map_err(|e| format!("could not listen on {}: {e}", config.server.listen))?;

@@ -1,8 +1,11 @@
 //! Builds the gateway from its configuration: one target stack per route
-//! target, a [`Fallback`] per route, the model router, and the outer layers.
+//! target, a [`Fallback`] per route and the model router ([`build`]: what a
+//! reload rebuilds), and the outer layers ([`edge`]: built once, over the
+//! live router).
 //!
 //! ```text
-//! Shed → ObserveLayer → RequestDeadline → BodyTimeout → ReplayLayer → ModelRouter → Fallback (per route)
+//! edge:  Shed → ObserveLayer → RequestDeadline → BodyTimeout → ReplayLayer → LiveRouter
+//! build: ModelRouter → Fallback (per route)
 //!   target (built by `TargetStack`): Retry → Health → Timeout → FirstChunk → AttemptLayer → ProviderService
 //! ```
 
@@ -30,7 +33,8 @@ use understudy_stack::{TargetService, TargetStack};
 
 use crate::app::ChatService;
 use crate::body_timeout::BodyTimeoutLayer;
-use crate::config::{Config, ProviderSecrets, RouteConfig};
+use crate::config::{Config, ProviderSecrets, RouteConfig, ServerConfig};
+use crate::live::{Generation, LiveRouter};
 use crate::router::{DirectTargets, ModelRouter};
 use crate::shed::ShedLayer;
 
@@ -54,19 +58,10 @@ pub enum BuildError {
     },
 }
 
-/// What building yields: the chat service, and what the other endpoints
-/// and the process need to keep.
+/// One configuration's routing, and the probes of its providers.
 pub struct Built {
-    /// The chat-completions service: observe → replay → deadline → router.
-    /// Embeddings requests are served by it too.
-    pub chat: ChatService,
-    /// The Messages service: the same edge layers (sharing the concurrency
-    /// limit) and router, with [`MessagesLayer`] translating in between.
-    pub messages: ChatService,
-    /// Provider health, shared by every target stack.
-    pub registry: HealthRegistry,
-    /// Route names, sorted.
-    pub models: Arc<[String]>,
+    /// The router and the model list, to be made [`Live`].
+    pub generation: Generation,
     /// The active probes; they stop when dropped.
     pub probers: Vec<ProberHandle>,
 }
@@ -74,10 +69,21 @@ pub struct Built {
 impl fmt::Debug for Built {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Built")
-            .field("models", &self.models)
+            .field("generation", &self.generation)
             .field("probers", &self.probers.len())
-            .finish_non_exhaustive()
+            .finish()
     }
+}
+
+/// The endpoints' services: the edge layers over the live router.
+#[derive(Clone, Debug)]
+pub struct Edge {
+    /// The chat-completions service: observe → deadline → replay → router.
+    /// Embeddings requests are served by it too.
+    pub chat: ChatService,
+    /// The Messages service: the same edge layers (sharing the concurrency
+    /// limit) and router, with [`MessagesLayer`] translating in between.
+    pub messages: ChatService,
 }
 
 /// One provider with what every stack that calls it shares.
@@ -180,16 +186,16 @@ impl Parts {
     }
 }
 
-/// Builds the gateway's services from `config` (validated), `secrets` (from
-/// [`Config::provider_secrets`], in provider order) and `observer`
-/// (telemetry).
+/// Builds `config`'s routing (validated), with `secrets` (from
+/// [`Config::provider_secrets`], in provider order), health in `registry`
+/// and telemetry to `observer`; probes start for the providers that have
+/// them.
 pub fn build(
     config: &Config,
     secrets: Vec<ProviderSecrets>,
+    registry: &HealthRegistry,
     observer: &SharedObserver,
 ) -> Result<Built, BuildError> {
-    let registry = HealthRegistry::with_observer(config.health, observer.clone());
-
     let retry_config = config.retry;
 
     // Each provider connects within its own timeout; providers that share
@@ -238,7 +244,7 @@ pub fn build(
         routes.push((route.model.clone(), RouteService::new(fallback)));
     }
 
-    let direct = direct_targets(config, &parts, &registry, observer)?;
+    let direct = direct_targets(config, &parts, registry, observer)?;
     let router = ModelRouter::new(routes).with_direct(direct);
     let models: Arc<[String]> = router.route_names().into();
 
@@ -275,36 +281,38 @@ pub fn build(
         Vec::new()
     };
 
+    Ok(Built {
+        generation: Generation { router, models },
+        probers,
+    })
+}
+
+/// The edge layers of both endpoints, from `server`, over `router`.
+pub fn edge(server: &ServerConfig, router: LiveRouter) -> Edge {
     // The deadline starts when the request does, so reading a slow body
     // counts against it too; the body has its own, shorter bound. Both
     // endpoints share one concurrency limit.
-    let shed = ShedLayer::new(config.server.max_concurrent_requests);
+    let shed = ShedLayer::new(server.max_concurrent_requests);
     let edge = ServiceBuilder::new()
         .map_response(|response: Response<_>| response.map(ResponseBody::new))
         .layer(CatchPanicLayer::custom(panic_answer))
         .layer(shed)
         .layer(ObserveLayer::new())
         .layer(RequestDeadlineLayer::new(Duration::from_millis(
-            config.server.request_timeout_ms,
+            server.request_timeout_ms,
         )))
         .layer(BodyTimeoutLayer::new(Duration::from_millis(
-            config.server.body_read_timeout_ms,
+            server.body_read_timeout_ms,
         )))
-        .layer(ReplayLayer::new(config.server.max_body_bytes));
+        .layer(ReplayLayer::new(server.max_body_bytes));
     let messages = edge
         .clone()
-        .layer(MessagesLayer::new().max_event_bytes(config.server.max_event_bytes))
+        .layer(MessagesLayer::new().max_event_bytes(server.max_event_bytes))
         .service(router.clone());
-    let chat = ChatService::new(edge.service(router));
-    let messages = ChatService::new(messages);
-
-    Ok(Built {
-        chat,
-        messages,
-        registry,
-        models,
-        probers,
-    })
+    Edge {
+        chat: ChatService::new(edge.service(router)),
+        messages: ChatService::new(messages),
+    }
 }
 
 /// `provider/model` addressed directly: the models each provider lists in

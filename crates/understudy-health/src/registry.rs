@@ -122,6 +122,35 @@ impl HealthRegistry {
         self.entry(provider);
     }
 
+    /// Forgets `provider`: its state, counts and ejection history. It
+    /// leaves the snapshots, and its next attempt starts it afresh, healthy
+    /// (a provider that moved to another address, or left the
+    /// configuration). Probes spawned for it keep the old state and should
+    /// be stopped with it.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use understudy_core::{FailureKind, Outcome};
+    /// use understudy_health::{HealthConfig, HealthRegistry};
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let registry = HealthRegistry::new(HealthConfig::builder().consecutive_failures(1).build().unwrap());
+    /// registry.record("openai", Outcome::Failure(FailureKind::Overloaded), Duration::from_millis(5));
+    /// assert!(!registry.is_available("openai"));
+    /// registry.forget("openai");
+    /// assert!(registry.snapshot().is_empty());
+    /// assert!(registry.is_available("openai"));
+    /// # }
+    /// ```
+    pub fn forget(&self, provider: &str) {
+        self.inner
+            .providers
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(provider);
+    }
+
     // === internals ===
 
     /// Every provider's entry, cloned out of the map.

@@ -23,6 +23,7 @@
 //! | [`ALL_TARGETS_FAILED_TOTAL`] `understudy_all_targets_failed_total` | counter | `route`, `all_unavailable` | [`Telemetry`](crate::Telemetry) |
 //! | [`ALERTS_DROPPED_TOTAL`] `understudy_alerts_dropped_total` | counter | `sink` | [`Alerts`](crate::Alerts) |
 //! | [`ALERT_DELIVERY_FAILURES_TOTAL`] `understudy_alert_delivery_failures_total` | counter | `sink` | [`Alerts`](crate::Alerts) |
+//! | [`CONFIG_RELOADS_TOTAL`] `understudy_config_reloads_total` | counter | `result` (`ok` or `error`) | the gateway's configuration reload |
 //!
 //! Label values:
 //!
@@ -83,6 +84,9 @@ pub const ALL_TARGETS_FAILED_TOTAL: &str = "understudy_all_targets_failed_total"
 pub const ALERTS_DROPPED_TOTAL: &str = "understudy_alerts_dropped_total";
 /// Alerts a sink failed to deliver (after its own retries), by sink.
 pub const ALERT_DELIVERY_FAILURES_TOTAL: &str = "understudy_alert_delivery_failures_total";
+/// Configuration reloads, by result: `ok` (swapped in) or `error` (refused;
+/// the running configuration stays).
+pub const CONFIG_RELOADS_TOTAL: &str = "understudy_config_reloads_total";
 
 /// Describes every metric above (unit and help text) to the installed
 /// recorder. Call once after installing the exporter.
@@ -161,5 +165,10 @@ pub fn describe_metrics() {
         ALERT_DELIVERY_FAILURES_TOTAL,
         Unit::Count,
         "Alerts a sink failed to deliver after its retries, by sink."
+    );
+    describe_counter!(
+        CONFIG_RELOADS_TOTAL,
+        Unit::Count,
+        "Configuration reloads, by result: ok (swapped in) or error (the running configuration stays)."
     );
 }

@@ -8,7 +8,7 @@ use super::error::{ConfigError, invalid};
 use super::{MAX_DURATION_MS, at_most};
 
 /// `[alerts]`.
-#[derive(Clone, Deserialize)]
+#[derive(Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AlertsConfig {
     /// Where to POST alerts (Slack-compatible JSON). May hold a secret token.

@@ -8,7 +8,7 @@ use super::error::{ConfigError, invalid};
 use super::positive_duration_ms;
 
 /// `[server]`.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ServerConfig {
     /// Address to listen on.

@@ -38,7 +38,11 @@ impl Served {
     /// serves it.
     pub(crate) async fn start(toml: &str, lookup: impl Fn(&str) -> Option<String>) -> Self {
         let config = Config::from_toml(toml).unwrap();
-        let gateway = Gateway::new(&config, lookup).unwrap();
+        Self::serve(Gateway::new(&config, lookup).unwrap()).await
+    }
+
+    /// Serves `gateway`.
+    pub(crate) async fn serve(gateway: Gateway) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (stop, stopped) = oneshot::channel::<()>();
