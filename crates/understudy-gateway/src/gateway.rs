@@ -6,7 +6,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use axum::Router;
-use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use tokio::net::TcpListener;
 use understudy_health::HealthRegistry;
 use understudy_observe::{Alerts, LogSink, Telemetry, WebhookSink};
@@ -40,7 +40,7 @@ pub enum GatewayError {
 }
 
 /// How often histogram samples are folded into the Prometheus exporter's
-/// summaries; without it they would accumulate until the next scrape.
+/// buckets; without it they would accumulate until the next scrape.
 const METRICS_UPKEEP: Duration = Duration::from_secs(5);
 
 /// The gateway: the app, and the state behind it.
@@ -187,7 +187,13 @@ pub fn prometheus() -> Option<PrometheusHandle> {
     static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
     HANDLE
         .get_or_init(|| {
-            let handle = PrometheusBuilder::new().install_recorder().ok()?;
+            let mut builder = PrometheusBuilder::new();
+            for (name, buckets) in understudy_observe::names::HISTOGRAMS {
+                builder = builder
+                    .set_buckets_for_metric(Matcher::Full((*name).to_owned()), buckets)
+                    .ok()?;
+            }
+            let handle = builder.install_recorder().ok()?;
             understudy_observe::names::describe_metrics();
             understudy_shared_health::names::describe_metrics();
             Some(handle)

@@ -359,6 +359,27 @@ async fn metrics_count_the_fallback() {
     );
     assert!(line.ends_with(" 1"), "{line}");
     assert!(!metrics.body.contains("sk-primary-secret"));
+
+    // Durations are histograms with fixed buckets, which aggregate across
+    // replicas, not per-process quantiles.
+    let bucket = metrics
+        .body
+        .lines()
+        .find(|l| {
+            l.starts_with("understudy_request_duration_seconds_bucket{")
+                && l.contains("route=\"metrics-route\"")
+                && l.contains("le=\"+Inf\"")
+        })
+        .unwrap_or_else(|| panic!("no request duration buckets in\n{}", metrics.body));
+    assert!(bucket.ends_with(" 1"), "{bucket}");
+    assert!(
+        metrics
+            .body
+            .contains("understudy_attempt_duration_seconds_bucket{"),
+        "{}",
+        metrics.body
+    );
+    assert!(!metrics.body.contains("quantile="), "{}", metrics.body);
     h.stop().await;
 }
 

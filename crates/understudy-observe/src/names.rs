@@ -44,7 +44,8 @@
 //! - `understudy_provider_state`: 0 healthy, 1 cooling down, 2 probing,
 //!   3 ejected ([`ProviderState::gauge_value`](understudy_core::ProviderState::gauge_value)).
 //!
-//! Durations are in seconds. Request duration is measured until the
+//! Durations are in seconds, exported as histograms with the buckets of
+//! [`HISTOGRAMS`]. Request duration is measured until the
 //! response head is ready (for a stream: its first chunk), attempt duration
 //! likewise per attempt; time to first byte runs until the first data frame
 //! of the attempt's body.
@@ -87,6 +88,29 @@ pub const ALERT_DELIVERY_FAILURES_TOTAL: &str = "understudy_alert_delivery_failu
 /// Configuration reloads, by result: `ok` (swapped in) or `error` (refused;
 /// the running configuration stays).
 pub const CONFIG_RELOADS_TOTAL: &str = "understudy_config_reloads_total";
+
+/// Bucket bounds, in seconds, for the durations of an LLM call: from 5 ms
+/// (a cached or refused answer) to 10 minutes (a long stream).
+pub const LATENCY_BUCKETS: &[f64] = &[
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0,
+];
+
+/// Every duration metric, with the bucket bounds it is exported with. An
+/// exporter that builds histograms (the gateway's Prometheus exporter)
+/// sets these, so a duration aggregates over replicas and
+/// `histogram_quantile` works on it.
+///
+/// ```
+/// use understudy_observe::names::{HISTOGRAMS, REQUEST_DURATION_SECONDS};
+///
+/// let (_, buckets) = HISTOGRAMS.iter().find(|(name, _)| *name == REQUEST_DURATION_SECONDS).unwrap();
+/// assert!(buckets.windows(2).all(|pair| pair[0] < pair[1]));
+/// ```
+pub const HISTOGRAMS: &[(&str, &[f64])] = &[
+    (REQUEST_DURATION_SECONDS, LATENCY_BUCKETS),
+    (ATTEMPT_DURATION_SECONDS, LATENCY_BUCKETS),
+    (TIME_TO_FIRST_BYTE_SECONDS, LATENCY_BUCKETS),
+];
 
 /// Describes every metric above (unit and help text) to the installed
 /// recorder. Call once after installing the exporter.
