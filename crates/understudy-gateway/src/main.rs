@@ -112,6 +112,10 @@ fn check(path: &std::path::Path) -> ExitCode {
         return ExitCode::FAILURE;
     }
     println!("{}: valid", path.display());
+    for route in &config.routes {
+        let targets: Vec<String> = route.targets.iter().map(ToString::to_string).collect();
+        println!("model `{}`: {}", route.model, targets.join(", then "));
+    }
     for gap in config.operation_gaps() {
         println!("note: {gap}");
     }
