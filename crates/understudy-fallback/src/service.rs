@@ -399,12 +399,15 @@ where
 
     let stop =
         |dispatched: usize| dispatched == limit || deadline.is_some_and(Deadline::has_passed);
-    // The tier's deployments not yet tried nor skipped.
+    // A balanced tier's deployments neither tried nor skipped (allocated
+    // only for balanced tiers); a single target's index is `only`.
     let mut open: Vec<usize> = Vec::new();
     'tiers: for tier in &shared.tiers {
         if stop(dispatched) {
             break;
         }
+        let balanced = tier.len() > 1;
+        let mut only = None;
         open.clear();
         for i in tier.clone() {
             let Some(target) = shared.targets.get(i) else {
@@ -414,17 +417,16 @@ where
                 shared.availability.availability(target.provider())
             {
                 failed.push(skipped(target, kind, until));
-            } else {
+            } else if balanced {
                 open.push(i);
+            } else {
+                only = Some(i);
             }
         }
-        while !open.is_empty() {
+        while let Some(i) = only.take().or_else(|| pick(&shared.members, &mut open)) {
             if stop(dispatched) {
                 break 'tiers;
             }
-            let Some(i) = pick(&shared.members, &mut open) else {
-                break;
-            };
             let Some(target) = shared.targets.get(i) else {
                 continue;
             };
