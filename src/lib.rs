@@ -8,7 +8,7 @@
 //! | `core`  | [`understudy-core`](core) | outcomes and classification, the replayable body, request extensions, the OpenAI error shape |
 //! | `health` | [`understudy-health`](health) | `HealthRegistry`, `HealthLayer`: ejection, 429 cooldowns, half-open trials, active probes |
 //! | `retry` | [`understudy-retry`](retry) | `RetryLayer`: full-jitter backoff, `Retry-After`, a retry budget, the request deadline |
-//! | `fallback` | [`understudy-fallback`](fallback) | `Fallback`: ordered targets, `FallbackPolicy` (`FallbackRules` by default), the `FirstChunk` commit point |
+//! | `fallback` | [`understudy-fallback`](fallback) | `Fallback`: ordered targets and balanced tiers, `FallbackPolicy` (`FallbackRules` by default), the `FirstChunk` commit point |
 //! | `observe` | [`understudy-observe`](observe) | `ObserveLayer`: spans, metrics, alerts and the webhook sink |
 //! | `provider` | [`understudy-provider`](provider) | provider services: OpenAI-compatible and Anthropic over hyper + rustls |
 //! | `shared-health` (off by default: it brings the `redis` client) | `understudy-shared-health` (`shared_health`) | provider health shared between replicas through Redis |

@@ -4,7 +4,9 @@
 use std::convert::Infallible;
 use std::fmt;
 use std::future::poll_fn;
+use std::ops::Range;
 use std::sync::Arc;
+use std::sync::atomic::AtomicUsize;
 use std::task::{Context, Poll};
 
 use http::{HeaderName, HeaderValue, Request, Response};
@@ -18,9 +20,11 @@ use understudy_core::{
 };
 
 use crate::future::ResponseFuture;
+use crate::in_flight::InFlight;
 use crate::policy::{FallbackPolicy, FallbackRules, PanicMode};
 use crate::summary::{AttemptSummary, FailedAttempts, all_failed};
 use crate::target::Target;
+use crate::tier::{Member, Tier, pick};
 
 /// The provider that served the response.
 pub const PROVIDER_HEADER: HeaderName = HeaderName::from_static("x-understudy-provider");
@@ -29,10 +33,19 @@ pub const MODEL_HEADER: HeaderName = HeaderName::from_static("x-understudy-model
 /// Upstream attempts made for the request, retries included.
 pub const ATTEMPTS_HEADER: HeaderName = HeaderName::from_static("x-understudy-attempts");
 
-/// Sends each request to an ordered list of [`Target`]s until one serves it.
+/// Sends each request to an ordered list of tiers of [`Target`]s until one
+/// serves it.
 ///
-/// For each request, targets are taken in order; those that health reports
-/// unavailable are skipped without being called. Each attempt gets the same
+/// For each request, tiers are taken in order; targets that health reports
+/// unavailable are skipped without being called. A tier of one target (from
+/// [`FallbackBuilder::target`]) is tried as it is; a balanced tier (from
+/// [`FallbackBuilder::balanced`]) is tried deployment by deployment, each
+/// picked among those of the tier not yet tried by weighted power of two
+/// choices on requests in flight (see [`Tier`]), and the next tier is
+/// reached only once every deployment of the tier has failed or been
+/// skipped. A deployment's requests count as in flight from dispatch until
+/// the response body ends or is dropped, so a stream counts for as long as
+/// it lasts; single targets are not counted. Each attempt gets the same
 /// request: the same [`ReplayBody`] (shared, not copied), headers and
 /// extensions, plus the target's [`TargetName`](understudy_core::TargetName)
 /// and the request's [`AttemptCounter`]. When the outcome is one the
@@ -40,6 +53,13 @@ pub const ATTEMPTS_HEADER: HeaderName = HeaderName::from_static("x-understudy-at
 /// connection) and the next target is tried; otherwise the response goes to
 /// the caller with `x-understudy-provider`, `x-understudy-model` and
 /// `x-understudy-attempts` headers.
+///
+/// Every attempt, `Fallback` event and response header names the
+/// deployment (target) that failed or served, and the policy's
+/// [`target_limit`](FallbackPolicy::target_limit) counts the attempts
+/// dispatched, whatever their tier. When every target of every tier is
+/// unavailable, [`PanicMode::TryAll`] tries them all anyway, soonest back
+/// first.
 ///
 /// When every target fails, the caller gets one OpenAI-shaped error (see
 /// [`FailedAttempts`]): 429 when every target was rate limited, with the
@@ -86,7 +106,12 @@ pub struct Fallback<S> {
 }
 
 struct Shared<S> {
+    /// Every target, flat, in order.
     targets: Vec<Target<S>>,
+    /// Each target's weight and in-flight count, by the same index.
+    members: Vec<Member>,
+    /// Each tier's range of `targets`, in order.
+    tiers: Vec<Range<usize>>,
     policy: Arc<dyn FallbackPolicy>,
     availability: Arc<dyn ProviderAvailability>,
     observer: SharedObserver,
@@ -122,6 +147,8 @@ struct Shared<S> {
 /// ```
 pub struct FallbackBuilder<S> {
     targets: Vec<Target<S>>,
+    members: Vec<Member>,
+    tiers: Vec<Range<usize>>,
     policy: Arc<dyn FallbackPolicy>,
     availability: Arc<dyn ProviderAvailability>,
     observer: SharedObserver,
@@ -131,15 +158,76 @@ pub struct FallbackBuilder<S> {
 // ===== impl FallbackBuilder =====
 
 impl<S> FallbackBuilder<S> {
-    /// Adds a target after those already added.
-    pub fn target(mut self, target: Target<S>) -> Self {
-        self.targets.push(target);
-        self
+    /// Adds a target after those already added: a tier of one.
+    pub fn target(self, target: Target<S>) -> Self {
+        self.balanced([(target, 1)])
     }
 
-    /// Adds targets after those already added.
-    pub fn targets(mut self, targets: impl IntoIterator<Item = Target<S>>) -> Self {
-        self.targets.extend(targets);
+    /// Adds targets after those already added, each a tier of one.
+    pub fn targets(self, targets: impl IntoIterator<Item = Target<S>>) -> Self {
+        targets.into_iter().fold(self, Self::target)
+    }
+
+    /// Adds a balanced tier after those already added: deployments of the
+    /// same model, each with its weight (0 counts as 1), that share the
+    /// traffic reaching the tier.
+    ///
+    /// Each attempt goes to the open deployment picked by weighted power
+    /// of two choices on requests in flight (see [`Tier`]); one that fails
+    /// over moves the request to another deployment of the tier, and the
+    /// next tier is tried only when every deployment of this one has failed
+    /// or is unavailable. A tier of one deployment is a plain target, and
+    /// no deployments add no tier.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use http::{Request, Response};
+    /// use tower::{ServiceExt, service_fn, util::BoxCloneSyncService};
+    /// use understudy_core::{BoxError, ReplayBody, ResponseBody, TargetName};
+    /// use understudy_fallback::{Fallback, Target};
+    ///
+    /// fn answering(status: u16) -> BoxCloneSyncService<Request<ReplayBody>, Response<ResponseBody>, BoxError> {
+    ///     BoxCloneSyncService::new(service_fn(move |_: Request<ReplayBody>| async move {
+    ///         Ok::<_, BoxError>(Response::builder().status(status).body(ResponseBody::from("{}")).unwrap())
+    ///     }))
+    /// }
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let fallback = Fallback::builder()
+    ///     // Two deployments of one model, the first taking twice the traffic.
+    ///     .balanced([
+    ///         (Target::new(TargetName::new("east", "gpt-4o"), answering(503)), 2),
+    ///         (Target::new(TargetName::new("west", "gpt-4o"), answering(503)), 1),
+    ///     ])
+    ///     // Only when both have failed.
+    ///     .target(Target::new(TargetName::new("backup", "gpt-4o-mini"), answering(200)))
+    ///     .build();
+    /// assert_eq!(fallback.targets().len(), 3);
+    /// assert_eq!(fallback.tiers().len(), 2);
+    ///
+    /// let response = fallback.oneshot(Request::new(ReplayBody::from("{}"))).await.unwrap();
+    /// assert_eq!(response.headers()["x-understudy-provider"], "backup");
+    /// assert_eq!(response.headers()["x-understudy-attempts"], "3");
+    /// # }
+    /// ```
+    pub fn balanced(mut self, deployments: impl IntoIterator<Item = (Target<S>, u32)>) -> Self {
+        let start = self.targets.len();
+        let mut weights = Vec::new();
+        for (target, weight) in deployments {
+            self.targets.push(target);
+            weights.push(weight);
+        }
+        let balanced = weights.len() > 1;
+        self.members.extend(
+            weights
+                .into_iter()
+                .map(|weight| Member::new(weight, balanced)),
+        );
+        if self.targets.len() > start {
+            self.tiers.push(start..self.targets.len());
+        }
         self
     }
 
@@ -176,6 +264,8 @@ impl<S> FallbackBuilder<S> {
         Fallback {
             shared: Arc::new(Shared {
                 targets: self.targets,
+                members: self.members,
+                tiers: self.tiers,
                 policy: self.policy,
                 availability: self.availability,
                 observer: self.observer,
@@ -201,6 +291,8 @@ impl<S> Fallback<S> {
     pub fn builder() -> FallbackBuilder<S> {
         FallbackBuilder {
             targets: Vec::new(),
+            members: Vec::new(),
+            tiers: Vec::new(),
             policy: Arc::new(FallbackRules::default()),
             availability: Arc::new(AlwaysAvailable),
             observer: noop_observer(),
@@ -208,9 +300,18 @@ impl<S> Fallback<S> {
         }
     }
 
-    /// The targets, in order.
+    /// Every target, in order: the deployments of each tier, tier by tier.
     pub fn targets(&self) -> &[Target<S>] {
         &self.shared.targets
+    }
+
+    /// The tiers, in order.
+    pub fn tiers(&self) -> impl ExactSizeIterator<Item = Tier<'_, S>> {
+        let shared = &*self.shared;
+        shared
+            .tiers
+            .iter()
+            .map(|range| Tier::new(&shared.targets, &shared.members, range.clone()))
     }
 
     /// The policy.
@@ -296,21 +397,46 @@ where
     let mut reported = 0;
     let mut dispatched = 0;
 
-    for target in &shared.targets {
-        if dispatched == limit || deadline.is_some_and(Deadline::has_passed) {
+    let stop =
+        |dispatched: usize| dispatched == limit || deadline.is_some_and(Deadline::has_passed);
+    // A balanced tier's deployments neither tried nor skipped (allocated
+    // only for balanced tiers); a single target's index is `only`.
+    let mut open: Vec<usize> = Vec::new();
+    'tiers: for tier in &shared.tiers {
+        if stop(dispatched) {
             break;
         }
-        if let Availability::Unavailable { kind, until } =
-            shared.availability.availability(target.provider())
-        {
-            failed.push(skipped(target, kind, until));
-            continue;
+        let balanced = tier.len() > 1;
+        let mut only = None;
+        open.clear();
+        for i in tier.clone() {
+            let Some(target) = shared.targets.get(i) else {
+                continue;
+            };
+            if let Availability::Unavailable { kind, until } =
+                shared.availability.availability(target.provider())
+            {
+                failed.push(skipped(target, kind, until));
+            } else if balanced {
+                open.push(i);
+            } else {
+                only = Some(i);
+            }
         }
-        report_fallbacks(&shared, route_str, &failed, &mut reported, target);
-        dispatched += 1;
-        match attempt(&shared, target, &parts, &body, &counter, false).await {
-            Step::Serve(response) => return Ok(served(response, target, &counter, route)),
-            Step::Next(outcome) => failed.push(tried(target, outcome)),
+        while let Some(i) = only.take().or_else(|| pick(&shared.members, &mut open)) {
+            if stop(dispatched) {
+                break 'tiers;
+            }
+            let Some(target) = shared.targets.get(i) else {
+                continue;
+            };
+            report_fallbacks(&shared, route_str, &failed, &mut reported, target);
+            dispatched += 1;
+            let in_flight = in_flight(&shared, i);
+            match attempt(&shared, target, in_flight, &parts, &body, &counter, false).await {
+                Step::Serve(response) => return Ok(served(response, target, &counter, route)),
+                Step::Next(outcome) => failed.push(tried(target, outcome)),
+            }
         }
     }
 
@@ -323,13 +449,16 @@ where
         // Soonest back first; unknown return times last, in route order.
         order.sort_by_key(|&i| skips[i].until.map_or((1, None), |until| (0, Some(until))));
         for i in order {
-            if dispatched == limit || deadline.is_some_and(Deadline::has_passed) {
+            if stop(dispatched) {
                 break;
             }
-            let target = &shared.targets[i];
+            let Some(target) = shared.targets.get(i) else {
+                continue;
+            };
             report_fallbacks(&shared, route_str, &failed, &mut reported, target);
             dispatched += 1;
-            match attempt(&shared, target, &parts, &body, &counter, true).await {
+            let in_flight = in_flight(&shared, i);
+            match attempt(&shared, target, in_flight, &parts, &body, &counter, true).await {
                 Step::Serve(response) => return Ok(served(response, target, &counter, route)),
                 Step::Next(outcome) => failed.push(tried(target, outcome)),
             }
@@ -358,10 +487,18 @@ where
     Ok(response)
 }
 
-/// Sends one attempt to `target` and decides what it comes to.
+/// The in-flight count of target `i`, when it is counted.
+fn in_flight<S>(shared: &Shared<S>, i: usize) -> Option<&Arc<AtomicUsize>> {
+    shared.members.get(i).and_then(|m| m.in_flight.as_ref())
+}
+
+/// Sends one attempt to `target` and decides what it comes to; with
+/// `in_flight`, the attempt is counted there until its response body ends
+/// or is dropped.
 async fn attempt<S>(
     shared: &Shared<S>,
     target: &Target<S>,
+    in_flight: Option<&Arc<AtomicUsize>>,
     parts: &http::request::Parts,
     body: &ReplayBody,
     counter: &AttemptCounter,
@@ -372,6 +509,7 @@ where
     S::Error: Into<BoxError>,
 {
     counter.add(1);
+    let guard = in_flight.map(InFlight::enter);
     let mut request = Request::from_parts(parts.clone(), body.clone());
     request.extensions_mut().insert(target.name().clone());
     if panic {
@@ -411,7 +549,10 @@ where
             response.extensions_mut().insert(outcome);
             response
         });
-        return Step::Serve(response);
+        return Step::Serve(match guard {
+            Some(guard) => response.map(|body| guard.hold(body)),
+            None => response,
+        });
     }
     Step::Next(outcome)
 }

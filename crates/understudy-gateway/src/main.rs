@@ -118,6 +118,10 @@ fn check(path: &std::path::Path, explain: bool) -> ExitCode {
         return ExitCode::FAILURE;
     }
     println!("{}: valid", path.display());
+    for route in &config.routes {
+        let targets: Vec<String> = route.targets.iter().map(ToString::to_string).collect();
+        println!("model `{}`: {}", route.model, targets.join(", then "));
+    }
     if explain {
         print!("{}", config.explain());
     }

@@ -230,13 +230,17 @@ pub fn build(
 
     let mut routes = Vec::with_capacity(config.routes.len());
     for route in &config.routes {
-        let targets = route
-            .targets
-            .iter()
-            .map(|t| parts.target(&t.provider, &t.model, Some(route)))
-            .collect::<Result<Vec<_>, _>>()?;
-        let fallback = Fallback::builder()
-            .targets(targets)
+        let mut fallback = Fallback::builder();
+        for tier in &route.targets {
+            let deployments = tier
+                .deployments()
+                .map(|(provider, model, weight)| {
+                    Ok((parts.target(provider, model, Some(route))?, weight))
+                })
+                .collect::<Result<Vec<_>, BuildError>>()?;
+            fallback = fallback.balanced(deployments);
+        }
+        let fallback = fallback
             .policy(route.fallback_on.clone())
             .availability(registry.clone())
             .observer(observer.clone())

@@ -189,3 +189,22 @@ fn explain_prints_each_routes_effective_settings() {
         .unwrap();
     assert!(!refused.status.success());
 }
+
+#[test]
+fn check_shows_each_routes_tiers() {
+    let path = write(
+        "tiers",
+        &format!(
+            "{VALID}\n[[providers]]\nname = \"west\"\nkind = \"openai\"\nbase_url = \"http://127.0.0.1:11435/v1\"\n\n[[routes]]\nmodel = \"balanced\"\ntargets = [{{ balance = [{{ provider = \"local\", model = \"gpt-4o\", weight = 2 }}, {{ provider = \"west\", model = \"gpt-4o\" }}] }}, {{ provider = \"local\", model = \"llama3\" }}]\n"
+        ),
+    );
+    let (ok, stdout, stderr) = check(&path);
+    assert!(ok, "{stdout}{stderr}");
+    assert!(stdout.contains("model `chat`: local/llama3\n"), "{stdout}");
+    assert!(
+        stdout.contains(
+            "model `balanced`: balance(local/gpt-4o×2, west/gpt-4o×1), then local/llama3\n"
+        ),
+        "{stdout}"
+    );
+}

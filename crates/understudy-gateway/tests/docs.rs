@@ -1,6 +1,6 @@
 //! The configuration the documentation shows is configuration the gateway
-//! reads: every TOML block of `docs/fallback.md` and `docs/providers.md`
-//! parses and builds.
+//! reads: the full example and the balanced tier of `docs/fallback.md`,
+//! and every TOML block of `docs/providers.md`, parse and build.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use understudy_gateway::config::Config;
@@ -45,6 +45,21 @@ async fn the_documented_configuration_builds() {
         .find(|b| b.contains("[server]"))
         .expect("a full example");
     builds(full);
+}
+
+#[tokio::test]
+async fn the_documented_balanced_tier_builds() {
+    let blocks = toml_blocks(&read("fallback.md"));
+    let tier = blocks
+        .iter()
+        .find(|b| b.contains("balance = ["))
+        .expect("a balanced tier example");
+    builds(tier);
+    let config = Config::from_toml(tier).unwrap();
+    assert_eq!(
+        config.routes[0].targets[0].to_string(),
+        "balance(east/gpt-4o×2, west/gpt-4o×1)"
+    );
 }
 
 #[tokio::test]

@@ -59,20 +59,28 @@ fn explain_route(config: &Config, route: &RouteConfig, out: &mut String) {
         source(own_retry, "[retry]"),
     );
     for (i, target) in route.targets.iter().enumerate() {
-        let Some(entry) = config.provider(&target.provider) else {
-            continue;
-        };
-        let provider = &entry.provider;
-        let _ = writeln!(
-            out,
-            "  {}. {}/{}: timeout {} ms ({}), first chunk {} ms ({})",
-            i + 1,
-            target.provider,
-            target.model,
-            ms(route.attempt_timeout(provider)),
-            source(route.timeout_ms.is_some(), "provider"),
-            ms(route.first_chunk_timeout(provider)),
-            source(route.first_chunk_timeout_ms.is_some(), "provider"),
-        );
+        let balanced = target.is_balanced();
+        if balanced {
+            let _ = writeln!(out, "  {}. {target}", i + 1);
+        }
+        for (provider_name, model, weight) in target.deployments() {
+            let Some(entry) = config.provider(provider_name) else {
+                continue;
+            };
+            let provider = &entry.provider;
+            let lead = if balanced {
+                format!("     {provider_name}/{model} ×{weight}")
+            } else {
+                format!("  {}. {provider_name}/{model}", i + 1)
+            };
+            let _ = writeln!(
+                out,
+                "{lead}: timeout {} ms ({}), first chunk {} ms ({})",
+                ms(route.attempt_timeout(provider)),
+                source(route.timeout_ms.is_some(), "provider"),
+                ms(route.first_chunk_timeout(provider)),
+                source(route.first_chunk_timeout_ms.is_some(), "provider"),
+            );
+        }
     }
 }

@@ -41,7 +41,9 @@ pub use self::alerts::AlertsConfig;
 pub use self::error::ConfigError;
 pub use self::health::SharedHealthSettings;
 pub use self::provider::ProviderEntry;
-pub use self::route::{MAX_MODEL_BYTES, RouteConfig, TargetConfig, check_model_name};
+pub use self::route::{
+    DeploymentConfig, MAX_MODEL_BYTES, MAX_WEIGHT, RouteConfig, TargetConfig, check_model_name,
+};
 pub use self::secrets::{
     AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN, ProviderSecrets,
 };
@@ -249,22 +251,20 @@ impl Config {
         let mut gaps = Vec::new();
         for route in &self.routes {
             for operation in Operation::ALL {
-                let skipped: Vec<String> = route
-                    .targets
-                    .iter()
-                    .filter(|target| {
-                        self.providers
-                            .iter()
-                            .find(|entry| entry.provider.name == target.provider)
+                let deployments = route.targets.iter().flat_map(TargetConfig::deployments);
+                let skipped: Vec<String> = deployments
+                    .clone()
+                    .filter(|(provider, _, _)| {
+                        self.provider(provider)
                             .is_some_and(|entry| !entry.provider.kind.serves(operation))
                     })
-                    .map(|target| format!("{}/{}", target.provider, target.model))
+                    .map(|(provider, model, _)| format!("{provider}/{model}"))
                     .collect();
                 if !skipped.is_empty() {
                     gaps.push(OperationGap {
                         route: route.model.clone(),
                         operation,
-                        none_serves: skipped.len() == route.targets.len(),
+                        none_serves: skipped.len() == deployments.count(),
                         skipped,
                     });
                 }

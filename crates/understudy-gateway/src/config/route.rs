@@ -1,7 +1,9 @@
 //! `[[routes]]`: the model names callers use, each with its targets in
-//! order and the outcomes that fail over; and the rules for model names.
+//! order (single targets or balanced tiers) and the outcomes that fail
+//! over; and the rules for model names.
 
 use std::collections::HashSet;
+use std::fmt;
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -19,7 +21,7 @@ use super::provider::ProviderEntry;
 pub struct RouteConfig {
     /// What callers put in `model`.
     pub model: String,
-    /// The targets, primary first.
+    /// The targets, primary first: each a single target or a balanced tier.
     pub targets: Vec<TargetConfig>,
     /// Which outcomes move on to the next target: `fallback_on`, a list of
     /// [`FallbackOn`](understudy_fallback::FallbackOn) kinds
@@ -62,14 +64,92 @@ impl RouteConfig {
     }
 }
 
-/// One target of a route.
-#[derive(Clone, Debug, Deserialize)]
+/// One entry of a route's `targets`: a single target (`provider` and
+/// `model`) or a balanced tier of deployments of the same model
+/// (`balance`), never both; checked when the file is read.
+///
+/// ```toml
+/// targets = [
+///   { balance = [{ provider = "east", model = "gpt-4o", weight = 2 }, { provider = "west", model = "gpt-4o" }] },
+///   { provider = "anthropic", model = "claude-sonnet-4" },
+/// ]
+/// ```
+#[derive(Clone, Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TargetConfig {
-    /// A provider's `name`.
+    /// A provider's `name`, for a single target.
+    #[serde(default)]
+    pub provider: Option<String>,
+    /// The model asked of that provider, for a single target.
+    #[serde(default)]
+    pub model: Option<String>,
+    /// The deployments of a balanced tier, which share the traffic
+    /// reaching it; the next target is tried only once all have failed or
+    /// are ejected.
+    #[serde(default)]
+    pub balance: Option<Vec<DeploymentConfig>>,
+}
+
+/// One deployment of a balanced tier.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeploymentConfig {
+    /// A provider's `name`; at most once per tier.
     pub provider: String,
     /// The model asked of that provider.
     pub model: String,
+    /// Its share of the tier's traffic, relative to the others' (1 to
+    /// [`MAX_WEIGHT`]; 1 by default).
+    #[serde(default = "default_weight")]
+    pub weight: u32,
+}
+
+/// The largest weight of a deployment.
+pub const MAX_WEIGHT: u32 = 1000;
+
+const fn default_weight() -> u32 {
+    1
+}
+
+impl TargetConfig {
+    /// Is this a balanced tier?
+    pub const fn is_balanced(&self) -> bool {
+        self.balance.is_some()
+    }
+
+    /// Its deployments as `(provider, model, weight)`: the single target
+    /// (weight 1), or the tier's deployments in order.
+    pub fn deployments(&self) -> impl Iterator<Item = (&str, &str, u32)> + Clone {
+        let single = match (&self.provider, &self.model, &self.balance) {
+            (Some(provider), Some(model), None) => Some((provider.as_str(), model.as_str(), 1)),
+            _ => None,
+        };
+        single.into_iter().chain(
+            self.balance
+                .iter()
+                .flatten()
+                .map(|d| (d.provider.as_str(), d.model.as_str(), d.weight)),
+        )
+    }
+}
+
+/// `provider/model`, or `balance(east/gpt-4o×2, west/gpt-4o×1)`.
+impl fmt::Display for TargetConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if !self.is_balanced()
+            && let Some((provider, model, _)) = self.deployments().next()
+        {
+            return write!(f, "{provider}/{model}");
+        }
+        f.write_str("balance(")?;
+        for (i, (provider, model, weight)) in self.deployments().enumerate() {
+            if i > 0 {
+                f.write_str(", ")?;
+            }
+            write!(f, "{provider}/{model}×{weight}")?;
+        }
+        f.write_str(")")
+    }
 }
 
 /// The longest `model` a caller may send, in bytes.
@@ -138,19 +218,81 @@ pub(super) fn check(
             ));
         }
         for (j, target) in route.targets.iter().enumerate() {
-            if !names.contains(target.provider.as_str()) {
-                return Err(invalid(
-                    format!("routes[{i}].targets[{j}].provider"),
-                    format!("no provider is named `{}`", target.provider),
-                ));
-            }
-            if target.model.is_empty() {
-                return Err(invalid(
-                    format!("routes[{i}].targets[{j}].model"),
-                    "must be non-empty",
-                ));
-            }
+            check_target(&format!("routes[{i}].targets[{j}]"), target, &names)?;
         }
+    }
+    Ok(())
+}
+
+/// Checks one entry of a route's `targets`, at `key`: a single target or a
+/// balanced tier, with existing providers, non-empty models, weights in
+/// range and no provider twice in a tier.
+fn check_target(
+    key: &str,
+    target: &TargetConfig,
+    names: &HashSet<&str>,
+) -> Result<(), ConfigError> {
+    let Some(balance) = &target.balance else {
+        let Some(provider) = &target.provider else {
+            return Err(invalid(
+                format!("{key}.provider"),
+                "is required (or `balance`, for a balanced tier)",
+            ));
+        };
+        let Some(model) = &target.model else {
+            return Err(invalid(format!("{key}.model"), "is required"));
+        };
+        return check_deployment(key, provider, model, names);
+    };
+    if target.provider.is_some() || target.model.is_some() {
+        return Err(invalid(
+            key,
+            "holds either `provider` and `model` (one target) or `balance` (a tier), not both",
+        ));
+    }
+    if balance.is_empty() {
+        return Err(invalid(
+            format!("{key}.balance"),
+            "at least one deployment is required",
+        ));
+    }
+    let mut seen = HashSet::new();
+    for (k, deployment) in balance.iter().enumerate() {
+        let key = format!("{key}.balance[{k}]");
+        check_deployment(&key, &deployment.provider, &deployment.model, names)?;
+        if !(1..=MAX_WEIGHT).contains(&deployment.weight) {
+            return Err(invalid(
+                format!("{key}.weight"),
+                format!("({}) must be between 1 and {MAX_WEIGHT}", deployment.weight),
+            ));
+        }
+        if !seen.insert(deployment.provider.as_str()) {
+            return Err(invalid(
+                format!("{key}.provider"),
+                format!(
+                    "`{}` is already a deployment of this tier",
+                    deployment.provider
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn check_deployment(
+    key: &str,
+    provider: &str,
+    model: &str,
+    names: &HashSet<&str>,
+) -> Result<(), ConfigError> {
+    if !names.contains(provider) {
+        return Err(invalid(
+            format!("{key}.provider"),
+            format!("no provider is named `{provider}`"),
+        ));
+    }
+    if model.is_empty() {
+        return Err(invalid(format!("{key}.model"), "must be non-empty"));
     }
     Ok(())
 }

@@ -73,7 +73,10 @@ fn the_documented_example_parses() {
         Duration::from_secs(30),
         "default"
     );
-    assert_eq!(config.routes[0].targets[1].model, "claude-3-5-haiku-latest");
+    assert_eq!(
+        config.routes[0].targets[1].model.as_deref(),
+        Some("claude-3-5-haiku-latest")
+    );
     assert_eq!(
         config.routes[0].fallback_on,
         FallbackRules::only([FallbackOn::ProviderFailure])
@@ -483,4 +486,167 @@ fn explain_shows_each_routes_effective_settings_and_their_source() {
         "{plain}"
     );
     assert!(!plain.contains("secret-token"), "{plain}");
+}
+
+/// `EXAMPLE` with the route's first target a balanced tier `tier`.
+fn with_tier(tier: &str) -> String {
+    EXAMPLE.replace(
+        "{ provider = \"openai\", model = \"gpt-4o-mini\" },",
+        &format!("{{ balance = [{tier}] }},"),
+    )
+}
+
+#[test]
+fn a_balanced_tier_parses_with_default_weights() {
+    let config = Config::from_toml(&with_tier(
+        "{ provider = \"openai\", model = \"gpt-4o\", weight = 2 }, { provider = \"anthropic\", model = \"claude\" }",
+    ))
+    .unwrap();
+    let targets = &config.routes[0].targets;
+    assert!(targets[0].is_balanced() && !targets[1].is_balanced());
+    assert_eq!(
+        targets[0].deployments().collect::<Vec<_>>(),
+        [("openai", "gpt-4o", 2), ("anthropic", "claude", 1)]
+    );
+    assert_eq!(
+        targets[0].to_string(),
+        "balance(openai/gpt-4o×2, anthropic/claude×1)"
+    );
+    assert_eq!(targets[1].to_string(), "anthropic/claude-3-5-haiku-latest");
+    assert_eq!(
+        targets[1].deployments().collect::<Vec<_>>(),
+        [("anthropic", "claude-3-5-haiku-latest", 1)]
+    );
+
+    // One deployment is a tier too.
+    let config =
+        Config::from_toml(&with_tier("{ provider = \"openai\", model = \"gpt-4o\" }")).unwrap();
+    assert_eq!(
+        config.routes[0].targets[0].to_string(),
+        "balance(openai/gpt-4o×1)"
+    );
+}
+
+#[test]
+fn a_bad_balanced_tier_is_an_error_naming_the_key() {
+    let deployment = |provider: &str, extra: &str| {
+        format!("{{ provider = \"{provider}\", model = \"gpt-4o\"{extra} }}")
+    };
+    let cases = [
+        (
+            with_tier(&format!(
+                "{}, {}",
+                deployment("openai", ""),
+                deployment("anthropic", ", weight = 0")
+            )),
+            "`routes[0].targets[0].balance[1].weight`: (0) must be between 1 and 1000",
+        ),
+        (
+            with_tier(&deployment("openai", ", weight = 1001")),
+            "`routes[0].targets[0].balance[0].weight`: (1001) must be between 1 and 1000",
+        ),
+        (
+            with_tier(""),
+            "`routes[0].targets[0].balance`: at least one deployment is required",
+        ),
+        (
+            with_tier(&format!(
+                "{}, {}",
+                deployment("anthropic", ""),
+                deployment("azure", "")
+            )),
+            "`routes[0].targets[0].balance[1].provider`: no provider is named `azure`",
+        ),
+        (
+            with_tier(&format!(
+                "{}, {}",
+                deployment("openai", ", weight = 3"),
+                deployment("openai", "")
+            )),
+            "`routes[0].targets[0].balance[1].provider`: `openai` is already a deployment of this tier",
+        ),
+        (
+            EXAMPLE.replace(
+                "{ provider = \"openai\", model = \"gpt-4o-mini\" },",
+                &format!(
+                    "{{ provider = \"openai\", model = \"gpt-4o-mini\", balance = [{}] }},",
+                    deployment("openai", "")
+                ),
+            ),
+            "`routes[0].targets[0]`: holds either `provider` and `model` (one target) or `balance` (a tier), not both",
+        ),
+        (
+            EXAMPLE.replace(
+                "{ provider = \"openai\", model = \"gpt-4o-mini\" },",
+                "{ model = \"gpt-4o-mini\" },",
+            ),
+            "`routes[0].targets[0].provider`: is required (or `balance`, for a balanced tier)",
+        ),
+        (
+            EXAMPLE.replace(
+                "{ provider = \"openai\", model = \"gpt-4o-mini\" },",
+                "{ provider = \"openai\" },",
+            ),
+            "`routes[0].targets[0].model`: is required",
+        ),
+        (
+            with_tier(&deployment("openai", "").replace("gpt-4o", "")),
+            "`routes[0].targets[0].balance[0].model`: must be non-empty",
+        ),
+    ];
+    for (text, want) in cases {
+        assert_eq!(error_of(&text), want);
+    }
+
+    // Unknown keys stay errors, in a tier and beside a single target.
+    let message = error_of(&with_tier(&deployment("openai", ", wieght = 2")));
+    assert!(message.contains("wieght"), "{message}");
+    let message = error_of(&EXAMPLE.replace(
+        "{ provider = \"openai\", model = \"gpt-4o-mini\" },",
+        "{ provider = \"openai\", model = \"gpt-4o-mini\", weight = 2 },",
+    ));
+    assert!(message.contains("weight"), "{message}");
+}
+
+#[test]
+fn operation_gaps_name_the_deployments_of_a_tier() {
+    let config = Config::from_toml(&with_tier(
+        "{ provider = \"openai\", model = \"gpt-4o\" }, { provider = \"anthropic\", model = \"claude\" }",
+    ))
+    .unwrap();
+    let gaps: Vec<String> = config
+        .operation_gaps()
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert_eq!(
+        gaps,
+        ["route `chat` skips anthropic/claude, anthropic/claude-3-5-haiku-latest for embeddings"]
+    );
+}
+
+#[test]
+fn explain_lists_each_deployment_of_a_tier() {
+    let text = with_tier(
+        "{ provider = \"openai\", model = \"gpt-4o\", weight = 2 }, { provider = \"anthropic\", model = \"claude\" }",
+    )
+    .replace(
+        "fallback_on = [\"provider_failure\"]\n",
+        "fallback_on = [\"provider_failure\"]\ntimeout_ms = 7000\n",
+    );
+    let explained = Config::from_toml(&text).unwrap().explain();
+    assert!(
+        explained.contains("  1. balance(openai/gpt-4o×2, anthropic/claude×1)\n"),
+        "{explained}"
+    );
+    assert!(
+        explained.contains(
+            "     openai/gpt-4o ×2: timeout 7000 ms (route), first chunk 15000 ms (provider)"
+        ),
+        "{explained}"
+    );
+    assert!(
+        explained.contains("  2. anthropic/claude-3-5-haiku-latest: timeout 7000 ms (route)"),
+        "{explained}"
+    );
 }
