@@ -26,6 +26,8 @@ use understudy_health::{HealthRegistry, ProviderSnapshot};
 use understudy_provider::messages::to_messages_error;
 use understudy_shared_health::SharedHealth;
 
+use crate::auth::{self, Auth};
+
 /// The chat-completions stack, as the app serves it.
 pub type ChatService = BoxCloneSyncService<Request<Body>, http::Response<ResponseBody>, Infallible>;
 
@@ -41,6 +43,10 @@ pub struct AppState {
     /// Health shared with other replicas, for `/health`; `None` when
     /// health stays in this process.
     pub shared: Option<Arc<SharedHealth>>,
+    /// The caller keys (`[auth]`): `/v1/models` then needs one and lists
+    /// only the routes it may use, and `/metrics` may need its own key.
+    /// `None` serves anyone.
+    pub auth: Option<Arc<Auth>>,
 }
 
 /// The services the endpoints are served by.
@@ -155,10 +161,32 @@ struct AnthropicModelList<'a> {
 }
 
 /// The route names, in OpenAI's list shape, or in Anthropic's when the
-/// caller sends `anthropic-version` (Anthropic's SDKs always do).
+/// caller sends `anthropic-version` (Anthropic's SDKs always do). With
+/// caller keys, only the routes the caller's key may use, and a 401 (in
+/// the list's shape) without a known key.
 async fn models(State(state): State<AppState>, headers: http::HeaderMap) -> Response {
-    if headers.contains_key("anthropic-version") {
-        let ids = state.models.iter().map(String::as_str);
+    let anthropic = headers.contains_key("anthropic-version");
+    let allowed: Vec<&str> = match &state.auth {
+        None => state.models.iter().map(String::as_str).collect(),
+        Some(keys) => {
+            let Some(caller) = keys.identify(&headers, anthropic) else {
+                let refused = auth::unauthorized(Operation::ChatCompletions);
+                return if anthropic {
+                    to_messages_error(refused).await.into_response()
+                } else {
+                    refused.into_response()
+                };
+            };
+            state
+                .models
+                .iter()
+                .map(String::as_str)
+                .filter(|model| caller.may_use(model))
+                .collect()
+        }
+    };
+    if anthropic {
+        let ids = allowed.iter().copied();
         let list = AnthropicModelList {
             data: ids
                 .clone()
@@ -171,15 +199,14 @@ async fn models(State(state): State<AppState>, headers: http::HeaderMap) -> Resp
                 .collect(),
             has_more: false,
             first_id: ids.clone().next(),
-            last_id: state.models.last().map(String::as_str),
+            last_id: allowed.last().copied(),
         };
         return axum::Json(list).into_response();
     }
     let list = ModelList {
         object: "list",
-        data: state
-            .models
-            .iter()
+        data: allowed
+            .into_iter()
             .map(|id| Model {
                 id,
                 object: "model",
@@ -248,7 +275,14 @@ async fn health(State(state): State<AppState>) -> Response {
     (code, axum::Json(report)).into_response()
 }
 
-async fn metrics(State(state): State<AppState>) -> Response {
+/// The Prometheus text; with `[auth] metrics_key_env`, only for a
+/// request bearing that key.
+async fn metrics(State(state): State<AppState>, headers: http::HeaderMap) -> Response {
+    if let Some(auth) = &state.auth
+        && !auth.may_read_metrics(&headers)
+    {
+        return auth::unauthorized(Operation::ChatCompletions).into_response();
+    }
     match state.metrics {
         Some(handle) => (
             [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],

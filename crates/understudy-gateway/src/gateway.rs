@@ -13,6 +13,7 @@ use understudy_observe::{Alerts, LogSink, Telemetry, WebhookSink};
 use understudy_shared_health::{SharedHealth, SharedHealthError};
 
 use crate::app::{self, AppState};
+use crate::auth::Auth;
 use crate::config::{Config, ConfigError};
 use crate::conn::ConnLimits;
 use crate::edge;
@@ -75,6 +76,11 @@ impl Gateway {
         config.validate()?;
         let secrets = config.provider_secrets(&lookup)?;
         let shared_password = config.shared_password(&lookup)?;
+        let auth = config
+            .auth
+            .as_ref()
+            .zip(config.auth_secrets(&lookup)?)
+            .map(|(section, secrets)| Arc::new(Auth::new(section, secrets)));
 
         let mut alerts = Alerts::builder().sink(LogSink::new());
         if let Some(section) = &config.alerts {
@@ -88,7 +94,7 @@ impl Gateway {
         let alerts = alerts.spawn();
         let observer = Telemetry::new().with_alerts(alerts.clone()).into_shared();
 
-        let built = stack::build(config, secrets, &observer)?;
+        let built = stack::build(config, secrets, &observer, auth.as_ref())?;
         let shared = config
             .shared_health
             .as_ref()
@@ -115,6 +121,7 @@ impl Gateway {
             registry: built.registry.clone(),
             models: built.models.clone(),
             metrics,
+            auth,
         };
         let router = edge::wrap(
             app::router(

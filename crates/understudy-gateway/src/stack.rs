@@ -2,7 +2,7 @@
 //! target, a [`Fallback`] per route, the model router, and the outer layers.
 //!
 //! ```text
-//! Shed → ObserveLayer → RequestDeadline → BodyTimeout → ReplayLayer → ModelRouter → Fallback (per route)
+//! Shed → ObserveLayer → Auth → RequestDeadline → BodyTimeout → ReplayLayer → ModelRouter → Fallback (per route)
 //!   target (built by `TargetStack`): Retry → Health → Timeout → FirstChunk → AttemptLayer → ProviderService
 //! ```
 
@@ -29,6 +29,7 @@ use understudy_retry::{RetryBudget, RetryConfig};
 use understudy_stack::{TargetService, TargetStack};
 
 use crate::app::ChatService;
+use crate::auth::{Auth, AuthLayer};
 use crate::body_timeout::BodyTimeoutLayer;
 use crate::config::{Config, ProviderSecrets};
 use crate::router::{DirectTargets, ModelRouter};
@@ -174,12 +175,13 @@ impl Parts {
 }
 
 /// Builds the gateway's services from `config` (validated), `secrets` (from
-/// [`Config::provider_secrets`], in provider order) and `observer`
-/// (telemetry).
+/// [`Config::provider_secrets`], in provider order), `observer`
+/// (telemetry) and `auth` (the caller keys, when `[auth]` is configured).
 pub fn build(
     config: &Config,
     secrets: Vec<ProviderSecrets>,
     observer: &SharedObserver,
+    auth: Option<&Arc<Auth>>,
 ) -> Result<Built, BuildError> {
     let registry = HealthRegistry::with_observer(config.health, observer.clone());
 
@@ -277,6 +279,8 @@ pub fn build(
         .layer(CatchPanicLayer::custom(panic_answer))
         .layer(shed)
         .layer(ObserveLayer::new())
+        // Callers are told apart before any of the body is read.
+        .option_layer(auth.cloned().map(AuthLayer::new))
         .layer(RequestDeadlineLayer::new(Duration::from_millis(
             config.server.request_timeout_ms,
         )))
