@@ -722,3 +722,47 @@ async fn no_log_line_or_metric_label_holds_the_api_key() {
         }
     }
 }
+
+#[tokio::test]
+async fn past_the_key_limit_a_routes_requests_are_counted_as_other() {
+    let recorder = DebuggingRecorder::new();
+    let snapshotter = recorder.snapshotter();
+    let _metrics = metrics::set_default_local_recorder(&recorder);
+
+    let mut keys = (0..257).map(|i| format!("key-{i}"));
+    let stack = service_fn(move |_: Request<String>| {
+        let key = keys.next().unwrap();
+        async move {
+            let mut response = stack_answer(200, Some("chat"), None);
+            response.extensions_mut().insert(CallerName::new(key));
+            Ok::<_, Infallible>(response)
+        }
+    });
+    let mut service = ObserveLayer::new().layer(stack);
+    for _ in 0..257 {
+        service
+            .ready()
+            .await
+            .unwrap()
+            .call(Request::new(String::new()))
+            .await
+            .unwrap();
+    }
+
+    let metrics = common::metrics(&snapshotter);
+    let requests = |key| {
+        common::counter(
+            &metrics,
+            REQUESTS_TOTAL,
+            &[
+                ("route", "chat"),
+                ("operation", "chat"),
+                ("outcome", "success"),
+                ("key", key),
+            ],
+        )
+    };
+    assert_eq!(requests("key-255"), Some(1));
+    assert_eq!(requests("other"), Some(1));
+    assert_eq!(requests("key-256"), None);
+}
