@@ -66,8 +66,8 @@ impl Drop for AbortOnDrop {
 }
 
 impl Gateway {
-    /// Builds the gateway from `config`, reading API keys through `lookup`
-    /// (`std::env::var` in the binary). Must run inside a tokio runtime:
+    /// Builds the gateway from `config`, reading API keys and caller keys
+    /// through `lookup` (`std::env::var` in the binary). Must run inside a tokio runtime:
     /// probes and alert delivery are spawned.
     pub fn new(
         config: &Config,

@@ -13,7 +13,7 @@
 //! range are reported as the gateway reports its own, under the key's path
 //! (`retry.max_retries`, `providers[1].timeout_ms`), once the file has
 //! parsed. The gateway checks what only it knows: `[server]`, `[alerts]`,
-//! provider names, routes and the models callers may name.
+//! `[auth]`, provider names, routes and the models callers may name.
 //!
 //! [`FallbackRules`]: understudy_fallback::FallbackRules
 
