@@ -40,7 +40,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
-use governor::clock::{Clock, DefaultClock};
+use governor::clock::Clock;
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use http::header::{AUTHORIZATION, WWW_AUTHENTICATE};
 use http::{HeaderMap, HeaderValue, Request, Response, StatusCode};
@@ -175,12 +175,9 @@ impl Caller {
         let Some((rpm, limiter)) = &self.limit else {
             return Ok(());
         };
-        limiter.check().map_err(|not_until| {
-            (
-                *rpm,
-                not_until.wait_time_from(DefaultClock::default().now()),
-            )
-        })
+        limiter
+            .check()
+            .map_err(|not_until| (*rpm, not_until.wait_time_from(limiter.clock().now())))
     }
 }
 
