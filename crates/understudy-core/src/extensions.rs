@@ -12,6 +12,7 @@
 //! | [`Attempt`]        | retry, per try                    | observe, logs                         |
 //! | [`AttemptCounter`] | fallback, per caller request      | retry (adds its re-sends), fallback   |
 //! | [`Operation`]      | the endpoint (gateway, user app)  | provider, observe                     |
+//! | [`CallerName`]     | caller authentication (gateway)   | observe (a *response* extension)      |
 //!
 //! [`Operation`] is also a *response* extension: the provider service says
 //! in which operation's shape an answer's body is (a Messages request
@@ -91,6 +92,40 @@ impl RouteName {
 }
 
 impl fmt::Display for RouteName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// The configured name of the key a caller authenticated with
+/// (`"search"`), never the key itself: a *response* extension, set by the
+/// layer that identified the caller, for the observe layer to label the
+/// request's metrics with. Key names come from configuration, so the label
+/// values stay few.
+///
+/// ```
+/// use understudy_core::CallerName;
+///
+/// let caller = CallerName::new("search");
+/// assert_eq!(caller.as_str(), "search");
+/// assert_eq!(caller.to_string(), "search");
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct CallerName(pub Arc<str>);
+
+impl CallerName {
+    /// A caller's key name.
+    pub fn new(name: impl Into<Arc<str>>) -> Self {
+        Self(name.into())
+    }
+
+    /// The name.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for CallerName {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
     }

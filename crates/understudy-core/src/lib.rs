@@ -13,7 +13,8 @@
 //!   to a limit and shared by reference count with every attempt.
 //! - [`OpenAiError`]: the OpenAI error shape every error is rendered in.
 //! - Request extensions the layers share: [`RouteName`], [`TargetName`],
-//!   [`Attempt`], [`AttemptCounter`], [`Deadline`]; [`RequestDeadlineLayer`]
+//!   [`Attempt`], [`AttemptCounter`], [`Deadline`], and [`CallerName`] on
+//!   responses; [`RequestDeadlineLayer`]
 //!   sets the deadline for a whole request (every retry and fallback hop
 //!   honours it) and answers 504 when it passes.
 //! - [`ProviderAvailability`]: the question fallback asks and health
@@ -73,7 +74,7 @@ pub use self::error::{
     cause_ref, is_caused_by,
 };
 pub use self::extensions::{
-    Attempt, AttemptCounter, Deadline, Operation, PanicRouting, RouteName, TargetName,
+    Attempt, AttemptCounter, CallerName, Deadline, Operation, PanicRouting, RouteName, TargetName,
 };
 pub use self::outcome::{ClientErrorKind, FailureKind, Outcome, OutcomeKind};
 pub use self::replay::{Replay, ReplayBody, ReplayLayer};

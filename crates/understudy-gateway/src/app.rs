@@ -26,7 +26,9 @@ use understudy_health::{HealthRegistry, ProviderSnapshot};
 use understudy_provider::messages::to_messages_error;
 use understudy_shared_health::SharedHealth;
 
+use crate::auth;
 use crate::live::Live;
+use crate::reload::{ReloadError, Reloader};
 use crate::stack::Edge;
 
 /// The chat-completions stack, as the app serves it.
@@ -37,8 +39,11 @@ pub type ChatService = BoxCloneSyncService<Request<Body>, http::Response<Respons
 pub struct AppState {
     /// Provider health, for `/health`.
     pub registry: HealthRegistry,
-    /// The configuration served, for `/v1/models`.
+    /// The configuration served: its routes for `/v1/models`, its caller
+    /// keys (`[auth]`) for `/v1/models`, `/metrics` and `/admin/reload`.
     pub live: Live,
+    /// Reloads the configuration, for `POST /admin/reload`.
+    pub reloader: Reloader,
     /// The Prometheus exporter, for `/metrics`; `None` answers 404.
     pub metrics: Option<PrometheusHandle>,
     /// Health shared with other replicas, for `/health`; `None` when
@@ -85,12 +90,13 @@ pub fn router(endpoints: Edge, state: AppState) -> Router {
         .route("/v1/models", get(models))
         .route("/health", get(health))
         .route("/metrics", get(metrics))
+        .route("/admin/reload", axum::routing::post(admin_reload))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)
 }
 
-fn error(error: &OpenAiError) -> Response {
+fn error_response(error: &OpenAiError) -> Response {
     error.to_response::<Body>().into_response()
 }
 
@@ -99,12 +105,12 @@ async fn not_found(request: Request<Body>) -> Response {
 }
 
 fn unknown_path(path: &str) -> Response {
-    error(
+    error_response(
         &OpenAiError::new(
             StatusCode::NOT_FOUND,
             "invalid_request_error",
             format!(
-                "unknown path `{path}`; the gateway serves POST /v1/chat/completions, POST /v1/messages, POST /v1/embeddings, GET /v1/models, GET /health and GET /metrics"
+                "unknown path `{path}`; the gateway serves POST /v1/chat/completions, POST /v1/messages, POST /v1/embeddings, GET /v1/models, GET /health, GET /metrics and POST /admin/reload (with [auth])"
             ),
         )
         .with_code("unknown_url"),
@@ -112,7 +118,7 @@ fn unknown_path(path: &str) -> Response {
 }
 
 async fn method_not_allowed() -> Response {
-    error(&OpenAiError::method_not_allowed())
+    error_response(&OpenAiError::method_not_allowed())
 }
 
 #[derive(Serialize)]
@@ -152,9 +158,28 @@ struct AnthropicModelList<'a> {
 /// caller sends `anthropic-version` (Anthropic's SDKs always do).
 async fn models(State(state): State<AppState>, headers: http::HeaderMap) -> Response {
     let generation = state.live.current();
-    let models = &generation.models;
-    if headers.contains_key("anthropic-version") {
-        let ids = models.iter().map(String::as_str);
+    let anthropic = headers.contains_key("anthropic-version");
+    let allowed: Vec<&str> = match &generation.auth {
+        None => generation.models.iter().map(String::as_str).collect(),
+        Some(keys) => {
+            let Some(caller) = keys.identify(&headers, anthropic) else {
+                let refused = auth::unauthorized(Operation::ChatCompletions);
+                return if anthropic {
+                    to_messages_error(refused).await.into_response()
+                } else {
+                    refused.into_response()
+                };
+            };
+            generation
+                .models
+                .iter()
+                .map(String::as_str)
+                .filter(|model| caller.may_use(model))
+                .collect()
+        }
+    };
+    if anthropic {
+        let ids = allowed.iter().copied();
         let list = AnthropicModelList {
             data: ids
                 .clone()
@@ -167,14 +192,14 @@ async fn models(State(state): State<AppState>, headers: http::HeaderMap) -> Resp
                 .collect(),
             has_more: false,
             first_id: ids.clone().next(),
-            last_id: models.last().map(String::as_str),
+            last_id: allowed.last().copied(),
         };
         return axum::Json(list).into_response();
     }
     let list = ModelList {
         object: "list",
-        data: models
-            .iter()
+        data: allowed
+            .into_iter()
             .map(|id| Model {
                 id,
                 object: "model",
@@ -243,7 +268,14 @@ async fn health(State(state): State<AppState>) -> Response {
     (code, axum::Json(report)).into_response()
 }
 
-async fn metrics(State(state): State<AppState>) -> Response {
+/// The Prometheus text; with `[auth] metrics_key_env`, only for a
+/// request bearing that key.
+async fn metrics(State(state): State<AppState>, headers: http::HeaderMap) -> Response {
+    if let Some(auth) = &state.live.current().auth
+        && !auth.may_read_metrics(&headers)
+    {
+        return auth::unauthorized(Operation::ChatCompletions).into_response();
+    }
     match state.metrics {
         Some(handle) => (
             [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
@@ -251,5 +283,55 @@ async fn metrics(State(state): State<AppState>) -> Response {
         )
             .into_response(),
         None => unknown_path("/metrics"),
+    }
+}
+
+#[derive(Serialize)]
+struct ReloadReport<'a> {
+    result: &'static str,
+    routes: usize,
+    restart_needed: &'a [&'static str],
+    health_reset: &'a [String],
+}
+
+/// `POST /admin/reload`: reads the configuration file again, as `SIGHUP`
+/// does. Served only with `[auth]` and an `admin_key_env`, to a request
+/// bearing that key; answers what the reload did, or why the running
+/// configuration stays (a 422 naming the key at fault).
+async fn admin_reload(State(state): State<AppState>, headers: http::HeaderMap) -> Response {
+    let Some(auth) = state.live.current().auth.clone() else {
+        return unknown_path("/admin/reload");
+    };
+    if !auth.has_admin() {
+        return unknown_path("/admin/reload");
+    }
+    if !auth.is_admin(&headers) {
+        return auth::unauthorized(Operation::ChatCompletions).into_response();
+    }
+    // Building runs briefly on this thread, as a start does.
+    match state.reloader.reload() {
+        Ok(reloaded) => axum::Json(ReloadReport {
+            result: "ok",
+            routes: reloaded.routes,
+            restart_needed: &reloaded.restart_needed,
+            health_reset: &reloaded.reset,
+        })
+        .into_response(),
+        Err(error) => {
+            let status = match error {
+                ReloadError::NoFile => StatusCode::CONFLICT,
+                ReloadError::Config { .. } | ReloadError::Build(_) => {
+                    StatusCode::UNPROCESSABLE_ENTITY
+                }
+            };
+            error_response(
+                &OpenAiError::new(
+                    status,
+                    "invalid_request_error",
+                    format!("the configuration was not reloaded; the running one stays: {error}"),
+                )
+                .with_code("reload_failed"),
+            )
+        }
     }
 }

@@ -13,10 +13,11 @@ use understudy_observe::{Alerts, LogSink, Telemetry, WebhookSink};
 use understudy_shared_health::{SharedHealth, SharedHealthError};
 
 use crate::app::{self, AppState};
+use crate::auth::Auth;
 use crate::config::{Config, ConfigError};
 use crate::conn::ConnLimits;
 use crate::edge;
-use crate::live::{Live, LiveRouter};
+use crate::live::Live;
 use crate::reload::Reloader;
 use crate::serve::ServeLimits;
 use crate::stack::{self, BuildError};
@@ -68,8 +69,8 @@ impl Drop for AbortOnDrop {
 }
 
 impl Gateway {
-    /// Builds the gateway from `config`, reading API keys through `lookup`
-    /// (`std::env::var` in the binary). Must run inside a tokio runtime:
+    /// Builds the gateway from `config`, reading API keys and caller keys
+    /// through `lookup` (`std::env::var` in the binary). Must run inside a tokio runtime:
     /// probes and alert delivery are spawned.
     pub fn new(
         config: &Config,
@@ -78,6 +79,7 @@ impl Gateway {
         config.validate()?;
         let secrets = config.provider_secrets(&lookup)?;
         let shared_password = config.shared_password(&lookup)?;
+        let auth = auth_of(config, &lookup)?;
 
         let mut alerts = Alerts::builder().sink(LogSink::new());
         if let Some(section) = &config.alerts {
@@ -92,7 +94,7 @@ impl Gateway {
         let observer = Telemetry::new().with_alerts(alerts.clone()).into_shared();
 
         let registry = HealthRegistry::with_observer(config.health, observer.clone());
-        let built = stack::build(config, secrets, &registry, &observer)?;
+        let built = stack::build(config, secrets, &registry, &observer, auth)?;
         let live = Live::new(built.generation);
         let reloader = Reloader::new(
             live.clone(),
@@ -101,7 +103,7 @@ impl Gateway {
             config.clone(),
             built.probers,
         );
-        let endpoints = stack::edge(&config.server, LiveRouter::new(live.clone()));
+        let endpoints = stack::edge(&config.server, &live);
         let shared = config
             .shared_health
             .as_ref()
@@ -128,6 +130,7 @@ impl Gateway {
             registry: registry.clone(),
             live,
             metrics,
+            reloader: reloader.clone(),
         };
         let router = edge::wrap(app::router(endpoints, state), &config.server.cors_origins);
         Ok(Self {
@@ -179,6 +182,19 @@ impl Gateway {
     ) -> io::Result<()> {
         crate::serve::serve(listener, self.router.clone(), shutdown, self.limits).await
     }
+}
+
+/// The caller keys `[auth]` describes, their variables read through
+/// `lookup`; `None` without `[auth]`.
+pub(crate) fn auth_of(
+    config: &Config,
+    lookup: impl Fn(&str) -> Option<String>,
+) -> Result<Option<Arc<Auth>>, ConfigError> {
+    Ok(config
+        .auth
+        .as_ref()
+        .zip(config.auth_secrets(lookup)?)
+        .map(|(section, secrets)| Arc::new(Auth::new(section, secrets))))
 }
 
 /// The process-wide Prometheus recorder, installed on first use; `None` if

@@ -1,8 +1,8 @@
 //! The configuration requests are served with, swapped whole on reload.
 //!
 //! A [`Generation`] is everything one configuration file builds for
-//! routing: the model router with its routes' target stacks and the model
-//! list. [`Live`] holds the current one (`arc-swap`: a read is a couple of
+//! routing: the model router with its routes' target stacks, the model
+//! list and the caller keys. [`Live`] holds the current one (`arc-swap`: a read is a couple of
 //! atomic operations, never a lock). A request takes the current generation
 //! once and keeps it to its end, so a reload never changes the routes,
 //! targets or settings of a request in flight, stream or not: the old
@@ -19,6 +19,7 @@ use tower::util::Oneshot;
 use tower::{Service, ServiceExt};
 use understudy_core::{ReplayBody, ResponseBody};
 
+use crate::auth::Auth;
 use crate::router::ModelRouter;
 use crate::stack::RouteService;
 
@@ -28,12 +29,15 @@ pub struct Generation {
     pub router: ModelRouter<RouteService>,
     /// The route names, sorted, for `/v1/models`.
     pub models: Arc<[String]>,
+    /// The caller keys (`[auth]`); `None` serves anyone.
+    pub auth: Option<Arc<Auth>>,
 }
 
 impl fmt::Debug for Generation {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Generation")
             .field("models", &self.models)
+            .field("auth", &self.auth.is_some())
             .finish_non_exhaustive()
     }
 }

@@ -107,7 +107,8 @@ fn check(path: &std::path::Path, explain: bool) -> ExitCode {
                     std::env::var(var)
                         .ok()
                         .filter(|v| !v.is_empty())
-                        .or_else(|| Some("unset-key-stand-in".to_owned()))
+                        // One per variable: two caller keys may not be equal.
+                        .or_else(|| Some(format!("unset-key-stand-in-{var}")))
                 })
                 .map(drop)
                 .map_err(|error| error.to_string())

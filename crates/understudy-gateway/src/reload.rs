@@ -12,6 +12,9 @@
 //! What carries over:
 //! - provider health, for every provider whose name and `base_url` are
 //!   unchanged; a provider that moved or left starts afresh;
+//! - each caller key's rate limit, when its name and `rpm` are unchanged
+//!   (keys themselves are read again: a key removed from the file is
+//!   refused from the swap on);
 //! - `[server]`, `[health]` (shared health included) and `[alerts]`: they
 //!   shape the listener, the connection limits and the background tasks,
 //!   so their changes wait for the next start (the reload says which
@@ -29,6 +32,7 @@ use understudy_health::{HealthRegistry, ProberHandle};
 use understudy_observe::names::CONFIG_RELOADS_TOTAL;
 
 use crate::config::{Config, ConfigError};
+use crate::gateway;
 use crate::live::{Generation, Live};
 use crate::stack::{self, BuildError};
 
@@ -203,6 +207,18 @@ impl Reloader {
                 path: "configuration".to_owned(),
                 error,
             })?;
+        let auth = gateway::auth_of(&config, lookup)
+            .map_err(|error| ReloadError::Config {
+                path: "configuration".to_owned(),
+                error,
+            })?
+            .map(|auth| {
+                let mut auth = Arc::unwrap_or_clone(auth);
+                if let Some(previous) = &self.inner.live.current().auth {
+                    auth.keep_limits(previous);
+                }
+                Arc::new(auth)
+            });
         let reset: Vec<String> = old
             .providers
             .iter()
@@ -219,7 +235,13 @@ impl Reloader {
         for name in &reset {
             self.inner.registry.forget(name);
         }
-        let built = stack::build(&config, secrets, &self.inner.registry, &self.inner.observer)?;
+        let built = stack::build(
+            &config,
+            secrets,
+            &self.inner.registry,
+            &self.inner.observer,
+            auth,
+        )?;
         let routes = config.routes.len();
         self.inner.live.replace(built.generation);
         // The previous probes stop as they are dropped.

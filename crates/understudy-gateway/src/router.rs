@@ -171,6 +171,9 @@ where
         } else {
             return answer(self.not_found(model));
         };
+        if let Some(refused) = crate::auth::refusal(request.extensions(), &route) {
+            return answer(refused);
+        }
         request.extensions_mut().insert(route);
         Either::Right(service.oneshot(request))
     }

@@ -4,7 +4,7 @@
 //! live router).
 //!
 //! ```text
-//! edge:  Shed → ObserveLayer → RequestDeadline → BodyTimeout → ReplayLayer → LiveRouter
+//! edge:  Shed → ObserveLayer → Auth → RequestDeadline → BodyTimeout → ReplayLayer → LiveRouter
 //! build: ModelRouter → Fallback (per route)
 //!   target (built by `TargetStack`): Retry → Health → Timeout → FirstChunk → AttemptLayer → ProviderService
 //! ```
@@ -32,9 +32,10 @@ use understudy_retry::{RetryBudget, RetryConfig};
 use understudy_stack::{TargetService, TargetStack};
 
 use crate::app::ChatService;
+use crate::auth::{Auth, AuthLayer};
 use crate::body_timeout::BodyTimeoutLayer;
 use crate::config::{Config, ProviderSecrets, RouteConfig, ServerConfig};
-use crate::live::{Generation, LiveRouter};
+use crate::live::{Generation, Live, LiveRouter};
 use crate::router::{DirectTargets, ModelRouter};
 use crate::shed::ShedLayer;
 
@@ -78,7 +79,8 @@ impl fmt::Debug for Built {
 /// The endpoints' services: the edge layers over the live router.
 #[derive(Clone, Debug)]
 pub struct Edge {
-    /// The chat-completions service: observe → deadline → replay → router.
+    /// The chat-completions service: observe → auth → deadline → replay →
+    /// router.
     /// Embeddings requests are served by it too.
     pub chat: ChatService,
     /// The Messages service: the same edge layers (sharing the concurrency
@@ -187,14 +189,15 @@ impl Parts {
 }
 
 /// Builds `config`'s routing (validated), with `secrets` (from
-/// [`Config::provider_secrets`], in provider order), health in `registry`
-/// and telemetry to `observer`; probes start for the providers that have
-/// them.
+/// [`Config::provider_secrets`], in provider order), health in `registry`,
+/// telemetry to `observer` and `auth` (the caller keys, when `[auth]` is
+/// configured); probes start for the providers that have them.
 pub fn build(
     config: &Config,
     secrets: Vec<ProviderSecrets>,
     registry: &HealthRegistry,
     observer: &SharedObserver,
+    auth: Option<Arc<Auth>>,
 ) -> Result<Built, BuildError> {
     let retry_config = config.retry;
 
@@ -286,13 +289,19 @@ pub fn build(
     };
 
     Ok(Built {
-        generation: Generation { router, models },
+        generation: Generation {
+            router,
+            models,
+            auth,
+        },
         probers,
     })
 }
 
-/// The edge layers of both endpoints, from `server`, over `router`.
-pub fn edge(server: &ServerConfig, router: LiveRouter) -> Edge {
+/// The edge layers of both endpoints, from `server`, over the generation
+/// `live` serves.
+pub fn edge(server: &ServerConfig, live: &Live) -> Edge {
+    let router = LiveRouter::new(live.clone());
     // The deadline starts when the request does, so reading a slow body
     // counts against it too; the body has its own, shorter bound. Both
     // endpoints share one concurrency limit.
@@ -302,6 +311,7 @@ pub fn edge(server: &ServerConfig, router: LiveRouter) -> Edge {
         .layer(CatchPanicLayer::custom(panic_answer))
         .layer(shed)
         .layer(ObserveLayer::new())
+        .layer(AuthLayer::new(live.clone()))
         .layer(RequestDeadlineLayer::new(Duration::from_millis(
             server.request_timeout_ms,
         )))

@@ -208,3 +208,24 @@ fn check_shows_each_routes_tiers() {
         "{stdout}"
     );
 }
+
+fn check_names_unset_caller_key_variables() {
+    let text = format!(
+        "{VALID}\n[auth]\nkeys = [\n  {{ name = \"a\", key_env = \"UNDERSTUDY_TEST_UNSET_A\", routes = [\"chat\"] }},\n  {{ name = \"b\", key_env = \"UNDERSTUDY_TEST_UNSET_B\", routes = [\"*\"] }},\n]\nmetrics_key_env = \"UNDERSTUDY_TEST_UNSET_METRICS\"\n"
+    );
+    let path = write("auth", &text);
+    let (ok, stdout, stderr) = check(&path);
+    assert!(ok, "{stdout}{stderr}");
+    for var in [
+        "UNDERSTUDY_TEST_UNSET_A",
+        "UNDERSTUDY_TEST_UNSET_B",
+        "UNDERSTUDY_TEST_UNSET_METRICS",
+    ] {
+        assert!(stdout.contains(var), "{var}: {stdout}");
+    }
+
+    let path = write("auth-bad", &text.replace("\"*\"", "\"embed\""));
+    let (ok, _, stderr) = check(&path);
+    assert!(!ok);
+    assert!(stderr.contains("auth.keys[1].routes[0]"), "{stderr}");
+}

@@ -78,3 +78,14 @@ async fn every_documented_provider_builds() {
         builds(&text);
     }
 }
+
+#[tokio::test]
+async fn the_documented_caller_keys_build_with_the_full_example() {
+    let blocks = toml_blocks(&read("fallback.md"));
+    let full = blocks.iter().find(|b| b.contains("[server]")).unwrap();
+    let auth = blocks
+        .iter()
+        .find(|b| b.starts_with("[auth]"))
+        .expect("a caller keys example");
+    builds(&format!("{full}\n{auth}"));
+}

@@ -84,7 +84,10 @@ max_retries = 0
 
 impl Harness {
     async fn send(&self, method: Method, path: &str, body: &str) -> Reply {
-        let caller = [("authorization", "Bearer caller-token")];
+        let caller = [
+            ("authorization", "Bearer caller-token"),
+            ("x-api-key", "caller-x-api-key"),
+        ];
         self.served.send(method, path, &caller, body).await
     }
 
@@ -135,6 +138,14 @@ async fn a_503_primary_falls_back_and_the_backup_gets_the_same_request() {
         to_primary.headers["authorization"],
         "Bearer sk-primary-secret"
     );
+    // No form of the caller's credentials goes upstream.
+    for sent in [&to_primary, &to_backup] {
+        assert!(!sent.headers.contains_key("x-api-key"));
+        for value in sent.headers.values() {
+            assert!(!value.as_bytes().starts_with(b"caller-"), "{value:?}");
+            assert!(!String::from_utf8_lossy(value.as_bytes()).contains("caller-"));
+        }
+    }
     h.stop().await;
 }
 

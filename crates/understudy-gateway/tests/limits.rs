@@ -112,8 +112,10 @@ async fn read_until(stream: &mut TcpStream, needle: &str) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slow_loris_head_is_closed_after_the_header_read_timeout() {
     let h = start("header_read_timeout_ms = 300").await;
-    let mut loris = h.connect().await;
+    // From before the connection: the gateway's clock starts when it
+    // accepts it.
     let started = tokio::time::Instant::now();
+    let mut loris = h.connect().await;
     loris
         .write_all(b"POST /v1/chat/completions HTTP/1.1\r\nhost: gateway\r\n")
         .await
@@ -150,11 +152,13 @@ async fn a_body_that_stalls_behind_its_length_gets_a_408() {
 async fn an_idle_keep_alive_connection_is_closed() {
     let h = start("keep_alive_timeout_ms = 300").await;
     let mut caller = h.connect().await;
+    // From before the request: the gateway's idle clock starts once it has
+    // read it.
+    let started = tokio::time::Instant::now();
     caller
         .write_all(chat_request(CHAT, false).as_bytes())
         .await
         .unwrap();
-    let started = tokio::time::Instant::now();
     let answer = read_to_close(&mut caller).await;
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
     assert!(started.elapsed() >= Duration::from_millis(300));
@@ -202,28 +206,29 @@ async fn connections_past_the_limit_get_a_503_and_are_closed() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn requests_past_the_concurrency_limit_are_shed_with_retry_after() {
-    let h = start("max_concurrent_requests = 1\nbody_read_timeout_ms = 10000").await;
-    // The first request holds the only permit while its body never comes.
+    let h = start("max_concurrent_requests = 1").await;
+    // The first request holds the only permit while the provider takes its
+    // time; it holds it for certain once the provider has it.
+    h.mock.set_fault("delay:2000".parse::<FaultRule>().unwrap());
     let mut holder = h.connect().await;
     holder
-        .write_all(
-            b"POST /v1/chat/completions HTTP/1.1\r\nhost: gateway\r\ncontent-length: 100\r\n\r\n{",
-        )
+        .write_all(chat_request(CHAT, false).as_bytes())
         .await
         .unwrap();
-    let shed = loop {
-        let mut caller = h.connect().await;
-        caller
-            .write_all(chat_request(CHAT, false).as_bytes())
-            .await
-            .unwrap();
-        let answer = read_until(&mut caller, "}").await;
-        // The holder's request may not have been dispatched yet.
-        if answer.starts_with("HTTP/1.1 503") {
-            break answer;
+    tokio::time::timeout(GUARD, async {
+        while h.mock.stats().chat_requests == 0 {
+            tokio::task::yield_now().await;
         }
-        tokio::task::yield_now().await;
-    };
+    })
+    .await
+    .expect("the first request reached the provider");
+    let mut caller = h.connect().await;
+    caller
+        .write_all(chat_request(CHAT, false).as_bytes())
+        .await
+        .unwrap();
+    let shed = read_until(&mut caller, "}").await;
+    assert!(shed.starts_with("HTTP/1.1 503"), "{shed}");
     assert!(
         shed.to_ascii_lowercase().contains("retry-after: 1\r\n"),
         "{shed}"

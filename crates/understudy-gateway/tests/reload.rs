@@ -372,3 +372,123 @@ async fn the_binary_reloads_on_sighup() {
     child.kill().await.unwrap();
     one.shutdown().await;
 }
+
+/// A gateway with `[auth]`: `keys` (name, variable, rpm) and an admin key.
+fn with_auth(base: &str, keys: &[(&str, &str, u32)]) -> String {
+    let keys: Vec<String> = keys
+        .iter()
+        .map(|(name, var, rpm)| {
+            format!("{{ name = \"{name}\", key_env = \"{var}\", routes = [\"*\"], rpm = {rpm} }}")
+        })
+        .collect();
+    format!(
+        "{base}\n[auth]\nkeys = [ {} ]\nadmin_key_env = \"ADMIN\"\n",
+        keys.join(", ")
+    )
+}
+
+#[allow(clippy::unnecessary_wraps)] // a `lookup`: `None` would be "not set"
+fn secret(var: &str) -> Option<String> {
+    Some(format!("sk-{}", var.to_ascii_lowercase()))
+}
+
+async fn ask_as(served: &Served, key: &str) -> support::Reply {
+    let body = r#"{"model":"chat","messages":[{"role":"user","content":"hi"}]}"#;
+    let bearer = format!("Bearer {key}");
+    served
+        .send(
+            Method::POST,
+            "/v1/chat/completions",
+            &[("authorization", &bearer)],
+            body,
+        )
+        .await
+}
+
+#[tokio::test]
+async fn admin_reload_swaps_caller_keys_and_keeps_their_rate() {
+    let one = mock(WireFormat::OpenAi, "one").await;
+    let path = file("admin", "");
+    let base = format!("{HEAD}{}{}", provider("one", &one), route("chat", "one"));
+    let first = with_auth(&base, &[("alice", "ALICE", 2), ("bob", "BOB", 100)]);
+    std::fs::write(&path, &first).unwrap();
+    let config = Config::from_file(&path).unwrap();
+    let gateway = Gateway::new(&config, secret).unwrap();
+    gateway.reloader().watch_file(path.clone(), secret);
+    let served = Served::serve(gateway).await;
+
+    // Alice spends her two requests of the minute.
+    for _ in 0..2 {
+        assert_eq!(ask_as(&served, "sk-alice").await.status, StatusCode::OK);
+    }
+    assert_eq!(
+        ask_as(&served, "sk-alice").await.status,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+
+    // Only the admin key may reload.
+    let reload = |key: &'static str| {
+        let served = &served;
+        async move {
+            let bearer = format!("Bearer {key}");
+            served
+                .send(
+                    Method::POST,
+                    "/admin/reload",
+                    &[("authorization", &bearer)],
+                    "",
+                )
+                .await
+        }
+    };
+    let second = with_auth(&base, &[("alice", "ALICE", 2), ("carol", "CAROL", 100)]);
+    std::fs::write(&path, &second).unwrap();
+    assert_eq!(reload("sk-alice").await.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        ask_as(&served, "sk-bob").await.status,
+        StatusCode::OK,
+        "a refused reload changed nothing"
+    );
+    let reloaded = reload("sk-admin").await;
+    assert_eq!(reloaded.status, StatusCode::OK, "{}", reloaded.body);
+    assert_eq!(reloaded.json()["result"], "ok");
+
+    // Bob's key is gone, Carol's works, Alice is still over her minute.
+    assert_eq!(
+        ask_as(&served, "sk-bob").await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(ask_as(&served, "sk-carol").await.status, StatusCode::OK);
+    assert_eq!(
+        ask_as(&served, "sk-alice").await.status,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+
+    // A bad file: 422 naming the key; the keys stay.
+    std::fs::write(&path, second.replace("admin_key_env", "admin_key_evn")).unwrap();
+    let refused = reload("sk-admin").await;
+    assert_eq!(
+        refused.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        refused.body
+    );
+    assert!(refused.body.contains("admin_key_evn"), "{}", refused.body);
+    assert!(!refused.body.contains("sk-"), "{}", refused.body);
+    assert_eq!(ask_as(&served, "sk-carol").await.status, StatusCode::OK);
+    served.stop_with([one]).await;
+}
+
+#[tokio::test]
+async fn admin_reload_is_not_served_without_auth() {
+    let one = mock(WireFormat::OpenAi, "one").await;
+    let path = file("noadmin", "");
+    let (served, _reloader) = serve(
+        &path,
+        &format!("{HEAD}{}{}", provider("one", &one), route("chat", "one")),
+    )
+    .await;
+    let reply = served.send(Method::POST, "/admin/reload", &[], "").await;
+    assert_eq!(reply.status, StatusCode::NOT_FOUND, "{}", reply.body);
+    served.stop_with([one]).await;
+}

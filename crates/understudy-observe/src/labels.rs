@@ -13,6 +13,18 @@ pub(crate) const OTHER_ROUTE: &str = "other";
 /// records; later ones are counted as [`OTHER_ROUTE`].
 pub(crate) const MAX_ROUTES: usize = 256;
 
+/// The key label of a request without an identified caller.
+pub(crate) const NO_KEY: &str = "";
+
+/// The key label once more distinct caller key names than [`MAX_KEYS`]
+/// were seen on one route.
+pub(crate) const OTHER_KEY: &str = "other";
+
+/// The most distinct caller key names one route's metrics record; later
+/// ones are counted as [`OTHER_KEY`]. Key names come from configuration,
+/// so this only bounds a misuse.
+pub(crate) const MAX_KEYS: usize = 256;
+
 /// The position of `kind` in [`OutcomeKind::ALL`], for per-outcome handle
 /// arrays; `None` for a kind this crate does not know yet.
 pub(crate) fn outcome_index(kind: OutcomeKind) -> Option<usize> {

@@ -9,8 +9,8 @@
 //!
 //! | name | type | labels | recorded by |
 //! |------|------|--------|-------------|
-//! | [`REQUESTS_TOTAL`] `understudy_requests_total` | counter | `route`, `operation`, `outcome` | [`ObserveLayer`](crate::ObserveLayer) |
-//! | [`REQUEST_DURATION_SECONDS`] `understudy_request_duration_seconds` | histogram | `route`, `operation` | [`ObserveLayer`](crate::ObserveLayer) |
+//! | [`REQUESTS_TOTAL`] `understudy_requests_total` | counter | `route`, `operation`, `outcome`, `key` | [`ObserveLayer`](crate::ObserveLayer) |
+//! | [`REQUEST_DURATION_SECONDS`] `understudy_request_duration_seconds` | histogram | `route`, `operation`, `key` | [`ObserveLayer`](crate::ObserveLayer) |
 //! | [`ATTEMPTS_TOTAL`] `understudy_attempts_total` | counter | `provider`, `operation`, `outcome` | [`AttemptLayer`](crate::AttemptLayer) |
 //! | [`ATTEMPT_DURATION_SECONDS`] `understudy_attempt_duration_seconds` | histogram | `provider`, `operation` | [`AttemptLayer`](crate::AttemptLayer) |
 //! | [`TIME_TO_FIRST_BYTE_SECONDS`] `understudy_time_to_first_byte_seconds` | histogram | `provider`, `operation` | [`AttemptLayer`](crate::AttemptLayer) |
@@ -52,9 +52,10 @@
 
 use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
 
-/// Caller requests, by route, operation and final outcome.
+/// Caller requests, by route, operation, final outcome and caller key name.
 pub const REQUESTS_TOTAL: &str = "understudy_requests_total";
-/// Time from a caller request to its response head, by route and operation.
+/// Time from a caller request to its response head, by route, operation
+/// and caller key name.
 pub const REQUEST_DURATION_SECONDS: &str = "understudy_request_duration_seconds";
 /// Upstream attempts, by provider, operation and outcome.
 pub const ATTEMPTS_TOTAL: &str = "understudy_attempts_total";
@@ -124,12 +125,12 @@ pub fn describe_metrics() {
     describe_counter!(
         REQUESTS_TOTAL,
         Unit::Count,
-        "Caller requests, by route, operation and final outcome."
+        "Caller requests, by route, operation, final outcome and caller key name."
     );
     describe_histogram!(
         REQUEST_DURATION_SECONDS,
         Unit::Seconds,
-        "Time from a caller request to its response head, by route and operation."
+        "Time from a caller request to its response head, by route, operation and caller key name."
     );
     describe_counter!(
         ATTEMPTS_TOTAL,

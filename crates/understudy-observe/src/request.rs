@@ -22,7 +22,10 @@ use understudy_core::{
 
 use self::future::ResponseFuture;
 use crate::TARGET;
-use crate::labels::{MAX_ROUTES, OTHER_ROUTE, UNKNOWN_ROUTE, operation_index, outcome_index};
+use crate::labels::{
+    MAX_KEYS, MAX_ROUTES, NO_KEY, OTHER_KEY, OTHER_ROUTE, UNKNOWN_ROUTE, operation_index,
+    outcome_index,
+};
 use crate::names::{REQUEST_DURATION_SECONDS, REQUESTS_TOTAL};
 
 /// The header naming the provider that served a response.
@@ -94,9 +97,9 @@ impl<S> Layer<S> for ObserveLayer {
 }
 
 /// Metric handles per route label, registered on first use; each route
-/// holds one set per operation, so the cache is keyed by (route,
-/// operation) and stays within [`MAX_ROUTES`] routes times the few
-/// operations.
+/// holds one set per caller key name and operation, so the cache is keyed
+/// by (route, key, operation) and stays within [`MAX_ROUTES`] routes times
+/// [`MAX_KEYS`] key names times the few operations.
 #[derive(Default)]
 struct Routes {
     known: RwLock<HashMap<Arc<str>, Arc<RouteMetrics>>>,
@@ -104,12 +107,22 @@ struct Routes {
     other: OnceLock<Arc<RouteMetrics>>,
 }
 
+/// One route's handles, by caller key name.
 struct RouteMetrics {
     route: Arc<str>,
+    /// Requests of no identified caller (`key=""`).
+    anonymous: KeyMetrics,
+    keys: RwLock<HashMap<Arc<str>, Arc<KeyMetrics>>>,
+    other: OnceLock<Arc<KeyMetrics>>,
+}
+
+/// One route's handles for one caller key name, by operation.
+struct KeyMetrics {
+    key: Arc<str>,
     operations: [OperationMetrics; Operation::ALL.len()],
 }
 
-/// One route's handles for one operation.
+/// One route's handles for one key name and operation.
 #[derive(Default)]
 struct OperationMetrics {
     requests: [OnceLock<Counter>; OutcomeKind::ALL.len()],
@@ -120,17 +133,55 @@ impl RouteMetrics {
     fn new(route: Arc<str>) -> Arc<Self> {
         Arc::new(Self {
             route,
-            operations: Default::default(),
+            anonymous: KeyMetrics::new(Arc::from(NO_KEY)),
+            keys: RwLock::default(),
+            other: OnceLock::new(),
         })
     }
 
-    fn record(&self, operation: Operation, kind: OutcomeKind, seconds: f64) {
+    /// The handles for the caller key name `key` (`None`: no identified
+    /// caller).
+    fn key(&self, key: Option<&str>) -> KeyRef<'_> {
+        let Some(key) = key else {
+            return KeyRef::Borrowed(&self.anonymous);
+        };
+        if let Some(metrics) = self
+            .keys
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(key)
+        {
+            return KeyRef::Shared(Arc::clone(metrics));
+        }
+        let mut keys = self.keys.write().unwrap_or_else(PoisonError::into_inner);
+        if let Some(metrics) = keys.get(key) {
+            return KeyRef::Shared(Arc::clone(metrics));
+        }
+        if keys.len() >= MAX_KEYS {
+            return KeyRef::Shared(Arc::clone(
+                self.other
+                    .get_or_init(|| Arc::new(KeyMetrics::new(Arc::from(OTHER_KEY)))),
+            ));
+        }
+        let name: Arc<str> = Arc::from(key);
+        let metrics = Arc::new(KeyMetrics::new(Arc::clone(&name)));
+        keys.insert(name, Arc::clone(&metrics));
+        KeyRef::Shared(metrics)
+    }
+
+    fn record(&self, key: Option<&str>, operation: Operation, kind: OutcomeKind, seconds: f64) {
+        let handles = self.key(key);
+        let handles: &KeyMetrics = match &handles {
+            KeyRef::Borrowed(handles) => handles,
+            KeyRef::Shared(handles) => handles,
+        };
         let requests = || {
             counter!(
                 REQUESTS_TOTAL,
                 "route" => Arc::clone(&self.route),
                 "operation" => operation.as_str(),
                 "outcome" => kind.as_str(),
+                "key" => Arc::clone(&handles.key),
             )
         };
         let duration = || {
@@ -138,9 +189,11 @@ impl RouteMetrics {
                 REQUEST_DURATION_SECONDS,
                 "route" => Arc::clone(&self.route),
                 "operation" => operation.as_str(),
+                "key" => Arc::clone(&handles.key),
             )
         };
-        let Some(handles) = operation_index(operation).and_then(|i| self.operations.get(i)) else {
+        let Some(handles) = operation_index(operation).and_then(|i| handles.operations.get(i))
+        else {
             requests().increment(1);
             duration().record(seconds);
             return;
@@ -150,6 +203,22 @@ impl RouteMetrics {
             None => requests().increment(1),
         }
         handles.duration.get_or_init(duration).record(seconds);
+    }
+}
+
+/// A route's handles for one key name: its own for no caller, shared
+/// otherwise.
+enum KeyRef<'a> {
+    Borrowed(&'a KeyMetrics),
+    Shared(Arc<KeyMetrics>),
+}
+
+impl KeyMetrics {
+    fn new(key: Arc<str>) -> Self {
+        Self {
+            key,
+            operations: Default::default(),
+        }
     }
 }
 
@@ -189,8 +258,8 @@ impl Routes {
 /// Observes each caller request.
 ///
 /// - An `llm.request` span (INFO) with the fields `request_id`, `route`,
-///   `operation`, `model`, `stream`, `outcome`, `status`, `latency_ms`,
-///   `provider` and `attempts`. The inner `call` and its future run in it,
+///   `operation`, `model`, `key`, `stream`, `outcome`, `status`,
+///   `latency_ms`, `provider` and `attempts`. The inner `call` and its future run in it,
 ///   so every event and `llm.attempt` span below is its child.
 ///   - `request_id`: the request's `x-request-id` header, when it is
 ///     [well formed](understudy_core::request_id::is_well_formed).
@@ -203,6 +272,8 @@ impl Routes {
 ///     layer; a layer that reads the request records the requested model
 ///     with `tracing::Span::current().record("model", model)` while the
 ///     span is current.
+///   - `key`: left empty here; a layer that identifies the caller records
+///     the name of the caller's key (never the key) the same way.
 ///   - `stream`: whether the response is `text/event-stream`.
 ///   - `provider` and `attempts`: from the `x-understudy-provider` and
 ///     `x-understudy-attempts` response headers.
@@ -213,12 +284,15 @@ impl Routes {
 ///     An error from the inner service is classified by the layer's
 ///     classifier ([`LlmClassifier`](understudy_core::LlmClassifier) by default)
 ///     if it is a [`BoxError`], and counted as `transport` otherwise.
-/// - `understudy_requests_total{route,operation,outcome}` and
-///   `understudy_request_duration_seconds{route,operation}` when the
+/// - `understudy_requests_total{route,operation,outcome,key}` and
+///   `understudy_request_duration_seconds{route,operation,key}` when the
 ///   response head is ready (for a stream, after its first chunk: the body
 ///   streams on after the span closes). `route` is `unknown` without a
 ///   [`RouteName`]; past 256 distinct routes, further ones are counted as
-///   `other`. `operation` is the span's.
+///   `other`. `operation` is the span's. `key` is the [`CallerName`] in
+///   the response extensions, `""` without one (no caller authentication,
+///   or a caller not identified); past 256 distinct names on one route,
+///   further ones are counted as `other`.
 /// - A `request_finished` event: DEBUG for a success, INFO for a client
 ///   error, WARN when the caller got a provider failure.
 ///
@@ -226,8 +300,10 @@ impl Routes {
 /// not counted (its span still closes).
 ///
 /// Responses and errors pass through unchanged (an infallible stack stays
-/// infallible, as axum wants). Metric handles are cached per route and
-/// operation in the layer.
+/// infallible, as axum wants). Metric handles are cached per route, key
+/// name and operation in the layer.
+///
+/// [`CallerName`]: understudy_core::CallerName
 pub struct Observe<S> {
     inner: S,
     routes: Arc<Routes>,
@@ -292,6 +368,7 @@ where
             route = Empty,
             operation = operation.as_str(),
             model = Empty,
+            key = Empty,
             stream = Empty,
             outcome = Empty,
             status = Empty,

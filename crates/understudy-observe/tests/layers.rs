@@ -15,7 +15,7 @@ use metrics_util::debugging::DebuggingRecorder;
 use tower::{Layer, Service, ServiceExt, service_fn};
 use tracing::Level;
 use understudy_core::{
-    Attempt, BoxError, ClassifiedError, FailureKind, Operation, Outcome, RouteName,
+    Attempt, BoxError, CallerName, ClassifiedError, FailureKind, Operation, Outcome, RouteName,
 };
 use understudy_observe::names::{
     ATTEMPT_DURATION_SECONDS, ATTEMPTS_TOTAL, REQUEST_DURATION_SECONDS, REQUESTS_TOTAL,
@@ -265,6 +265,7 @@ async fn requests_are_counted_by_route_and_outcome() {
                 ("route", route),
                 ("operation", "chat"),
                 ("outcome", outcome),
+                ("key", ""),
             ],
         )
     };
@@ -277,7 +278,7 @@ async fn requests_are_counted_by_route_and_outcome() {
         common::histogram_count(
             &metrics,
             REQUEST_DURATION_SECONDS,
-            &[("route", "chat"), ("operation", "chat")]
+            &[("route", "chat"), ("operation", "chat"), ("key", "")]
         ),
         4
     );
@@ -285,7 +286,7 @@ async fn requests_are_counted_by_route_and_outcome() {
         common::histogram_count(
             &metrics,
             REQUEST_DURATION_SECONDS,
-            &[("route", "unknown"), ("operation", "chat")]
+            &[("route", "unknown"), ("operation", "chat"), ("key", "")]
         ),
         2
     );
@@ -339,11 +340,67 @@ async fn the_route_from_the_request_is_used_when_the_response_has_none() {
             &[
                 ("route", "embeddings"),
                 ("operation", "chat"),
-                ("outcome", "success")
+                ("outcome", "success"),
+                ("key", ""),
             ]
         ),
         Some(1)
     );
+}
+
+#[tokio::test]
+async fn requests_are_labelled_with_the_callers_key_name() {
+    let recorder = DebuggingRecorder::new();
+    let snapshotter = recorder.snapshotter();
+    let _metrics = metrics::set_default_local_recorder(&recorder);
+
+    let mut callers = vec![Some("search"), None, Some("search"), Some("batch")];
+    let stack = service_fn(move |_: Request<String>| {
+        let caller = callers.remove(0);
+        async move {
+            let mut response = stack_answer(200, Some("chat"), None);
+            if let Some(caller) = caller {
+                response.extensions_mut().insert(CallerName::new(caller));
+            }
+            Ok::<_, Infallible>(response)
+        }
+    });
+    let mut service = ObserveLayer::new().layer(stack);
+    for _ in 0..4 {
+        service
+            .ready()
+            .await
+            .unwrap()
+            .call(Request::new(String::new()))
+            .await
+            .unwrap();
+    }
+
+    let metrics = common::metrics(&snapshotter);
+    let requests = |key| {
+        common::counter(
+            &metrics,
+            REQUESTS_TOTAL,
+            &[
+                ("route", "chat"),
+                ("operation", "chat"),
+                ("outcome", "success"),
+                ("key", key),
+            ],
+        )
+    };
+    assert_eq!(requests("search"), Some(2));
+    assert_eq!(requests("batch"), Some(1));
+    assert_eq!(requests(""), Some(1));
+    let durations = |key| {
+        common::histogram_count(
+            &metrics,
+            REQUEST_DURATION_SECONDS,
+            &[("route", "chat"), ("operation", "chat"), ("key", key)],
+        )
+    };
+    assert_eq!(durations("search"), 2);
+    assert_eq!(durations(""), 1);
 }
 
 /// A caller request for `operation` (none: the extension is not set).
@@ -403,6 +460,7 @@ async fn requests_are_counted_by_the_operation_of_the_request() {
                 ("route", route),
                 ("operation", operation),
                 ("outcome", outcome),
+                ("key", ""),
             ],
         )
     };
@@ -418,7 +476,7 @@ async fn requests_are_counted_by_the_operation_of_the_request() {
         common::histogram_count(
             &metrics,
             REQUEST_DURATION_SECONDS,
-            &[("route", route), ("operation", operation)],
+            &[("route", route), ("operation", operation), ("key", "")],
         )
     };
     assert_eq!(durations("chat", "messages"), 2);
@@ -481,6 +539,7 @@ async fn past_the_route_limit_requests_are_counted_as_other_with_their_operation
                 ("route", route),
                 ("operation", operation),
                 ("outcome", "success"),
+                ("key", ""),
             ],
         )
     };
@@ -662,4 +721,48 @@ async fn no_log_line_or_metric_label_holds_the_api_key() {
             );
         }
     }
+}
+
+#[tokio::test]
+async fn past_the_key_limit_a_routes_requests_are_counted_as_other() {
+    let recorder = DebuggingRecorder::new();
+    let snapshotter = recorder.snapshotter();
+    let _metrics = metrics::set_default_local_recorder(&recorder);
+
+    let mut keys = (0..257).map(|i| format!("key-{i}"));
+    let stack = service_fn(move |_: Request<String>| {
+        let key = keys.next().unwrap();
+        async move {
+            let mut response = stack_answer(200, Some("chat"), None);
+            response.extensions_mut().insert(CallerName::new(key));
+            Ok::<_, Infallible>(response)
+        }
+    });
+    let mut service = ObserveLayer::new().layer(stack);
+    for _ in 0..257 {
+        service
+            .ready()
+            .await
+            .unwrap()
+            .call(Request::new(String::new()))
+            .await
+            .unwrap();
+    }
+
+    let metrics = common::metrics(&snapshotter);
+    let requests = |key| {
+        common::counter(
+            &metrics,
+            REQUESTS_TOTAL,
+            &[
+                ("route", "chat"),
+                ("operation", "chat"),
+                ("outcome", "success"),
+                ("key", key),
+            ],
+        )
+    };
+    assert_eq!(requests("key-255"), Some(1));
+    assert_eq!(requests("other"), Some(1));
+    assert_eq!(requests("key-256"), None);
 }

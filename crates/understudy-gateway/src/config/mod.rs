@@ -13,11 +13,12 @@
 //! range are reported as the gateway reports its own, under the key's path
 //! (`retry.max_retries`, `providers[1].timeout_ms`), once the file has
 //! parsed. The gateway checks what only it knows: `[server]`, `[alerts]`,
-//! provider names, routes and the models callers may name.
+//! `[auth]`, provider names, routes and the models callers may name.
 //!
 //! [`FallbackRules`]: understudy_fallback::FallbackRules
 
 mod alerts;
+mod auth;
 mod error;
 mod explain;
 mod health;
@@ -38,6 +39,9 @@ use understudy_health::HealthConfig;
 use understudy_retry::RetryConfig;
 
 pub use self::alerts::AlertsConfig;
+pub use self::auth::{
+    AuthConfig, AuthSecrets, CallerKeyConfig, MAX_KEY_NAME_BYTES, check_key_name,
+};
 pub use self::error::ConfigError;
 pub use self::health::SharedHealthSettings;
 pub use self::provider::ProviderEntry;
@@ -72,6 +76,8 @@ pub struct Config {
     pub shared_health: Option<SharedHealthSettings>,
     /// `[alerts]`.
     pub alerts: Option<AlertsConfig>,
+    /// `[auth]`: the keys callers present; none serves anyone.
+    pub auth: Option<AuthConfig>,
 }
 
 /// The file as read: the library sections' checks are kept as results, so
@@ -95,6 +101,8 @@ struct ConfigFile {
     health: health::HealthFile,
     #[serde(default)]
     alerts: Option<AlertsConfig>,
+    #[serde(default)]
+    auth: Option<AuthConfig>,
 }
 
 /// An absent section: the library's default, which passes its checks.
@@ -119,6 +127,9 @@ impl TryFrom<ConfigFile> for Config {
         if let Some(alerts) = &file.alerts {
             alerts.validate()?;
         }
+        if let Some(section) = &file.auth {
+            auth::check(section, &file.routes, &providers, &file.server)?;
+        }
         Ok(Self {
             server: file.server,
             providers,
@@ -127,6 +138,7 @@ impl TryFrom<ConfigFile> for Config {
             health,
             shared_health,
             alerts: file.alerts,
+            auth: file.auth,
         })
     }
 }
@@ -223,6 +235,9 @@ impl Config {
         if let Some(alerts) = &self.alerts {
             alerts.validate()?;
         }
+        if let Some(section) = &self.auth {
+            auth::check(section, &self.routes, &self.providers, &self.server)?;
+        }
         Ok(())
     }
 
@@ -274,8 +289,8 @@ impl Config {
     }
 
     /// Every environment variable a start reads (API keys, header values,
-    /// AWS credentials, the shared store's password), for `--check` to
-    /// name the ones missing here.
+    /// AWS credentials, the shared store's password, caller keys), for
+    /// `--check` to name the ones missing here.
     pub fn secret_variables(&self) -> Vec<&str> {
         let mut vars: Vec<&str> = self.providers.iter().flat_map(secrets::variables).collect();
         vars.extend(
@@ -283,6 +298,7 @@ impl Config {
                 .as_ref()
                 .and_then(|shared| shared.password_env.as_deref()),
         );
+        vars.extend(self.auth.iter().flat_map(auth::variables));
         vars.sort_unstable();
         vars.dedup();
         vars
@@ -303,6 +319,19 @@ impl Config {
             return Ok(None);
         };
         secrets::variable(&lookup, var, "health.shared_password_env").map(Some)
+    }
+
+    /// Reads the keys `[auth]` names through `lookup` and keeps only their
+    /// SHA-256 digests: none without `[auth]`. An unset or empty variable
+    /// is an error naming the variable, never a value.
+    pub fn auth_secrets(
+        &self,
+        lookup: impl Fn(&str) -> Option<String>,
+    ) -> Result<Option<AuthSecrets>, ConfigError> {
+        self.auth
+            .as_ref()
+            .map(|section| auth::read(section, &lookup))
+            .transpose()
     }
 
     /// The provider with this name.

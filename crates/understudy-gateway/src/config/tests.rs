@@ -650,3 +650,193 @@ fn explain_lists_each_deployment_of_a_tier() {
         "{explained}"
     );
 }
+
+/// The example with `[auth]` holding `keys` (and `extra` after them).
+fn with_auth(keys: &str, extra: &str) -> String {
+    format!("{EXAMPLE}\n[auth]\nkeys = [\n{keys}\n]\n{extra}\n")
+}
+
+const SEARCH_KEY: &str =
+    r#"{ name = "search", key_env = "SEARCH_KEY", routes = ["chat"], rpm = 600 }"#;
+
+#[test]
+fn auth_is_off_unless_present() {
+    let config = Config::from_toml(EXAMPLE).unwrap();
+    assert!(config.auth.is_none());
+    assert!(config.auth_secrets(|_| None).unwrap().is_none());
+}
+
+#[test]
+fn auth_keys_come_from_the_environment_or_as_digests() {
+    let hello = "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824";
+    let text = with_auth(
+        &format!(
+            r#"{SEARCH_KEY},
+  {{ name = "batch", key_sha256 = "{}", routes = ["*"] }},"#,
+            hello.to_ascii_uppercase()
+        ),
+        "metrics_key_env = \"METRICS_KEY\"\nadmin_key_env = \"ADMIN_KEY\"",
+    );
+    let config = Config::from_toml(&text).unwrap();
+    let auth = config.auth.as_ref().unwrap();
+    assert_eq!(auth.keys[0].rpm, Some(600));
+    assert_eq!(auth.keys[1].rpm, None);
+    assert!(!format!("{config:?}").contains(&hello[..16]));
+    assert_eq!(
+        config.secret_variables(),
+        [
+            "ADMIN_KEY",
+            "ANTHROPIC_API_KEY",
+            "METRICS_KEY",
+            "OPENAI_API_KEY",
+            "SEARCH_KEY"
+        ]
+    );
+
+    let error = config
+        .auth_secrets(|var| (var != "METRICS_KEY").then(|| format!("value-of-{var}")))
+        .unwrap_err()
+        .to_string();
+    assert_eq!(
+        error,
+        "`auth.metrics_key_env`: the environment variable `METRICS_KEY` is not set"
+    );
+    let error = config
+        .auth_secrets(|var| (var != "SEARCH_KEY").then(|| format!("value-of-{var}")))
+        .unwrap_err()
+        .to_string();
+    assert_eq!(
+        error,
+        "`auth.keys[0].key_env`: the environment variable `SEARCH_KEY` is not set"
+    );
+
+    let secrets = config
+        .auth_secrets(|var| Some(format!("sk-value-of-{var}")))
+        .unwrap()
+        .unwrap();
+    assert_eq!(secrets.keys.len(), 2);
+    assert!(secrets.keys[0].same_as(&crate::auth::KeyDigest::of(b"sk-value-of-SEARCH_KEY")));
+    assert!(secrets.keys[1].same_as(&crate::auth::KeyDigest::of(b"hello")));
+    assert!(secrets.metrics.is_some() && secrets.admin.is_some());
+    assert!(!format!("{secrets:?}").contains("sk-value-of"));
+
+    // The same key twice would make one name the other's.
+    let error = config
+        .auth_secrets(|var| {
+            Some(if var == "SEARCH_KEY" {
+                "hello".to_owned()
+            } else {
+                format!("sk-{var}")
+            })
+        })
+        .unwrap_err()
+        .to_string();
+    assert_eq!(
+        error,
+        "`auth.keys[1].key_sha256`: holds the same key as `auth.keys[0]`"
+    );
+    assert!(!error.contains("hello"));
+}
+
+#[test]
+fn auth_keys_are_checked_naming_the_key() {
+    let digest = "a".repeat(64);
+    let cases = [
+        (String::new(), "`auth.keys`: at least one key is required"),
+        (
+            r#"{ name = "", key_env = "K", routes = ["chat"] }"#.to_owned(),
+            "`auth.keys[0].name`: must be non-empty",
+        ),
+        (
+            r#"{ name = "my key", key_env = "K", routes = ["chat"] }"#.to_owned(),
+            "`auth.keys[0].name`: may hold only",
+        ),
+        (
+            format!(r#"{SEARCH_KEY}, {{ name = "search", key_env = "K", routes = ["chat"] }}"#),
+            "`auth.keys[1].name`: `search` is used by another key",
+        ),
+        (
+            r#"{ name = "k", routes = ["chat"] }"#.to_owned(),
+            "`auth.keys[0]`: exactly one of `key_env` and `key_sha256` is required",
+        ),
+        (
+            format!(
+                r#"{{ name = "k", key_env = "K", key_sha256 = "{digest}", routes = ["chat"] }}"#
+            ),
+            "`auth.keys[0]`: exactly one of `key_env` and `key_sha256` is required",
+        ),
+        (
+            r#"{ name = "k", key_sha256 = "sk-pasted-secret-key", routes = ["chat"] }"#.to_owned(),
+            "`auth.keys[0].key_sha256`: must be 64 hexadecimal characters",
+        ),
+        (
+            format!(
+                r#"{{ name = "a", key_sha256 = "{digest}", routes = ["chat"] }}, {{ name = "b", key_sha256 = "{}", routes = ["chat"] }}"#,
+                digest.to_ascii_uppercase()
+            ),
+            "`auth.keys[1].key_sha256`: is the digest of another key's key",
+        ),
+        (
+            r#"{ name = "k", key_env = "K", routes = [] }"#.to_owned(),
+            "`auth.keys[0].routes`: at least one route",
+        ),
+        (
+            r#"{ name = "k", key_env = "K", routes = ["chat", "embed"] }"#.to_owned(),
+            "`auth.keys[0].routes[1]`: no route is named `embed`",
+        ),
+        (
+            r#"{ name = "k", key_env = "K", routes = ["nobody/x"] }"#.to_owned(),
+            "`auth.keys[0].routes[0]`: no provider is named `nobody`",
+        ),
+        (
+            r#"{ name = "k", key_env = "K", routes = ["openai/*"] }"#.to_owned(),
+            "`auth.keys[0].routes[0]`: `openai` cannot be addressed directly",
+        ),
+        (
+            r#"{ name = "k", key_env = "K", routes = ["openai/gpt-4o"] }"#.to_owned(),
+            "`auth.keys[0].routes[0]`: `gpt-4o` is not in the `direct_models` of `openai`",
+        ),
+        (
+            r#"{ name = "k", key_env = "K", routes = ["chat"], rpm = 0 }"#.to_owned(),
+            "`auth.keys[0].rpm`: must be greater than 0",
+        ),
+    ];
+    for (keys, want) in cases {
+        let message = error_of(&with_auth(&keys, ""));
+        assert!(message.starts_with(want), "{keys}: {message}");
+        assert!(!message.contains("sk-pasted-secret-key"), "{message}");
+    }
+    let message = error_of(&with_auth(SEARCH_KEY, "metrics_key_env = \"\""));
+    assert_eq!(message, "`auth.metrics_key_env`: must be non-empty");
+    let message = error_of(&with_auth(SEARCH_KEY, "admin_keys_env = \"A\""));
+    assert!(message.contains("admin_keys_env"), "{message}");
+}
+
+#[test]
+fn auth_routes_may_name_models_addressed_directly() {
+    let direct = EXAMPLE.replace(
+        "api_key_env = \"OPENAI_API_KEY\"",
+        "api_key_env = \"OPENAI_API_KEY\"\ndirect_models = [\"gpt-4o\"]",
+    );
+    let text = format!(
+        "{direct}\n[auth]\nkeys = [{{ name = \"k\", key_env = \"K\", routes = [\"openai/gpt-4o\", \"openai/*\", \"chat\"] }}]\n"
+    );
+    Config::from_toml(&text).unwrap();
+
+    let open = EXAMPLE.replace(
+        "request_timeout_ms = 120000",
+        "request_timeout_ms = 120000\ndirect_addressing = true",
+    );
+    let text = format!(
+        "{open}\n[auth]\nkeys = [{{ name = \"k\", key_env = \"K\", routes = [\"anthropic/*\"] }}]\n"
+    );
+    let mut config = Config::from_toml(&text).unwrap();
+    config.server.direct_addressing = false;
+    assert!(
+        config
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .starts_with("`auth.keys[0].routes[0]`: `anthropic` cannot be addressed directly")
+    );
+}

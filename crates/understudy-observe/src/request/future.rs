@@ -11,7 +11,7 @@ use http::Response;
 use pin_project_lite::pin_project;
 use tokio::time::Instant;
 use tracing::Span;
-use understudy_core::{Classify, Operation, Outcome, RouteName, SharedClassifier};
+use understudy_core::{CallerName, Classify, Operation, Outcome, RouteName, SharedClassifier};
 
 use super::{Routes, classify_error, record_headers};
 use crate::TARGET;
@@ -45,7 +45,7 @@ where
         let latency = this.start.elapsed();
         let span = &*this.span;
         let classifier = &*this.classifier;
-        let (outcome, route) = match &result {
+        let (outcome, route, key) = match &result {
             Ok(response) => {
                 let route = response
                     .extensions()
@@ -58,14 +58,16 @@ where
                 }
                 span.record("status", response.status().as_u16());
                 record_headers(span, response.headers());
-                (classifier.classify_response(response), route)
+                let key = response.extensions().get::<CallerName>();
+                (classifier.classify_response(response), route, key)
             }
-            Err(error) => (classify_error(classifier, error), this.route.as_ref()),
+            Err(error) => (classify_error(classifier, error), this.route.as_ref(), None),
         };
         let kind = outcome.kind();
         span.record("outcome", kind.as_str());
         span.record("latency_ms", millis(latency));
         this.routes.get(route.map(RouteName::as_str)).record(
+            key.map(CallerName::as_str),
             *this.operation,
             kind,
             latency.as_secs_f64(),
