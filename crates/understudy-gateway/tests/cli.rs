@@ -209,6 +209,7 @@ fn check_shows_each_routes_tiers() {
     );
 }
 
+#[test]
 fn check_names_unset_caller_key_variables() {
     let text = format!(
         "{VALID}\n[auth]\nkeys = [\n  {{ name = \"a\", key_env = \"UNDERSTUDY_TEST_UNSET_A\", routes = [\"chat\"] }},\n  {{ name = \"b\", key_env = \"UNDERSTUDY_TEST_UNSET_B\", routes = [\"*\"] }},\n]\nmetrics_key_env = \"UNDERSTUDY_TEST_UNSET_METRICS\"\n"
