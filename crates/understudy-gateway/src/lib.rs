@@ -18,3 +18,4 @@ pub mod router;
 pub mod serve;
 pub mod shed;
 pub mod stack;
+pub mod status;
