@@ -98,6 +98,17 @@ struct LastError {
     at: u64,
 }
 
+impl LastError {
+    /// `outcome`, now; `status` if a response came, else the outcome's own.
+    fn new(outcome: Outcome, status: Option<http::StatusCode>) -> Self {
+        Self {
+            kind: outcome.kind().as_str(),
+            status: status.or(outcome.status()).map(|s| s.as_u16()),
+            at: unix_ms(SystemTime::now()),
+        }
+    }
+}
+
 /// One fallback, as `/status.json` lists it.
 #[derive(Clone, Debug, Serialize)]
 struct FallbackRecord {
@@ -130,7 +141,9 @@ struct ProviderReport {
     last_error: Option<LastError>,
     /// Attempts over the last 60 seconds.
     requests_per_min: u32,
-    /// Provider failures over the last 60 seconds.
+    /// Attempts over the last 60 seconds that were provider failures by
+    /// their response head or error (a failure found later, before the
+    /// commit, shows as the last error and a fallback).
     failures_per_min: u32,
     ttfc_p50_ms: Option<f64>,
     ttfc_p95_ms: Option<f64>,
@@ -230,11 +243,7 @@ impl Observer for StatusBoard {
                 self.with_provider(provider, |board| {
                     board.minute.record(now, failed);
                     if failed {
-                        board.last_error = Some(LastError {
-                            kind: outcome.kind().as_str(),
-                            status: status.or(outcome.status()).map(|s| s.as_u16()),
-                            at: unix_ms(SystemTime::now()),
-                        });
+                        board.last_error = Some(LastError::new(outcome, status));
                     }
                 });
             }
@@ -254,6 +263,14 @@ impl Observer for StatusBoard {
 
 impl StatusBoard {
     fn fallback(&self, route: Option<&str>, from: &str, to: &str, outcome: Outcome) {
+        // A failure found after the response head (a stream broken before
+        // its first content, a body that is no answer, a timeout) reaches
+        // the board only here.
+        if outcome.is_provider_failure() {
+            self.with_provider(from, |board| {
+                board.last_error = Some(LastError::new(outcome, None));
+            });
+        }
         let record = FallbackRecord {
             at: unix_ms(SystemTime::now()),
             route: route.unwrap_or(UNKNOWN_ROUTE).to_owned(),
@@ -410,6 +427,34 @@ mod tests {
         assert_eq!(fallbacks[0]["from"], "primary");
         assert_eq!(fallbacks[0]["reason"], "timeout");
         assert_eq!(fallbacks[MAX_FALLBACKS - 1]["to"], "backup-5");
+    }
+
+    #[test]
+    fn a_failure_found_after_the_head_is_the_last_error() {
+        let registry = HealthRegistry::new(HealthConfig::default());
+        registry.register("primary");
+        let board = StatusBoard::new();
+        // The head was a 200; the stream broke before its first content.
+        attempt(&board, "primary", Outcome::Success, Some(200));
+        board.on_event(&Event::Fallback {
+            route: Some("chat"),
+            from: "primary",
+            to: "backup",
+            outcome: Outcome::Failure(FailureKind::StreamBroken),
+        });
+        // A skipped target is not an error of its own.
+        board.on_event(&Event::Fallback {
+            route: Some("chat"),
+            from: "ejected",
+            to: "backup",
+            outcome: Outcome::Unavailable,
+        });
+        let report = serde_json::to_value(board.report(registry.snapshot())).unwrap();
+        let primary = &report["providers"][0];
+        assert_eq!(primary["last_error"]["kind"], "stream_broken", "{primary}");
+        assert!(primary["last_error"]["status"].is_null(), "{primary}");
+        assert_eq!(primary["requests_per_min"], 1);
+        assert!(!super::lock(&board.providers).contains_key("ejected"));
     }
 
     #[test]
