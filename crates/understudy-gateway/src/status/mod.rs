@@ -266,9 +266,17 @@ impl StatusBoard {
         // A failure found after the response head (a stream broken before
         // its first content, a body that is no answer, a timeout) reaches
         // the board only here.
+        // The attempt's own report came first and may hold the status the
+        // outcome does not (503 is `overloaded`): it is kept.
         if outcome.is_provider_failure() {
             self.with_provider(from, |board| {
-                board.last_error = Some(LastError::new(outcome, None));
+                let kind = outcome.kind().as_str();
+                let status = board
+                    .last_error
+                    .filter(|last| last.kind == kind)
+                    .and_then(|last| last.status)
+                    .and_then(|status| http::StatusCode::from_u16(status).ok());
+                board.last_error = Some(LastError::new(outcome, status));
             });
         }
         let record = FallbackRecord {
@@ -455,6 +463,25 @@ mod tests {
         assert!(primary["last_error"]["status"].is_null(), "{primary}");
         assert_eq!(primary["requests_per_min"], 1);
         assert!(!super::lock(&board.providers).contains_key("ejected"));
+
+        // A 503 is reported by its attempt, then by its fallback, whose
+        // outcome has no status: the status stays.
+        attempt(
+            &board,
+            "primary",
+            Outcome::Failure(FailureKind::Overloaded),
+            Some(503),
+        );
+        board.on_event(&Event::Fallback {
+            route: Some("chat"),
+            from: "primary",
+            to: "backup",
+            outcome: Outcome::Failure(FailureKind::Overloaded),
+        });
+        let report = serde_json::to_value(board.report(registry.snapshot())).unwrap();
+        let primary = &report["providers"][0];
+        assert_eq!(primary["last_error"]["kind"], "overloaded", "{primary}");
+        assert_eq!(primary["last_error"]["status"], 503, "{primary}");
     }
 
     #[test]
