@@ -1,7 +1,7 @@
 //! The HTTP surface: `POST /v1/chat/completions`, `POST /v1/messages`
 //! (Anthropic's Messages API), `POST /v1/embeddings`, `GET /v1/models`,
 //! `GET /health`, `GET /metrics`, `GET /status` and `GET /status.json` (see
-//! [`status`](crate::status)), and OpenAI-shaped errors for everything
+//! [`status`]), and OpenAI-shaped errors for everything
 //! else (Anthropic-shaped on `/v1/messages`).
 //!
 //! Every operation goes through the same stack: the endpoint only marks the
