@@ -41,8 +41,9 @@ use crate::names::{
 /// `all_unavailable`). Events are emitted in the caller's current span, so
 /// the `llm.request` and `llm.attempt` spans' fields come along.
 ///
-/// A successful attempt costs one `match` and one histogram sample; the other events allocate only
-/// their metric labels. Nothing blocks: alerts are queued (see [`Alerts`]).
+/// A successful attempt's report costs one `match`; its commit, one
+/// histogram sample. Events allocate only their metric labels. Nothing
+/// blocks: alerts are queued (see [`Alerts`]).
 ///
 /// # Example
 ///
