@@ -69,6 +69,18 @@ pub enum Event<'a> {
         /// Why `from` was left.
         outcome: Outcome,
     },
+    /// An attempt reached its commit point: a stream's first content chunk
+    /// arrived (a role-only or other preamble chunk does not count), or a
+    /// whole body was read and judged an answer. Reported once per
+    /// committed attempt, never for a failed one.
+    FirstContent {
+        /// The provider.
+        provider: &'a str,
+        /// The model asked of it.
+        model: &'a str,
+        /// From the attempt's start to the commit.
+        elapsed: Duration,
+    },
     /// A stream broke after its first chunk reached the caller: too late to
     /// fail over, so the caller got a final SSE error event instead.
     StreamBrokenAfterCommit {

@@ -1,6 +1,7 @@
 //! The HTTP surface: `POST /v1/chat/completions`, `POST /v1/messages`
 //! (Anthropic's Messages API), `POST /v1/embeddings`, `GET /v1/models`,
-//! `GET /health`, `GET /metrics`, and OpenAI-shaped errors for everything
+//! `GET /health`, `GET /metrics`, `GET /status` and `GET /status.json` (see
+//! [`status`]), and OpenAI-shaped errors for everything
 //! else (Anthropic-shaped on `/v1/messages`).
 //!
 //! Every operation goes through the same stack: the endpoint only marks the
@@ -30,6 +31,7 @@ use crate::auth;
 use crate::live::Live;
 use crate::reload::{ReloadError, Reloader};
 use crate::stack::Edge;
+use crate::status::{self, StatusBoard};
 
 /// The chat-completions stack, as the app serves it.
 pub type ChatService = BoxCloneSyncService<Request<Body>, http::Response<ResponseBody>, Infallible>;
@@ -49,6 +51,8 @@ pub struct AppState {
     /// Health shared with other replicas, for `/health`; `None` when
     /// health stays in this process.
     pub shared: Option<Arc<SharedHealth>>,
+    /// The providers' last minute, for `/status` and `/status.json`.
+    pub status: Arc<StatusBoard>,
 }
 
 /// `service` with each request marked as `operation`.
@@ -91,6 +95,7 @@ pub fn router(endpoints: Edge, state: AppState) -> Router {
         .route("/health", get(health))
         .route("/metrics", get(metrics))
         .route("/admin/reload", axum::routing::post(admin_reload))
+        .merge(status::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)
@@ -110,7 +115,7 @@ fn unknown_path(path: &str) -> Response {
             StatusCode::NOT_FOUND,
             "invalid_request_error",
             format!(
-                "unknown path `{path}`; the gateway serves POST /v1/chat/completions, POST /v1/messages, POST /v1/embeddings, GET /v1/models, GET /health, GET /metrics and POST /admin/reload (with [auth])"
+                "unknown path `{path}`; the gateway serves POST /v1/chat/completions, POST /v1/messages, POST /v1/embeddings, GET /v1/models, GET /health, GET /metrics, GET /status, GET /status.json and POST /admin/reload (with [auth])"
             ),
         )
         .with_code("unknown_url"),

@@ -308,6 +308,20 @@ impl Auth {
         }
     }
 
+    /// Whether `headers` bear the metrics key for the status page: as
+    /// `Authorization: Bearer <key>`, or as the password of `Basic`
+    /// credentials (any user name), which is what a browser can be asked
+    /// for. False when no metrics key is configured.
+    pub fn may_read_status(&self, headers: &HeaderMap) -> bool {
+        let Some(digest) = &self.metrics else {
+            return false;
+        };
+        if presents(headers, digest) {
+            return true;
+        }
+        basic_password(headers).is_some_and(|password| KeyDigest::of(&password).same_as(digest))
+    }
+
     /// Whether an admin key is configured (`admin_key_env`).
     pub const fn has_admin(&self) -> bool {
         self.admin.is_some()
@@ -348,6 +362,22 @@ fn presents(headers: &HeaderMap, digest: &KeyDigest) -> bool {
 }
 
 /// The token of `Authorization: Bearer <token>` (the scheme in any case).
+/// The password of `Authorization: Basic <base64(user:password)>`.
+fn basic_password(headers: &HeaderMap) -> Option<Vec<u8>> {
+    use base64::Engine as _;
+
+    let value = headers.get(AUTHORIZATION)?.as_bytes();
+    let scheme = value.get(..6)?;
+    if !scheme.eq_ignore_ascii_case(b"basic ") {
+        return None;
+    }
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(value.get(6..)?.trim_ascii())
+        .ok()?;
+    let colon = decoded.iter().position(|&b| b == b':')?;
+    decoded.get(colon.checked_add(1)?..).map(<[u8]>::to_vec)
+}
+
 fn bearer(headers: &HeaderMap) -> Option<&[u8]> {
     let value = headers.get(AUTHORIZATION)?.as_bytes();
     let scheme = value.get(..7)?;

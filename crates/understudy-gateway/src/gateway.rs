@@ -8,6 +8,7 @@ use std::time::Duration;
 use axum::Router;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use tokio::net::TcpListener;
+use understudy_core::events::SharedObserver;
 use understudy_health::HealthRegistry;
 use understudy_observe::{Alerts, LogSink, Telemetry, WebhookSink};
 use understudy_shared_health::{SharedHealth, SharedHealthError};
@@ -21,6 +22,7 @@ use crate::live::Live;
 use crate::reload::Reloader;
 use crate::serve::ServeLimits;
 use crate::stack::{self, BuildError};
+use crate::status::StatusBoard;
 
 /// Why a gateway could not start.
 #[derive(Debug, thiserror::Error)]
@@ -91,7 +93,9 @@ impl Gateway {
             }
         }
         let alerts = alerts.spawn();
-        let observer = Telemetry::new().with_alerts(alerts.clone()).into_shared();
+        let status = Arc::new(StatusBoard::new());
+        let observer: SharedObserver =
+            Arc::new((Telemetry::new().with_alerts(alerts.clone()), status.clone()));
 
         let registry = HealthRegistry::with_observer(config.health, observer.clone());
         let built = stack::build(config, secrets, &registry, &observer, auth)?;
@@ -131,6 +135,7 @@ impl Gateway {
             live,
             metrics,
             reloader: reloader.clone(),
+            status,
         };
         let router = edge::wrap(app::router(endpoints, state), &config.server.cors_origins);
         Ok(Self {

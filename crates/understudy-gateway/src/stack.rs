@@ -21,7 +21,7 @@ use lru::LruCache;
 use tower::ServiceBuilder;
 use tower::util::BoxCloneSyncService;
 use tower_http::catch_panic::CatchPanicLayer;
-use understudy_core::events::SharedObserver;
+use understudy_core::events::{Event, Observer, SharedObserver};
 use understudy_core::{ReplayBody, ReplayLayer, RequestDeadlineLayer, ResponseBody, RouteName};
 use understudy_fallback::{Fallback, FirstChunkLayer, Target};
 use understudy_health::{HealthRegistry, ProberHandle};
@@ -161,6 +161,17 @@ impl Parts {
         model: &str,
         route: Option<&RouteConfig>,
     ) -> Result<Target<TargetService>, BuildError> {
+        self.target_observed(provider_name, model, route, &self.observer)
+    }
+
+    /// As [`target`](Self::target), reporting to `observer`.
+    fn target_observed(
+        &self,
+        provider_name: &str,
+        model: &str,
+        route: Option<&RouteConfig>,
+        observer: &SharedObserver,
+    ) -> Result<Target<TargetService>, BuildError> {
         let Some(provider) = self.provider(provider_name) else {
             return Err(BuildError::Provider {
                 provider: provider_name.to_owned(),
@@ -183,8 +194,30 @@ impl Parts {
             .health(&self.registry)
             .timeout(timeout)
             .first_chunk(FirstChunkLayer::new(first_chunk).max_event_bytes(self.max_event_bytes))
-            .telemetry(&self.observer)
+            .telemetry(observer)
             .build())
+    }
+}
+
+/// The telemetry of a target addressed as `provider/<any model>`: its time
+/// to first content is reported for model `*`, so the caller's string
+/// becomes no metric label.
+struct AnyModel(SharedObserver);
+
+impl Observer for AnyModel {
+    fn on_event(&self, event: &Event<'_>) {
+        if let Event::FirstContent {
+            provider, elapsed, ..
+        } = *event
+        {
+            self.0.on_event(&Event::FirstContent {
+                provider,
+                model: "*",
+                elapsed,
+            });
+        } else {
+            self.0.on_event(event);
+        }
     }
 }
 
@@ -333,7 +366,7 @@ pub fn edge(server: &ServerConfig, live: &Live) -> Edge {
 /// `direct_models` are built now and named as themselves; with
 /// `server.direct_addressing` any other model is built on first use and
 /// kept in a bounded least-recently-used cache, and named `provider/*` in
-/// metrics and alerts, so no label takes a caller's string.
+/// metrics and alerts (its model `*`), so no label takes a caller's string.
 fn direct_targets(
     config: &Config,
     parts: &Arc<Parts>,
@@ -341,24 +374,27 @@ fn direct_targets(
     observer: &SharedObserver,
 ) -> Result<DirectTargets<RouteService>, BuildError> {
     let registry = registry.clone();
+    let any_model: SharedObserver = Arc::new(AnyModel(observer.clone()));
     let observer = observer.clone();
-    let single = move |parts: &Parts, provider: &str, model: &str| {
-        parts.target(provider, model, None).map(|target| {
-            RouteService::new(
-                Fallback::builder()
-                    .target(target)
-                    .availability(registry.clone())
-                    .observer(observer.clone())
-                    .build(),
-            )
-        })
+    let single = move |parts: &Parts, provider: &str, model: &str, telemetry: &SharedObserver| {
+        parts
+            .target_observed(provider, model, None, telemetry)
+            .map(|target| {
+                RouteService::new(
+                    Fallback::builder()
+                        .target(target)
+                        .availability(registry.clone())
+                        .observer(observer.clone())
+                        .build(),
+                )
+            })
     };
     let mut listed: HashMap<(String, String), (RouteName, RouteService)> = HashMap::new();
     for entry in &config.providers {
         let provider = &entry.provider;
         for model in &entry.direct_models {
             let name = RouteName::new(format!("{}/{model}", provider.name));
-            let service = single(parts, &provider.name, model)?;
+            let service = single(parts, &provider.name, model, &parts.observer)?;
             listed.insert((provider.name.clone(), model.clone()), (name, service));
         }
     }
@@ -380,7 +416,7 @@ fn direct_targets(
         if let Some(service) = cache.get(&key) {
             return Some((name, service.clone()));
         }
-        let service = single(&parts, provider, model).ok()?;
+        let service = single(&parts, provider, model, &any_model).ok()?;
         cache.put(key, service.clone());
         Some((name, service))
     }))

@@ -430,6 +430,51 @@ async fn metrics_need_their_key_and_label_requests_by_key_name() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_status_page_needs_the_metrics_key_as_bearer_or_basic_password() {
+    use base64::Engine as _;
+
+    let h = start().await;
+    let basic = |user_and_password: &str| {
+        format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(user_and_password)
+        )
+    };
+    for path in ["/status", "/status.json"] {
+        for refused in [
+            String::new(),
+            bearer(SEARCH),
+            basic(&format!("ops:{SEARCH}")),
+            basic("ops:"),
+            "Basic !!!".to_owned(),
+        ] {
+            let headers: Vec<(&str, &str)> = if refused.is_empty() {
+                vec![]
+            } else {
+                vec![("authorization", refused.as_str())]
+            };
+            let reply = h.get(path, &headers).await;
+            assert_eq!(reply.status, StatusCode::UNAUTHORIZED, "{path} {refused}");
+            assert!(
+                reply.header("www-authenticate").starts_with("Basic realm="),
+                "a browser is asked for the key: {:?}",
+                reply.headers
+            );
+            assert!(!reply.body.contains("providers"), "{}", reply.body);
+        }
+        for admitted in [
+            bearer(METRICS),
+            basic(&format!("ops:{METRICS}")),
+            basic(&format!(":{METRICS}")),
+        ] {
+            let reply = h.get(path, &[("authorization", &admitted)]).await;
+            assert_eq!(reply.status, StatusCode::OK, "{path}: {}", reply.body);
+        }
+    }
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_logs_name_the_key_and_hold_no_secret() {
     let h = start().await;
     let search = bearer(SEARCH);

@@ -14,6 +14,7 @@
 //! | [`ATTEMPTS_TOTAL`] `understudy_attempts_total` | counter | `provider`, `operation`, `outcome` | [`AttemptLayer`](crate::AttemptLayer) |
 //! | [`ATTEMPT_DURATION_SECONDS`] `understudy_attempt_duration_seconds` | histogram | `provider`, `operation` | [`AttemptLayer`](crate::AttemptLayer) |
 //! | [`TIME_TO_FIRST_BYTE_SECONDS`] `understudy_time_to_first_byte_seconds` | histogram | `provider`, `operation` | [`AttemptLayer`](crate::AttemptLayer) |
+//! | [`TIME_TO_FIRST_CONTENT_SECONDS`] `understudy_time_to_first_content_seconds` | histogram | `provider`, `model` | [`Telemetry`](crate::Telemetry) |
 //! | [`FALLBACKS_TOTAL`] `understudy_fallbacks_total` | counter | `route`, `from`, `to`, `reason` | [`Telemetry`](crate::Telemetry) |
 //! | [`RETRIES_TOTAL`] `understudy_retries_total` | counter | `provider`, `reason` | [`Telemetry`](crate::Telemetry) |
 //! | [`RETRY_BUDGET_EXHAUSTED_TOTAL`] `understudy_retry_budget_exhausted_total` | counter | `provider` | [`Telemetry`](crate::Telemetry) |
@@ -48,7 +49,9 @@
 //! [`HISTOGRAMS`]. Request duration is measured until the
 //! response head is ready (for a stream: its first chunk), attempt duration
 //! likewise per attempt; time to first byte runs until the first data frame
-//! of the attempt's body.
+//! of the attempt's body; time to first content runs from the attempt's
+//! start to its commit point (a stream's first content chunk, not a
+//! role-only one, or a whole body read and judged an answer).
 
 use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
 
@@ -65,6 +68,9 @@ pub const ATTEMPT_DURATION_SECONDS: &str = "understudy_attempt_duration_seconds"
 /// Time from sending an attempt to the first data frame of its body, by
 /// provider and operation.
 pub const TIME_TO_FIRST_BYTE_SECONDS: &str = "understudy_time_to_first_byte_seconds";
+/// Time from an attempt's start to its first content (a stream's first
+/// content chunk, or a whole answer read), by provider and model.
+pub const TIME_TO_FIRST_CONTENT_SECONDS: &str = "understudy_time_to_first_content_seconds";
 /// Moves from one target to the next, by route, providers and reason.
 pub const FALLBACKS_TOTAL: &str = "understudy_fallbacks_total";
 /// Retries scheduled on the same provider, by provider and reason.
@@ -111,6 +117,7 @@ pub const HISTOGRAMS: &[(&str, &[f64])] = &[
     (REQUEST_DURATION_SECONDS, LATENCY_BUCKETS),
     (ATTEMPT_DURATION_SECONDS, LATENCY_BUCKETS),
     (TIME_TO_FIRST_BYTE_SECONDS, LATENCY_BUCKETS),
+    (TIME_TO_FIRST_CONTENT_SECONDS, LATENCY_BUCKETS),
 ];
 
 /// Describes every metric above (unit and help text) to the installed
@@ -146,6 +153,11 @@ pub fn describe_metrics() {
         TIME_TO_FIRST_BYTE_SECONDS,
         Unit::Seconds,
         "Time from sending an attempt to the first data frame of its body, by provider and operation."
+    );
+    describe_histogram!(
+        TIME_TO_FIRST_CONTENT_SECONDS,
+        Unit::Seconds,
+        "Time from an attempt's start to its first content chunk or whole answer, by provider and model."
     );
     describe_counter!(
         FALLBACKS_TOTAL,

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use http::StatusCode;
-use metrics::{counter, gauge};
+use metrics::{counter, gauge, histogram};
 use understudy_core::events::{Event, Observer, SharedObserver, StateChangeReason};
 use understudy_core::{Attempt, Outcome, ProviderState};
 
@@ -15,7 +15,7 @@ use crate::alert::{Alert, AlertKind, Alerts};
 use crate::labels::{UNKNOWN_ROUTE, bool_label};
 use crate::names::{
     ALL_TARGETS_FAILED_TOTAL, EJECTIONS_TOTAL, FALLBACKS_TOTAL, PROVIDER_STATE, RETRIES_TOTAL,
-    RETRY_BUDGET_EXHAUSTED_TOTAL, STREAMS_BROKEN_AFTER_COMMIT_TOTAL,
+    RETRY_BUDGET_EXHAUSTED_TOTAL, STREAMS_BROKEN_AFTER_COMMIT_TOTAL, TIME_TO_FIRST_CONTENT_SECONDS,
 };
 
 /// Turns the [`Event`]s that health, retry and fallback report into
@@ -26,6 +26,7 @@ use crate::names::{
 /// | `AttemptFinished`, provider failure | `provider_failure` (WARN) | — (see [`AttemptLayer`](crate::AttemptLayer)) | — |
 /// | `Retry` | `retry` (INFO) | `understudy_retries_total` | — |
 /// | `RetryBudgetExhausted` | `retry_budget_exhausted` (WARN) | `understudy_retry_budget_exhausted_total` | retry budget exhausted |
+/// | `FirstContent` | — | `understudy_time_to_first_content_seconds` | — |
 /// | `Fallback` | `fallback` (WARN) | `understudy_fallbacks_total` | — |
 /// | `StreamBrokenAfterCommit` | `stream_broken_after_commit` (ERROR) | `understudy_streams_broken_after_commit_total` | — |
 /// | `AllTargetsFailed` | `all_targets_failed` (ERROR) | `understudy_all_targets_failed_total` | route unavailable, if every target was unavailable |
@@ -40,8 +41,9 @@ use crate::names::{
 /// `all_unavailable`). Events are emitted in the caller's current span, so
 /// the `llm.request` and `llm.attempt` spans' fields come along.
 ///
-/// A successful attempt costs one `match`; the other events allocate only
-/// their metric labels. Nothing blocks: alerts are queued (see [`Alerts`]).
+/// A successful attempt's report costs one `match`; its commit, one
+/// histogram sample. Events allocate only their metric labels. Nothing
+/// blocks: alerts are queued (see [`Alerts`]).
 ///
 /// # Example
 ///
@@ -248,6 +250,18 @@ impl Observer for Telemetry {
                     status = outcome.status().map(|s| s.as_u16()),
                     "falling back to the next target",
                 );
+            }
+            Event::FirstContent {
+                provider,
+                model,
+                elapsed,
+            } => {
+                histogram!(
+                    TIME_TO_FIRST_CONTENT_SECONDS,
+                    "provider" => provider.to_owned(),
+                    "model" => model.to_owned(),
+                )
+                .record(elapsed.as_secs_f64());
             }
             Event::StreamBrokenAfterCommit { provider, model } => {
                 counter!(STREAMS_BROKEN_AFTER_COMMIT_TOTAL, "provider" => provider.to_owned())

@@ -15,7 +15,7 @@ use understudy_core::events::{Event, Observer, SharedObserver, StateChangeReason
 use understudy_core::{Attempt, BoxError, FailureKind, Outcome, ProviderState, RouteName};
 use understudy_observe::names::{
     ALL_TARGETS_FAILED_TOTAL, EJECTIONS_TOTAL, FALLBACKS_TOTAL, PROVIDER_STATE, RETRIES_TOTAL,
-    RETRY_BUDGET_EXHAUSTED_TOTAL, STREAMS_BROKEN_AFTER_COMMIT_TOTAL,
+    RETRY_BUDGET_EXHAUSTED_TOTAL, STREAMS_BROKEN_AFTER_COMMIT_TOTAL, TIME_TO_FIRST_CONTENT_SECONDS,
 };
 use understudy_observe::{ObserveLayer, Telemetry};
 
@@ -214,6 +214,39 @@ fn retries_budget_and_broken_streams_are_counted() {
     let all_failed = &capture.events("all_targets_failed")[0];
     assert_eq!(all_failed.field("attempts"), Some("4"));
     assert_eq!(all_failed.field("all_unavailable"), Some("false"));
+}
+
+#[test]
+fn time_to_first_content_is_a_histogram_by_provider_and_model() {
+    let recorder = DebuggingRecorder::new();
+    let snapshotter = recorder.snapshotter();
+    metrics::with_local_recorder(&recorder, || {
+        let telemetry = Telemetry::new();
+        for ms in [120, 480] {
+            telemetry.on_event(&Event::FirstContent {
+                provider: "openai",
+                model: "gpt-4o-mini",
+                elapsed: Duration::from_millis(ms),
+            });
+        }
+        telemetry.on_event(&Event::FirstContent {
+            provider: "anthropic",
+            model: "claude",
+            elapsed: Duration::from_secs(2),
+        });
+    });
+
+    let metrics = common::metrics(&snapshotter);
+    let samples = |provider, model| {
+        common::histogram_count(
+            &metrics,
+            TIME_TO_FIRST_CONTENT_SECONDS,
+            &[("provider", provider), ("model", model)],
+        )
+    };
+    assert_eq!(samples("openai", "gpt-4o-mini"), 2);
+    assert_eq!(samples("anthropic", "claude"), 1);
+    assert_eq!(samples("openai", "claude"), 0);
 }
 
 #[test]

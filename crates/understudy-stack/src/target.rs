@@ -141,9 +141,9 @@ impl<S> TargetStack<S> {
         self
     }
 
-    /// Reports the stack's events (retries, attempts, breaks after the
-    /// commit) to `observer`, and adds the attempt layer: a span and
-    /// metrics per attempt.
+    /// Reports the stack's events (retries, attempts, commits with their
+    /// time to first content, breaks after the commit) to `observer`, and
+    /// adds the attempt layer: a span and metrics per attempt.
     #[must_use]
     pub fn telemetry(mut self, observer: &SharedObserver) -> Self {
         self.telemetry = Some(observer.clone());

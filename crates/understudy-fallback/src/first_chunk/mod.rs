@@ -20,7 +20,7 @@ use http_body_util::BodyExt;
 use tokio::time::Instant;
 use tower_layer::Layer;
 use tower_service::Service;
-use understudy_core::events::{SharedObserver, noop_observer};
+use understudy_core::events::{Event, SharedObserver, noop_observer};
 use understudy_core::sse::{DEFAULT_MAX_EVENT_BYTES, SseDecoder};
 use understudy_core::time::saturating_add;
 use understudy_core::{
@@ -114,7 +114,8 @@ impl FirstChunkLayer {
         self
     }
 
-    /// Receives `Event::StreamBrokenAfterCommit`.
+    /// Receives `Event::FirstContent` when an attempt commits, and
+    /// `Event::StreamBrokenAfterCommit`.
     pub fn observer(mut self, observer: SharedObserver) -> Self {
         self.config_mut().observer = observer;
         self
@@ -182,6 +183,9 @@ impl<S> Layer<S> for FirstChunkLayer {
 ///   the stream before that is an error classified as
 ///   a provider failure, so retry and fallback still act; the timeout is a
 ///   [`FirstChunkTimeout`] error, classified as a timeout.
+/// - At the commit (a stream's first content, or a whole body judged an
+///   answer), `Event::FirstContent` is reported with the time since the
+///   call, once per attempt; a failed attempt reports none.
 /// - After release, a stream that fails or stalls past the idle timeout
 ///   ends with an SSE `data:` error event in the OpenAI shape, and
 ///   `Event::StreamBrokenAfterCommit` is reported (health counts it).
@@ -221,19 +225,43 @@ where
     fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
         let target = request.extensions().get::<TargetName>().cloned();
         let config = self.config.clone();
-        let deadline = saturating_add(Instant::now(), config.first_chunk_timeout);
+        let start = Instant::now();
+        let deadline = saturating_add(start, config.first_chunk_timeout);
         let future = self.inner.call(request);
         Box::pin(async move {
             let response = future.await.map_err(Into::into)?;
             if !response.status().is_success() {
                 return Ok(response.map(ResponseBody::new));
             }
-            if is_event_stream(response.headers()) {
-                commit_stream(response, deadline, target, &config).await
+            let response = if is_event_stream(response.headers()) {
+                commit_stream(response, deadline, target.clone(), &config).await?
             } else {
-                read_whole(response, &config).await
-            }
+                let response = read_whole(response, &config).await?;
+                let outcome = config.classifier.classify_head(
+                    response.status(),
+                    response.headers(),
+                    response.extensions(),
+                );
+                if outcome != Outcome::Success {
+                    return Ok(response);
+                }
+                response
+            };
+            report_first_content(target.as_ref(), start, &config);
+            Ok(response)
         })
+    }
+}
+
+/// Reports the commit of an attempt to the observer: its time to first
+/// content, counted from the call.
+fn report_first_content(target: Option<&TargetName>, start: Instant, config: &Config) {
+    if let Some(target) = target {
+        config.observer.on_event(&Event::FirstContent {
+            provider: &target.provider,
+            model: &target.model,
+            elapsed: start.elapsed(),
+        });
     }
 }
 

@@ -10,6 +10,7 @@
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use bytes::Bytes;
 use http::{HeaderMap, Request, Response};
@@ -123,13 +124,15 @@ where
     }))
 }
 
-/// Collects the events reported to it, as strings.
+/// Collects the events reported to it, as strings; commits
+/// (`Event::FirstContent`) are left to [`Commits`].
 #[derive(Default)]
 pub struct Events(pub Mutex<Vec<String>>);
 
 impl Observer for Events {
     fn on_event(&self, event: &Event<'_>) {
         let line = match event {
+            Event::FirstContent { .. } => return,
             Event::Fallback {
                 from,
                 to,
@@ -156,6 +159,33 @@ impl Observer for Events {
 
 impl Events {
     pub fn lines(&self) -> Vec<String> {
+        self.0.lock().unwrap().clone()
+    }
+}
+
+/// Collects the commits reported to it: provider, model and time to first
+/// content.
+#[derive(Default)]
+pub struct Commits(pub Mutex<Vec<(String, String, Duration)>>);
+
+impl Observer for Commits {
+    fn on_event(&self, event: &Event<'_>) {
+        if let Event::FirstContent {
+            provider,
+            model,
+            elapsed,
+        } = event
+        {
+            self.0
+                .lock()
+                .unwrap()
+                .push(((*provider).to_owned(), (*model).to_owned(), *elapsed));
+        }
+    }
+}
+
+impl Commits {
+    pub fn all(&self) -> Vec<(String, String, Duration)> {
         self.0.lock().unwrap().clone()
     }
 }
