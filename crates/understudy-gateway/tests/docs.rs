@@ -52,7 +52,7 @@ async fn the_documented_balanced_tier_builds() {
     let blocks = toml_blocks(&read("fallback.md"));
     let tier = blocks
         .iter()
-        .find(|b| b.contains("balance = ["))
+        .find(|b| b.contains("balance = [") && !b.contains("[server]"))
         .expect("a balanced tier example");
     builds(tier);
     let config = Config::from_toml(tier).unwrap();
@@ -88,4 +88,17 @@ async fn the_documented_caller_keys_build_with_the_full_example() {
         .find(|b| b.starts_with("[auth]"))
         .expect("a caller keys example");
     builds(&format!("{full}\n{auth}"));
+}
+
+#[tokio::test]
+async fn the_complete_shared_gateway_example_builds() {
+    let blocks = toml_blocks(&read("fallback.md"));
+    let complete = blocks
+        .iter()
+        .find(|b| b.contains("[server]") && b.contains("[auth]") && b.contains("balance = ["))
+        .expect("the complete example");
+    builds(complete);
+    let config = Config::from_toml(complete).unwrap();
+    assert!(config.routes.iter().any(|r| r.timeout_ms.is_some()));
+    assert!(config.auth.is_some());
 }
