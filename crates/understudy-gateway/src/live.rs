@@ -14,12 +14,13 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use arc_swap::ArcSwap;
+use futures_util::future::{Either, Ready, ready};
 use http::{Request, Response};
 use tower::util::Oneshot;
 use tower::{Service, ServiceExt};
-use understudy_core::{ReplayBody, ResponseBody};
+use understudy_core::{Operation, ReplayBody, ResponseBody};
 
-use crate::auth::Auth;
+use crate::auth::{Auth, unauthorized};
 use crate::router::ModelRouter;
 use crate::stack::RouteService;
 
@@ -57,6 +58,13 @@ impl Live {
         self.0.load_full()
     }
 
+    /// The current generation, borrowed: cheaper than
+    /// [`current`](Self::current) (no reference count touched) for a look
+    /// that ends before the next await.
+    pub fn peek(&self) -> arc_swap::Guard<Arc<Generation>> {
+        self.0.load()
+    }
+
     /// Makes `generation` the current one; requests already holding the
     /// previous one keep it.
     pub fn replace(&self, generation: Generation) {
@@ -71,8 +79,10 @@ impl fmt::Debug for Live {
 }
 
 /// Routes each request with the generation it carries (an
-/// `Arc<Generation>` request extension, put there by a layer above that
-/// needed it first), or else the current one.
+/// `Arc<Generation>` request extension, put there by the auth layer when
+/// it checked the request's key), or else the current one, which must then
+/// have no keys: a request admitted by a generation without keys while a
+/// reload brought some in is answered 401, never served unchecked.
 #[derive(Clone, Debug)]
 pub struct LiveRouter {
     live: Live,
@@ -88,18 +98,69 @@ impl LiveRouter {
 impl Service<Request<ReplayBody>> for LiveRouter {
     type Response = Response<ResponseBody>;
     type Error = Infallible;
-    type Future = Oneshot<ModelRouter<RouteService>, Request<ReplayBody>>;
+    type Future = Either<
+        Ready<Result<Response<ResponseBody>, Infallible>>,
+        Oneshot<ModelRouter<RouteService>, Request<ReplayBody>>,
+    >;
 
     fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         Poll::Ready(Ok(()))
     }
 
     fn call(&mut self, request: Request<ReplayBody>) -> Self::Future {
-        let generation = request
-            .extensions()
-            .get::<Arc<Generation>>()
-            .cloned()
-            .unwrap_or_else(|| self.live.current());
-        generation.router.clone().oneshot(request)
+        let router = if let Some(generation) = request.extensions().get::<Arc<Generation>>() {
+            generation.router.clone()
+        } else {
+            let generation = self.live.peek();
+            if generation.auth.is_some() {
+                // Admitted while the configuration had no keys, and keys
+                // came in since: the request was never checked.
+                let operation = Operation::of(request.extensions());
+                return Either::Left(ready(Ok(unauthorized(operation))));
+            }
+            generation.router.clone()
+        };
+        Either::Right(router.oneshot(request))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use http::StatusCode;
+    use tower::ServiceExt;
+
+    use super::*;
+    use crate::config::Config;
+    use crate::gateway::auth_of;
+
+    fn generation(auth: bool) -> Generation {
+        let mut text = "[[providers]]\nname = \"p\"\nkind = \"openai\"\nbase_url = \"http://127.0.0.1:9/v1\"\n\n[[routes]]\nmodel = \"chat\"\ntargets = [{ provider = \"p\", model = \"m\" }]\n".to_owned();
+        if auth {
+            text.push_str(
+                "\n[auth]\nkeys = [{ name = \"k\", key_env = \"K\", routes = [\"*\"] }]\n",
+            );
+        }
+        let config = Config::from_toml(&text).unwrap();
+        Generation {
+            router: ModelRouter::new(Vec::<(String, RouteService)>::new()),
+            models: Arc::from(Vec::new()),
+            auth: auth_of(&config, |_| Some("sk-k".to_owned())).unwrap(),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_request_no_key_checked_is_refused_once_keys_came_in() {
+        let live = Live::new(generation(false));
+        let request = || Request::new(ReplayBody::from(r#"{"model":"chat"}"#));
+        // Without keys: routed (here, to no route).
+        let routed = LiveRouter::new(live.clone())
+            .oneshot(request())
+            .await
+            .unwrap();
+        assert_eq!(routed.status(), StatusCode::NOT_FOUND);
+        // A reload brought keys while the request was on its way.
+        live.replace(generation(true));
+        let refused = LiveRouter::new(live).oneshot(request()).await.unwrap();
+        assert_eq!(refused.status(), StatusCode::UNAUTHORIZED);
     }
 }
