@@ -2,7 +2,8 @@
 # End-to-end load benchmark: the same fast upstream measured directly,
 # through nginx's reverse proxy (the reference proxy hop), and through the
 # understudy gateway; then the gateway with its primary ejected (503) and
-# with its primary refusing connections. See docs/benchmarks.md.
+# with its primary refusing connections, and as a shared service (caller
+# keys and a balanced two-deployment tier). See docs/benchmarks.md.
 #
 # Usage: bash benches/load.sh [duration_seconds]   (default 10)
 #        CONCURRENCY="16" bash benches/load.sh 5    (only some concurrencies)
@@ -21,6 +22,7 @@ BROKEN=127.0.0.1:9102     # a primary that answers 503
 DEAD=127.0.0.1:9103       # a primary nothing listens on
 NGINX=127.0.0.1:9180
 GATEWAY=127.0.0.1:9190
+SHARED=127.0.0.1:9191     # the gateway as a shared service: [auth] and a two-deployment tier
 
 cargo build --release -q -p understudy-gateway -p understudy-mock --manifest-path "$ROOT/Cargo.toml"
 BIN="$ROOT/target/release"
@@ -87,9 +89,32 @@ targets = [{ provider = "broken", model = "m" }, { provider = "upstream", model 
 model = "refused"
 targets = [{ provider = "dead", model = "m" }, { provider = "upstream", model = "m" }]
 TOML
+cat > "$WORK/shared.toml" <<TOML
+[server]
+listen = "$SHARED"
+
+[[providers]]
+name = "east"
+kind = "openai"
+base_url = "http://$UPSTREAM/v1"
+
+[[providers]]
+name = "west"
+kind = "openai"
+base_url = "http://$UPSTREAM/v1"
+
+[[routes]]
+model = "chat"
+targets = [{ balance = [{ provider = "east", model = "m", weight = 2 }, { provider = "west", model = "m" }] }]
+
+[auth]
+keys = [{ name = "bench", key_env = "BENCH_CALLER_KEY", routes = ["*"], rpm = 100000000 }]
+TOML
 RUST_LOG=error "$BIN/understudy" --config "$WORK/gateway.toml" 2>"$WORK/gateway.log" & GATEWAY_PID=$!; PIDS+=($GATEWAY_PID)
+BENCH_CALLER_KEY=sk-bench RUST_LOG=error "$BIN/understudy" --config "$WORK/shared.toml" 2>"$WORK/shared.log" & PIDS+=($!)
 wait_for "http://$NGINX/v1/models"
 wait_for "http://$GATEWAY/health"
+wait_for "http://$SHARED/health"
 
 body() { printf '{"model":"%s","stream":%s,"messages":[{"role":"user","content":"Say hello."}],"max_tokens":16}' "$1" "$2"; }
 
@@ -99,6 +124,7 @@ run() { # name url model stream connections
 wrk.method = "POST"
 wrk.body = '$(body "$model" "$stream")'
 wrk.headers["Content-Type"] = "application/json"
+wrk.headers["Authorization"] = "Bearer sk-bench"
 done = function(summary, latency, requests)
   io.write(string.format("RESULT %d %d %.1f %.1f %.1f\n", summary.requests, summary.errors.status + summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout, summary.requests / (summary.duration / 1e6), latency:percentile(50), latency:percentile(99)))
 end
@@ -130,6 +156,7 @@ for conns in ${CONCURRENCY:-16 256}; do
     run "nginx proxy_pass (stream=$stream)" "http://$NGINX" chat "$stream" "$conns"
     run "understudy (stream=$stream)" "http://$GATEWAY" chat "$stream" "$conns"
   done
+  run "understudy, [auth] + 2-deployment tier" "http://$SHARED" chat false "$conns"
   run "understudy, primary ejected" "http://$GATEWAY" ejected false "$conns"
   run "understudy, primary refusing" "http://$GATEWAY" refused false "$conns"
 done
