@@ -57,6 +57,7 @@ pub mod deadline;
 pub mod error;
 pub mod events;
 pub mod extensions;
+mod hold;
 mod openai_error;
 pub mod outcome;
 pub mod replay;
@@ -76,5 +77,6 @@ pub use self::error::{
 pub use self::extensions::{
     Attempt, AttemptCounter, CallerName, Deadline, Operation, PanicRouting, RouteName, TargetName,
 };
+pub use self::hold::HoldBody;
 pub use self::outcome::{ClientErrorKind, FailureKind, Outcome, OutcomeKind};
 pub use self::replay::{Replay, ReplayBody, ReplayLayer};

@@ -12,7 +12,6 @@ pub mod demo;
 pub mod drain;
 pub mod edge;
 pub mod gateway;
-pub mod hold;
 pub mod live;
 pub mod reload;
 pub mod router;

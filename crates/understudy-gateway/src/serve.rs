@@ -40,7 +40,7 @@ use understudy_core::{OpenAiError, Operation};
 
 use crate::conn::{ConnIo, ConnLimits, InFlight, RequestTracker};
 use crate::drain::DrainBody;
-use crate::hold::HoldBody;
+use understudy_core::HoldBody;
 
 /// What [`serve`] bounds.
 #[derive(Clone, Copy, Debug)]

@@ -23,7 +23,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tower::{Layer, Service};
 use understudy_core::{OpenAiError, ResponseBody};
 
-use crate::hold::HoldBody;
+use understudy_core::HoldBody;
 
 /// Limits requests in flight; see the module docs.
 #[derive(Clone, Debug)]
