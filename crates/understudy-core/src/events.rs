@@ -89,6 +89,20 @@ pub enum Event<'a> {
         /// The model asked of it.
         model: &'a str,
     },
+    /// A stream that broke after its commit was continued on another
+    /// target: the caller's stream goes on with the continuation.
+    Resume {
+        /// The route, if known.
+        route: Option<&'a str>,
+        /// The provider whose stream broke.
+        from: &'a str,
+        /// The provider that continues it.
+        to: &'a str,
+        /// How it broke: `cut`, `stall`, `malformed` or `error_event`.
+        reason: &'a str,
+        /// Characters of content the caller had already received.
+        chars_sent: usize,
+    },
     /// Every target of a route was unavailable or failed.
     AllTargetsFailed {
         /// The route, if known.

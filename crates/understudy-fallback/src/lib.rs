@@ -39,6 +39,7 @@ pub mod first_chunk;
 pub mod future;
 mod in_flight;
 mod policy;
+pub mod resume;
 mod service;
 mod summary;
 mod target;

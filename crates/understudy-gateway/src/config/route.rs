@@ -41,6 +41,14 @@ pub struct RouteConfig {
     /// for this route's targets (the retry budget stays per provider).
     #[serde(default)]
     pub retry: RetryOverrides,
+    /// `resume`: continue a stream that breaks after its commit on the
+    /// next available target (see `docs/fallback.md`); off by default.
+    #[serde(default)]
+    pub resume: bool,
+    /// `max_resume_bytes`: no resume once more content than this was sent;
+    /// 1 MiB by default.
+    #[serde(default)]
+    pub max_resume_bytes: Option<usize>,
 }
 
 impl RouteConfig {
@@ -57,12 +65,21 @@ impl RouteConfig {
             .map_or(provider.timeout, Duration::from_millis)
     }
 
+    /// The most content a stream may have sent and be resumed.
+    pub fn effective_max_resume_bytes(&self) -> usize {
+        self.max_resume_bytes
+            .unwrap_or(understudy_fallback::resume::DEFAULT_MAX_RESUME_BYTES)
+    }
+
     /// The first-chunk timeout at `provider` on this route.
     pub fn first_chunk_timeout(&self, provider: &ProviderConfig) -> Duration {
         self.first_chunk_timeout_ms
             .map_or(provider.first_chunk_timeout, Duration::from_millis)
     }
 }
+
+/// The largest `max_resume_bytes`: 64 MiB.
+pub(crate) const MAX_RESUME_BYTES: usize = 64 * 1024 * 1024;
 
 /// One entry of a route's `targets`: a single target (`provider` and
 /// `model`) or a balanced tier of deployments of the same model
@@ -206,6 +223,15 @@ pub(super) fn check(
             if let Some(value) = value {
                 positive_duration_ms(&format!("routes[{i}].{key}"), value)?;
             }
+        }
+        if route
+            .max_resume_bytes
+            .is_some_and(|bytes| bytes > MAX_RESUME_BYTES)
+        {
+            return Err(invalid(
+                format!("routes[{i}].max_resume_bytes"),
+                format!("must be at most {MAX_RESUME_BYTES}"),
+            ));
         }
         route
             .retry
