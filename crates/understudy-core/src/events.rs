@@ -103,6 +103,17 @@ pub enum Event<'a> {
         /// Characters of content the caller had already received.
         chars_sent: usize,
     },
+    /// A request's attempt was slow to its first content, and a hedge (the
+    /// next target, in parallel) was started, or refused by the budget.
+    Hedge {
+        /// The route, if known.
+        route: Option<&'a str>,
+        /// `won` (the hedge committed first; the slow attempt was
+        /// cancelled), `lost` (the slow attempt committed first; the hedge
+        /// was cancelled), `failed` (neither committed) or
+        /// `budget_exhausted` (no hedge was started).
+        result: &'a str,
+    },
     /// Every target of a route was unavailable or failed.
     AllTargetsFailed {
         /// The route, if known.

@@ -37,6 +37,7 @@
 
 pub mod first_chunk;
 pub mod future;
+mod hedge;
 mod in_flight;
 mod policy;
 pub mod resume;

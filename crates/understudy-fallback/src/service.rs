@@ -8,6 +8,7 @@ use std::ops::Range;
 use std::sync::Arc;
 use std::sync::atomic::AtomicUsize;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use http::{HeaderName, HeaderValue, Request, Response};
 use tokio::time::Instant;
@@ -20,6 +21,7 @@ use understudy_core::{
 };
 
 use crate::future::ResponseFuture;
+use crate::hedge::{HedgeSettings, Hedges, attempt_hedged};
 use crate::in_flight::InFlight;
 use crate::policy::{FallbackPolicy, FallbackRules, PanicMode};
 use crate::resume::{Resumable, ResumeSettings, resumable};
@@ -119,6 +121,8 @@ pub(crate) struct Shared<S> {
     classifier: SharedClassifier,
     /// Resume broken streams, with at most this much content sent.
     pub(crate) resume: Option<ResumeSettings>,
+    /// Hedge slow first chunks.
+    pub(crate) hedge: Option<HedgeSettings>,
 }
 
 /// Builds a [`Fallback`].
@@ -157,6 +161,7 @@ pub struct FallbackBuilder<S> {
     observer: SharedObserver,
     classifier: SharedClassifier,
     resume: Option<ResumeSettings>,
+    hedge: Option<HedgeSettings>,
 }
 
 // ===== impl FallbackBuilder =====
@@ -277,6 +282,18 @@ impl<S> FallbackBuilder<S> {
         self
     }
 
+    /// Hedges slow first chunks: when an attempt has not committed (a
+    /// stream's first content, a whole answer) within `after`, the next
+    /// available target is started beside it; the first to commit serves
+    /// and the other is dropped, its connection closed, counting as no
+    /// failure. At most `max_hedges` per request, and hedges draw from a
+    /// budget that each request adds `ratio` (0 to 1) of a hedge to. Off
+    /// by default.
+    pub fn hedge(mut self, after: Duration, max_hedges: usize, ratio: f64) -> Self {
+        self.hedge = Some(HedgeSettings::new(after, max_hedges, ratio));
+        self
+    }
+
     /// The selector.
     pub fn build(self) -> Fallback<S> {
         Fallback {
@@ -289,6 +306,7 @@ impl<S> FallbackBuilder<S> {
                 observer: self.observer,
                 classifier: self.classifier,
                 resume: self.resume,
+                hedge: self.hedge,
             }),
         }
     }
@@ -317,6 +335,7 @@ impl<S> Fallback<S> {
             observer: noop_observer(),
             classifier: SharedClassifier::default(),
             resume: None,
+            hedge: None,
         }
     }
 
@@ -417,6 +436,10 @@ where
     if shared.resume.is_some() {
         parts.extensions.insert(Resumable);
     }
+    let mut hedges = Hedges::default();
+    if let Some(hedge) = &shared.hedge {
+        hedge.deposit();
+    }
 
     // Attempts that did not serve the request; stays empty (no allocation)
     // when the first target serves it.
@@ -458,11 +481,25 @@ where
             let Some(target) = shared.targets.get(i) else {
                 continue;
             };
+            if hedges.started(i) {
+                continue;
+            }
             report_fallbacks(&shared, route_str, &failed, &mut reported, target);
             dispatched += 1;
-            let in_flight = in_flight(&shared, i);
-            match attempt(&shared, target, in_flight, &parts, &body, &counter, false).await {
+            let Some(hedged) =
+                attempt_hedged(&shared, i, &parts, &body, &counter, &mut hedges).await
+            else {
+                continue;
+            };
+            if let Some((j, outcome)) = hedged.hedge_failed
+                && let Some(hedge) = shared.targets.get(j)
+            {
+                failed.push(tried(hedge, outcome));
+            }
+            match hedged.step {
                 Step::Serve(response) => {
+                    let i = hedged.index;
+                    let target = shared.targets.get(i).unwrap_or(target);
                     let response = resumable(&shared, i, response, &parts, &body, &counter);
                     return Ok(served(response, target, &counter, route));
                 }

@@ -294,6 +294,10 @@ pub fn build(
             )
         } else {
             fallback.observer(observer.clone())
+        };
+        let fallback = match route.effective_hedge() {
+            Some((after, max, ratio)) => fallback.hedge(after, max, ratio),
+            None => fallback,
         }
         .build();
         routes.push((route.model.clone(), RouteService::new(fallback)));

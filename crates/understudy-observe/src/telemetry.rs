@@ -14,8 +14,8 @@ use crate::TARGET;
 use crate::alert::{Alert, AlertKind, Alerts};
 use crate::labels::{UNKNOWN_ROUTE, bool_label};
 use crate::names::{
-    ALL_TARGETS_FAILED_TOTAL, EJECTIONS_TOTAL, FALLBACKS_TOTAL, PROVIDER_STATE, RESUMES_TOTAL,
-    RETRIES_TOTAL, RETRY_BUDGET_EXHAUSTED_TOTAL, STREAMS_BROKEN_AFTER_COMMIT_TOTAL,
+    ALL_TARGETS_FAILED_TOTAL, EJECTIONS_TOTAL, FALLBACKS_TOTAL, HEDGES_TOTAL, PROVIDER_STATE,
+    RESUMES_TOTAL, RETRIES_TOTAL, RETRY_BUDGET_EXHAUSTED_TOTAL, STREAMS_BROKEN_AFTER_COMMIT_TOTAL,
     TIME_TO_FIRST_CONTENT_SECONDS,
 };
 
@@ -29,6 +29,7 @@ use crate::names::{
 /// | `RetryBudgetExhausted` | `retry_budget_exhausted` (WARN) | `understudy_retry_budget_exhausted_total` | retry budget exhausted |
 /// | `FirstContent` | — | `understudy_time_to_first_content_seconds` | — |
 /// | `Fallback` | `fallback` (WARN) | `understudy_fallbacks_total` | — |
+/// | `Hedge` | `hedge` (INFO) | `understudy_hedges_total` | — |
 /// | `Resume` | `resume` (WARN) | `understudy_resumes_total` | — |
 /// | `StreamBrokenAfterCommit` | `stream_broken_after_commit` (ERROR) | `understudy_streams_broken_after_commit_total` | — |
 /// | `AllTargetsFailed` | `all_targets_failed` (ERROR) | `understudy_all_targets_failed_total` | route unavailable, if every target was unavailable |
@@ -272,6 +273,7 @@ impl Observer for Telemetry {
                 reason,
                 chars_sent,
             } => resumed(route.unwrap_or(UNKNOWN_ROUTE), from, to, reason, chars_sent),
+            Event::Hedge { route, result } => hedged(route.unwrap_or(UNKNOWN_ROUTE), result),
             Event::StreamBrokenAfterCommit { provider, model } => {
                 counter!(STREAMS_BROKEN_AFTER_COMMIT_TOTAL, "provider" => provider.to_owned())
                     .increment(1);
@@ -389,5 +391,25 @@ fn resumed(route: &str, from: &str, to: &str, reason: &str, chars_sent: usize) {
         reason,
         chars_sent,
         "resuming a broken stream on the next target",
+    );
+}
+
+/// A hedge started, or refused: counted and logged.
+fn hedged(route: &str, result: &str) {
+    // A closed set of results, so the label stays bounded.
+    let result: &'static str = match result {
+        "won" => "won",
+        "lost" => "lost",
+        "failed" => "failed",
+        "budget_exhausted" => "budget_exhausted",
+        _ => "other",
+    };
+    counter!(HEDGES_TOTAL, "route" => route.to_owned(), "result" => result).increment(1);
+    tracing::info!(
+        target: TARGET,
+        event = "hedge",
+        route,
+        result,
+        "hedged a slow first chunk",
     );
 }

@@ -1,6 +1,7 @@
 //! `--check --explain`: the settings each route's targets run with, once
 //! the route's own (`timeout_ms`, `first_chunk_timeout_ms`,
-//! `[routes.retry]`, `fallback_on`, `resume`, `max_resume_bytes`) are laid over the providers' and the
+//! `[routes.retry]`, `fallback_on`, `resume`, `max_resume_bytes`, `hedge_after_ms`, `max_hedges`,
+//! `hedge_budget_ratio`) are laid over the providers' and the
 //! global `[retry]`, each marked with where it came from.
 
 use std::fmt::Write as _;
@@ -70,6 +71,18 @@ fn explain_route(config: &Config, route: &RouteConfig, out: &mut String) {
             out,
             "  resume: off (a break after the commit ends the stream)"
         );
+    }
+    match route.effective_hedge() {
+        Some((after, max, ratio)) => {
+            let _ = writeln!(
+                out,
+                "  hedge: after {} ms, at most {max} per request, budget ratio {ratio}",
+                ms(after)
+            );
+        }
+        None => {
+            let _ = writeln!(out, "  hedge: off");
+        }
     }
     for (i, target) in route.targets.iter().enumerate() {
         let balanced = target.is_balanced();

@@ -49,6 +49,17 @@ pub struct RouteConfig {
     /// 1 MiB by default.
     #[serde(default)]
     pub max_resume_bytes: Option<usize>,
+    /// `hedge_after_ms`: start the next target beside an attempt that has
+    /// not committed within this long; off by default.
+    #[serde(default)]
+    pub hedge_after_ms: Option<u64>,
+    /// `max_hedges`: hedges per request, 1 by default (at most 4).
+    #[serde(default)]
+    pub max_hedges: Option<usize>,
+    /// `hedge_budget_ratio`: hedges per request over time, 0 to 1; 0.1 by
+    /// default.
+    #[serde(default)]
+    pub hedge_budget_ratio: Option<f64>,
 }
 
 impl RouteConfig {
@@ -63,6 +74,18 @@ impl RouteConfig {
     pub fn attempt_timeout(&self, provider: &ProviderConfig) -> Duration {
         self.timeout_ms
             .map_or(provider.timeout, Duration::from_millis)
+    }
+
+    /// The hedging of this route, if it hedges: the delay, hedges per
+    /// request and the budget ratio.
+    pub fn effective_hedge(&self) -> Option<(Duration, usize, f64)> {
+        self.hedge_after_ms.map(|ms| {
+            (
+                Duration::from_millis(ms),
+                self.max_hedges.unwrap_or(1),
+                self.hedge_budget_ratio.unwrap_or(0.1),
+            )
+        })
     }
 
     /// The most content a stream may have sent and be resumed.
