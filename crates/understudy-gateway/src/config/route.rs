@@ -247,6 +247,24 @@ pub(super) fn check(
                 positive_duration_ms(&format!("routes[{i}].{key}"), value)?;
             }
         }
+        if let Some(ms) = route.hedge_after_ms {
+            positive_duration_ms(&format!("routes[{i}].hedge_after_ms"), ms)?;
+        }
+        if route.max_hedges.is_some_and(|n| n == 0 || n > 4) {
+            return Err(invalid(
+                format!("routes[{i}].max_hedges"),
+                "must be between 1 and 4",
+            ));
+        }
+        if route
+            .hedge_budget_ratio
+            .is_some_and(|ratio| !(0.0..=1.0).contains(&ratio))
+        {
+            return Err(invalid(
+                format!("routes[{i}].hedge_budget_ratio"),
+                "must be between 0 and 1",
+            ));
+        }
         if route
             .max_resume_bytes
             .is_some_and(|bytes| bytes > MAX_RESUME_BYTES)
