@@ -42,6 +42,9 @@ targets = [{{ provider = "primary", model = "big" }}, {{ provider = "backup", mo
 
 [retry]
 max_retries = 0
+
+[health]
+consecutive_failures = 2  # two cancelled attempts counted as failures would eject
 "#,
         primary.base_url(),
         backup.base_url(),
