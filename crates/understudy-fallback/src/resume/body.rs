@@ -53,7 +53,6 @@ pub(crate) struct ResumeBody {
     out: BytesMut,
     state: State,
     resume: Box<dyn Resume>,
-    max_bytes: usize,
     /// The target whose stream is being read.
     from: TargetName,
     route: Option<RouteName>,
@@ -76,11 +75,10 @@ impl ResumeBody {
         Self {
             inner,
             decoder: SseDecoder::with_max_event_bytes(max_event_bytes),
-            splice: Splice::new(include_usage),
+            splice: Splice::new(include_usage, max_bytes),
             out: BytesMut::new(),
             state: State::Streaming,
             resume,
-            max_bytes,
             from,
             route,
             observer,
@@ -114,7 +112,7 @@ impl ResumeBody {
                 model: &self.from.model,
             });
         }
-        if self.splice.resumable(self.max_bytes) {
+        if self.splice.resumable() {
             let continuation = self.resume.next(self.splice.text());
             self.state = State::Resuming {
                 continuation,

@@ -23,8 +23,12 @@ pub(crate) struct Splice {
     id: Option<Value>,
     created: Option<Value>,
     index: Option<Value>,
-    /// The content the caller received.
+    /// The content the caller received, while it is within `max_bytes`.
     text: String,
+    /// The most content kept (and resumed after).
+    max_bytes: usize,
+    /// More than `max_bytes` of content was sent: no resume, nothing kept.
+    too_long: bool,
     /// A tool call's arguments are partly sent.
     in_tool_call: bool,
     /// A `finish_reason` was sent.
@@ -46,9 +50,12 @@ pub(crate) struct Splice {
 }
 
 impl Splice {
-    pub(crate) fn new(include_usage: bool) -> Self {
+    /// A stream that is resumed while at most `max_bytes` of content
+    /// were sent.
+    pub(crate) fn new(include_usage: bool, max_bytes: usize) -> Self {
         Self {
             include_usage,
+            max_bytes,
             ..Self::default()
         }
     }
@@ -58,14 +65,13 @@ impl Splice {
         &self.text
     }
 
-    /// Can the stream still be continued, with at most `max_bytes` of
-    /// content sent?
-    pub(crate) fn resumable(&self, max_bytes: usize) -> bool {
+    /// Can the stream still be continued?
+    pub(crate) const fn resumable(&self) -> bool {
         !self.in_tool_call
             && !self.finished
             && !self.done
             && !self.several_choices
-            && self.text.len() <= max_bytes
+            && !self.too_long
     }
 
     /// Has the answer ended (a `finish_reason` or `[DONE]`)?
@@ -150,7 +156,13 @@ impl Splice {
             }
             if let Some(delta) = choice.get("delta") {
                 if let Some(text) = delta.get("content").and_then(Value::as_str) {
-                    self.text.push_str(text);
+                    if self.text.len().saturating_add(text.len()) > self.max_bytes {
+                        self.too_long = true;
+                        self.text = String::new();
+                    }
+                    if !self.too_long {
+                        self.text.push_str(text);
+                    }
                 }
                 if delta.get("tool_calls").is_some_and(|t| !t.is_null())
                     || delta.get("function_call").is_some_and(|t| !t.is_null())
@@ -177,8 +189,11 @@ impl Splice {
         let mut keep = false;
         if let Some(Value::Array(choices)) = chunk.get_mut("choices") {
             for choice in choices.iter_mut() {
+                let Some(choice) = choice.as_object_mut() else {
+                    continue;
+                };
                 if let Some(index) = &self.index {
-                    choice["index"] = index.clone();
+                    choice.insert("index".to_owned(), index.clone());
                 }
                 if choice.get("finish_reason").is_some_and(|f| !f.is_null()) {
                     keep = true;
@@ -283,7 +298,7 @@ mod tests {
 
     /// A primary that sent "Hello fr" in two chunks after its role chunk.
     fn primary(include_usage: bool) -> Splice {
-        let mut splice = Splice::new(include_usage);
+        let mut splice = Splice::new(include_usage, 1024);
         let role = chunk(
             "a",
             1,
@@ -296,7 +311,7 @@ mod tests {
             assert_eq!(sent(&mut splice, &c).unwrap(), c);
         }
         assert_eq!(splice.text(), "Hello fr");
-        assert!(splice.resumable(1024));
+        assert!(splice.resumable());
         splice
     }
 
@@ -319,7 +334,7 @@ mod tests {
         );
         assert_eq!(splice.text(), "Hello from b");
         assert!(splice.ended());
-        assert!(!splice.resumable(1024));
+        assert!(!splice.resumable());
         let done = splice.on_event(&SseEvent {
             data: "[DONE]".into(),
             ..SseEvent::default()
@@ -417,8 +432,17 @@ mod tests {
             ..SseEvent::default()
         };
         assert_eq!(splice.on_event(&garbage), Err(BreakReason::Malformed));
-        // Past the bound.
-        assert!(!splice.resumable(7));
+        // Past the bound: nothing kept, no resume.
+        let mut small = Splice::new(false, 7);
+        let c = chunk("a", 1, &json!({"content": "Hello fr"}), &Value::Null);
+        assert!(sent(&mut small, &c).is_some());
+        assert!(!small.resumable());
+        assert_eq!(small.text(), "");
+        // A choice that is no object is left alone.
+        let mut splice = primary(false);
+        splice.continue_with(vec!["Hello fr".to_owned()]);
+        let odd = json!({"id": "b", "choices": [7, {"index": 0, "delta": {"content": "om"}}]});
+        assert_eq!(sent(&mut splice, &odd).unwrap()["choices"][0], 7);
         // Inside a tool call.
         let mut splice = primary(false);
         let tool = chunk(
@@ -428,11 +452,11 @@ mod tests {
             &Value::Null,
         );
         assert!(sent(&mut splice, &tool).is_some());
-        assert!(!splice.resumable(1024));
+        assert!(!splice.resumable());
         // Several choices.
         let mut splice = primary(false);
         let other = json!({"id": "a", "created": 1, "choices": [{"index": 1, "delta": {"content": "x"}, "finish_reason": null}]});
         assert!(sent(&mut splice, &other).is_some());
-        assert!(!splice.resumable(1024));
+        assert!(!splice.resumable());
     }
 }
