@@ -273,7 +273,13 @@ impl<S> FallbackBuilder<S> {
     /// available target, each asked at most once, unless more than
     /// `max_resume_bytes` of content were already sent or a tool call was
     /// in progress. Off by default: a break ends the stream with an SSE
-    /// error event. `max_event_bytes` bounds each event read.
+    /// error event. `max_event_bytes` bounds each event read. A break the
+    /// resume finds in the events (an error event, a malformed one) is
+    /// reported to the [`observer`](Self::observer) as
+    /// `Event::StreamBrokenAfterCommit` (cuts and stalls are reported by
+    /// the first-chunk guard): give it the health registry too, so such a
+    /// break counts against the provider. Each resume is reported as
+    /// `Event::Resume`.
     pub fn resume(mut self, max_resume_bytes: usize, max_event_bytes: usize) -> Self {
         self.resume = Some(ResumeSettings {
             max_resume_bytes,

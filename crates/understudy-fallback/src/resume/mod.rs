@@ -2,9 +2,9 @@
 //! another target instead of ending with an error event.
 //!
 //! When a route resumes ([`FallbackBuilder::resume`](crate::FallbackBuilder::resume)),
-//! the [`Fallback`](crate::Fallback) marks each attempt [`Resumable`], so
+//! the [`Fallback`](crate::Fallback) marks each attempt resumable, so
 //! the first-chunk guard ends a broken chat-shaped stream with a
-//! [`BrokeAfterCommit`] error instead of an error event, and wraps the
+//! break error instead of an error event, and wraps the
 //! committed stream in a body that reads its events. On a break (a cut, a
 //! stall past the idle timeout, a malformed event, an error event) before
 //! the stream finished, the next available target gets a continuation
