@@ -108,6 +108,17 @@ pub(crate) struct Hedged {
     pub(crate) hedge_failed: Option<(usize, Outcome)>,
 }
 
+impl Hedged {
+    /// An attempt that was not hedged.
+    pub(crate) const fn alone(step: Step, index: usize) -> Self {
+        Self {
+            step,
+            index,
+            hedge_failed: None,
+        }
+    }
+}
+
 /// Sends one attempt to target `i`; on a route that hedges, starts the
 /// next available target beside it when it has not committed within the
 /// hedge delay, and the budget allows.

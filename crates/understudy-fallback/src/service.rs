@@ -21,7 +21,7 @@ use understudy_core::{
 };
 
 use crate::future::ResponseFuture;
-use crate::hedge::{HedgeSettings, Hedges, attempt_hedged};
+use crate::hedge::{HedgeSettings, Hedged, Hedges, attempt_hedged};
 use crate::in_flight::InFlight;
 use crate::policy::{FallbackPolicy, FallbackRules, PanicMode};
 use crate::resume::{Resumable, ResumeSettings, resumable};
@@ -492,9 +492,24 @@ where
             }
             report_fallbacks(&shared, route_str, &failed, &mut reported, target);
             dispatched += 1;
-            let Some(hedged) =
-                attempt_hedged(&shared, i, &parts, &body, &counter, &mut hedges).await
-            else {
+            let hedged = if shared.hedge.is_some() {
+                // Boxed: the race's state stays out of every other request's.
+                Box::pin(attempt_hedged(
+                    &shared,
+                    i,
+                    &parts,
+                    &body,
+                    &counter,
+                    &mut hedges,
+                ))
+                .await
+            } else {
+                let in_flight = in_flight(&shared, i);
+                let step =
+                    attempt(&shared, target, in_flight, &parts, &body, &counter, false).await;
+                Some(Hedged::alone(step, i))
+            };
+            let Some(hedged) = hedged else {
                 continue;
             };
             if let Some((j, outcome)) = hedged.hedge_failed
