@@ -3,6 +3,8 @@
 # demo, unchanged but for base_url; then the Python SDK against the gateway in
 # front of four mock providers speaking Azure OpenAI's, Bedrock's, Gemini's
 # and Anthropic's wire formats. Installs the SDKs into a scratch folder.
+# Last, the Python SDK streaming through a stream the gateway resumes on a
+# backup after the primary cut it (resume_sdk.py).
 # Usage: bash tests/sdk/run.sh
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
@@ -137,3 +139,66 @@ if grep -q -e azure-key -e gemini-key -e anthropic-key -e aws-secret "$WORK/prov
   echo "a provider secret reached the gateway's log" >&2
   exit 1
 fi
+
+# A primary that cuts every stream after three content chunks, and two
+# backups (OpenAI-compatible, Anthropic) on routes that resume; every mock
+# answers the same sentence, continuations with its rest.
+export RESUME_SENTENCE="The quick brown fox jumps over the lazy dog."
+start_resume_mock() { # NAME FORMAT [FAULT]
+  local port
+  port=$(free_port)
+  "$ROOT/target/debug/understudy-mock" --format "$2" --name "$1" --listen "127.0.0.1:$port" \
+    --text "$RESUME_SENTENCE" --stream-chunks 8 ${3:+--fault "$3"} >"$WORK/$1.log" 2>&1 &
+  PIDS+=($!)
+  export "MOCK_${1^^}=http://127.0.0.1:$port"
+  await_up "http://127.0.0.1:$port/__mock/stats"
+}
+start_resume_mock resume_primary openai cut-after-chunks:3
+start_resume_mock resume_openai openai
+start_resume_mock resume_anthropic anthropic
+cat >"$WORK/resume.toml" <<TOML
+[server]
+listen = "127.0.0.1:0"
+
+[[providers]]
+name = "primary"
+kind = "openai"
+base_url = "${MOCK_RESUME_PRIMARY}/v1"
+
+[[providers]]
+name = "openai"
+kind = "openai"
+base_url = "${MOCK_RESUME_OPENAI}/v1"
+
+[[providers]]
+name = "anthropic"
+kind = "anthropic"
+base_url = "${MOCK_RESUME_ANTHROPIC}/v1"
+api_key_env = "ANTHROPIC_API_KEY"
+
+[[routes]]
+model = "resume-openai"
+targets = [{ provider = "primary", model = "big" }, { provider = "openai", model = "small" }]
+resume = true
+
+[[routes]]
+model = "resume-anthropic"
+targets = [{ provider = "primary", model = "big" }, { provider = "anthropic", model = "claude" }]
+resume = true
+
+[retry]
+max_retries = 0
+
+[health]
+probe_interval_secs = 0
+consecutive_failures = 1000   # the cutting primary stays in the routes
+min_requests = 1000
+TOML
+PORT=$(free_port)
+export UNDERSTUDY_URL="http://127.0.0.1:$PORT"
+ANTHROPIC_API_KEY=anthropic-key "$ROOT/target/debug/understudy" --config "$WORK/resume.toml" \
+  --listen "127.0.0.1:$PORT" >"$WORK/resume.log" 2>&1 &
+PIDS+=($!)
+await_up "$UNDERSTUDY_URL/health"
+"$WORK/venv/bin/python" "$ROOT/tests/sdk/resume_sdk.py"
+grep -q 'event="resume"\|"event":"resume"\|event=resume' "$WORK/resume.log" || { echo "no resume logged" >&2; cat "$WORK/resume.log" >&2; exit 1; }

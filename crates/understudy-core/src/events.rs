@@ -89,6 +89,31 @@ pub enum Event<'a> {
         /// The model asked of it.
         model: &'a str,
     },
+    /// A stream that broke after its commit was continued on another
+    /// target: the caller's stream goes on with the continuation.
+    Resume {
+        /// The route, if known.
+        route: Option<&'a str>,
+        /// The provider whose stream broke.
+        from: &'a str,
+        /// The provider that continues it.
+        to: &'a str,
+        /// How it broke: `cut`, `stall`, `malformed` or `error_event`.
+        reason: &'a str,
+        /// Characters of content the caller had already received.
+        chars_sent: usize,
+    },
+    /// A request's attempt was slow to its first content, and a hedge (the
+    /// next target, in parallel) was started, or refused by the budget.
+    Hedge {
+        /// The route, if known.
+        route: Option<&'a str>,
+        /// `won` (the hedge committed first; the slow attempt was
+        /// cancelled), `lost` (the slow attempt committed first; the hedge
+        /// was cancelled), `failed` (neither committed) or
+        /// `budget_exhausted` (no hedge was started).
+        result: &'a str,
+    },
     /// Every target of a route was unavailable or failed.
     AllTargetsFailed {
         /// The route, if known.

@@ -37,8 +37,10 @@
 
 pub mod first_chunk;
 pub mod future;
+mod hedge;
 mod in_flight;
 mod policy;
+pub mod resume;
 mod service;
 mod summary;
 mod target;

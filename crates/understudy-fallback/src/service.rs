@@ -8,6 +8,7 @@ use std::ops::Range;
 use std::sync::Arc;
 use std::sync::atomic::AtomicUsize;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use http::{HeaderName, HeaderValue, Request, Response};
 use tokio::time::Instant;
@@ -20,8 +21,10 @@ use understudy_core::{
 };
 
 use crate::future::ResponseFuture;
+use crate::hedge::{HedgeSettings, Hedged, Hedges, attempt_hedged};
 use crate::in_flight::InFlight;
 use crate::policy::{FallbackPolicy, FallbackRules, PanicMode};
+use crate::resume::{Resumable, ResumeSettings, resumable};
 use crate::summary::{AttemptSummary, FailedAttempts, all_failed};
 use crate::target::Target;
 use crate::tier::{Member, Tier, pick};
@@ -105,17 +108,21 @@ pub struct Fallback<S> {
     shared: Arc<Shared<S>>,
 }
 
-struct Shared<S> {
+pub(crate) struct Shared<S> {
     /// Every target, flat, in order.
-    targets: Vec<Target<S>>,
+    pub(crate) targets: Vec<Target<S>>,
     /// Each target's weight and in-flight count, by the same index.
     members: Vec<Member>,
     /// Each tier's range of `targets`, in order.
     tiers: Vec<Range<usize>>,
     policy: Arc<dyn FallbackPolicy>,
-    availability: Arc<dyn ProviderAvailability>,
-    observer: SharedObserver,
+    pub(crate) availability: Arc<dyn ProviderAvailability>,
+    pub(crate) observer: SharedObserver,
     classifier: SharedClassifier,
+    /// Resume broken streams, with at most this much content sent.
+    pub(crate) resume: Option<ResumeSettings>,
+    /// Hedge slow first chunks.
+    pub(crate) hedge: Option<HedgeSettings>,
 }
 
 /// Builds a [`Fallback`].
@@ -153,6 +160,8 @@ pub struct FallbackBuilder<S> {
     availability: Arc<dyn ProviderAvailability>,
     observer: SharedObserver,
     classifier: SharedClassifier,
+    resume: Option<ResumeSettings>,
+    hedge: Option<HedgeSettings>,
 }
 
 // ===== impl FallbackBuilder =====
@@ -259,6 +268,38 @@ impl<S> FallbackBuilder<S> {
         self
     }
 
+    /// Resumes streams that break after their commit (see
+    /// [`resume`](crate::resume)): the answer goes on from the next
+    /// available target, each asked at most once, unless more than
+    /// `max_resume_bytes` of content were already sent or a tool call was
+    /// in progress. Off by default: a break ends the stream with an SSE
+    /// error event. `max_event_bytes` bounds each event read. A break the
+    /// resume finds in the events (an error event, a malformed one) is
+    /// reported to the [`observer`](Self::observer) as
+    /// `Event::StreamBrokenAfterCommit` (cuts and stalls are reported by
+    /// the first-chunk guard): give it the health registry too, so such a
+    /// break counts against the provider. Each resume is reported as
+    /// `Event::Resume`.
+    pub fn resume(mut self, max_resume_bytes: usize, max_event_bytes: usize) -> Self {
+        self.resume = Some(ResumeSettings {
+            max_resume_bytes,
+            max_event_bytes,
+        });
+        self
+    }
+
+    /// Hedges slow first chunks: when an attempt has not committed (a
+    /// stream's first content, a whole answer) within `after`, the next
+    /// available target is started beside it; the first to commit serves
+    /// and the other is dropped, its connection closed, counting as no
+    /// failure. At most `max_hedges` per request, and hedges draw from a
+    /// budget that each request adds `ratio` (0 to 1) of a hedge to. Off
+    /// by default.
+    pub fn hedge(mut self, after: Duration, max_hedges: usize, ratio: f64) -> Self {
+        self.hedge = Some(HedgeSettings::new(after, max_hedges, ratio));
+        self
+    }
+
     /// The selector.
     pub fn build(self) -> Fallback<S> {
         Fallback {
@@ -270,6 +311,8 @@ impl<S> FallbackBuilder<S> {
                 availability: self.availability,
                 observer: self.observer,
                 classifier: self.classifier,
+                resume: self.resume,
+                hedge: self.hedge,
             }),
         }
     }
@@ -297,6 +340,8 @@ impl<S> Fallback<S> {
             availability: Arc::new(AlwaysAvailable),
             observer: noop_observer(),
             classifier: SharedClassifier::default(),
+            resume: None,
+            hedge: None,
         }
     }
 
@@ -362,7 +407,7 @@ where
 }
 
 /// What one attempt at a target came to.
-enum Step {
+pub(crate) enum Step {
     /// Release this response to the caller.
     Serve(Response<ResponseBody>),
     /// Move on; the target failed with this outcome.
@@ -374,8 +419,13 @@ async fn dispatch<S>(
     request: Request<ReplayBody>,
 ) -> Result<Response<ResponseBody>, Infallible>
 where
-    S: Service<Request<ReplayBody>, Response = Response<ResponseBody>> + Clone + Send + Sync,
+    S: Service<Request<ReplayBody>, Response = Response<ResponseBody>>
+        + Clone
+        + Send
+        + Sync
+        + 'static,
     S::Error: Into<BoxError>,
+    S::Future: Send + 'static,
 {
     let (mut parts, body) = request.into_parts();
     let counter = if let Some(counter) = parts.extensions.get::<AttemptCounter>() {
@@ -389,6 +439,13 @@ where
     let deadline = parts.extensions.get::<Deadline>().copied();
     let route_str = route.as_ref().map(RouteName::as_str);
     let limit = shared.policy.target_limit();
+    if shared.resume.is_some() {
+        parts.extensions.insert(Resumable);
+    }
+    let mut hedges = Hedges::default();
+    if let Some(hedge) = &shared.hedge {
+        hedge.deposit();
+    }
 
     // Attempts that did not serve the request; stays empty (no allocation)
     // when the first target serves it.
@@ -430,11 +487,43 @@ where
             let Some(target) = shared.targets.get(i) else {
                 continue;
             };
+            if hedges.started(i) {
+                continue;
+            }
             report_fallbacks(&shared, route_str, &failed, &mut reported, target);
             dispatched += 1;
-            let in_flight = in_flight(&shared, i);
-            match attempt(&shared, target, in_flight, &parts, &body, &counter, false).await {
-                Step::Serve(response) => return Ok(served(response, target, &counter, route)),
+            let hedged = if shared.hedge.is_some() {
+                // Boxed: the race's state stays out of every other request's.
+                Box::pin(attempt_hedged(
+                    &shared,
+                    i,
+                    &parts,
+                    &body,
+                    &counter,
+                    &mut hedges,
+                ))
+                .await
+            } else {
+                let in_flight = in_flight(&shared, i);
+                let step =
+                    attempt(&shared, target, in_flight, &parts, &body, &counter, false).await;
+                Some(Hedged::alone(step, i))
+            };
+            let Some(hedged) = hedged else {
+                continue;
+            };
+            if let Some((j, outcome)) = hedged.hedge_failed
+                && let Some(hedge) = shared.targets.get(j)
+            {
+                failed.push(tried(hedge, outcome));
+            }
+            match hedged.step {
+                Step::Serve(response) => {
+                    let i = hedged.index;
+                    let target = shared.targets.get(i).unwrap_or(target);
+                    let response = resumable(&shared, i, response, &parts, &body, &counter);
+                    return Ok(served(response, target, &counter, route));
+                }
                 Step::Next(outcome) => failed.push(tried(target, outcome)),
             }
         }
@@ -459,7 +548,10 @@ where
             dispatched += 1;
             let in_flight = in_flight(&shared, i);
             match attempt(&shared, target, in_flight, &parts, &body, &counter, true).await {
-                Step::Serve(response) => return Ok(served(response, target, &counter, route)),
+                Step::Serve(response) => {
+                    let response = resumable(&shared, i, response, &parts, &body, &counter);
+                    return Ok(served(response, target, &counter, route));
+                }
                 Step::Next(outcome) => failed.push(tried(target, outcome)),
             }
         }
@@ -488,14 +580,14 @@ where
 }
 
 /// The in-flight count of target `i`, when it is counted.
-fn in_flight<S>(shared: &Shared<S>, i: usize) -> Option<&Arc<AtomicUsize>> {
+pub(crate) fn in_flight<S>(shared: &Shared<S>, i: usize) -> Option<&Arc<AtomicUsize>> {
     shared.members.get(i).and_then(|m| m.in_flight.as_ref())
 }
 
 /// Sends one attempt to `target` and decides what it comes to; with
 /// `in_flight`, the attempt is counted there until its response body ends
 /// or is dropped.
-async fn attempt<S>(
+pub(crate) async fn attempt<S>(
     shared: &Shared<S>,
     target: &Target<S>,
     in_flight: Option<&Arc<AtomicUsize>>,

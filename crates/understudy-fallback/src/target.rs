@@ -5,6 +5,8 @@ use std::fmt;
 use http::HeaderValue;
 use understudy_core::TargetName;
 
+use crate::resume::Prefill;
+
 /// One entry of a route: the target's name and the service stack that
 /// reaches it (typically retry → health → timeout → first chunk → provider,
 /// boxed as a `BoxCloneSyncService`).
@@ -27,6 +29,7 @@ pub struct Target<S> {
     /// when a name is not a valid header value.
     provider_header: Option<HeaderValue>,
     model_header: Option<HeaderValue>,
+    prefill: Prefill,
 }
 
 impl<S> Target<S> {
@@ -37,7 +40,21 @@ impl<S> Target<S> {
             model_header: HeaderValue::from_str(&name.model).ok(),
             name,
             service,
+            prefill: Prefill::default(),
         }
+    }
+
+    /// How this target is asked to continue a stream that broke elsewhere
+    /// (on a route that resumes); [`Prefill::Instruction`] by default.
+    #[must_use]
+    pub fn prefill(mut self, prefill: Prefill) -> Self {
+        self.prefill = prefill;
+        self
+    }
+
+    /// How this target continues an answer.
+    pub const fn prefill_form(&self) -> Prefill {
+        self.prefill
     }
 
     /// The target's name.

@@ -23,6 +23,7 @@ use tower::util::BoxCloneSyncService;
 use tower_http::catch_panic::CatchPanicLayer;
 use understudy_core::events::{Event, Observer, SharedObserver};
 use understudy_core::{ReplayBody, ReplayLayer, RequestDeadlineLayer, ResponseBody, RouteName};
+use understudy_fallback::resume::Prefill;
 use understudy_fallback::{Fallback, FirstChunkLayer, Target};
 use understudy_health::{HealthRegistry, ProberHandle};
 use understudy_observe::ObserveLayer;
@@ -98,6 +99,8 @@ struct Provider {
     client: HttpClient,
     /// The provider's retry budget, shared by every route that calls it.
     budget: RetryBudget,
+    /// How it continues a stream broken elsewhere.
+    prefill: Prefill,
 }
 
 /// Everything a target stack is made from.
@@ -195,7 +198,8 @@ impl Parts {
             .timeout(timeout)
             .first_chunk(FirstChunkLayer::new(first_chunk).max_event_bytes(self.max_event_bytes))
             .telemetry(observer)
-            .build())
+            .build()
+            .prefill(provider.prefill))
     }
 }
 
@@ -254,6 +258,7 @@ pub fn build(
             secrets,
             client,
             budget: retry_config.new_budget(),
+            prefill: entry.effective_prefill(),
         });
     }
     let parts = Arc::new(Parts {
@@ -278,9 +283,23 @@ pub fn build(
         }
         let fallback = fallback
             .policy(route.fallback_on.clone())
-            .availability(registry.clone())
-            .observer(observer.clone())
-            .build();
+            .availability(registry.clone());
+        let fallback = if route.resume {
+            // Breaks the resume finds in the events (an error event, a
+            // malformed one) count against health as the guard's do.
+            let observer: SharedObserver = Arc::new((observer.clone(), registry.clone()));
+            fallback.observer(observer).resume(
+                route.effective_max_resume_bytes(),
+                config.server.max_event_bytes,
+            )
+        } else {
+            fallback.observer(observer.clone())
+        };
+        let fallback = match route.effective_hedge() {
+            Some((after, max, ratio)) => fallback.hedge(after, max, ratio),
+            None => fallback,
+        }
+        .build();
         routes.push((route.model.clone(), RouteService::new(fallback)));
     }
 

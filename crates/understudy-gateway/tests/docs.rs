@@ -91,6 +91,19 @@ async fn the_documented_caller_keys_build_with_the_full_example() {
 }
 
 #[tokio::test]
+async fn the_documented_resume_and_hedge_routes_build_with_the_full_example() {
+    let blocks = toml_blocks(&read("fallback.md"));
+    let full = blocks.iter().find(|b| b.contains("[server]")).unwrap();
+    for key in ["resume = true", "hedge_after_ms ="] {
+        let route = blocks
+            .iter()
+            .find(|b| b.contains(key) && !b.contains("[server]"))
+            .unwrap_or_else(|| panic!("an example with `{key}`"));
+        builds(&format!("{full}\n{route}"));
+    }
+}
+
+#[tokio::test]
 async fn the_complete_shared_gateway_example_builds() {
     let blocks = toml_blocks(&read("fallback.md"));
     let complete = blocks

@@ -36,6 +36,8 @@ pub(crate) struct Pieces {
     first_delay: Option<Duration>,
     every_delay: Option<Duration>,
     cut_after: Option<usize>,
+    /// A wait before the piece at this index.
+    stall: Option<(usize, Duration)>,
     sent: usize,
     sleep: Option<Pin<Box<Sleep>>>,
     waited: bool,
@@ -52,6 +54,7 @@ impl Pieces {
             first_delay: None,
             every_delay: None,
             cut_after: None,
+            stall: None,
             sent: 0,
             sleep: None,
             waited: false,
@@ -75,6 +78,12 @@ impl Pieces {
     /// Ends with an error after this many pieces.
     pub(crate) fn cut_after(mut self, pieces: usize) -> Self {
         self.cut_after = Some(pieces);
+        self
+    }
+
+    /// Waits this long before the piece at `index` (counted from 0).
+    pub(crate) fn stall_before(mut self, index: usize, delay: Duration) -> Self {
+        self.stall = Some((index, delay));
         self
     }
 
@@ -132,10 +141,10 @@ impl Body for MockBody {
                 return Poll::Ready(None);
             }
             if !pieces.waited {
-                let delay = if pieces.sent == 0 {
-                    pieces.first_delay.or(pieces.every_delay)
-                } else {
-                    pieces.every_delay
+                let delay = match pieces.stall {
+                    Some((index, delay)) if index == pieces.sent => Some(delay),
+                    _ if pieces.sent == 0 => pieces.first_delay.or(pieces.every_delay),
+                    _ => pieces.every_delay,
                 };
                 if let Some(delay) = delay.filter(|d| !d.is_zero()) {
                     pieces.sleep = Some(Box::pin(tokio::time::sleep(delay)));

@@ -153,6 +153,11 @@ pub struct MockConfig {
     /// How many content chunks a streamed answer is split into; 8 by
     /// default, at least 1, and at most the answer's length in characters.
     pub stream_chunks: usize,
+    /// The answer's text in place of `Hello from {name}.`, if set. A
+    /// request that asks to continue a prefix of it (its last message an
+    /// assistant turn holding the prefix, or a `Continue …` user turn after
+    /// one) is answered with the rest.
+    pub text: Option<String>,
 }
 
 impl Default for MockConfig {
@@ -164,6 +169,7 @@ impl Default for MockConfig {
             seed: 0,
             faults: FaultPlan::none(),
             stream_chunks: 8,
+            text: None,
         }
     }
 }
@@ -235,7 +241,13 @@ impl MockConfig {
         self
     }
 
-    /// Sets the number of content chunks in a stream.
+    /// Sets the answer's text (see [`MockConfig::text`](Self#structfield.text)).
+    pub fn text(mut self, text: impl Into<String>) -> Self {
+        self.text = Some(text.into());
+        self
+    }
+
+    /// How many content chunks a streamed answer has.
     pub fn stream_chunks(mut self, chunks: usize) -> Self {
         self.stream_chunks = chunks;
         self

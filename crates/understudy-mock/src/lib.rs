@@ -5,7 +5,7 @@
 //! the Gemini API and Bedrock's Converse API), streamed and not, plus the
 //! format's models listing and, where the provider has them,
 //! [embeddings](#embeddings), on a real socket, with deterministic content
-//! (`Hello from {name}.`, split into [`MockConfig::stream_chunks`] chunks
+//! (`Hello from {name}.`, or [`MockConfig::text`], split into [`MockConfig::stream_chunks`] chunks
 //! when streamed). It can be told to fail in every way a provider fails:
 //! error statuses, rate limits, refused and reset connections, hangs, slow
 //! heads, slow or cut streams, garbage bodies and in-stream error events,
@@ -119,6 +119,9 @@
 //! | `delay:<ms>` | the answer, after a wait before the head |
 //! | `first-chunk-delay:<ms>` | streaming: the head at once, the first event after the wait; non-streaming: as `delay` |
 //! | `drop-after:<n>` | streaming: exactly `n` SSE events (Bedrock: frames), then the connection is cut (the body ends in an error); non-streaming: the head and at most `n` of the body's pieces, never all of it, then the cut |
+//! | `cut-after-chunks:<n>` | streaming: the events before the content (a role chunk, `message_start`, `content_block_start`) and `n` content chunks, then the cut; non-streaming: no fault |
+//! | `stall-after-chunks:<n>:<ms>` | streaming: the events before the content and `n` content chunks, then a wait of `ms` before the rest; non-streaming: no fault |
+//! | `error-event-after-chunks:<n>` | streaming: the events before the content and `n` content chunks, then an error event in the provider's shape, and the end; non-streaming: no fault |
 //! | `drip:<ms>` | every SSE event or Bedrock frame (or, non-streaming, every piece of the body) the wait after the previous one, the first one too |
 //! | `garbage` | 200 with the content type the client expects and a body that is neither JSON nor SSE; a Bedrock stream gets a frame whose checksum is wrong |
 //! | `error-event` | streaming: 200 and an error event before any content, in the provider's shape (OpenAI and Azure `data: {"error":{…}}`, Anthropic `event: error`, Gemini `data: {"error":{"code":503,…,"status":"UNAVAILABLE"}}`, Bedrock an exception frame, `:exception-type: serviceUnavailableException`), with nothing after it; non-streaming: 200 with an error envelope as the JSON body |
@@ -171,6 +174,16 @@
 //! - `GET /__mock/faults`: the plan in force.
 //! - `DELETE /__mock/faults`: removes every fault.
 //! - `GET /__mock/stats`: the [`MockStats`] as JSON.
+//! - `GET /__mock/last-request`: the last chat or embeddings request
+//!   (`{"method","path","body"}`, the body as JSON when it is), or `null`.
+//!
+//! A first-chunk delay applies per request through the plan's count:
+//! `first-chunk-delay:2000*1` delays the next stream only. A request whose
+//! messages end with an assistant turn (a prefill), or with a user turn
+//! starting `Continue` after one, asks to continue that turn's text: when
+//! the mock's answer starts with it, the mock answers the rest (so a
+//! prefix from one mock and the continuation from another with the same
+//! [`MockConfig::text`] make the whole answer).
 //!
 //! Control requests are never faulted, but while `refuse` holds the
 //! listener closed the control endpoint is unreachable too; use a duration

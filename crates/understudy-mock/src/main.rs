@@ -41,7 +41,8 @@ use understudy_mock::{FaultRule, MockConfig, MockProvider, WireFormat};
 ///
 /// Control at run time: POST /__mock/faults with a JSON plan
 /// ({"rules":[{"fault":"status:503","times":3}]} or ["status:503*3"]),
-/// DELETE /__mock/faults, GET /__mock/stats.
+/// DELETE /__mock/faults, GET /__mock/stats, GET /__mock/last-request (the
+/// last chat or embeddings request: method, path and JSON body).
 #[derive(Debug, Parser)]
 #[command(name = "understudy-mock", version, verbatim_doc_comment)]
 struct Args {
@@ -60,6 +61,9 @@ struct Args {
     /// How many content chunks a streamed answer has.
     #[arg(long, default_value_t = 8)]
     stream_chunks: usize,
+    /// The answer's text, in place of "Hello from NAME.".
+    #[arg(long)]
+    text: Option<String>,
     /// A fault rule; repeat for a plan, or separate rules with commas.
     #[arg(long = "fault", value_name = "SPEC", value_delimiter = ',')]
     faults: Vec<FaultRule>,
@@ -79,6 +83,10 @@ async fn main() -> ExitCode {
         .seed(args.seed)
         .stream_chunks(args.stream_chunks)
         .faults(args.faults);
+    let config = match args.text {
+        Some(text) => config.text(text),
+        None => config,
+    };
     let mock = match MockProvider::start(config).await {
         Ok(mock) => mock,
         Err(error) => {

@@ -92,6 +92,13 @@ impl Shared {
         self.plan_changed.send_modify(|generation| *generation += 1);
     }
 
+    pub(crate) fn last_request(&self) -> Option<RecordedRequest> {
+        match self.last_request.lock() {
+            Ok(last) => last.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
     pub(crate) fn record(&self, request: RecordedRequest) {
         let old = match self.last_request.lock() {
             Ok(mut last) => last.replace(request),
@@ -143,7 +150,12 @@ impl MockProvider {
         let now = Instant::now();
         let has_faults = !config.faults.is_empty();
         let shared = Arc::new(Shared {
-            wire: Wire::new(config.format, &config.name, config.stream_chunks),
+            wire: match &config.text {
+                Some(text) => {
+                    Wire::with_text(config.format, &config.name, config.stream_chunks, text)
+                }
+                None => Wire::new(config.format, &config.name, config.stream_chunks),
+            },
             counters: Arc::new(Counters::default()),
             seed: config.seed,
             has_faults: AtomicBool::new(has_faults),
@@ -212,10 +224,7 @@ impl MockProvider {
 
     /// The last chat or embeddings request received, if any.
     pub fn last_request(&self) -> Option<RecordedRequest> {
-        match self.shared.last_request.lock() {
-            Ok(last) => last.clone(),
-            Err(poisoned) => poisoned.into_inner().clone(),
-        }
+        self.shared.last_request()
     }
 
     /// Stops accepting, closes every connection (answers in progress are

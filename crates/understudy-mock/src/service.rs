@@ -68,6 +68,9 @@ pub(crate) async fn handle(
     kill: Arc<Notify>,
     request: Request<Incoming>,
 ) -> Result<Response<MockBody>, Infallible> {
+    if request.uri().path() == LAST_REQUEST_PATH && request.method() == Method::GET {
+        return Ok(last_request(&shared));
+    }
     let route = Route::of(&shared, request.uri());
     shared.counters.count_path(route.kind());
     let response = match route {
@@ -265,14 +268,25 @@ async fn answer_chat(
         return answer;
     }
     if stream {
-        let mut pieces = Pieces::new(wire.stream(chat));
+        let mut events = wire.stream(chat);
+        let content_at = |n: usize| wire.content_offset().saturating_add(n);
+        if let Fault::ErrorEventAfterChunks(n) = fault {
+            events.truncate(content_at(n));
+            events.push(wire.error_event());
+        }
+        let mut pieces = Pieces::new(events);
         match fault {
             Fault::FirstChunkDelay(wait) => pieces = pieces.first_delay(wait),
             Fault::Drip(wait) => pieces = pieces.every_delay(wait),
             Fault::DropAfter(n) => pieces = pieces.cut_after(n),
+            Fault::CutAfterChunks(n) => pieces = pieces.cut_after(content_at(n)),
+            Fault::StallAfterChunks(n, wait) => pieces = pieces.stall_before(content_at(n), wait),
             _ => {}
         }
-        if !matches!(fault, Fault::DropAfter(_)) {
+        if !matches!(
+            fault,
+            Fault::DropAfter(_) | Fault::CutAfterChunks(_) | Fault::ErrorEventAfterChunks(_)
+        ) {
             shared.counters.served_ok.fetch_add(1, Relaxed);
         }
         return stream_response(shared, pieces.counted_in(&shared.counters));
@@ -395,6 +409,24 @@ async fn control(
         }
         _ => control_error(StatusCode::METHOD_NOT_ALLOWED, "method not allowed"),
     }
+}
+
+/// The control path that shows the last chat or embeddings request.
+const LAST_REQUEST_PATH: &str = "/__mock/last-request";
+
+/// `GET /__mock/last-request`: the last chat or embeddings request's
+/// method, path and body (as JSON when it is JSON), or `null`.
+fn last_request(shared: &Shared) -> Response<MockBody> {
+    let last = shared.last_request().map(|request| {
+        serde_json::json!({
+            "method": request.method.as_str(),
+            "path": request.path,
+            "body": request
+                .json()
+                .unwrap_or_else(|| String::from_utf8_lossy(&request.body).into_owned().into()),
+        })
+    });
+    json_response(&last)
 }
 
 fn json_response(value: &impl serde::Serialize) -> Response<MockBody> {

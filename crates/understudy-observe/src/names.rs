@@ -16,6 +16,8 @@
 //! | [`TIME_TO_FIRST_BYTE_SECONDS`] `understudy_time_to_first_byte_seconds` | histogram | `provider`, `operation` | [`AttemptLayer`](crate::AttemptLayer) |
 //! | [`TIME_TO_FIRST_CONTENT_SECONDS`] `understudy_time_to_first_content_seconds` | histogram | `provider`, `model` | [`Telemetry`](crate::Telemetry) |
 //! | [`FALLBACKS_TOTAL`] `understudy_fallbacks_total` | counter | `route`, `from`, `to`, `reason` | [`Telemetry`](crate::Telemetry) |
+//! | [`HEDGES_TOTAL`] `understudy_hedges_total` | counter | `route`, `result` | [`Telemetry`](crate::Telemetry) |
+//! | [`RESUMES_TOTAL`] `understudy_resumes_total` | counter | `route`, `from`, `to`, `reason` | [`Telemetry`](crate::Telemetry) |
 //! | [`RETRIES_TOTAL`] `understudy_retries_total` | counter | `provider`, `reason` | [`Telemetry`](crate::Telemetry) |
 //! | [`RETRY_BUDGET_EXHAUSTED_TOTAL`] `understudy_retry_budget_exhausted_total` | counter | `provider` | [`Telemetry`](crate::Telemetry) |
 //! | [`PROVIDER_STATE`] `understudy_provider_state` | gauge | `provider` | [`Telemetry`](crate::Telemetry) |
@@ -73,6 +75,12 @@ pub const TIME_TO_FIRST_BYTE_SECONDS: &str = "understudy_time_to_first_byte_seco
 pub const TIME_TO_FIRST_CONTENT_SECONDS: &str = "understudy_time_to_first_content_seconds";
 /// Moves from one target to the next, by route, providers and reason.
 pub const FALLBACKS_TOTAL: &str = "understudy_fallbacks_total";
+/// Hedged attempts, by route and result (`won`, `lost`, `failed`,
+/// `budget_exhausted`).
+pub const HEDGES_TOTAL: &str = "understudy_hedges_total";
+/// Streams broken after their commit and continued on another target, by
+/// route, providers and how the stream broke.
+pub const RESUMES_TOTAL: &str = "understudy_resumes_total";
 /// Retries scheduled on the same provider, by provider and reason.
 pub const RETRIES_TOTAL: &str = "understudy_retries_total";
 /// Retries refused because the retry budget was spent, by provider.
@@ -163,6 +171,16 @@ pub fn describe_metrics() {
         FALLBACKS_TOTAL,
         Unit::Count,
         "Moves from one target to the next, by route, providers and reason."
+    );
+    describe_counter!(
+        HEDGES_TOTAL,
+        Unit::Count,
+        "Hedged attempts, by route and result (won, lost, failed, budget_exhausted)."
+    );
+    describe_counter!(
+        RESUMES_TOTAL,
+        Unit::Count,
+        "Streams broken after their commit and continued on another target, by route, providers and reason."
     );
     describe_counter!(
         RETRIES_TOTAL,

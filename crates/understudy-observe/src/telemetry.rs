@@ -14,8 +14,9 @@ use crate::TARGET;
 use crate::alert::{Alert, AlertKind, Alerts};
 use crate::labels::{UNKNOWN_ROUTE, bool_label};
 use crate::names::{
-    ALL_TARGETS_FAILED_TOTAL, EJECTIONS_TOTAL, FALLBACKS_TOTAL, PROVIDER_STATE, RETRIES_TOTAL,
-    RETRY_BUDGET_EXHAUSTED_TOTAL, STREAMS_BROKEN_AFTER_COMMIT_TOTAL, TIME_TO_FIRST_CONTENT_SECONDS,
+    ALL_TARGETS_FAILED_TOTAL, EJECTIONS_TOTAL, FALLBACKS_TOTAL, HEDGES_TOTAL, PROVIDER_STATE,
+    RESUMES_TOTAL, RETRIES_TOTAL, RETRY_BUDGET_EXHAUSTED_TOTAL, STREAMS_BROKEN_AFTER_COMMIT_TOTAL,
+    TIME_TO_FIRST_CONTENT_SECONDS,
 };
 
 /// Turns the [`Event`]s that health, retry and fallback report into
@@ -28,6 +29,8 @@ use crate::names::{
 /// | `RetryBudgetExhausted` | `retry_budget_exhausted` (WARN) | `understudy_retry_budget_exhausted_total` | retry budget exhausted |
 /// | `FirstContent` | — | `understudy_time_to_first_content_seconds` | — |
 /// | `Fallback` | `fallback` (WARN) | `understudy_fallbacks_total` | — |
+/// | `Hedge` | `hedge` (INFO) | `understudy_hedges_total` | — |
+/// | `Resume` | `resume` (WARN) | `understudy_resumes_total` | — |
 /// | `StreamBrokenAfterCommit` | `stream_broken_after_commit` (ERROR) | `understudy_streams_broken_after_commit_total` | — |
 /// | `AllTargetsFailed` | `all_targets_failed` (ERROR) | `understudy_all_targets_failed_total` | route unavailable, if every target was unavailable |
 /// | `ProviderStateChanged` to ejected | `provider_ejected` (WARN) | `understudy_provider_state`, `understudy_ejections_total` | provider ejected |
@@ -37,7 +40,7 @@ use crate::names::{
 /// Every log event carries a field `event` with the name above, so a log
 /// pipeline can match on it; the other field names are stable too
 /// (`provider`, `model`, `route`, `from`, `to`, `reason`, `kind`, `status`,
-/// `attempt`, `delay_ms`, `latency_ms`, `duration_ms`, `attempts`,
+/// `attempt`, `delay_ms`, `latency_ms`, `duration_ms`, `attempts`, `chars_sent`,
 /// `all_unavailable`). Events are emitted in the caller's current span, so
 /// the `llm.request` and `llm.attempt` spans' fields come along.
 ///
@@ -263,6 +266,14 @@ impl Observer for Telemetry {
                 )
                 .record(elapsed.as_secs_f64());
             }
+            Event::Resume {
+                route,
+                from,
+                to,
+                reason,
+                chars_sent,
+            } => resumed(route.unwrap_or(UNKNOWN_ROUTE), from, to, reason, chars_sent),
+            Event::Hedge { route, result } => hedged(route.unwrap_or(UNKNOWN_ROUTE), result),
             Event::StreamBrokenAfterCommit { provider, model } => {
                 counter!(STREAMS_BROKEN_AFTER_COMMIT_TOTAL, "provider" => provider.to_owned())
                     .increment(1);
@@ -351,4 +362,54 @@ pub(crate) fn log_provider_failure(
 /// Whole milliseconds, saturating.
 pub(crate) fn millis(duration: Duration) -> u64 {
     u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// A stream continued on another target: counted and logged.
+fn resumed(route: &str, from: &str, to: &str, reason: &str, chars_sent: usize) {
+    // A closed set of reasons, so the label stays bounded.
+    let reason: &'static str = match reason {
+        "cut" => "cut",
+        "stall" => "stall",
+        "malformed" => "malformed",
+        "error_event" => "error_event",
+        _ => "other",
+    };
+    counter!(
+        RESUMES_TOTAL,
+        "route" => route.to_owned(),
+        "from" => from.to_owned(),
+        "to" => to.to_owned(),
+        "reason" => reason,
+    )
+    .increment(1);
+    tracing::warn!(
+        target: TARGET,
+        event = "resume",
+        route,
+        from,
+        to,
+        reason,
+        chars_sent,
+        "resuming a broken stream on the next target",
+    );
+}
+
+/// A hedge started, or refused: counted and logged.
+fn hedged(route: &str, result: &str) {
+    // A closed set of results, so the label stays bounded.
+    let result: &'static str = match result {
+        "won" => "won",
+        "lost" => "lost",
+        "failed" => "failed",
+        "budget_exhausted" => "budget_exhausted",
+        _ => "other",
+    };
+    counter!(HEDGES_TOTAL, "route" => route.to_owned(), "result" => result).increment(1);
+    tracing::info!(
+        target: TARGET,
+        event = "hedge",
+        route,
+        result,
+        "hedged a slow first chunk",
+    );
 }

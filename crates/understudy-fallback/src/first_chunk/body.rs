@@ -14,6 +14,8 @@ use tokio::time::{Instant, Sleep};
 use understudy_core::events::{Event, SharedObserver};
 use understudy_core::{BoxError, OpenAiError, Operation, TargetName};
 
+use crate::resume::{BreakReason, BrokeAfterCommit};
+
 /// Frames gathered past this size go out at once.
 const FLUSH_AT: usize = 16 * 1024;
 
@@ -27,7 +29,9 @@ pin_project! {
     ///
     /// If the upstream body fails, or sends nothing for the idle timeout, the
     /// stream ends with one SSE `data:` event holding the error in the
-    /// OpenAI shape, and `Event::StreamBrokenAfterCommit` is reported.
+    /// OpenAI shape, and `Event::StreamBrokenAfterCommit` is reported. A
+    /// resumable stream (its route resumes, see `crate::resume`) ends with a
+    /// [`BrokeAfterCommit`] error instead, for the resume above to act on.
     pub(crate) struct CommittedBody<B> {
         #[pin]
         inner: B,
@@ -48,6 +52,10 @@ pin_project! {
         // event that ends it.
         operation: Operation,
         observer: SharedObserver,
+        // End a break with an error rather than an error event.
+        resumable: bool,
+        // The break to return once the data before it is out.
+        pending_break: Option<BrokeAfterCommit>,
     }
 }
 
@@ -59,6 +67,7 @@ impl<B> CommittedBody<B> {
         target: Option<TargetName>,
         operation: Operation,
         observer: SharedObserver,
+        resumable: bool,
     ) -> Self {
         Self {
             inner,
@@ -72,6 +81,8 @@ impl<B> CommittedBody<B> {
             target,
             operation,
             observer,
+            resumable,
+            pending_break: None,
         }
     }
 }
@@ -118,9 +129,12 @@ where
             if let Some(data) = release(this.single, this.joined) {
                 return Poll::Ready(Some(Ok(Frame::data(data))));
             }
+            if let Some(broke) = this.pending_break.take() {
+                return Poll::Ready(Some(Err(broke.into())));
+            }
             return Poll::Ready(this.trailers.take().map(|t| Ok(Frame::trailers(t))));
         }
-        let message = loop {
+        let (reason, message) = loop {
             match this.inner.as_mut().poll_frame(cx) {
                 Poll::Ready(Some(Ok(frame))) => {
                     *this.last = Instant::now();
@@ -153,7 +167,10 @@ where
                     );
                 }
                 Poll::Ready(Some(Err(_))) => {
-                    break "the provider's stream broke after it started".to_owned();
+                    break (
+                        BreakReason::Cut,
+                        "the provider's stream broke after it started".to_owned(),
+                    );
                 }
                 Poll::Pending => {
                     if let Some(data) = release(this.single, this.joined) {
@@ -166,9 +183,12 @@ where
                     if this.idle.as_mut().poll(cx).is_pending() {
                         return Poll::Pending;
                     }
-                    break format!(
-                        "the provider's stream stalled for {} ms after it started",
-                        this.idle_timeout.as_millis()
+                    break (
+                        BreakReason::Stall,
+                        format!(
+                            "the provider's stream stalled for {} ms after it started",
+                            this.idle_timeout.as_millis()
+                        ),
                     );
                 }
             }
@@ -180,6 +200,14 @@ where
                 model: &target.model,
             });
         }
+        if *this.resumable {
+            let broke = BrokeAfterCommit { reason, message };
+            if let Some(data) = release(this.single, this.joined) {
+                *this.pending_break = Some(broke);
+                return Poll::Ready(Some(Ok(Frame::data(data))));
+            }
+            return Poll::Ready(Some(Err(broke.into())));
+        }
         let event = OpenAiError::bad_gateway(message)
             .with_code("stream_broken")
             .to_sse_event_for(*this.operation);
@@ -189,7 +217,11 @@ where
     }
 
     fn is_end_stream(&self) -> bool {
-        self.finished && self.single.is_none() && self.joined.is_empty() && self.trailers.is_none()
+        self.finished
+            && self.single.is_none()
+            && self.joined.is_empty()
+            && self.trailers.is_none()
+            && self.pending_break.is_none()
     }
 
     fn size_hint(&self) -> SizeHint {

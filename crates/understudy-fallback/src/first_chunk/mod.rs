@@ -34,6 +34,7 @@ use self::error::{body_failure, broken};
 use self::future::ResponseFuture;
 use self::probe::{Verdict, judge};
 use self::whole::read_whole;
+use crate::resume::Resumable;
 
 /// The largest non-streaming body read by default: 32 MiB.
 pub const DEFAULT_MAX_BODY: usize = 32 * 1024 * 1024;
@@ -188,7 +189,10 @@ impl<S> Layer<S> for FirstChunkLayer {
 ///   call, once per attempt; a failed attempt reports none.
 /// - After release, a stream that fails or stalls past the idle timeout
 ///   ends with an SSE `data:` error event in the OpenAI shape, and
-///   `Event::StreamBrokenAfterCommit` is reported (health counts it).
+///   `Event::StreamBrokenAfterCommit` is reported (health counts it). On a
+///   route that resumes ([`FallbackBuilder::resume`](crate::FallbackBuilder::resume)),
+///   a chat-shaped stream ends with an error instead, and the
+///   [`Fallback`](crate::Fallback) above continues it on another target.
 ///
 /// The inner service may answer any `Unpin` body of [`Bytes`]; responses
 /// leave as [`ResponseBody`], boxed once.
@@ -224,6 +228,7 @@ where
 
     fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
         let target = request.extensions().get::<TargetName>().cloned();
+        let resumable = request.extensions().get::<Resumable>().is_some();
         let config = self.config.clone();
         let start = Instant::now();
         let deadline = saturating_add(start, config.first_chunk_timeout);
@@ -234,7 +239,7 @@ where
                 return Ok(response.map(ResponseBody::new));
             }
             let response = if is_event_stream(response.headers()) {
-                commit_stream(response, deadline, target.clone(), &config).await?
+                commit_stream(response, deadline, target.clone(), resumable, &config).await?
             } else {
                 let response = read_whole(response, &config).await?;
                 let outcome = config.classifier.classify_head(
@@ -277,6 +282,7 @@ async fn commit_stream<B>(
     response: Response<B>,
     deadline: Instant,
     target: Option<TargetName>,
+    resumable: bool,
     config: &Config,
 ) -> Result<Response<ResponseBody>, BoxError>
 where
@@ -325,13 +331,16 @@ where
                         .into());
                 }
                 Verdict::Content => {
+                    let operation = Operation::of(&parts.extensions);
                     let body = CommittedBody::new(
                         held.freeze(),
                         body,
                         config.idle_timeout,
                         target,
-                        Operation::of(&parts.extensions),
+                        operation,
                         config.observer.clone(),
+                        // Only streams in the chat shape are resumed.
+                        resumable && operation == Operation::ChatCompletions,
                     );
                     return Ok(Response::from_parts(parts, ResponseBody::new(body)));
                 }

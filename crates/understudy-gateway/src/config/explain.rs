@@ -1,6 +1,7 @@
 //! `--check --explain`: the settings each route's targets run with, once
 //! the route's own (`timeout_ms`, `first_chunk_timeout_ms`,
-//! `[routes.retry]`, `fallback_on`) are laid over the providers' and the
+//! `[routes.retry]`, `fallback_on`, `resume`, `max_resume_bytes`, `hedge_after_ms`, `max_hedges`,
+//! `hedge_budget_ratio`) are laid over the providers' and the
 //! global `[retry]`, each marked with where it came from.
 
 use std::fmt::Write as _;
@@ -58,6 +59,31 @@ fn explain_route(config: &Config, route: &RouteConfig, out: &mut String) {
         ms(retry.get_max_retry_after()),
         source(own_retry, "[retry]"),
     );
+    if route.resume {
+        let _ = writeln!(
+            out,
+            "  resume: on, up to {} bytes sent ({})",
+            route.effective_max_resume_bytes(),
+            source(route.max_resume_bytes.is_some(), "default"),
+        );
+    } else {
+        let _ = writeln!(
+            out,
+            "  resume: off (a break after the commit ends the stream)"
+        );
+    }
+    match route.effective_hedge() {
+        Some((after, max, ratio)) => {
+            let _ = writeln!(
+                out,
+                "  hedge: after {} ms, at most {max} per request, budget ratio {ratio}",
+                ms(after)
+            );
+        }
+        None => {
+            let _ = writeln!(out, "  hedge: off");
+        }
+    }
     for (i, target) in route.targets.iter().enumerate() {
         let balanced = target.is_balanced();
         if balanced {
@@ -75,11 +101,12 @@ fn explain_route(config: &Config, route: &RouteConfig, out: &mut String) {
             };
             let _ = writeln!(
                 out,
-                "{lead}: timeout {} ms ({}), first chunk {} ms ({})",
+                "{lead}: timeout {} ms ({}), first chunk {} ms ({}), prefill {}",
                 ms(route.attempt_timeout(provider)),
                 source(route.timeout_ms.is_some(), "provider"),
                 ms(route.first_chunk_timeout(provider)),
                 source(route.first_chunk_timeout_ms.is_some(), "provider"),
+                entry.effective_prefill().as_str(),
             );
         }
     }

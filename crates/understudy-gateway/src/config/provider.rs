@@ -1,9 +1,10 @@
 //! `[[providers]]`: each entry is the library's
 //! [`ProviderConfig`](understudy_provider::ProviderConfig) (name, kind, base
 //! URL, timeouts, `max_tokens_default`, `pass_rate_limit_headers`: what the
-//! target stacks need) and three keys only the gateway reads: `api_key_env`
-//! and `headers_env` (secrets come from the environment at start) and
-//! `direct_models` (which `provider/model` names callers may address).
+//! target stacks need) and the keys only the gateway reads: `api_key_env`
+//! and `headers_env` (secrets come from the environment at start),
+//! `direct_models` (which `provider/model` names callers may address) and
+//! `prefill` (how the provider continues a broken stream).
 //!
 //! An entry is one flat table, so it is split as it is read: the gateway's
 //! keys are taken out and every other key goes to the library's
@@ -16,7 +17,8 @@ use std::sync::LazyLock;
 use serde::Deserialize;
 use serde::de::{Deserializer, MapAccess, Visitor};
 use understudy_core::config::InvalidSetting;
-use understudy_provider::{ProviderConfig, check_extra_header};
+use understudy_fallback::resume::Prefill;
+use understudy_provider::{ProviderConfig, ProviderKind, check_extra_header};
 
 use super::check_model_name;
 use super::error::{ConfigError, invalid, setting};
@@ -40,17 +42,34 @@ pub struct ProviderEntry {
     /// `direct_models`: models callers may address directly as
     /// `name/model`, even when `server.direct_addressing` is off.
     pub direct_models: Vec<String>,
+    /// `prefill`: how the provider is asked to continue a stream that broke
+    /// on another target of a route that resumes (`continue_final_message`
+    /// for vLLM, `prefix` for `DeepSeek`-style servers, `native`,
+    /// `instruction`); by default `native` for Anthropic and Bedrock and
+    /// `instruction` for the others.
+    pub prefill: Option<Prefill>,
+}
+
+impl ProviderEntry {
+    /// The prefill form in force: the configured one, else the kind's.
+    pub fn effective_prefill(&self) -> Prefill {
+        self.prefill.unwrap_or(match self.provider.kind {
+            ProviderKind::Anthropic | ProviderKind::Bedrock => Prefill::Native,
+            _ => Prefill::Instruction,
+        })
+    }
 }
 
 /// The keys the gateway reads itself.
 const API_KEY_ENV: &str = "api_key_env";
 const HEADERS_ENV: &str = "headers_env";
 const DIRECT_MODELS: &str = "direct_models";
+const PREFILL: &str = "prefill";
 
 /// Every key an entry may hold: the library's, then the gateway's.
 static KEYS: LazyLock<Vec<&'static str>> = LazyLock::new(|| {
     let mut keys = ProviderConfig::KEYS.to_vec();
-    keys.extend([API_KEY_ENV, HEADERS_ENV, DIRECT_MODELS]);
+    keys.extend([API_KEY_ENV, HEADERS_ENV, DIRECT_MODELS, PREFILL]);
     keys
 });
 
@@ -62,6 +81,7 @@ pub(super) struct ProviderFile {
     api_key_env: Option<String>,
     headers_env: BTreeMap<String, String>,
     direct_models: Vec<String>,
+    prefill: Option<String>,
 }
 
 /// Checks the entries read and turns them into [`ProviderEntry`]s, in the
@@ -76,11 +96,21 @@ pub(super) fn resolve(files: Vec<ProviderFile>) -> Result<Vec<ProviderEntry>, Co
         let provider = file
             .provider
             .map_err(|error| setting(&format!("providers[{i}]"), &error))?;
+        let prefill = match file.prefill.as_deref() {
+            None => None,
+            Some(name) => Some(Prefill::from_name(name).ok_or_else(|| {
+                invalid(
+                    format!("providers[{i}].prefill"),
+                    "must be one of `native`, `continue_final_message`, `prefix`, `instruction`",
+                )
+            })?),
+        };
         let entry = ProviderEntry {
             provider,
             api_key_env: file.api_key_env,
             headers_env: file.headers_env,
             direct_models: file.direct_models,
+            prefill,
         };
         check_entry(i, &entry, &entries)?;
         entries.push(entry);
@@ -188,6 +218,7 @@ impl<'de> Visitor<'de> for EntryVisitor {
             api_key_env: own.api_key_env,
             headers_env: own.headers_env.unwrap_or_default(),
             direct_models: own.direct_models.unwrap_or_default(),
+            prefill: own.prefill,
         })
     }
 }
@@ -198,15 +229,17 @@ struct GatewayKeys {
     api_key_env: Option<String>,
     headers_env: Option<BTreeMap<String, String>>,
     direct_models: Option<Vec<String>>,
+    prefill: Option<String>,
 }
 
 impl<'de> OwnKeys<'de> for GatewayKeys {
-    const NAMES: &'static [&'static str] = &[API_KEY_ENV, HEADERS_ENV, DIRECT_MODELS];
+    const NAMES: &'static [&'static str] = &[API_KEY_ENV, HEADERS_ENV, DIRECT_MODELS, PREFILL];
 
     fn read<A: MapAccess<'de>>(&mut self, key: &'static str, map: &mut A) -> Result<(), A::Error> {
         match key {
             API_KEY_ENV => split::once(&mut self.api_key_env, key, map),
             HEADERS_ENV => split::once(&mut self.headers_env, key, map),
+            PREFILL => split::once(&mut self.prefill, key, map),
             _ => split::once(&mut self.direct_models, key, map),
         }
     }

@@ -41,6 +41,25 @@ pub struct RouteConfig {
     /// for this route's targets (the retry budget stays per provider).
     #[serde(default)]
     pub retry: RetryOverrides,
+    /// `resume`: continue a stream that breaks after its commit on the
+    /// next available target (see `docs/fallback.md`); off by default.
+    #[serde(default)]
+    pub resume: bool,
+    /// `max_resume_bytes`: no resume once more content than this was sent;
+    /// 1 MiB by default.
+    #[serde(default)]
+    pub max_resume_bytes: Option<usize>,
+    /// `hedge_after_ms`: start the next target beside an attempt that has
+    /// not committed within this long; off by default.
+    #[serde(default)]
+    pub hedge_after_ms: Option<u64>,
+    /// `max_hedges`: hedges per request, 1 by default (at most 4).
+    #[serde(default)]
+    pub max_hedges: Option<usize>,
+    /// `hedge_budget_ratio`: hedges per request over time, 0 to 1; 0.1 by
+    /// default.
+    #[serde(default)]
+    pub hedge_budget_ratio: Option<f64>,
 }
 
 impl RouteConfig {
@@ -57,12 +76,33 @@ impl RouteConfig {
             .map_or(provider.timeout, Duration::from_millis)
     }
 
+    /// The hedging of this route, if it hedges: the delay, hedges per
+    /// request and the budget ratio.
+    pub fn effective_hedge(&self) -> Option<(Duration, usize, f64)> {
+        self.hedge_after_ms.map(|ms| {
+            (
+                Duration::from_millis(ms),
+                self.max_hedges.unwrap_or(1),
+                self.hedge_budget_ratio.unwrap_or(0.1),
+            )
+        })
+    }
+
+    /// The most content a stream may have sent and be resumed.
+    pub fn effective_max_resume_bytes(&self) -> usize {
+        self.max_resume_bytes
+            .unwrap_or(understudy_fallback::resume::DEFAULT_MAX_RESUME_BYTES)
+    }
+
     /// The first-chunk timeout at `provider` on this route.
     pub fn first_chunk_timeout(&self, provider: &ProviderConfig) -> Duration {
         self.first_chunk_timeout_ms
             .map_or(provider.first_chunk_timeout, Duration::from_millis)
     }
 }
+
+/// The largest `max_resume_bytes`: 64 MiB.
+pub(crate) const MAX_RESUME_BYTES: usize = 64 * 1024 * 1024;
 
 /// One entry of a route's `targets`: a single target (`provider` and
 /// `model`) or a balanced tier of deployments of the same model
@@ -206,6 +246,33 @@ pub(super) fn check(
             if let Some(value) = value {
                 positive_duration_ms(&format!("routes[{i}].{key}"), value)?;
             }
+        }
+        if let Some(ms) = route.hedge_after_ms {
+            positive_duration_ms(&format!("routes[{i}].hedge_after_ms"), ms)?;
+        }
+        if route.max_hedges.is_some_and(|n| n == 0 || n > 4) {
+            return Err(invalid(
+                format!("routes[{i}].max_hedges"),
+                "must be between 1 and 4",
+            ));
+        }
+        if route
+            .hedge_budget_ratio
+            .is_some_and(|ratio| !(0.0..=1.0).contains(&ratio))
+        {
+            return Err(invalid(
+                format!("routes[{i}].hedge_budget_ratio"),
+                "must be between 0 and 1",
+            ));
+        }
+        if route
+            .max_resume_bytes
+            .is_some_and(|bytes| bytes > MAX_RESUME_BYTES)
+        {
+            return Err(invalid(
+                format!("routes[{i}].max_resume_bytes"),
+                format!("must be at most {MAX_RESUME_BYTES}"),
+            ));
         }
         route
             .retry

@@ -840,3 +840,74 @@ fn auth_routes_may_name_models_addressed_directly() {
             .starts_with("`auth.keys[0].routes[0]`: `anthropic` cannot be addressed directly")
     );
 }
+
+#[test]
+fn resume_hedge_and_prefill_are_read_and_checked() {
+    let route = |extra: &str| {
+        EXAMPLE.replace(
+            "fallback_on = [\"provider_failure\"]",
+            &format!("fallback_on = [\"provider_failure\"]\n{extra}"),
+        )
+    };
+    let config = Config::from_toml(&route(
+        "resume = true\nmax_resume_bytes = 4096\nhedge_after_ms = 250\nhedge_budget_ratio = 0.5",
+    ))
+    .unwrap();
+    let chat = &config.routes[0];
+    assert!(chat.resume);
+    assert_eq!(chat.effective_max_resume_bytes(), 4096);
+    assert_eq!(
+        chat.effective_hedge(),
+        Some((std::time::Duration::from_millis(250), 1, 0.5))
+    );
+    let explained = config.explain();
+    assert!(
+        explained.contains("resume: on, up to 4096 bytes sent (route)"),
+        "{explained}"
+    );
+    assert!(
+        explained.contains("hedge: after 250 ms, at most 1 per request, budget ratio 0.5"),
+        "{explained}"
+    );
+    assert!(
+        explained.contains("anthropic/claude-3-5-haiku-latest: ")
+            && explained.contains("prefill native"),
+        "{explained}"
+    );
+    assert!(explained.contains("prefill instruction"), "{explained}");
+
+    // Off by default.
+    let plain = Config::from_toml(EXAMPLE).unwrap();
+    assert!(!plain.routes[0].resume);
+    assert_eq!(plain.routes[0].effective_hedge(), None);
+
+    let vllm = EXAMPLE.replace(
+        "first_chunk_timeout_ms = 15000",
+        "first_chunk_timeout_ms = 15000\nprefill = \"continue_final_message\"",
+    );
+    let config = Config::from_toml(&vllm).unwrap();
+    assert_eq!(
+        config.providers[0].effective_prefill(),
+        understudy_fallback::resume::Prefill::ContinueFinalMessage
+    );
+
+    for (text, want) in [
+        (
+            route("max_hedges = 0"),
+            "`routes[0].max_hedges`: must be between 1 and 4",
+        ),
+        (
+            route("hedge_budget_ratio = 1.5"),
+            "`routes[0].hedge_budget_ratio`: must be between 0 and 1",
+        ),
+        (
+            EXAMPLE.replace(
+                "first_chunk_timeout_ms = 15000",
+                "first_chunk_timeout_ms = 15000\nprefill = \"sometimes\"",
+            ),
+            "`providers[0].prefill`: must be one of `native`, `continue_final_message`, `prefix`, `instruction`",
+        ),
+    ] {
+        assert_eq!(error_of(&text), want);
+    }
+}

@@ -20,7 +20,15 @@ pub use self::rule::{FaultMode, FaultRule};
 /// Parsed from and printed as the `FAULT` part of a spec: `status:503`,
 /// `rate-limit:2`, `refuse`, `reset`, `hang`, `delay:250`,
 /// `first-chunk-delay:500`, `drop-after:3`, `drip:100`, `garbage`,
-/// `error-event`, `content-filter`, `none`.
+/// `error-event`, `content-filter`, `cut-after-chunks:3`,
+/// `stall-after-chunks:3:2000`, `error-event-after-chunks:3`, `none`.
+///
+/// The `*-after-chunks` faults count content chunks (the events that carry
+/// answer text or a tool call's arguments), not the events before them (a
+/// role chunk, `message_start`, `content_block_start`): they break a stream
+/// after it has committed. A first-chunk delay applies per request: the
+/// rule `first-chunk-delay:2000*1` delays only the next request's stream,
+/// and `first-chunk-delay:2000` every one.
 ///
 /// ```
 /// use std::time::Duration;
@@ -75,6 +83,17 @@ pub enum Fault {
     /// `invalid_request_error`, Gemini 200 with `promptFeedback.blockReason`
     /// and no candidate, Bedrock 200 with `stopReason: guardrail_intervened`.
     ContentFilter,
+    /// Streaming: send the events before the content and this many content
+    /// chunks, then cut the connection. Non-streaming: no fault.
+    CutAfterChunks(usize),
+    /// Streaming: send the events before the content and this many content
+    /// chunks, then wait this long before the rest. Non-streaming: no
+    /// fault.
+    StallAfterChunks(usize, Duration),
+    /// Streaming: send the events before the content and this many content
+    /// chunks, then an error event in the provider's shape, and end the
+    /// stream. Non-streaming: no fault.
+    ErrorEventAfterChunks(usize),
 }
 
 impl Fault {
@@ -113,6 +132,11 @@ impl fmt::Display for Fault {
             Self::Garbage => f.write_str("garbage"),
             Self::ErrorEvent => f.write_str("error-event"),
             Self::ContentFilter => f.write_str("content-filter"),
+            Self::CutAfterChunks(n) => write!(f, "cut-after-chunks:{n}"),
+            Self::StallAfterChunks(n, wait) => {
+                write!(f, "stall-after-chunks:{n}:{}", wait.as_millis())
+            }
+            Self::ErrorEventAfterChunks(n) => write!(f, "error-event-after-chunks:{n}"),
         }
     }
 }
@@ -161,20 +185,36 @@ impl FromStr for Fault {
             "delay" => Ok(Self::Delay(parse_millis(spec, need()?)?)),
             "first-chunk-delay" => Ok(Self::FirstChunkDelay(parse_millis(spec, need()?)?)),
             "drip" => Ok(Self::Drip(parse_millis(spec, need()?)?)),
-            "drop-after" => {
-                let n = need()?.parse().map_err(|_| {
-                    ParseFaultError::new(spec, "the chunk count must be a whole number")
+            "drop-after" => Ok(Self::DropAfter(parse_count(spec, need()?)?)),
+            "cut-after-chunks" => Ok(Self::CutAfterChunks(parse_count(spec, need()?)?)),
+            "error-event-after-chunks" => {
+                Ok(Self::ErrorEventAfterChunks(parse_count(spec, need()?)?))
+            }
+            "stall-after-chunks" => {
+                let (count, wait) = need()?.split_once(':').ok_or_else(|| {
+                    ParseFaultError::new(spec, "expected stall-after-chunks:<n>:<ms>")
                 })?;
-                Ok(Self::DropAfter(n))
+                Ok(Self::StallAfterChunks(
+                    parse_count(spec, count)?,
+                    parse_millis(spec, wait)?,
+                ))
             }
             _ => Err(ParseFaultError::new(
                 spec,
                 "unknown fault; expected one of none, status:<code>, rate-limit:<secs>, \
                  refuse, reset, hang, delay:<ms>, first-chunk-delay:<ms>, drop-after:<n>, \
-                 drip:<ms>, garbage, error-event, content-filter",
+                 drip:<ms>, garbage, error-event, content-filter, cut-after-chunks:<n>, \
+                 stall-after-chunks:<n>:<ms>, error-event-after-chunks:<n>",
             )),
         }
     }
+}
+
+/// Parses a whole count of chunks.
+fn parse_count(spec: &str, text: &str) -> Result<usize, ParseFaultError> {
+    text.trim()
+        .parse()
+        .map_err(|_| ParseFaultError::new(spec, "the chunk count must be a whole number"))
 }
 
 /// Parses `<n>`, `<n>ms` (milliseconds) or `<n>s` (seconds).
@@ -229,6 +269,9 @@ mod tests {
             Fault::Garbage,
             Fault::ErrorEvent,
             Fault::ContentFilter,
+            Fault::CutAfterChunks(3),
+            Fault::StallAfterChunks(3, Duration::from_millis(2500)),
+            Fault::ErrorEventAfterChunks(1),
         ];
         for fault in faults {
             assert_eq!(fault.to_string().parse::<Fault>().unwrap(), fault);

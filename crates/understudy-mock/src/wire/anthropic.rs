@@ -8,7 +8,6 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::StatusCode;
 use serde::Deserialize;
-use serde::de::IgnoredAny;
 use serde_json::{Value, json};
 
 use super::{
@@ -21,8 +20,7 @@ use super::{
 struct Request<'a> {
     #[serde(borrow)]
     model: Cow<'a, str>,
-    #[allow(dead_code)]
-    messages: Vec<IgnoredAny>,
+    messages: Vec<Value>,
     #[serde(default)]
     stream: bool,
     #[serde(default)]
@@ -42,6 +40,7 @@ pub(super) fn read_request(body: &[u8]) -> Result<ChatRequest, String> {
         stream: request.stream,
         include_usage: false,
         tool,
+        continue_from: super::continuation(&request.messages),
     })
 }
 

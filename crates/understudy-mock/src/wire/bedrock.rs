@@ -93,6 +93,7 @@ pub(super) fn read_request(call: &ChatCall, body: &[u8]) -> Result<ChatRequest, 
         stream: call.stream.unwrap_or(false),
         include_usage: false,
         tool,
+        continue_from: None,
     })
 }
 

@@ -158,6 +158,51 @@ pub(crate) struct ChatRequest {
     /// The one tool the request forces, if it forces one: the answer is a
     /// call of it.
     pub(crate) tool: Option<String>,
+    /// The answer already given, when the request asks for its
+    /// continuation (see [`continuation`]).
+    pub(crate) continue_from: Option<String>,
+}
+
+/// The text of a message's `content`: a string, or the `text` of its text
+/// blocks (OpenAI's parts, Anthropic's blocks).
+fn message_text(message: &Value) -> Option<String> {
+    match message.get("content")? {
+        Value::String(text) => Some(text.clone()),
+        Value::Array(blocks) => Some(
+            blocks
+                .iter()
+                .filter_map(|block| block.get("text").and_then(Value::as_str))
+                .collect(),
+        ),
+        _ => None,
+    }
+}
+
+/// The answer a request asks to be continued: the text of its last message
+/// when that is an assistant turn (a prefill), or of the assistant turn
+/// before a last user turn that asks to continue (`Continue …`).
+pub(crate) fn continuation(messages: &[Value]) -> Option<String> {
+    let role = |message: &Value| {
+        message
+            .get("role")
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+    };
+    let (last, before) = match messages {
+        [.., before, last] => (last, Some(before)),
+        [last] => (last, None),
+        [] => return None,
+    };
+    match role(last).as_deref() {
+        Some("assistant") => message_text(last),
+        Some("user") => {
+            let asks =
+                message_text(last).is_some_and(|text| text.trim_start().starts_with("Continue"));
+            let before = before.filter(|b| role(b).as_deref() == Some("assistant"))?;
+            if asks { message_text(before) } else { None }
+        }
+        _ => None,
+    }
 }
 
 /// An error answer: its status, the headers the format adds, and the body.
@@ -251,6 +296,9 @@ pub(crate) struct Wire {
     name: String,
     name_header: HeaderValue,
     created: u64,
+    /// The whole answer.
+    text: String,
+    stream_chunks: usize,
     /// The answer's text split into the stream's content chunks.
     pieces: Vec<String>,
     rendered: Rendered,
@@ -258,11 +306,21 @@ pub(crate) struct Wire {
 
 impl Wire {
     pub(crate) fn new(format: WireFormat, name: &str, stream_chunks: usize) -> Self {
+        Self::with_text(format, name, stream_chunks, &format!("Hello from {name}."))
+    }
+
+    /// A mock whose answer is `text`.
+    pub(crate) fn with_text(
+        format: WireFormat,
+        name: &str,
+        stream_chunks: usize,
+        text: &str,
+    ) -> Self {
         let created = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .unwrap_or(Duration::ZERO)
             .as_secs();
-        let text = format!("Hello from {name}.");
+        let text = text.to_owned();
         let pieces = split_text(&text, stream_chunks);
         let name_header = HeaderValue::from_str(name)
             .unwrap_or_else(|_| HeaderValue::from_static("understudy-mock"));
@@ -284,8 +342,29 @@ impl Wire {
             name: name.to_owned(),
             name_header,
             created,
+            text,
+            stream_chunks,
             pieces,
             rendered,
+        }
+    }
+
+    /// The answers to a request that asks to continue `prefix`: the rest of
+    /// this mock's answer when the answer starts with `prefix`, else the
+    /// whole answer again.
+    fn continued(&self, prefix: &str) -> Option<Self> {
+        let rest = self.text.strip_prefix(prefix)?;
+        let name = self.name_header.to_str().unwrap_or("mock");
+        let chunks = self.stream_chunks.min(rest.chars().count()).max(1);
+        Some(Self::with_text(self.format, name, chunks, rest))
+    }
+
+    /// How many events of a stream come before its first content chunk.
+    pub(crate) const fn content_offset(&self) -> usize {
+        match self.format {
+            WireFormat::OpenAi | WireFormat::Bedrock => 1,
+            WireFormat::Azure | WireFormat::Anthropic => 2,
+            WireFormat::Gemini => 0,
         }
     }
 
@@ -323,6 +402,17 @@ impl Wire {
         if let Some(tool) = &request.tool {
             return Bytes::from(self.tool_full(&request.model, tool).to_string());
         }
+        if let Some(continued) = request
+            .continue_from
+            .as_deref()
+            .and_then(|p| self.continued(p))
+        {
+            let request = ChatRequest {
+                continue_from: None,
+                ..request.clone()
+            };
+            return continued.full(&request);
+        }
         let model = model_json(&request.model);
         let full = &self.rendered.full;
         let mut out = BytesMut::with_capacity(full.len_with(&model));
@@ -334,6 +424,17 @@ impl Wire {
     pub(crate) fn stream(&self, request: &ChatRequest) -> Vec<Bytes> {
         if let Some(tool) = &request.tool {
             return self.tool_stream(request, tool);
+        }
+        if let Some(continued) = request
+            .continue_from
+            .as_deref()
+            .and_then(|p| self.continued(p))
+        {
+            let request = ChatRequest {
+                continue_from: None,
+                ..request.clone()
+            };
+            return continued.stream(&request);
         }
         let model = model_json(&request.model);
         let rendered = &self.rendered;
@@ -557,6 +658,7 @@ mod tests {
             stream: false,
             include_usage: false,
             tool: None,
+            continue_from: None,
         }
     }
 

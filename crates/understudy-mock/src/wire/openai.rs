@@ -15,7 +15,6 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http::{HeaderValue, StatusCode};
-use serde::de::IgnoredAny;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use understudy_core::OpenAiError;
@@ -32,8 +31,7 @@ use super::{
 struct Request<'a> {
     #[serde(borrow, default)]
     model: Option<Cow<'a, str>>,
-    #[allow(dead_code)]
-    messages: Vec<IgnoredAny>,
+    messages: Vec<Value>,
     #[serde(default)]
     stream: bool,
     #[serde(default)]
@@ -71,6 +69,7 @@ pub(super) fn read_request(body: &[u8], model: Option<&str>) -> Result<ChatReque
             .as_ref()
             .is_some_and(|o| o.include_usage),
         tool,
+        continue_from: super::continuation(&request.messages),
     })
 }
 
