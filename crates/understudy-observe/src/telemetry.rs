@@ -16,6 +16,7 @@ use crate::labels::{UNKNOWN_ROUTE, bool_label};
 use crate::names::{
     ALL_TARGETS_FAILED_TOTAL, EJECTIONS_TOTAL, FALLBACKS_TOTAL, PROVIDER_STATE, RETRIES_TOTAL,
     RETRY_BUDGET_EXHAUSTED_TOTAL, STREAMS_BROKEN_AFTER_COMMIT_TOTAL, TIME_TO_FIRST_CONTENT_SECONDS,
+    TOKENS_TOTAL,
 };
 
 /// Turns the [`Event`]s that health, retry and fallback report into
@@ -27,6 +28,7 @@ use crate::names::{
 /// | `Retry` | `retry` (INFO) | `understudy_retries_total` | — |
 /// | `RetryBudgetExhausted` | `retry_budget_exhausted` (WARN) | `understudy_retry_budget_exhausted_total` | retry budget exhausted |
 /// | `FirstContent` | — | `understudy_time_to_first_content_seconds` | — |
+/// | `Usage` | — | `understudy_tokens_total` (`direction` `input` and `output`) | — |
 /// | `Fallback` | `fallback` (WARN) | `understudy_fallbacks_total` | — |
 /// | `StreamBrokenAfterCommit` | `stream_broken_after_commit` (ERROR) | `understudy_streams_broken_after_commit_total` | — |
 /// | `AllTargetsFailed` | `all_targets_failed` (ERROR) | `understudy_all_targets_failed_total` | route unavailable, if every target was unavailable |
@@ -262,6 +264,22 @@ impl Observer for Telemetry {
                     "model" => model.to_owned(),
                 )
                 .record(elapsed.as_secs_f64());
+            }
+            Event::Usage {
+                provider,
+                model,
+                input_tokens,
+                output_tokens,
+            } => {
+                for (direction, tokens) in [("input", input_tokens), ("output", output_tokens)] {
+                    counter!(
+                        TOKENS_TOTAL,
+                        "provider" => provider.to_owned(),
+                        "model" => model.to_owned(),
+                        "direction" => direction,
+                    )
+                    .increment(tokens);
+                }
             }
             Event::StreamBrokenAfterCommit { provider, model } => {
                 counter!(STREAMS_BROKEN_AFTER_COMMIT_TOTAL, "provider" => provider.to_owned())

@@ -14,6 +14,8 @@ use tokio::time::{Instant, Sleep};
 use understudy_core::events::{Event, SharedObserver};
 use understudy_core::{BoxError, OpenAiError, Operation, TargetName};
 
+use super::usage::{self, UsageScan};
+
 /// Frames gathered past this size go out at once.
 const FLUSH_AT: usize = 16 * 1024;
 
@@ -48,6 +50,9 @@ pin_project! {
         // event that ends it.
         operation: Operation,
         observer: SharedObserver,
+        // The usage chunk, looked for as the stream passes; reported when
+        // it ends.
+        usage: UsageScan,
     }
 }
 
@@ -60,6 +65,8 @@ impl<B> CommittedBody<B> {
         operation: Operation,
         observer: SharedObserver,
     ) -> Self {
+        let mut usage = UsageScan::default();
+        usage.push(&held);
         Self {
             inner,
             single: (!held.is_empty()).then_some(held),
@@ -72,7 +79,15 @@ impl<B> CommittedBody<B> {
             target,
             operation,
             observer,
+            usage,
         }
+    }
+}
+
+/// Reports the stream's usage, if it had any, as it ends.
+fn report_usage(usage: &UsageScan, target: Option<&TargetName>, observer: &SharedObserver) {
+    if let Some(tokens) = usage.tokens() {
+        usage::report(observer, target, tokens);
     }
 }
 
@@ -126,6 +141,7 @@ where
                     *this.last = Instant::now();
                     match frame.into_data() {
                         Ok(data) => {
+                            this.usage.push(&data);
                             gather(this.single, this.joined, data);
                             if held_len(this.single.as_ref(), this.joined) >= FLUSH_AT
                                 && let Some(data) = release(this.single, this.joined)
@@ -136,6 +152,7 @@ where
                         Err(frame) => {
                             // Trailers end the body: release the data first.
                             *this.finished = true;
+                            report_usage(this.usage, this.target.as_ref(), this.observer);
                             *this.trailers = frame.into_trailers().ok();
                             if let Some(data) = release(this.single, this.joined) {
                                 return Poll::Ready(Some(Ok(Frame::data(data))));
@@ -148,6 +165,7 @@ where
                 }
                 Poll::Ready(None) => {
                     *this.finished = true;
+                    report_usage(this.usage, this.target.as_ref(), this.observer);
                     return Poll::Ready(
                         release(this.single, this.joined).map(|data| Ok(Frame::data(data))),
                     );
