@@ -9,6 +9,9 @@ use understudy_core::events::{Event, SharedObserver};
 /// skipped (a usage chunk is a few hundred bytes).
 const MAX_LINE: usize = 64 * 1024;
 
+/// The key a usage object is found by.
+const KEY: &[u8] = b"\"usage\"";
+
 /// An answer's token counts.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub(super) struct Tokens {
@@ -86,25 +89,46 @@ pub(super) struct UsageScan {
 }
 
 impl UsageScan {
-    /// Scans the next bytes of the stream.
-    pub(super) fn push(&mut self, mut data: &[u8]) {
-        while let Some(end) = data.iter().position(|&b| b == b'\n') {
-            let (head, tail) = data.split_at(end);
-            if self.line.is_empty() && !self.overflow {
-                self.check(head);
-            } else {
-                self.append(head);
-                let line = std::mem::take(&mut self.line);
-                if !self.overflow {
-                    self.check(&line);
-                }
-                self.line = line;
-                self.line.clear();
+    /// Scans the next bytes of the stream. Bytes with no `"usage"` in
+    /// them, and no line carried over, cost one search for the key and one
+    /// for the last line break.
+    pub(super) fn push(&mut self, data: &[u8]) {
+        let Some(last) = memchr::memrchr(b'\n', data) else {
+            self.append(data);
+            return;
+        };
+        let complete = data.get(..last).unwrap_or_default();
+        let tail = data.get(last.saturating_add(1)..).unwrap_or_default();
+        if !self.line.is_empty() || self.overflow || memchr::memmem::find(complete, KEY).is_some() {
+            let mut rest = complete;
+            loop {
+                let Some(end) = memchr::memchr(b'\n', rest) else {
+                    self.end_line(rest);
+                    break;
+                };
+                self.end_line(rest.get(..end).unwrap_or_default());
+                rest = rest.get(end.saturating_add(1)..).unwrap_or_default();
             }
-            self.overflow = false;
-            data = tail.get(1..).unwrap_or_default();
         }
-        self.append(data);
+        self.line.clear();
+        self.overflow = false;
+        self.append(tail);
+    }
+
+    /// A line ends with `head`, its bytes in this frame.
+    fn end_line(&mut self, head: &[u8]) {
+        if self.line.is_empty() && !self.overflow {
+            self.check(head);
+        } else {
+            self.append(head);
+            if !self.overflow {
+                let line = std::mem::take(&mut self.line);
+                self.check(&line);
+                self.line = line;
+            }
+            self.line.clear();
+        }
+        self.overflow = false;
     }
 
     /// The usage found so far.
@@ -147,9 +171,8 @@ impl UsageScan {
 /// Whether `data` has `"usage"` followed by an object (not `null`, as
 /// every chunk of a stream with usage has).
 fn has_usage_object(data: &[u8]) -> bool {
-    const KEY: &[u8] = b"\"usage\"";
     let mut rest = data;
-    while let Some(at) = rest.windows(KEY.len()).position(|window| window == KEY) {
+    while let Some(at) = memchr::memmem::find(rest, KEY) {
         let after = rest.get(at.saturating_add(KEY.len())..).unwrap_or_default();
         let after = after.trim_ascii_start();
         if let Some(value) = after.strip_prefix(b":")
