@@ -16,8 +16,8 @@ use crate::labels::{UNKNOWN_ROUTE, bool_label};
 use crate::names::{
     ALL_TARGETS_FAILED_TOTAL, EJECTIONS_TOTAL, FALLBACKS_TOTAL, PROVIDER_STATE, RETRIES_TOTAL,
     RETRY_BUDGET_EXHAUSTED_TOTAL, STREAMS_BROKEN_AFTER_COMMIT_TOTAL, TIME_TO_FIRST_CONTENT_SECONDS,
-    TOKENS_TOTAL,
 };
+use crate::tokens::TokenCounters;
 
 /// Turns the [`Event`]s that health, retry and fallback report into
 /// structured `tracing` events, `metrics` and [`Alerts`].
@@ -66,6 +66,7 @@ use crate::names::{
 #[derive(Clone, Default)]
 pub struct Telemetry {
     alerts: Option<Alerts>,
+    tokens: Arc<TokenCounters>,
 }
 
 impl Telemetry {
@@ -270,17 +271,9 @@ impl Observer for Telemetry {
                 model,
                 input_tokens,
                 output_tokens,
-            } => {
-                for (direction, tokens) in [("input", input_tokens), ("output", output_tokens)] {
-                    counter!(
-                        TOKENS_TOTAL,
-                        "provider" => provider.to_owned(),
-                        "model" => model.to_owned(),
-                        "direction" => direction,
-                    )
-                    .increment(tokens);
-                }
-            }
+            } => self
+                .tokens
+                .record(provider, model, input_tokens, output_tokens),
             Event::StreamBrokenAfterCommit { provider, model } => {
                 counter!(STREAMS_BROKEN_AFTER_COMMIT_TOTAL, "provider" => provider.to_owned())
                     .increment(1);
@@ -339,7 +332,7 @@ impl fmt::Debug for Telemetry {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Telemetry")
             .field("alerts", &self.alerts)
-            .finish()
+            .finish_non_exhaustive()
     }
 }
 
