@@ -81,6 +81,19 @@ pub enum Event<'a> {
         /// From the attempt's start to the commit.
         elapsed: Duration,
     },
+    /// A served answer's usage: the tokens the provider reported for it (a
+    /// whole body's `usage`, or a stream's usage chunk). Reported once per
+    /// served answer that carried one.
+    Usage {
+        /// The provider.
+        provider: &'a str,
+        /// The model asked of it.
+        model: &'a str,
+        /// Input (prompt) tokens.
+        input_tokens: u64,
+        /// Output (completion) tokens.
+        output_tokens: u64,
+    },
     /// A stream broke after its first chunk reached the caller: too late to
     /// fail over, so the caller got a final SSE error event instead.
     StreamBrokenAfterCommit {

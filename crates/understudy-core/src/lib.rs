@@ -49,6 +49,7 @@
 #![forbid(unsafe_code)]
 
 mod anthropic_error;
+pub mod attempt_log;
 pub mod availability;
 pub mod body;
 pub mod classify;
@@ -66,6 +67,7 @@ pub mod sse;
 pub mod time;
 
 pub use self::anthropic_error::anthropic_error_type;
+pub use self::attempt_log::{AttemptEntry, AttemptLog, AttemptResult, MAX_LOGGED_ATTEMPTS};
 pub use self::availability::{AlwaysAvailable, Availability, ProviderAvailability, ProviderState};
 pub use self::body::ResponseBody;
 pub use self::classify::{Classify, LlmClassifier, MAX_RETRY_AFTER, SharedClassifier};

@@ -473,6 +473,9 @@ where
             if let Availability::Unavailable { kind, until } =
                 shared.availability.availability(target.provider())
             {
+                if let Some(log) = parts.extensions.get::<understudy_core::AttemptLog>() {
+                    log.skipped(Arc::clone(&target.name().provider), kind);
+                }
                 failed.push(skipped(target, kind, until));
             } else if balanced {
                 open.push(i);

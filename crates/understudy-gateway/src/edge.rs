@@ -74,6 +74,8 @@ fn cors(origins: &[String]) -> Option<CorsLayer> {
                 HeaderName::from_static("x-understudy-provider"),
                 HeaderName::from_static("x-understudy-model"),
                 HeaderName::from_static("x-understudy-attempts"),
+                HeaderName::from_static("x-understudy-attempt-chain"),
+                HeaderName::from_static("server-timing"),
             ])
             .max_age(Duration::from_hours(1)),
     )

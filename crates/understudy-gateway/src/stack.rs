@@ -204,23 +204,32 @@ impl Parts {
 }
 
 /// The telemetry of a target addressed as `provider/<any model>`: its time
-/// to first content is reported for model `*`, so the caller's string
-/// becomes no metric label.
+/// to first content and its usage are reported for model `*`, so the
+/// caller's string becomes no metric label.
 struct AnyModel(SharedObserver);
 
 impl Observer for AnyModel {
     fn on_event(&self, event: &Event<'_>) {
-        if let Event::FirstContent {
-            provider, elapsed, ..
-        } = *event
-        {
-            self.0.on_event(&Event::FirstContent {
+        match *event {
+            Event::FirstContent {
+                provider, elapsed, ..
+            } => self.0.on_event(&Event::FirstContent {
                 provider,
                 model: "*",
                 elapsed,
-            });
-        } else {
-            self.0.on_event(event);
+            }),
+            Event::Usage {
+                provider,
+                input_tokens,
+                output_tokens,
+                ..
+            } => self.0.on_event(&Event::Usage {
+                provider,
+                model: "*",
+                input_tokens,
+                output_tokens,
+            }),
+            _ => self.0.on_event(event),
         }
     }
 }

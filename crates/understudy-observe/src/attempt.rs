@@ -13,7 +13,9 @@ use tower_layer::Layer;
 use tower_service::Service;
 use tracing::field::Empty;
 use understudy_core::events::SharedObserver;
-use understudy_core::{Attempt, BoxError, Classify, Operation, OutcomeKind, SharedClassifier};
+use understudy_core::{
+    Attempt, AttemptLog, BoxError, Classify, Operation, OutcomeKind, SharedClassifier,
+};
 
 use self::future::ResponseFuture;
 use crate::TARGET;
@@ -229,6 +231,9 @@ impl Shared {
 ///   reports
 ///   [`Event::AttemptFinished`](understudy_core::events::Event::AttemptFinished)
 ///   to the layer's observer.
+/// - The attempt (provider, status or outcome, duration to the response
+///   head) is appended to the request's [`AttemptLog`], when it carries one
+///   ([`ObserveLayer`](crate::ObserveLayer) inserts it).
 ///
 /// Metric handles are registered once per layer and operation, on first
 /// use, against the recorder installed then: install the exporter before serving.
@@ -306,12 +311,14 @@ where
             latency_ms = Empty,
             ttfb_ms = Empty,
         );
+        let log = request.extensions().get::<AttemptLog>().cloned();
         let start = Instant::now();
         let future = span.in_scope(|| self.inner.call(request));
         ResponseFuture {
             future,
             span,
             start,
+            log,
             attempt,
             operation,
             shared: Arc::clone(&self.shared),

@@ -88,6 +88,7 @@ mod logging;
 pub mod names;
 pub mod request;
 mod telemetry;
+mod tokens;
 
 pub use self::alert::{
     Alert, AlertKind, AlertSink, Alerts, AlertsBuilder, DeliverFuture, LogSink, WebhookError,

@@ -15,6 +15,9 @@
 //! | [`ATTEMPT_DURATION_SECONDS`] `understudy_attempt_duration_seconds` | histogram | `provider`, `operation` | [`AttemptLayer`](crate::AttemptLayer) |
 //! | [`TIME_TO_FIRST_BYTE_SECONDS`] `understudy_time_to_first_byte_seconds` | histogram | `provider`, `operation` | [`AttemptLayer`](crate::AttemptLayer) |
 //! | [`TIME_TO_FIRST_CONTENT_SECONDS`] `understudy_time_to_first_content_seconds` | histogram | `provider`, `model` | [`Telemetry`](crate::Telemetry) |
+//! | [`OVERHEAD_SECONDS`] `understudy_overhead_seconds` | histogram | `route` | [`ObserveLayer`](crate::ObserveLayer) |
+//! | [`UPSTREAM_SECONDS`] `understudy_upstream_seconds` | histogram | `route` | [`ObserveLayer`](crate::ObserveLayer) |
+//! | [`TOKENS_TOTAL`] `understudy_tokens_total` | counter | `provider`, `model`, `direction` | [`Telemetry`](crate::Telemetry) |
 //! | [`FALLBACKS_TOTAL`] `understudy_fallbacks_total` | counter | `route`, `from`, `to`, `reason` | [`Telemetry`](crate::Telemetry) |
 //! | [`HEDGES_TOTAL`] `understudy_hedges_total` | counter | `route`, `result` | [`Telemetry`](crate::Telemetry) |
 //! | [`RESUMES_TOTAL`] `understudy_resumes_total` | counter | `route`, `from`, `to`, `reason` | [`Telemetry`](crate::Telemetry) |
@@ -73,6 +76,15 @@ pub const TIME_TO_FIRST_BYTE_SECONDS: &str = "understudy_time_to_first_byte_seco
 /// Time from an attempt's start to its first content (a stream's first
 /// content chunk, or a whole answer read), by provider and model.
 pub const TIME_TO_FIRST_CONTENT_SECONDS: &str = "understudy_time_to_first_content_seconds";
+/// The gateway's own time in a caller request (to its response head, less
+/// the time spent in upstream attempts), by route.
+pub const OVERHEAD_SECONDS: &str = "understudy_overhead_seconds";
+/// The time a caller request spent in upstream attempts, to its response
+/// head, by route.
+pub const UPSTREAM_SECONDS: &str = "understudy_upstream_seconds";
+/// Tokens of the answers served, by provider, model and direction
+/// (`input` or `output`), from each answer's usage.
+pub const TOKENS_TOTAL: &str = "understudy_tokens_total";
 /// Moves from one target to the next, by route, providers and reason.
 pub const FALLBACKS_TOTAL: &str = "understudy_fallbacks_total";
 /// Hedged attempts, by route and result (`won`, `lost`, `failed`,
@@ -110,6 +122,12 @@ pub const LATENCY_BUCKETS: &[f64] = &[
     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0,
 ];
 
+/// Bucket bounds, in seconds, for the gateway's own time in a request: from
+/// 50 µs to 100 ms.
+pub const OVERHEAD_BUCKETS: &[f64] = &[
+    0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
+];
+
 /// Every duration metric, with the bucket bounds it is exported with. An
 /// exporter that builds histograms (the gateway's Prometheus exporter)
 /// sets these, so a duration aggregates over replicas and
@@ -126,6 +144,8 @@ pub const HISTOGRAMS: &[(&str, &[f64])] = &[
     (ATTEMPT_DURATION_SECONDS, LATENCY_BUCKETS),
     (TIME_TO_FIRST_BYTE_SECONDS, LATENCY_BUCKETS),
     (TIME_TO_FIRST_CONTENT_SECONDS, LATENCY_BUCKETS),
+    (OVERHEAD_SECONDS, OVERHEAD_BUCKETS),
+    (UPSTREAM_SECONDS, LATENCY_BUCKETS),
 ];
 
 /// Describes every metric above (unit and help text) to the installed
@@ -166,6 +186,21 @@ pub fn describe_metrics() {
         TIME_TO_FIRST_CONTENT_SECONDS,
         Unit::Seconds,
         "Time from an attempt's start to its first content chunk or whole answer, by provider and model."
+    );
+    describe_histogram!(
+        OVERHEAD_SECONDS,
+        Unit::Seconds,
+        "The gateway's own time in a caller request: to its response head, less the upstream attempts, by route."
+    );
+    describe_histogram!(
+        UPSTREAM_SECONDS,
+        Unit::Seconds,
+        "The time a caller request spent in upstream attempts, to its response head, by route."
+    );
+    describe_counter!(
+        TOKENS_TOTAL,
+        Unit::Count,
+        "Tokens of the answers served, by provider, model and direction (input or output)."
     );
     describe_counter!(
         FALLBACKS_TOTAL,

@@ -17,7 +17,8 @@ use tracing::Span;
 use tracing::field::Empty;
 use understudy_core::request_id::request_id;
 use understudy_core::{
-    BoxError, Classify, FailureKind, Operation, Outcome, OutcomeKind, RouteName, SharedClassifier,
+    AttemptLog, BoxError, Classify, FailureKind, Operation, Outcome, OutcomeKind, RouteName,
+    SharedClassifier,
 };
 
 use self::future::ResponseFuture;
@@ -26,12 +27,17 @@ use crate::labels::{
     MAX_KEYS, MAX_ROUTES, NO_KEY, OTHER_KEY, OTHER_ROUTE, UNKNOWN_ROUTE, operation_index,
     outcome_index,
 };
-use crate::names::{REQUEST_DURATION_SECONDS, REQUESTS_TOTAL};
+use crate::names::{OVERHEAD_SECONDS, REQUEST_DURATION_SECONDS, REQUESTS_TOTAL, UPSTREAM_SECONDS};
 
 /// The header naming the provider that served a response.
 const PROVIDER_HEADER: &str = "x-understudy-provider";
 /// The header counting the upstream attempts a response took.
 const ATTEMPTS_HEADER: &str = "x-understudy-attempts";
+/// The header listing every attempt and skipped target of a response.
+pub const ATTEMPT_CHAIN_HEADER: &str = "x-understudy-attempt-chain";
+/// The standard header splitting a response's time between the gateway and
+/// the upstream attempts.
+pub const SERVER_TIMING_HEADER: &str = "server-timing";
 
 /// Wraps a whole stack with [`Observe`]: put it outermost.
 ///
@@ -114,6 +120,8 @@ struct RouteMetrics {
     anonymous: KeyMetrics,
     keys: RwLock<HashMap<Arc<str>, Arc<KeyMetrics>>>,
     other: OnceLock<Arc<KeyMetrics>>,
+    overhead: OnceLock<Histogram>,
+    upstream: OnceLock<Histogram>,
 }
 
 /// One route's handles for one caller key name, by operation.
@@ -136,7 +144,22 @@ impl RouteMetrics {
             anonymous: KeyMetrics::new(Arc::from(NO_KEY)),
             keys: RwLock::default(),
             other: OnceLock::new(),
+            overhead: OnceLock::new(),
+            upstream: OnceLock::new(),
         })
+    }
+
+    /// Records the split of one request's time to its response head: the
+    /// gateway's own and, if any attempt was sent, the upstream's.
+    fn record_split(&self, overhead: f64, upstream: Option<f64>) {
+        self.overhead
+            .get_or_init(|| histogram!(OVERHEAD_SECONDS, "route" => Arc::clone(&self.route)))
+            .record(overhead);
+        if let Some(upstream) = upstream {
+            self.upstream
+                .get_or_init(|| histogram!(UPSTREAM_SECONDS, "route" => Arc::clone(&self.route)))
+                .record(upstream);
+        }
     }
 
     /// The handles for the caller key name `key` (`None`: no identified
@@ -169,7 +192,17 @@ impl RouteMetrics {
         KeyRef::Shared(metrics)
     }
 
-    fn record(&self, key: Option<&str>, operation: Operation, kind: OutcomeKind, seconds: f64) {
+    /// Records one request: its outcome, its duration and the split of
+    /// that duration (`upstream`: if any attempt was sent).
+    fn record(
+        &self,
+        key: Option<&str>,
+        operation: Operation,
+        kind: OutcomeKind,
+        seconds: f64,
+        split: (f64, Option<f64>),
+    ) {
+        self.record_split(split.0, split.1);
         let handles = self.key(key);
         let handles: &KeyMetrics = match &handles {
             KeyRef::Borrowed(handles) => handles,
@@ -293,6 +326,21 @@ impl Routes {
 ///   the response extensions, `""` without one (no caller authentication,
 ///   or a caller not identified); past 256 distinct names on one route,
 ///   further ones are counted as `other`.
+/// - Every response gets two headers (and the time split two histograms),
+///   from the [`AttemptLog`] the layer inserts in the request extensions
+///   (the [`AttemptLayer`](crate::AttemptLayer) and fallback append to it):
+///   - `Server-Timing: understudy;dur=<ms>, upstream;dur=<ms>`: the time
+///     from the request to its response head spent in upstream attempts
+///     (the sum of their times to their response heads, at most the
+///     total), and the rest, the gateway's own (backoff waits included);
+///     milliseconds with three decimals;
+///   - `x-understudy-attempt-chain`: every attempt and skipped target in
+///     order, as [`AttemptLog::chain`] writes it
+///     (`primary;status=503;ms=12, backup;status=200;ms=240`), when there
+///     was at least one;
+///   - `understudy_overhead_seconds{route}` (the gateway's own time, every
+///     request) and `understudy_upstream_seconds{route}` (the upstream
+///     time, for requests that sent at least one attempt).
 /// - A `request_finished` event: DEBUG for a success, INFO for a client
 ///   error, WARN when the caller got a provider failure.
 ///
@@ -358,7 +406,14 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
+    fn call(&mut self, mut request: Request<ReqBody>) -> Self::Future {
+        let log = if let Some(log) = request.extensions().get::<AttemptLog>() {
+            log.clone()
+        } else {
+            let log = AttemptLog::new();
+            request.extensions_mut().insert(log.clone());
+            log
+        };
         let route = request.extensions().get::<RouteName>().cloned();
         let operation = Operation::of(request.extensions());
         let span = tracing::info_span!(
@@ -390,6 +445,7 @@ where
             future,
             span,
             start,
+            log,
             route,
             operation,
             routes: Arc::clone(&self.routes),

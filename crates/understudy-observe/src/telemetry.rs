@@ -18,6 +18,7 @@ use crate::names::{
     RESUMES_TOTAL, RETRIES_TOTAL, RETRY_BUDGET_EXHAUSTED_TOTAL, STREAMS_BROKEN_AFTER_COMMIT_TOTAL,
     TIME_TO_FIRST_CONTENT_SECONDS,
 };
+use crate::tokens::TokenCounters;
 
 /// Turns the [`Event`]s that health, retry and fallback report into
 /// structured `tracing` events, `metrics` and [`Alerts`].
@@ -28,6 +29,7 @@ use crate::names::{
 /// | `Retry` | `retry` (INFO) | `understudy_retries_total` | — |
 /// | `RetryBudgetExhausted` | `retry_budget_exhausted` (WARN) | `understudy_retry_budget_exhausted_total` | retry budget exhausted |
 /// | `FirstContent` | — | `understudy_time_to_first_content_seconds` | — |
+/// | `Usage` | — | `understudy_tokens_total` (`direction` `input` and `output`) | — |
 /// | `Fallback` | `fallback` (WARN) | `understudy_fallbacks_total` | — |
 /// | `Hedge` | `hedge` (INFO) | `understudy_hedges_total` | — |
 /// | `Resume` | `resume` (WARN) | `understudy_resumes_total` | — |
@@ -67,6 +69,7 @@ use crate::names::{
 #[derive(Clone, Default)]
 pub struct Telemetry {
     alerts: Option<Alerts>,
+    tokens: Arc<TokenCounters>,
 }
 
 impl Telemetry {
@@ -274,6 +277,14 @@ impl Observer for Telemetry {
                 chars_sent,
             } => resumed(route.unwrap_or(UNKNOWN_ROUTE), from, to, reason, chars_sent),
             Event::Hedge { route, result } => hedged(route.unwrap_or(UNKNOWN_ROUTE), result),
+            Event::Usage {
+                provider,
+                model,
+                input_tokens,
+                output_tokens,
+            } => self
+                .tokens
+                .record(provider, model, input_tokens, output_tokens),
             Event::StreamBrokenAfterCommit { provider, model } => {
                 counter!(STREAMS_BROKEN_AFTER_COMMIT_TOTAL, "provider" => provider.to_owned())
                     .increment(1);
@@ -332,7 +343,7 @@ impl fmt::Debug for Telemetry {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Telemetry")
             .field("alerts", &self.alerts)
-            .finish()
+            .finish_non_exhaustive()
     }
 }
 

@@ -14,6 +14,7 @@ use tokio::time::{Instant, Sleep};
 use understudy_core::events::{Event, SharedObserver};
 use understudy_core::{BoxError, OpenAiError, Operation, TargetName};
 
+use super::usage::{self, UsageScan};
 use crate::resume::{BreakReason, BrokeAfterCommit};
 
 /// Frames gathered past this size go out at once.
@@ -56,6 +57,9 @@ pin_project! {
         resumable: bool,
         // The break to return once the data before it is out.
         pending_break: Option<BrokeAfterCommit>,
+        // The usage chunk, looked for as the stream passes; reported when
+        // it ends.
+        usage: UsageScan,
     }
 }
 
@@ -69,6 +73,8 @@ impl<B> CommittedBody<B> {
         observer: SharedObserver,
         resumable: bool,
     ) -> Self {
+        let mut usage = UsageScan::default();
+        usage.push(&held);
         Self {
             inner,
             single: (!held.is_empty()).then_some(held),
@@ -83,7 +89,15 @@ impl<B> CommittedBody<B> {
             observer,
             resumable,
             pending_break: None,
+            usage,
         }
+    }
+}
+
+/// Reports the stream's usage, if it had any, as it ends.
+fn report_usage(usage: &UsageScan, target: Option<&TargetName>, observer: &SharedObserver) {
+    if let Some(tokens) = usage.tokens() {
+        usage::report(observer, target, tokens);
     }
 }
 
@@ -140,6 +154,7 @@ where
                     *this.last = Instant::now();
                     match frame.into_data() {
                         Ok(data) => {
+                            this.usage.push(&data);
                             gather(this.single, this.joined, data);
                             if held_len(this.single.as_ref(), this.joined) >= FLUSH_AT
                                 && let Some(data) = release(this.single, this.joined)
@@ -150,6 +165,7 @@ where
                         Err(frame) => {
                             // Trailers end the body: release the data first.
                             *this.finished = true;
+                            report_usage(this.usage, this.target.as_ref(), this.observer);
                             *this.trailers = frame.into_trailers().ok();
                             if let Some(data) = release(this.single, this.joined) {
                                 return Poll::Ready(Some(Ok(Frame::data(data))));
@@ -162,6 +178,7 @@ where
                 }
                 Poll::Ready(None) => {
                     *this.finished = true;
+                    report_usage(this.usage, this.target.as_ref(), this.observer);
                     return Poll::Ready(
                         release(this.single, this.joined).map(|data| Ok(Frame::data(data))),
                     );

@@ -6,6 +6,7 @@ mod body;
 mod error;
 pub mod future;
 mod probe;
+mod usage;
 mod whole;
 
 use std::fmt;
@@ -187,6 +188,8 @@ impl<S> Layer<S> for FirstChunkLayer {
 /// - At the commit (a stream's first content, or a whole body judged an
 ///   answer), `Event::FirstContent` is reported with the time since the
 ///   call, once per attempt; a failed attempt reports none.
+/// - A served answer's `usage` (a whole body's; a stream's usage chunk,
+///   reported when the stream ends) is reported as `Event::Usage`.
 /// - After release, a stream that fails or stalls past the idle timeout
 ///   ends with an SSE `data:` error event in the OpenAI shape, and
 ///   `Event::StreamBrokenAfterCommit` is reported (health counts it). On a
@@ -241,7 +244,7 @@ where
             let response = if is_event_stream(response.headers()) {
                 commit_stream(response, deadline, target.clone(), resumable, &config).await?
             } else {
-                let response = read_whole(response, &config).await?;
+                let (response, tokens) = read_whole(response, &config).await?;
                 let outcome = config.classifier.classify_head(
                     response.status(),
                     response.headers(),
@@ -249,6 +252,9 @@ where
                 );
                 if outcome != Outcome::Success {
                     return Ok(response);
+                }
+                if let Some(tokens) = tokens {
+                    usage::report(&config.observer, target.as_ref(), tokens);
                 }
                 response
             };

@@ -11,6 +11,7 @@ use understudy_core::{BoxError, Classify, FailureKind, Outcome, ResponseBody};
 
 use super::Config;
 use super::error::body_failure;
+use super::usage::{Tokens, Usage};
 
 /// The top level of a non-streaming body: only the fields that tell an
 /// answer from anything else are looked at; their contents are skipped
@@ -28,6 +29,9 @@ struct TopLevel {
     /// Anthropic's Messages API (a `message` answers with `content`).
     #[serde(default)]
     content: Option<Vec<IgnoredAny>>,
+    /// The tokens the answer counts for.
+    #[serde(default)]
+    usage: Option<Usage>,
 }
 
 /// What a whole non-streaming body is.
@@ -43,20 +47,31 @@ enum Whole {
     NotJson,
 }
 
-/// Judges a body in one UTF-8 check and one parse that builds nothing but
-/// the three top-level fields; a value that does not start as an object is
-/// refused before either.
+#[cfg(test)]
 fn judge_whole(bytes: &[u8]) -> Whole {
+    judge(bytes).0
+}
+
+/// Judges a body in one UTF-8 check and one parse that builds nothing but
+/// the top-level fields that tell an answer (and its usage); a value that
+/// does not start as an object is refused before either.
+fn judge(bytes: &[u8]) -> (Whole, Option<Tokens>) {
     // serde would also read a struct from an array (`[{…}]`), by position.
     if bytes.trim_ascii_start().first() != Some(&b'{') {
-        return Whole::NotJson;
+        return (Whole::NotJson, None);
     }
     // serde_json does not check the UTF-8 of what it skips (the answer's
     // text, here), so the whole body is checked first.
     let Ok(text) = std::str::from_utf8(bytes) else {
-        return Whole::NotJson;
+        return (Whole::NotJson, None);
     };
-    match serde_json::from_str::<TopLevel>(text) {
+    let top = serde_json::from_str::<TopLevel>(text);
+    let tokens = top
+        .as_ref()
+        .ok()
+        .and_then(|top| top.usage.as_ref())
+        .map(Usage::tokens);
+    let whole = match top {
         Ok(TopLevel { error: Some(_), .. }) => Whole::ErrorEnvelope,
         Ok(
             TopLevel {
@@ -68,14 +83,16 @@ fn judge_whole(bytes: &[u8]) -> Whole {
             },
         ) => Whole::Answer,
         Ok(_) | Err(_) => Whole::NotJson,
-    }
+    };
+    (whole, tokens)
 }
 
-/// Reads a non-streaming body whole and checks it is a JSON answer.
+/// Reads a non-streaming body whole and checks it is a JSON answer; gives
+/// back the answer's usage too, when it has one.
 pub(super) async fn read_whole<B>(
     response: Response<B>,
     config: &Config,
-) -> Result<Response<ResponseBody>, BoxError>
+) -> Result<(Response<ResponseBody>, Option<Tokens>), BoxError>
 where
     B: Body<Data = Bytes>,
     B::Error: Into<BoxError>,
@@ -85,7 +102,8 @@ where
         Ok(collected) => collected.to_bytes(),
         Err(error) => return Err(body_failure(error)),
     };
-    let outcome = match judge_whole(&bytes) {
+    let (whole, tokens) = judge(&bytes);
+    let outcome = match whole {
         Whole::Answer => None,
         Whole::ErrorEnvelope => Some(
             match config
@@ -109,12 +127,37 @@ where
             parts.status = StatusCode::BAD_GATEWAY;
         }
     }
-    Ok(Response::from_parts(parts, ResponseBody::full(bytes)))
+    let tokens = if outcome.is_none() { tokens } else { None };
+    Ok((
+        Response::from_parts(parts, ResponseBody::full(bytes)),
+        tokens,
+    ))
 }
 
 #[cfg(test)]
 mod tests {
-    use super::{Whole, judge_whole};
+    use super::{Tokens, Whole, judge, judge_whole};
+
+    #[test]
+    fn an_answer_s_usage_is_read() {
+        assert_eq!(
+            judge(br#"{"choices":[],"usage":{"prompt_tokens":7,"completion_tokens":3,"total_tokens":10}}"#),
+            (Whole::Answer, Some(Tokens { input: 7, output: 3 }))
+        );
+        assert_eq!(
+            judge(
+                br#"{"type":"message","content":[],"usage":{"input_tokens":4,"output_tokens":9}}"#
+            ),
+            (
+                Whole::Answer,
+                Some(Tokens {
+                    input: 4,
+                    output: 9
+                })
+            )
+        );
+        assert_eq!(judge(br#"{"choices":[]}"#), (Whole::Answer, None));
+    }
 
     #[test]
     fn whole_bodies_are_judged_by_shape() {

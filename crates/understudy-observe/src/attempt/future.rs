@@ -12,7 +12,7 @@ use pin_project_lite::pin_project;
 use tokio::time::Instant;
 use tracing::Span;
 use understudy_core::events::Event;
-use understudy_core::{Attempt, BoxError, Classify, Operation};
+use understudy_core::{Attempt, AttemptLog, BoxError, Classify, Operation};
 
 use super::Shared;
 use crate::body::{FirstByte, TtfbBody};
@@ -25,6 +25,7 @@ pin_project! {
         pub(super) future: F,
         pub(super) span: Span,
         pub(super) start: Instant,
+        pub(super) log: Option<AttemptLog>,
         pub(super) attempt: Attempt,
         pub(super) operation: Operation,
         pub(super) shared: Arc<Shared>,
@@ -61,6 +62,9 @@ where
         let operation = *this.operation;
         shared.attempts(operation, kind).increment(1);
         shared.duration(operation).record(latency.as_secs_f64());
+        if let Some(log) = this.log.take() {
+            log.sent(Arc::clone(&shared.provider), status, kind, latency);
+        }
         match &shared.observer {
             Some(observer) => observer.on_event(&Event::AttemptFinished {
                 provider: &shared.provider,

@@ -7,13 +7,18 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 
-use http::Response;
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use http::{HeaderMap, HeaderValue, Response};
 use pin_project_lite::pin_project;
 use tokio::time::Instant;
 use tracing::Span;
-use understudy_core::{CallerName, Classify, Operation, Outcome, RouteName, SharedClassifier};
+use understudy_core::{
+    AttemptLog, CallerName, Classify, Operation, Outcome, RouteName, SharedClassifier,
+};
 
-use super::{Routes, classify_error, record_headers};
+use super::{ATTEMPT_CHAIN_HEADER, Routes, SERVER_TIMING_HEADER, classify_error, record_headers};
 use crate::TARGET;
 use crate::telemetry::millis;
 
@@ -24,6 +29,7 @@ pin_project! {
         pub(super) future: F,
         pub(super) span: Span,
         pub(super) start: Instant,
+        pub(super) log: AttemptLog,
         pub(super) route: Option<RouteName>,
         pub(super) operation: Operation,
         pub(super) routes: Arc<Routes>,
@@ -41,8 +47,14 @@ where
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
         let _entered = this.span.enter();
-        let result = ready!(this.future.poll(cx));
+        let mut result = ready!(this.future.poll(cx));
         let latency = this.start.elapsed();
+        let upstream = this.log.upstream().min(latency);
+        let overhead = latency.saturating_sub(upstream);
+        let sent = this.log.sent_count() > 0;
+        if let Ok(response) = &mut result {
+            evidence(response.headers_mut(), this.log, overhead, upstream);
+        }
         let span = &*this.span;
         let classifier = &*this.classifier;
         let (outcome, route, key) = match &result {
@@ -71,6 +83,10 @@ where
             *this.operation,
             kind,
             latency.as_secs_f64(),
+            (
+                overhead.as_secs_f64(),
+                sent.then_some(upstream.as_secs_f64()),
+            ),
         );
         let latency_ms = millis(latency);
         match outcome {
@@ -97,6 +113,26 @@ where
             ),
         }
         Poll::Ready(result)
+    }
+}
+
+/// Writes `Server-Timing` and, when anything was tried or skipped,
+/// `x-understudy-attempt-chain`.
+fn evidence(headers: &mut HeaderMap, log: &AttemptLog, overhead: Duration, upstream: Duration) {
+    let mut timing = String::with_capacity(48);
+    let _ = write!(
+        timing,
+        "understudy;dur={:.3}, upstream;dur={:.3}",
+        overhead.as_secs_f64() * 1000.0,
+        upstream.as_secs_f64() * 1000.0,
+    );
+    if let Ok(value) = HeaderValue::from_str(&timing) {
+        headers.insert(SERVER_TIMING_HEADER, value);
+    }
+    if !log.is_empty()
+        && let Ok(value) = HeaderValue::from_str(&log.chain())
+    {
+        headers.insert(ATTEMPT_CHAIN_HEADER, value);
     }
 }
 
