@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use http::StatusCode;
-use metrics::{counter, gauge, histogram};
+use metrics::{counter, gauge};
 use understudy_core::events::{Event, Observer, SharedObserver, StateChangeReason};
 use understudy_core::{Attempt, Outcome, ProviderState};
 
@@ -16,9 +16,8 @@ use crate::labels::{UNKNOWN_ROUTE, bool_label};
 use crate::names::{
     ALL_TARGETS_FAILED_TOTAL, EJECTIONS_TOTAL, FALLBACKS_TOTAL, HEDGES_TOTAL, PROVIDER_STATE,
     RESUMES_TOTAL, RETRIES_TOTAL, RETRY_BUDGET_EXHAUSTED_TOTAL, STREAMS_BROKEN_AFTER_COMMIT_TOTAL,
-    TIME_TO_FIRST_CONTENT_SECONDS,
 };
-use crate::tokens::TokenCounters;
+use crate::tokens::{FirstContent, TokenCounters};
 
 /// Turns the [`Event`]s that health, retry and fallback report into
 /// structured `tracing` events, `metrics` and [`Alerts`].
@@ -70,6 +69,7 @@ use crate::tokens::TokenCounters;
 pub struct Telemetry {
     alerts: Option<Alerts>,
     tokens: Arc<TokenCounters>,
+    first_content: Arc<FirstContent>,
 }
 
 impl Telemetry {
@@ -262,12 +262,8 @@ impl Observer for Telemetry {
                 model,
                 elapsed,
             } => {
-                histogram!(
-                    TIME_TO_FIRST_CONTENT_SECONDS,
-                    "provider" => provider.to_owned(),
-                    "model" => model.to_owned(),
-                )
-                .record(elapsed.as_secs_f64());
+                self.first_content
+                    .record(provider, model, elapsed.as_secs_f64());
             }
             Event::Resume {
                 route,
