@@ -297,11 +297,15 @@ fn report(result: &Result<Reloaded, ReloadError>) {
 /// Reloads on every `SIGHUP` until the task is aborted (Unix; elsewhere it
 /// waits forever).
 pub fn reload_on_hangup(reloader: Reloader) -> tokio::task::JoinHandle<()> {
+    // Listen before returning, not when the task first runs: a `SIGHUP`
+    // arriving in between would otherwise meet the default action and
+    // end the process.
+    #[cfg(unix)]
+    let hangups = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup());
     tokio::spawn(async move {
         #[cfg(unix)]
         {
-            use tokio::signal::unix::{SignalKind, signal};
-            let Ok(mut hangups) = signal(SignalKind::hangup()) else {
+            let Ok(mut hangups) = hangups else {
                 tracing::warn!("could not listen for SIGHUP; reload is off");
                 return;
             };
