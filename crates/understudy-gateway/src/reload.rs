@@ -157,10 +157,7 @@ impl Reloader {
             let mut running = self.running();
             config
                 .validate()
-                .map_err(|error| ReloadError::Config {
-                    path: "configuration".to_owned(),
-                    error,
-                })
+                .map_err(in_memory)
                 .and_then(|()| self.swap(&mut running, config, &lookup))
         };
         report(&result);
@@ -201,17 +198,9 @@ impl Reloader {
         config.shared_health.clone_from(&old.shared_health);
         config.alerts.clone_from(&old.alerts);
 
-        let secrets = config
-            .provider_secrets(lookup)
-            .map_err(|error| ReloadError::Config {
-                path: "configuration".to_owned(),
-                error,
-            })?;
+        let secrets = config.provider_secrets(lookup).map_err(in_memory)?;
         let auth = gateway::auth_of(&config, lookup)
-            .map_err(|error| ReloadError::Config {
-                path: "configuration".to_owned(),
-                error,
-            })?
+            .map_err(in_memory)?
             .map(|auth| {
                 let mut auth = Arc::unwrap_or_clone(auth);
                 if let Some(previous) = &self.inner.live.current().auth {
@@ -252,6 +241,14 @@ impl Reloader {
             restart_needed,
             reset,
         })
+    }
+}
+
+/// An error in a configuration already read (its values or its secrets).
+fn in_memory(error: ConfigError) -> ReloadError {
+    ReloadError::Config {
+        path: "configuration".to_owned(),
+        error,
     }
 }
 

@@ -359,6 +359,17 @@ impl Wire {
         Some(Self::with_text(self.format, name, chunks, rest))
     }
 
+    /// For a request that continues this answer's text: the answer that
+    /// continues it, and the request as that answer sees it (no prefix).
+    fn continuing(&self, request: &ChatRequest) -> Option<(Self, ChatRequest)> {
+        let continued = self.continued(request.continue_from.as_deref()?)?;
+        let request = ChatRequest {
+            continue_from: None,
+            ..request.clone()
+        };
+        Some((continued, request))
+    }
+
     /// How many events of a stream come before its first content chunk.
     pub(crate) const fn content_offset(&self) -> usize {
         match self.format {
@@ -402,15 +413,7 @@ impl Wire {
         if let Some(tool) = &request.tool {
             return Bytes::from(self.tool_full(&request.model, tool).to_string());
         }
-        if let Some(continued) = request
-            .continue_from
-            .as_deref()
-            .and_then(|p| self.continued(p))
-        {
-            let request = ChatRequest {
-                continue_from: None,
-                ..request.clone()
-            };
+        if let Some((continued, request)) = self.continuing(request) {
             return continued.full(&request);
         }
         let model = model_json(&request.model);
@@ -425,15 +428,7 @@ impl Wire {
         if let Some(tool) = &request.tool {
             return self.tool_stream(request, tool);
         }
-        if let Some(continued) = request
-            .continue_from
-            .as_deref()
-            .and_then(|p| self.continued(p))
-        {
-            let request = ChatRequest {
-                continue_from: None,
-                ..request.clone()
-            };
+        if let Some((continued, request)) = self.continuing(request) {
             return continued.stream(&request);
         }
         let model = model_json(&request.model);
