@@ -26,6 +26,8 @@
 //!   [`sse::SseDecoder`], which reads provider streams event by event.
 //! - [`time::saturating_add`]: deadlines and cooldowns that cannot overflow,
 //!   whatever duration a header or a configuration holds.
+//! - [`lane`]: which serving thread runs the current code, for state kept
+//!   per thread (upstream connection pools).
 //! - [`config`]: the one-day limit on configured durations and
 //!   [`config::InvalidSetting`], the error every crate's configuration
 //!   checks return.
@@ -59,6 +61,7 @@ pub mod error;
 pub mod events;
 pub mod extensions;
 mod hold;
+pub mod lane;
 mod openai_error;
 pub mod outcome;
 pub mod replay;

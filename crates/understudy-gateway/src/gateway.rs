@@ -149,6 +149,7 @@ impl Gateway {
                 },
                 max_connections: config.server.max_connections,
                 drain: Duration::from_millis(config.server.drain_timeout_ms),
+                workers: config.server.worker_count(),
             },
             alerts,
             _shared: shared,

@@ -19,3 +19,4 @@ pub mod serve;
 pub mod shed;
 pub mod stack;
 pub mod status;
+mod workers;

@@ -1,6 +1,10 @@
 //! Serving the app: hyper-util's server with our own accept loop, so that
 //! every limit a caller could otherwise exhaust has a bound.
 //!
+//! - Connections are served by [`ServeLimits::workers`] threads, each with
+//!   its own single-threaded runtime (see `workers.rs`); the accept loop
+//!   runs where [`serve`] is awaited and hands each connection to the
+//!   least busy worker.
 //! - `TCP_NODELAY` on every connection (a response written as head then
 //!   body must not wait for the caller's delayed ACK).
 //! - At most `max_connections` connections; the next one gets a 503 and is
@@ -40,6 +44,7 @@ use understudy_core::{OpenAiError, Operation};
 
 use crate::conn::{ConnIo, ConnLimits, InFlight, RequestTracker};
 use crate::drain::DrainBody;
+use crate::workers::Workers;
 use understudy_core::HoldBody;
 
 /// What [`serve`] bounds.
@@ -51,6 +56,8 @@ pub struct ServeLimits {
     pub max_connections: usize,
     /// How long requests in flight may run on at shutdown.
     pub drain: Duration,
+    /// Threads serving connections (at least one).
+    pub workers: usize,
 }
 
 /// Refusals (503 then close) written at once, beyond which a connection
@@ -94,6 +101,7 @@ pub async fn serve(
     let connections = Arc::new(Semaphore::new(
         limits.max_connections.min(Semaphore::MAX_PERMITS),
     ));
+    let workers = Workers::start(limits.workers)?;
     let refusals = Arc::new(Semaphore::new(MAX_REFUSALS));
     let refusal = refusal();
     let graceful = GracefulShutdown::new();
@@ -135,7 +143,7 @@ pub async fn serve(
                 .serve_connection_with_upgrades(io, service)
                 .into_owned(),
         );
-        tokio::spawn(async move {
+        workers.spawn(async move {
             if let Err(error) = connection.await {
                 tracing::debug!(error = %error, "connection ended with an error");
             }

@@ -1,7 +1,7 @@
-//! The shared HTTP client: one pooled keep-alive client per process.
+//! The shared HTTP client: one keep-alive pool per serving thread.
 
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use http::{Request, Response};
@@ -12,7 +12,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use rustls::RootCertStore;
 use rustls::pki_types::CertificateDer;
-use understudy_core::ReplayBody;
+use understudy_core::{ReplayBody, lane};
 
 /// How the [`HttpClient`] connects, pools and trusts.
 ///
@@ -158,12 +158,25 @@ pub enum ClientBuildError {
 /// webpki root store plus any extra roots): `https://` and plain `http://`
 /// URLs, HTTP/2 negotiated by ALPN with HTTP/1.1 as the fallback,
 /// `TCP_NODELAY` on every connection, a connect timeout and a keep-alive
-/// pool. Cloning is cheap and shares the pool: build one per process.
+/// pool. Cloning is cheap and shares the pools: build one per process.
+///
+/// There is one pool per [lane](understudy_core::lane), made on the lane's
+/// first request: a server that runs one runtime per core sends each
+/// request over a connection its own thread drives, so no request wakes
+/// another thread. `pool_max_idle_per_host` bounds each lane's pool. Lanes
+/// past [`MAX_LANES`] share pools.
 #[derive(Clone)]
 pub struct HttpClient {
-    inner: Client<HttpsConnector<HttpConnector>, ReplayBody>,
+    lanes: Arc<[OnceLock<Lane>; MAX_LANES]>,
+    builder: hyper_util::client::legacy::Builder,
+    connector: HttpsConnector<HttpConnector>,
     config: Arc<ClientConfig>,
 }
+
+/// The most pools one [`HttpClient`] keeps.
+pub const MAX_LANES: usize = 64;
+
+type Lane = Client<HttpsConnector<HttpConnector>, ReplayBody>;
 
 impl HttpClient {
     /// Builds a client.
@@ -203,16 +216,24 @@ impl HttpClient {
             .enable_http2()
             .wrap_connector(http);
 
-        let inner = Client::builder(TokioExecutor::new())
+        let mut builder = Client::builder(TokioExecutor::new());
+        builder
             .pool_timer(TokioTimer::new())
             .timer(TokioTimer::new())
             .pool_idle_timeout(config.pool_idle_timeout)
-            .pool_max_idle_per_host(config.pool_max_idle_per_host)
-            .build(https);
+            .pool_max_idle_per_host(config.pool_max_idle_per_host);
         Ok(Self {
-            inner,
+            lanes: Arc::new(std::array::from_fn(|_| OnceLock::new())),
+            builder,
+            connector: https,
             config: Arc::new(config),
         })
+    }
+
+    /// The current lane's pool, made on first use.
+    fn lane(&self) -> &Lane {
+        self.lanes[lane::current() % MAX_LANES]
+            .get_or_init(|| self.builder.build(self.connector.clone()))
     }
 
     /// The configuration the client was built with.
@@ -226,7 +247,7 @@ impl HttpClient {
         &self,
         request: Request<ReplayBody>,
     ) -> Result<Response<Incoming>, hyper_util::client::legacy::Error> {
-        self.inner.request(request).await
+        self.lane().request(request).await
     }
 }
 

@@ -88,7 +88,7 @@ mod service;
 
 pub use rustls::pki_types::CertificateDer;
 
-pub use self::client::{ClientBuildError, ClientConfig, HttpClient};
+pub use self::client::{ClientBuildError, ClientConfig, HttpClient, MAX_LANES};
 pub use self::config::ProviderConfig;
 pub use self::dialect::{
     AnswerContext, Dialect, DialectOptions, Operation, ProviderKind, Reply, ShapedError,

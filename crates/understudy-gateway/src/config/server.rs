@@ -7,6 +7,9 @@ use serde::Deserialize;
 use super::error::{ConfigError, invalid};
 use super::positive_duration_ms;
 
+/// The most serving threads `server.workers` may ask for.
+pub(super) const MAX_WORKERS: usize = 1024;
+
 /// `[server]`.
 #[derive(Clone, Debug, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -47,6 +50,9 @@ pub struct ServerConfig {
     /// Origins browsers may call the gateway from (`"*"` for any); empty
     /// (the default) sends no CORS headers.
     pub cors_origins: Vec<String>,
+    /// Threads serving connections, each with its own runtime and upstream
+    /// connection pools; unset: one per core the process may use.
+    pub workers: Option<usize>,
 }
 
 impl Default for ServerConfig {
@@ -65,11 +71,19 @@ impl Default for ServerConfig {
             direct_cache_size: 64,
             max_event_bytes: 1024 * 1024,
             cors_origins: Vec::new(),
+            workers: None,
         }
     }
 }
 
 impl ServerConfig {
+    /// The serving threads: `workers`, or one per core the process may use.
+    pub fn worker_count(&self) -> usize {
+        self.workers.unwrap_or_else(|| {
+            std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+        })
+    }
+
     /// Checks every rule a TOML parse cannot, naming the key as
     /// `server.{key}`.
     pub fn validate(&self) -> Result<(), ConfigError> {
@@ -94,6 +108,14 @@ impl ServerConfig {
             if value == 0 {
                 return Err(invalid(format!("server.{field}"), "must be greater than 0"));
             }
+        }
+        if let Some(workers) = self.workers
+            && !(1..=MAX_WORKERS).contains(&workers)
+        {
+            return Err(invalid(
+                "server.workers",
+                format!("must be between 1 and {MAX_WORKERS}"),
+            ));
         }
         for (i, origin) in self.cors_origins.iter().enumerate() {
             let valid = origin == "*"

@@ -51,8 +51,12 @@ const ANTHROPIC_REQUEST_HEADERS: [&str; 2] = ["anthropic-version", "anthropic-be
 /// `x-api-key`, cookies, `anthropic-version`, `host`, `content-length`,
 /// `accept-encoding`, …) is dropped. `accept` is sent too when the answer
 /// passes through ([`Reply::PassThrough`]).
-const FORWARDED_REQUEST_HEADERS: [&str; 4] =
-    ["user-agent", "x-request-id", "traceparent", "tracestate"];
+static FORWARDED_REQUEST_HEADERS: [HeaderName; 4] = [
+    header::USER_AGENT,
+    HeaderName::from_static("x-request-id"),
+    HeaderName::from_static("traceparent"),
+    HeaderName::from_static("tracestate"),
+];
 
 /// The inner service of one target: sends the caller's OpenAI-shaped
 /// chat-completions request to one provider and model, and answers in the
@@ -341,9 +345,9 @@ impl Shared {
         upstream.method = Method::POST;
         upstream.uri = uri;
         let headers = &mut upstream.headers;
-        for name in FORWARDED_REQUEST_HEADERS {
+        for name in &FORWARDED_REQUEST_HEADERS {
             if let Some(value) = parts.headers.get(name) {
-                headers.insert(HeaderName::from_static(name), value.clone());
+                headers.insert(name.clone(), value.clone());
             }
         }
         if reply == Reply::PassThrough
