@@ -26,7 +26,10 @@ pub fn wrap(app: Router, cors_origins: &[String]) -> Router {
     let mut app = app
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
-        .layer(axum::middleware::map_request(drop_malformed_request_id));
+        // A plain function: no boxed future, no clone of the app per request.
+        .layer(tower::util::MapRequestLayer::new(
+            drop_malformed_request_id::<axum::body::Body>,
+        ));
     if let Some(cors) = cors(cors_origins) {
         app = app.layer(cors);
     }
@@ -38,7 +41,7 @@ pub fn wrap(app: Router, cors_origins: &[String]) -> Router {
     ]))
 }
 
-async fn drop_malformed_request_id<B>(mut request: Request<B>) -> Request<B> {
+fn drop_malformed_request_id<B>(mut request: Request<B>) -> Request<B> {
     let headers = request.headers_mut();
     if headers.contains_key(&REQUEST_ID) && request_id(headers).is_none() {
         headers.remove(&REQUEST_ID);

@@ -15,7 +15,9 @@ use understudy_observe::{LogFormat, init_tracing};
 
 /// mimalloc: per-thread free lists suit a server whose requests allocate
 /// and free many small objects on one thread; see docs/benchmarks.md for
-/// what it saves against the system allocator.
+/// what it saves against the system allocator. The `system-allocator`
+/// feature keeps the system's, for heap profilers that hook `malloc`.
+#[cfg(not(feature = "system-allocator"))]
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
