@@ -911,3 +911,22 @@ fn resume_hedge_and_prefill_are_read_and_checked() {
         assert_eq!(error_of(&text), want);
     }
 }
+
+#[test]
+fn server_workers_default_to_the_cores_and_are_bounded() {
+    let config = Config::from_toml(EXAMPLE).unwrap();
+    assert_eq!(config.server.workers, None);
+    assert!(config.server.worker_count() >= 1);
+    let with = |workers: &str| {
+        Config::from_toml(&EXAMPLE.replacen(
+            "[server]\n",
+            &format!("[server]\nworkers = {workers}\n"),
+            1,
+        ))
+    };
+    assert_eq!(with("3").unwrap().server.worker_count(), 3);
+    for bad in ["0", "1025"] {
+        let message = with(bad).unwrap_err().to_string();
+        assert!(message.starts_with("`server.workers`"), "{bad}: {message}");
+    }
+}
