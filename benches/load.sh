@@ -7,7 +7,7 @@
 # time to first byte of a stream, peak memory, and the gateway's
 # allocations per request under heaptrack. See docs/benchmarks.md.
 #
-# Usage: bash benches/load.sh [duration_seconds]   (default 8)
+# Usage: bash benches/load.sh [duration_seconds]   (default 7; about 5 minutes in all)
 #        CONCURRENCY="16" bash benches/load.sh 5    (only some concurrencies)
 #        HEAPTRACK=0 bash benches/load.sh           (no allocation count)
 # Needs wrk and nginx (Debian: apt-get install wrk nginx-light), curl, and
@@ -15,7 +15,7 @@
 # (target/load-results.csv unless CSV=path).
 set -euo pipefail
 
-DURATION="${1:-8}"
+DURATION="${1:-7}"
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 WORK="$(mktemp -d)"
 CSV="${CSV:-$ROOT/target/load-results.csv}"
