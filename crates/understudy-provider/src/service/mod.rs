@@ -386,7 +386,7 @@ impl Shared {
             Reply::PassThrough => self.pass_through(&head, incoming),
             Reply::Whole => self.whole(operation, encoding, &head, incoming).await?,
             Reply::Stream { include_usage } => {
-                self.stream(operation, include_usage || unasked_usage, &head, incoming)
+                self.stream(operation, include_usage, unasked_usage, &head, incoming)
             }
         };
         if unasked_usage {
