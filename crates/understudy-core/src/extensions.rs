@@ -13,6 +13,7 @@
 //! | [`AttemptCounter`] | fallback, per caller request      | retry (adds its re-sends), fallback   |
 //! | [`Operation`]      | the endpoint (gateway, user app)  | provider, observe                     |
 //! | [`CallerName`]     | caller authentication (gateway)   | observe (a *response* extension)      |
+//! | [`UnaskedUsage`]   | provider (a *response* extension) | the commit point (fallback)           |
 //!
 //! [`Operation`] is also a *response* extension: the provider service says
 //! in which operation's shape an answer's body is (a Messages request
@@ -290,3 +291,23 @@ impl AttemptCounter {
 /// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct PanicRouting;
+
+/// A *response* extension: the stream's usage was asked of the provider by
+/// the gateway, not by the caller. The provider service sets it on a
+/// streamed answer whose usage chunk (and the `"usage": null` that
+/// OpenAI's wire puts on every other chunk) the caller did not ask for;
+/// the commit point reads the usage, then removes both before the caller
+/// sees the stream.
+///
+/// # Example
+///
+/// ```
+/// use http::Response;
+/// use understudy_core::UnaskedUsage;
+///
+/// let mut response = Response::new(());
+/// response.extensions_mut().insert(UnaskedUsage);
+/// assert!(response.extensions().get::<UnaskedUsage>().is_some());
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct UnaskedUsage;

@@ -81,6 +81,7 @@ pub use self::error::{
 };
 pub use self::extensions::{
     Attempt, AttemptCounter, CallerName, Deadline, Operation, PanicRouting, RouteName, TargetName,
+    UnaskedUsage,
 };
 pub use self::hold::HoldBody;
 pub use self::outcome::{ClientErrorKind, FailureKind, Outcome, OutcomeKind};

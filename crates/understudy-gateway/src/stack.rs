@@ -141,6 +141,7 @@ impl Parts {
         )
         .map_err(failed)?
         .with_rate_limit_headers(config.pass_rate_limit_headers)
+        .with_stream_usage(config.stream_usage)
         .with_max_event_bytes(self.max_event_bytes);
         let headers = config
             .headers

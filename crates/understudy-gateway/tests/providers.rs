@@ -129,6 +129,15 @@ targets = [
 fallback_on = ["provider_failure", "content_filter"]
 
 [[routes]]
+model = "usage"
+targets = [
+  {{ provider = "azure", model = "gpt-4o-counted" }},
+  {{ provider = "bedrock", model = "anthropic.claude-counted" }},
+  {{ provider = "gemini", model = "gemini-counted" }},
+  {{ provider = "anthropic", model = "claude-counted" }},
+]
+
+[[routes]]
 model = "bedrock-first"
 targets = [
   {{ provider = "bedrock", model = "anthropic.claude-3-5-haiku-20241022-v1:0" }},
@@ -402,5 +411,65 @@ async fn gemini_serves_embeddings_translated_and_bedrock_is_skipped_for_them() {
     assert_eq!(requests[1]["content"]["parts"][0]["text"], "two");
     assert_eq!(requests[0]["outputDimensionality"], 4);
     assert_eq!(chain.bedrock.stats().requests, 0);
+    chain.stop().await;
+}
+
+/// `understudy_tokens_total` for `provider`, `model` and `direction`, 0
+/// when absent.
+async fn tokens(chain: &Chain, provider: &str, model: &str, direction: &str) -> u64 {
+    let metrics = chain.send(Method::GET, "/metrics", "").await.body;
+    let labels = [
+        format!("provider=\"{provider}\""),
+        format!("model=\"{model}\""),
+        format!("direction=\"{direction}\""),
+    ];
+    metrics
+        .lines()
+        .filter(|line| line.starts_with("understudy_tokens_total{"))
+        .find(|line| labels.iter().all(|label| line.contains(label.as_str())))
+        .map_or(0, |line| line.rsplit(' ').next().unwrap().parse().unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_kind_counts_the_tokens_of_a_stream_whose_caller_did_not_ask() {
+    let chain = Chain::start().await;
+    let served = [
+        ("azure", "gpt-4o-counted"),
+        ("bedrock", "anthropic.claude-counted"),
+        ("gemini", "gemini-counted"),
+        ("anthropic", "claude-counted"),
+    ];
+    let mocks = [
+        &chain.azure,
+        &chain.bedrock,
+        &chain.gemini,
+        &chain.anthropic,
+    ];
+    for (i, (provider, model)) in served.into_iter().enumerate() {
+        if let Some(previous) = i.checked_sub(1) {
+            mocks[previous].set_fault(fault("status:503"));
+        }
+
+        let reply = chain.chat("usage", true).await;
+
+        assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+        assert_eq!(reply.header("x-understudy-provider"), provider);
+        assert!(
+            !reply.body.contains(r#""usage""#),
+            "{provider}: {}",
+            reply.body
+        );
+        reply.assert_event_stream();
+        assert_eq!(reply.data().last().copied(), Some("[DONE]"), "{provider}");
+        let input = tokens(&chain, provider, model, "input").await;
+        let output = tokens(&chain, provider, model, "output").await;
+        assert!(input > 0 && output > 0, "{provider}: {input} {output}");
+    }
+    // Azure speaks OpenAI's wire: it was asked for the usage.
+    let to_azure = chain.azure.last_request().unwrap().json().unwrap();
+    assert_eq!(
+        to_azure["stream_options"]["include_usage"], true,
+        "{to_azure}"
+    );
     chain.stop().await;
 }

@@ -363,3 +363,20 @@ async fn usage_is_reported_once_for_the_resumed_stream() {
     assert_eq!(text(&chunks), SENTENCE);
     h.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resumed_stream_whose_caller_did_not_ask_carries_no_usage() {
+    let h = start("cut-after-chunks:3", WireFormat::OpenAi, "resume = true").await;
+
+    let reply = h.stream().await;
+
+    assert_one_coherent_stream(&reply);
+    assert_eq!(text(&chunks(&reply)), SENTENCE);
+    assert!(!reply.body.contains("usage"), "{}", reply.body);
+    // Both upstreams were asked for their usage, for the counters.
+    for mock in [&h.primary, &h.backup] {
+        let sent = mock.last_request().unwrap().json().unwrap();
+        assert_eq!(sent["stream_options"]["include_usage"], true, "{sent}");
+    }
+    h.stop().await;
+}

@@ -17,7 +17,8 @@ struct Harness {
 
 /// An OpenAI primary (`big-{name}`) and an Anthropic backup
 /// (`small-{name}`) behind the route `tokens`, and `primary/<any model>`
-/// addressed directly. Tests share one metrics recorder: each names its
+/// addressed directly; `plain` is the primary's server with
+/// `stream_usage = false`. Tests share one metrics recorder: each names its
 /// models its own way.
 async fn start(name: &str) -> Harness {
     let primary = mock(WireFormat::OpenAi, "primary").await;
@@ -32,6 +33,12 @@ direct_addressing = true
 name = "primary"
 kind = "openai"
 base_url = "{}"
+
+[[providers]]
+name = "plain"
+kind = "openai"
+base_url = "{}"
+stream_usage = false
 
 [[providers]]
 name = "backup"
@@ -54,6 +61,7 @@ consecutive_failures = 1000
 min_requests = 1000
 probe_interval_secs = 0
 "#,
+        primary.base_url(),
         primary.base_url(),
         backup.base_url()
     );
@@ -169,6 +177,74 @@ async fn a_stream_counts_its_usage_chunk() {
     let (input, output) = usage_chunk(&reply).expect("the caller asked for the usage chunk");
     assert_eq!(h.tokens("primary", "big-stream", "input").await, input);
     assert_eq!(h.tokens("primary", "big-stream", "output").await, output);
+    // What the caller asked for passes as the provider sent it: one usage
+    // chunk, and `"usage": null` on every other chunk.
+    let data = reply.data();
+    let usages = data.iter().filter(|d| d.contains(r#""usage":{"#)).count();
+    assert_eq!(usages, 1, "{}", reply.body);
+    let nulls = data
+        .iter()
+        .filter(|d| d.contains(r#""usage":null"#))
+        .count();
+    assert_eq!(nulls, data.len() - 2, "{}", reply.body);
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_whose_caller_did_not_ask_is_counted_and_keeps_its_bytes() {
+    let h = start("unasked").await;
+
+    let reply = h.chat("tokens", r#""stream":true,"#).await;
+
+    reply.assert_event_stream();
+    // The provider was asked for the usage on the caller's behalf…
+    let sent = h.primary.last_request().unwrap().json().unwrap();
+    assert_eq!(sent["stream_options"]["include_usage"], true, "{sent}");
+    // …and it counts.
+    let input = h.tokens("primary", "big-unasked", "input").await;
+    let output = h.tokens("primary", "big-unasked", "output").await;
+    assert!(input > 0 && output > 0, "{input} {output}");
+    // The caller sees no usage: no usage chunk, no `"usage": null`.
+    assert!(!reply.body.contains("usage"), "{}", reply.body);
+    assert!(reply.body.ends_with("data: [DONE]\n\n"), "{}", reply.body);
+
+    // The same server not asked (`stream_usage = false`) sends the same
+    // bytes, and nothing is counted.
+    let plain = h.chat("plain/big-unasked", r#""stream":true,"#).await;
+    let sent = h.primary.last_request().unwrap().json().unwrap();
+    assert!(sent.get("stream_options").is_none(), "{sent}");
+    assert_eq!(plain.body, reply.body);
+    assert_eq!(h.tokens("plain", "*", "input").await, 0);
+    assert_eq!(h.tokens("primary", "big-unasked", "input").await, input);
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_translated_stream_is_counted_when_the_caller_did_not_ask() {
+    let h = start("translated").await;
+    h.primary.set_fault(fault("status:503"));
+
+    let reply = h.chat("tokens", r#""stream":true,"#).await;
+
+    reply.assert_event_stream();
+    assert_eq!(reply.header("x-understudy-provider"), "backup");
+    assert!(!reply.body.contains("usage"), "{}", reply.body);
+    let input = h.tokens("backup", "small-translated", "input").await;
+    let output = h.tokens("backup", "small-translated", "output").await;
+    assert!(input > 0 && output > 0, "{input} {output}");
+
+    // Asked, the same stream carries its usage chunk, counted once more.
+    let asked = h
+        .chat(
+            "tokens",
+            r#""stream":true,"stream_options":{"include_usage":true},"#,
+        )
+        .await;
+    assert_eq!(usage_chunk(&asked), Some((input, output)));
+    assert_eq!(
+        h.tokens("backup", "small-translated", "input").await,
+        2 * input
+    );
     h.stop().await;
 }
 

@@ -39,6 +39,9 @@
 //! | `gemini` | `POST /v1beta/models/{model}:generateContent`, `…:streamGenerateContent?alt=sse` (`/v1/` too) | `GET /v1beta/models` | the path |
 //! | `bedrock` | `POST /model/{modelId}/converse`, `…/converse-stream` (the id percent-decoded) | `GET /foundation-models` | the path |
 //!
+//! - **openai** streams, with `stream_options.include_usage`, end with a
+//!   usage chunk (`"choices": []`) and carry `"usage": null` on every other
+//!   chunk, as OpenAI's do (Azure's too).
 //! - **azure** answers in OpenAI's shapes plus Azure's content filter
 //!   results: `prompt_filter_results` on a whole answer, or as a first
 //!   stream chunk with empty `choices`, and `content_filter_results` on each

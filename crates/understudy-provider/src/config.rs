@@ -24,14 +24,15 @@ use crate::{ClientConfig, DialectOptions, ProviderKind};
 /// | `first_chunk_timeout` (per streamed attempt) | 15 s |
 /// | `max_tokens_default` | 4096 |
 /// | `pass_rate_limit_headers` | off |
+/// | `stream_usage` | on |
 ///
 /// # Deserialising
 ///
 /// With the `serde` feature it deserialises from a map with the keys
 /// `name`, `kind` (`"openai"` or `"anthropic"`) and `base_url`, which are
 /// required, and `connect_timeout_ms`, `timeout_ms`,
-/// `first_chunk_timeout_ms`, `max_tokens_default` and
-/// `pass_rate_limit_headers`, which default as above. Any other key is an
+/// `first_chunk_timeout_ms`, `max_tokens_default`,
+/// `pass_rate_limit_headers` and `stream_usage`, which default as above. Any other key is an
 /// error ([`ProviderConfig::KEYS`] lists them), and the values are checked
 /// as [`validate`](Self::validate) checks them, the error naming the file's
 /// key.
@@ -85,6 +86,14 @@ pub struct ProviderConfig {
     /// `retry-after`) on to callers
     /// ([`ProviderService::with_rate_limit_headers`](crate::ProviderService::with_rate_limit_headers)).
     pub pass_rate_limit_headers: bool,
+    /// Chat streams report their usage for the token counters even when
+    /// the caller did not ask: `openai` and `azure` providers are sent
+    /// `stream_options.include_usage`, translated kinds write the usage
+    /// they read; the caller's stream stays as it asked
+    /// ([`ProviderService::with_stream_usage`](crate::ProviderService::with_stream_usage)).
+    /// Turn it off for an OpenAI-compatible server that refuses
+    /// `stream_options`.
+    pub stream_usage: bool,
     /// Azure: the `api-version` every request carries (required there).
     pub api_version: Option<String>,
     /// Bedrock: the AWS region (required there).
@@ -106,6 +115,7 @@ impl ProviderConfig {
         "first_chunk_timeout_ms",
         "max_tokens_default",
         "pass_rate_limit_headers",
+        "stream_usage",
         "api_version",
         "region",
         "headers",
@@ -136,6 +146,7 @@ impl ProviderConfig {
             first_chunk_timeout: Duration::from_secs(15),
             max_tokens_default: 4096,
             pass_rate_limit_headers: false,
+            stream_usage: true,
             api_version: None,
             region: None,
             headers: BTreeMap::new(),
@@ -297,6 +308,7 @@ mod file {
         first_chunk_timeout_ms: Option<u64>,
         max_tokens_default: Option<u32>,
         pass_rate_limit_headers: Option<bool>,
+        stream_usage: Option<bool>,
         api_version: Option<String>,
         region: Option<String>,
         #[serde(default)]
@@ -333,6 +345,9 @@ mod file {
             }
             if let Some(pass) = file.pass_rate_limit_headers {
                 config.pass_rate_limit_headers = pass;
+            }
+            if let Some(on) = file.stream_usage {
+                config.stream_usage = on;
             }
             config.check(&Names::FILE)?;
             Ok(config)

@@ -14,6 +14,7 @@ use tokio::time::{Instant, Sleep};
 use understudy_core::events::{Event, SharedObserver};
 use understudy_core::{BoxError, OpenAiError, Operation, TargetName};
 
+use super::strip::{UsageStrip, gather_stripped};
 use super::usage::{self, UsageScan};
 use crate::resume::{BreakReason, BrokeAfterCommit};
 
@@ -60,6 +61,9 @@ pin_project! {
         // The usage chunk, looked for as the stream passes; reported when
         // it ends.
         usage: UsageScan,
+        // The usage taken out of the caller's stream, when the caller did
+        // not ask for it.
+        strip: Option<UsageStrip>,
     }
 }
 
@@ -90,7 +94,19 @@ impl<B> CommittedBody<B> {
             resumable,
             pending_break: None,
             usage,
+            strip: None,
         }
+    }
+
+    /// Takes the usage out of the caller's stream (what was held before
+    /// the commit included): the caller did not ask for it.
+    pub(crate) fn strip_usage(mut self) -> Self {
+        let mut strip = UsageStrip::default();
+        if let Some(held) = self.single.take() {
+            put(Some(&mut strip), &mut self.single, &mut self.joined, held);
+        }
+        self.strip = Some(strip);
+        self
     }
 }
 
@@ -101,8 +117,33 @@ fn report_usage(usage: &UsageScan, target: Option<&TargetName>, observer: &Share
     }
 }
 
+/// Adds `data` to what is held, through `strip` when there is one.
+fn put(
+    strip: Option<&mut UsageStrip>,
+    single: &mut Option<Bytes>,
+    joined: &mut BytesMut,
+    data: Bytes,
+) {
+    match strip {
+        Some(strip) => gather_stripped(strip, single, joined, data),
+        None => gather(single, joined, data),
+    }
+}
+
+/// Adds what `strip` still holds (the stream is over) to what is held.
+fn flush(strip: Option<&mut UsageStrip>, single: &mut Option<Bytes>, joined: &mut BytesMut) {
+    if let Some(strip) = strip
+        && strip.holds()
+    {
+        if let Some(first) = single.take() {
+            joined.extend_from_slice(&first);
+        }
+        strip.finish(joined);
+    }
+}
+
 /// Adds `data` to what is held.
-fn gather(single: &mut Option<Bytes>, joined: &mut BytesMut, data: Bytes) {
+pub(super) fn gather(single: &mut Option<Bytes>, joined: &mut BytesMut, data: Bytes) {
     if data.is_empty() {
         return;
     }
@@ -155,7 +196,7 @@ where
                     match frame.into_data() {
                         Ok(data) => {
                             this.usage.push(&data);
-                            gather(this.single, this.joined, data);
+                            put(this.strip.as_mut(), this.single, this.joined, data);
                             if held_len(this.single.as_ref(), this.joined) >= FLUSH_AT
                                 && let Some(data) = release(this.single, this.joined)
                             {
@@ -166,6 +207,7 @@ where
                             // Trailers end the body: release the data first.
                             *this.finished = true;
                             report_usage(this.usage, this.target.as_ref(), this.observer);
+                            flush(this.strip.as_mut(), this.single, this.joined);
                             *this.trailers = frame.into_trailers().ok();
                             if let Some(data) = release(this.single, this.joined) {
                                 return Poll::Ready(Some(Ok(Frame::data(data))));
@@ -179,6 +221,7 @@ where
                 Poll::Ready(None) => {
                     *this.finished = true;
                     report_usage(this.usage, this.target.as_ref(), this.observer);
+                    flush(this.strip.as_mut(), this.single, this.joined);
                     return Poll::Ready(
                         release(this.single, this.joined).map(|data| Ok(Frame::data(data))),
                     );
@@ -211,6 +254,7 @@ where
             }
         };
         *this.finished = true;
+        flush(this.strip.as_mut(), this.single, this.joined);
         if let Some(target) = this.target.as_ref() {
             this.observer.on_event(&Event::StreamBrokenAfterCommit {
                 provider: &target.provider,

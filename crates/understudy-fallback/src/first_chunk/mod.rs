@@ -6,6 +6,7 @@ mod body;
 mod error;
 pub mod future;
 mod probe;
+mod strip;
 mod usage;
 mod whole;
 
@@ -26,7 +27,7 @@ use understudy_core::sse::{DEFAULT_MAX_EVENT_BYTES, SseDecoder};
 use understudy_core::time::saturating_add;
 use understudy_core::{
     BoxError, ClassifiedError, Classify, FailureKind, Operation, Outcome, ResponseBody,
-    SharedClassifier, TargetName,
+    SharedClassifier, TargetName, UnaskedUsage,
 };
 
 use self::body::CommittedBody;
@@ -189,7 +190,10 @@ impl<S> Layer<S> for FirstChunkLayer {
 ///   answer), `Event::FirstContent` is reported with the time since the
 ///   call, once per attempt; a failed attempt reports none.
 /// - A served answer's `usage` (a whole body's; a stream's usage chunk,
-///   reported when the stream ends) is reported as `Event::Usage`.
+///   reported when the stream ends) is reported as `Event::Usage`. A
+///   stream whose response carries [`UnaskedUsage`] (the provider asked
+///   for the usage on the caller's behalf) loses its usage chunk and every
+///   `"usage": null` on the way to the caller, once read.
 /// - After release, a stream that fails or stalls past the idle timeout
 ///   ends with an SSE `data:` error event in the OpenAI shape, and
 ///   `Event::StreamBrokenAfterCommit` is reported (health counts it). On a
@@ -295,7 +299,9 @@ where
     B: Body<Data = Bytes> + Unpin + Send + 'static,
     B::Error: Into<BoxError>,
 {
-    let (parts, mut body) = response.into_parts();
+    let (mut parts, mut body) = response.into_parts();
+    // Usage the caller did not ask for: read here, not passed on.
+    let strip_usage = parts.extensions.remove::<UnaskedUsage>().is_some();
     let mut decoder = SseDecoder::with_max_event_bytes(config.max_event_bytes);
     let mut held = BytesMut::new();
     let mut utf8 = Utf8Prefix::default();
@@ -348,6 +354,11 @@ where
                         // Only streams in the chat shape are resumed.
                         resumable && operation == Operation::ChatCompletions,
                     );
+                    let body = if strip_usage {
+                        body.strip_usage()
+                    } else {
+                        body
+                    };
                     return Ok(Response::from_parts(parts, ResponseBody::new(body)));
                 }
             }

@@ -10,7 +10,7 @@ use understudy_core::events::{Event, SharedObserver};
 const MAX_LINE: usize = 64 * 1024;
 
 /// The key a usage object is found by.
-const KEY: &[u8] = b"\"usage\"";
+pub(super) const KEY: &[u8] = b"\"usage\"";
 
 /// An answer's token counts.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -170,7 +170,7 @@ impl UsageScan {
 
 /// Whether `data` has `"usage"` followed by an object (not `null`, as
 /// every chunk of a stream with usage has).
-fn has_usage_object(data: &[u8]) -> bool {
+pub(super) fn has_usage_object(data: &[u8]) -> bool {
     let mut rest = data;
     while let Some(at) = memchr::memmem::find(rest, KEY) {
         let after = rest.get(at.saturating_add(KEY.len())..).unwrap_or_default();

@@ -101,12 +101,13 @@ fn explain_route(config: &Config, route: &RouteConfig, out: &mut String) {
             };
             let _ = writeln!(
                 out,
-                "{lead}: timeout {} ms ({}), first chunk {} ms ({}), prefill {}",
+                "{lead}: timeout {} ms ({}), first chunk {} ms ({}), prefill {}, stream usage {}",
                 ms(route.attempt_timeout(provider)),
                 source(route.timeout_ms.is_some(), "provider"),
                 ms(route.first_chunk_timeout(provider)),
                 source(route.first_chunk_timeout_ms.is_some(), "provider"),
                 entry.effective_prefill().as_str(),
+                if provider.stream_usage { "on" } else { "off" },
             );
         }
     }

@@ -1,6 +1,7 @@
 //! `[[providers]]`: each entry is the library's
 //! [`ProviderConfig`](understudy_provider::ProviderConfig) (name, kind, base
-//! URL, timeouts, `max_tokens_default`, `pass_rate_limit_headers`: what the
+//! URL, timeouts, `max_tokens_default`, `pass_rate_limit_headers`,
+//! `stream_usage`: what the
 //! target stacks need) and the keys only the gateway reads: `api_key_env`
 //! and `headers_env` (secrets come from the environment at start),
 //! `direct_models` (which `provider/model` names callers may address) and
@@ -30,7 +31,7 @@ pub struct ProviderEntry {
     /// The provider as the library describes it: `name`, `kind`,
     /// `base_url`, `connect_timeout_ms`, `timeout_ms`,
     /// `first_chunk_timeout_ms`, `max_tokens_default`,
-    /// `pass_rate_limit_headers`.
+    /// `pass_rate_limit_headers`, `stream_usage`.
     pub provider: ProviderConfig,
     /// `api_key_env`: the environment variable holding the API key; none
     /// for keyless local servers.

@@ -230,10 +230,19 @@ fn library_sections_are_reported_under_their_path() {
 fn the_gateway_keys_sit_beside_the_providers_own() {
     let text = EXAMPLE.replace(
         "first_chunk_timeout_ms = 15000",
-        "first_chunk_timeout_ms = 15000\ndirect_models = [\"gpt-4o\"]\npass_rate_limit_headers = true",
+        "first_chunk_timeout_ms = 15000\ndirect_models = [\"gpt-4o\"]\npass_rate_limit_headers = true\nstream_usage = false",
     );
     let config = Config::from_toml(&text).unwrap();
     let openai = config.provider("openai").unwrap();
+    assert!(!openai.provider.stream_usage);
+    assert!(config.provider("anthropic").unwrap().provider.stream_usage);
+    assert!(
+        config
+            .explain()
+            .contains("prefill instruction, stream usage off"),
+        "{}",
+        config.explain()
+    );
     assert_eq!(openai.api_key_env.as_deref(), Some("OPENAI_API_KEY"));
     assert_eq!(openai.direct_models, ["gpt-4o"]);
     assert!(openai.provider.pass_rate_limit_headers);
@@ -486,6 +495,7 @@ fn explain_shows_each_routes_effective_settings_and_their_source() {
         "{plain}"
     );
     assert!(!plain.contains("secret-token"), "{plain}");
+    assert!(plain.contains("prefill native, stream usage on"), "{plain}");
 }
 
 /// `EXAMPLE` with the route's first target a balanced tier `tier`.

@@ -34,6 +34,10 @@ pub(crate) const LISTED_MODEL: &str = "mock-model";
 
 const SSE: HeaderValue = HeaderValue::from_static("text/event-stream");
 
+/// The end of a chunk of a stream that reports usage (OpenAI's
+/// `stream_options.include_usage`), after its other members.
+const NULL_USAGE: &[u8] = b",\"usage\":null}\n\n";
+
 /// A rendered text (JSON, an SSE event, or a binary frame) with holes for
 /// the model.
 #[derive(Debug)]
@@ -435,11 +439,18 @@ impl Wire {
         let rendered = &self.rendered;
         let usage = rendered.usage.as_ref().filter(|_| request.include_usage);
         let templates = || rendered.stream.iter().chain(usage).chain(&rendered.tail);
-        let total = templates().map(|t| t.len_with(&model)).sum();
+        let total = templates().map(|t| t.len_with(&model)).sum::<usize>()
+            + usage.map_or(0, |_| NULL_USAGE.len() * rendered.stream.len());
         let mut out = BytesMut::with_capacity(total);
         let mut ends = Vec::with_capacity(rendered.stream.len() + 2);
-        for template in templates() {
+        for (i, template) in templates().enumerate() {
             template.write(&model, &mut out);
+            // With the usage chunk, every other chunk says `"usage": null`,
+            // as OpenAI's do.
+            if usage.is_some() && i < rendered.stream.len() && out.ends_with(b"}\n\n") {
+                out.truncate(out.len() - 3);
+                out.extend_from_slice(NULL_USAGE);
+            }
             ends.push(out.len());
         }
         let all = out.freeze();

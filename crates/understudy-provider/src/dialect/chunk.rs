@@ -19,13 +19,15 @@ pub(crate) fn upstream_label(value: &str) -> Option<&str> {
 /// Writes the SSE events of one OpenAI stream: every chunk carries the same
 /// `id`, `created` and `model`; with `include_usage`, every chunk carries
 /// `"usage": null` and the usage chunk has empty `choices`, as OpenAI's
-/// streams do.
+/// streams do. With `usage_chunk` alone, the usage chunk is written and the
+/// other chunks are as without usage.
 #[derive(Clone, Debug)]
 pub(crate) struct ChunkWriter {
     id: String,
     created: u64,
     model: String,
     include_usage: bool,
+    usage_chunk: bool,
 }
 
 impl ChunkWriter {
@@ -36,7 +38,15 @@ impl ChunkWriter {
             created,
             model,
             include_usage,
+            usage_chunk: false,
         }
+    }
+
+    /// Writes the usage chunk even when the caller did not ask for it
+    /// ([`AnswerContext::usage_chunk`](super::AnswerContext::usage_chunk)).
+    pub(crate) fn with_usage_chunk(mut self, on: bool) -> Self {
+        self.usage_chunk = on;
+        self
     }
 
     /// A chunk of one choice (index 0) with this `delta` and
@@ -60,9 +70,10 @@ impl ChunkWriter {
         write_event(out, &chunk);
     }
 
-    /// The usage chunk (empty `choices`), when the caller asked for it.
+    /// The usage chunk (empty `choices`), when the caller asked for it or
+    /// the writer was told to write it.
     pub(crate) fn usage(&self, out: &mut Vec<u8>, usage: &Value) {
-        if !self.include_usage {
+        if !self.include_usage && !self.usage_chunk {
             return;
         }
         let chunk = json!({
@@ -131,5 +142,14 @@ mod tests {
         let text = String::from_utf8(out).unwrap_or_default();
         assert_eq!(text.matches("data: ").count(), 1);
         assert!(!text.contains("usage"));
+
+        // The usage chunk alone: the other chunks carry no usage.
+        let counted = quiet.with_usage_chunk(true);
+        let mut out = Vec::new();
+        counted.delta(&mut out, &json!({}), Some("stop"));
+        counted.usage(&mut out, &json!({"total_tokens": 3}));
+        let text = String::from_utf8(out).unwrap_or_default();
+        assert_eq!(text.matches("data: ").count(), 2);
+        assert_eq!(text.matches("usage").count(), 1, "{text}");
     }
 }

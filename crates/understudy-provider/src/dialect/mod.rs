@@ -402,6 +402,13 @@ pub struct AnswerContext {
     /// whose `usage` is set and whose `choices` are empty
     /// (`"stream_options": {"include_usage": true}`).
     pub include_usage: bool,
+    /// Streams: write the usage chunk even when the caller did not ask,
+    /// without `"usage": null` on the other chunks, for the layers above to
+    /// count it and take it out
+    /// ([`with_stream_usage`](crate::ProviderService::with_stream_usage)).
+    /// The built-in translators honour it; a dialect that does not only
+    /// goes uncounted when the caller did not ask.
+    pub usage_chunk: bool,
     /// Streams: the longest line, and the most data of one event, to
     /// buffer; more is a broken stream.
     pub max_event_bytes: usize,
@@ -421,6 +428,7 @@ impl AnswerContext {
             operation,
             model: model.into(),
             include_usage: false,
+            usage_chunk: false,
             max_event_bytes: DEFAULT_MAX_EVENT_BYTES,
             classifier: SharedClassifier::default(),
         }
@@ -429,6 +437,13 @@ impl AnswerContext {
     /// Sets [`include_usage`](Self::include_usage).
     pub fn with_include_usage(mut self, include_usage: bool) -> Self {
         self.include_usage = include_usage;
+        self
+    }
+
+    /// Sets [`usage_chunk`](Self::usage_chunk).
+    #[must_use]
+    pub fn with_usage_chunk(mut self, on: bool) -> Self {
+        self.usage_chunk = on;
         self
     }
 

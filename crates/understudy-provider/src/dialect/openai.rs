@@ -153,6 +153,34 @@ struct TopLevel {
 /// where its top-level `model` values are. `None` when the body is not a
 /// valid JSON object (or nests deeper than [`MAX_DEPTH`]).
 fn scan_top_level(body: &[u8]) -> Option<TopLevel> {
+    let mut model_values = Vec::new();
+    let (after_open, empty) = scan_object(body, |member| {
+        if is_key(member.key, member.escaped, "model") {
+            model_values.push(member.value);
+        }
+    })?;
+    Some(TopLevel {
+        after_open,
+        empty,
+        model_values,
+    })
+}
+
+/// One top-level member of an object, as [`scan_object`] finds it.
+struct Member<'a> {
+    /// The key's JSON text, quotes included.
+    key: &'a [u8],
+    /// The key holds an escape.
+    escaped: bool,
+    /// The byte range of the value.
+    value: (usize, usize),
+}
+
+/// Scans `body` as one JSON object, validating its grammar, and shows each
+/// top-level member to `member`. Returns the index just past the opening
+/// brace and whether the object is empty; `None` when the body is not a
+/// valid JSON object (or nests deeper than [`MAX_DEPTH`]).
+fn scan_object<'a>(body: &'a [u8], mut member: impl FnMut(Member<'a>)) -> Option<(usize, bool)> {
     std::str::from_utf8(body).ok()?;
     let mut scanner = Scanner {
         bytes: body,
@@ -160,15 +188,12 @@ fn scan_top_level(body: &[u8]) -> Option<TopLevel> {
     };
     scanner.whitespace();
     scanner.expect(b'{')?;
-    let mut found = TopLevel {
-        after_open: scanner.pos,
-        empty: false,
-        model_values: Vec::new(),
-    };
+    let after_open = scanner.pos;
+    let mut empty = false;
     scanner.whitespace();
     if scanner.peek() == Some(b'}') {
         scanner.pos += 1;
-        found.empty = true;
+        empty = true;
     } else {
         loop {
             scanner.whitespace();
@@ -180,9 +205,11 @@ fn scan_top_level(body: &[u8]) -> Option<TopLevel> {
             scanner.whitespace();
             let value_start = scanner.pos;
             scanner.value(1)?;
-            if is_model_key(key, escaped) {
-                found.model_values.push((value_start, scanner.pos));
-            }
+            member(Member {
+                key,
+                escaped,
+                value: (value_start, scanner.pos),
+            });
             scanner.whitespace();
             match scanner.next()? {
                 b',' => {}
@@ -192,14 +219,68 @@ fn scan_top_level(body: &[u8]) -> Option<TopLevel> {
         }
     }
     scanner.whitespace();
-    (scanner.pos == body.len()).then_some(found)
+    (scanner.pos == body.len()).then_some((after_open, empty))
 }
 
-fn is_model_key(key: &[u8], escaped: bool) -> bool {
+/// Asks a streamed chat request for its usage: `body` with
+/// `"stream_options": {"include_usage": true}` when it has `"stream": true`
+/// and does not ask already; `None` when it is not a stream, already asks,
+/// or is not a JSON object this scan reads (it is then sent as it is).
+///
+/// Only `stream_options` changes: added as the object's first member, or,
+/// when the caller sent other options, rewritten with `include_usage` set.
+/// A body without the text `"stream"` costs one search.
+pub(crate) fn ask_stream_usage(body: &[u8]) -> Option<Bytes> {
+    memchr::memmem::find(body, b"\"stream\"")?;
+    let mut stream = None;
+    let mut options = None;
+    let mut escaped_key = false;
+    let (after_open, _) = scan_object(body, |member| {
+        escaped_key |= member.escaped;
+        if member.key == b"\"stream\"" {
+            stream = Some(member.value);
+        } else if member.key == b"\"stream_options\"" {
+            options = Some(member.value);
+        }
+    })?;
+    // A key spelled with escapes could repeat either: leave such a body be.
+    if escaped_key || body.get(stream?.0..stream?.1)? != b"true" {
+        return None;
+    }
+    let mut out = Vec::with_capacity(body.len().saturating_add(40));
+    match options {
+        None => {
+            out.extend_from_slice(body.get(..after_open)?);
+            out.extend_from_slice(b"\"stream_options\":{\"include_usage\":true},");
+            out.extend_from_slice(body.get(after_open..)?);
+        }
+        Some((start, end)) => {
+            let value: Value = serde_json::from_slice(body.get(start..end)?).ok()?;
+            let mut options = match value {
+                Value::Object(options) => options,
+                Value::Null => serde_json::Map::new(),
+                _ => return None,
+            };
+            if options.get("include_usage") == Some(&Value::Bool(true)) {
+                return None;
+            }
+            options.insert("include_usage".to_owned(), Value::Bool(true));
+            out.extend_from_slice(body.get(..start)?);
+            serde_json::to_writer(&mut out, &options).ok()?;
+            out.extend_from_slice(body.get(end..)?);
+        }
+    }
+    Some(Bytes::from(out))
+}
+
+/// Whether the JSON text `key` (quotes included) is the string `name`.
+fn is_key(key: &[u8], escaped: bool, name: &str) -> bool {
     if escaped {
-        serde_json::from_slice::<String>(key).is_ok_and(|key| key == "model")
+        serde_json::from_slice::<String>(key).is_ok_and(|key| key == name)
     } else {
-        key == b"\"model\""
+        key.strip_prefix(b"\"")
+            .and_then(|key| key.strip_suffix(b"\""))
+            .is_some_and(|key| key == name.as_bytes())
     }
 }
 
@@ -466,5 +547,46 @@ mod tests {
         let deep = format!("{{\"a\":{}{}}}", "[".repeat(200), "]".repeat(200));
         assert!(scan_top_level(deep.as_bytes()).is_none());
         assert!(rewrite_model(deep.as_bytes(), "m").is_err());
+    }
+
+    fn ask(body: &str) -> Option<String> {
+        ask_stream_usage(body.as_bytes()).map(|out| String::from_utf8(out.to_vec()).unwrap())
+    }
+
+    #[test]
+    fn a_stream_is_asked_for_its_usage() {
+        assert_eq!(
+            ask(r#"{"model":"m","stream":true,"messages":[]}"#).as_deref(),
+            Some(
+                r#"{"stream_options":{"include_usage":true},"model":"m","stream":true,"messages":[]}"#
+            )
+        );
+        // Other options are kept; a caller's `false` becomes `true`.
+        let out = ask(r#"{"stream" : true, "stream_options": {"include_usage": false, "x": 1}}"#)
+            .unwrap();
+        let value: Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(value["stream_options"]["include_usage"], true);
+        assert_eq!(value["stream_options"]["x"], 1);
+        let out = ask(r#"{"stream":true,"stream_options":null}"#).unwrap();
+        assert_eq!(
+            out,
+            r#"{"stream":true,"stream_options":{"include_usage":true}}"#
+        );
+    }
+
+    #[test]
+    fn only_streams_that_do_not_ask_are_changed() {
+        for body in [
+            r#"{"model":"m","messages":[]}"#,
+            r#"{"model":"m","stream":false}"#,
+            r#"{"stream":true,"stream_options":{"include_usage":true}}"#,
+            r#"{"messages":[{"content":"\"stream\": true"}]}"#,
+            r#"{"stream":true,"stream_options":[1]}"#,
+            r#"{"stream":true,"str\u0065am":false}"#,
+            r#"{"stream":true,"#,
+            r#"[{"stream":true}]"#,
+        ] {
+            assert_eq!(ask(body), None, "{body}");
+        }
     }
 }

@@ -98,11 +98,13 @@ impl Shared {
         &self,
         operation: Operation,
         include_usage: bool,
+        usage_chunk: bool,
         head: &Parts,
         incoming: Incoming,
     ) -> Response<ResponseBody> {
         let context = AnswerContext::new(operation, Arc::clone(&self.model))
             .with_include_usage(include_usage)
+            .with_usage_chunk(usage_chunk)
             .with_max_event_bytes(self.max_event_bytes)
             .with_classifier(self.classifier.clone());
         let upstream = ResponseBody::new(incoming.map_err(body_error));

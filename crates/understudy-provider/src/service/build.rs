@@ -196,6 +196,7 @@ impl ProviderService {
                 max_event_bytes: DEFAULT_MAX_EVENT_BYTES,
                 rate_limit_headers: false,
                 classifier: SharedClassifier::default(),
+                stream_usage: false,
             }),
         })
     }
@@ -268,6 +269,24 @@ impl ProviderService {
     /// travels in the [`Outcome`](understudy_core::Outcome) of its response.
     pub fn with_rate_limit_headers(mut self, pass: bool) -> Self {
         Arc::make_mut(&mut self.shared).rate_limit_headers = pass;
+        self
+    }
+
+    /// Makes every chat stream report its usage, whether the caller asked
+    /// (`"stream_options": {"include_usage": true}`) or not, so the layers
+    /// above can count its tokens. Off by default.
+    ///
+    /// When the caller did not ask, an answer that passes through (an
+    /// OpenAI-compatible provider) is asked for it upstream with
+    /// `stream_options.include_usage`, and a translated stream (Anthropic,
+    /// Gemini, Bedrock) writes the usage chunk it reads from its own wire;
+    /// either answer carries [`UnaskedUsage`](understudy_core::UnaskedUsage),
+    /// and the commit point (`understudy_fallback::FirstChunkLayer`) removes
+    /// the usage chunk and every `"usage": null` before the caller sees the
+    /// stream. Turn it on only under that layer, and off for an
+    /// OpenAI-compatible server that refuses `stream_options`.
+    pub fn with_stream_usage(mut self, on: bool) -> Self {
+        Arc::make_mut(&mut self.shared).stream_usage = on;
         self
     }
 

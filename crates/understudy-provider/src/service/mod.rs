@@ -23,6 +23,7 @@ use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, Uri};
 use tower_service::Service;
 use understudy_core::{
     BoxError, Classify, FailureKind, Outcome, ReplayBody, ResponseBody, SharedClassifier,
+    UnaskedUsage,
 };
 
 use self::answer::invalid_request;
@@ -204,6 +205,8 @@ struct Shared {
     rate_limit_headers: bool,
     /// Reads error bodies the dialect has no hint for.
     classifier: SharedClassifier,
+    /// Chat streams report their usage even when the caller did not ask.
+    stream_usage: bool,
 }
 
 impl ProviderService {
@@ -330,6 +333,9 @@ impl Shared {
                 Ok(translated) => translated,
                 Err(error) => return Ok(invalid_request(&error)),
             };
+        // Streams report their usage whether the caller asked or not; the
+        // commit point strips what the caller did not ask for.
+        let (body, unasked_usage) = self.stream_usage(operation, body, reply);
         // A translated embeddings answer is encoded as the caller asked.
         let encoding = if reply == Reply::Whole {
             EmbeddingEncoding::asked(operation, caller_body)
@@ -384,12 +390,40 @@ impl Shared {
             Reply::PassThrough => self.pass_through(&head, incoming),
             Reply::Whole => self.whole(operation, encoding, &head, incoming).await?,
             Reply::Stream { include_usage } => {
-                self.stream(operation, include_usage, &head, incoming)
+                self.stream(operation, include_usage, unasked_usage, &head, incoming)
             }
         };
+        if unasked_usage {
+            answer.extensions_mut().insert(UnaskedUsage);
+        }
         // The shape the answer's body has.
         answer.extensions_mut().insert(operation);
         Ok(answer)
+    }
+
+    /// With [`stream_usage`](ProviderService::with_stream_usage), a chat
+    /// stream whose caller did not ask for usage is made to report it: a
+    /// pass-through request gets `stream_options.include_usage`, a
+    /// translated stream writes the usage chunk. Says whether it did.
+    fn stream_usage(
+        &self,
+        operation: Operation,
+        body: bytes::Bytes,
+        reply: Reply,
+    ) -> (bytes::Bytes, bool) {
+        if !self.stream_usage || operation != Operation::ChatCompletions {
+            return (body, false);
+        }
+        match reply {
+            Reply::PassThrough => match crate::openai::ask_stream_usage(&body) {
+                Some(asked) => (asked, true),
+                None => (body, false),
+            },
+            Reply::Stream {
+                include_usage: false,
+            } => (body, true),
+            _ => (body, false),
+        }
     }
 
     /// The endpoint of `operation`, streamed or not, if the dialect has one.

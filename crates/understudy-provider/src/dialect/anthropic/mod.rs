@@ -270,6 +270,7 @@ impl Dialect for AnthropicDialect {
 
     fn translate_stream(&self, body: ResponseBody, context: &AnswerContext) -> ResponseBody {
         let translator = AnthropicStreamTranslator::new(context.include_usage)
+            .usage_chunk(context.usage_chunk)
             .classifier(context.classifier.clone());
         ResponseBody::new(
             AnthropicStreamBody::new(body, translator).max_event_bytes(context.max_event_bytes),

@@ -585,6 +585,22 @@ fn tool_calls_are_indexed_among_tool_calls() {
     assert_eq!(events.last(), Some(&"data: [DONE]"));
 }
 
+#[test]
+fn the_usage_chunk_alone_is_written_when_asked_of_the_translator() {
+    let mut translator = AnthropicStreamTranslator::with_created(false, 42).usage_chunk(true);
+    let mut out = translator.push(TWO_TOOLS.as_bytes()).unwrap().to_vec();
+    out.extend_from_slice(&translator.finish().unwrap());
+    let out = String::from_utf8(out).unwrap();
+    // One usage chunk, no `"usage": null` on the others.
+    assert_eq!(out.matches(r#""usage""#).count(), 1, "{out}");
+    let events: Vec<&str> = out.split("\n\n").filter(|e| !e.is_empty()).collect();
+    let usage: Value =
+        serde_json::from_str(events[events.len() - 2].strip_prefix("data: ").unwrap()).unwrap();
+    assert_eq!(usage["choices"], json!([]));
+    assert_eq!(usage["usage"]["completion_tokens"], 40);
+    assert!(!translate_stream(&[TWO_TOOLS.as_bytes()], false).contains(r#""usage""#));
+}
+
 const STRUCTURED: &str = concat!(
     "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"id\":\"msg_s\",\"model\":\"claude\",\"usage\":{\"input_tokens\":10,\"output_tokens\":1}}}\n\n",
     "event: content_block_start\ndata: {\"type\":\"content_block_start\",\"index\":0,\"content_block\":{\"type\":\"tool_use\",\"id\":\"toolu_s\",\"name\":\"json_response\",\"input\":{}}}\n\n",

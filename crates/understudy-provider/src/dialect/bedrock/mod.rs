@@ -337,6 +337,7 @@ impl Dialect for BedrockDialect {
             unix_now(),
             context.include_usage,
         )
+        .usage_chunk(context.usage_chunk)
         .classifier(context.classifier.clone())
         .max_event_bytes(context.max_event_bytes);
         ResponseBody::new(TranslatedBody::new(body, translator))

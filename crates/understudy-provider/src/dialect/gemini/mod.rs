@@ -290,6 +290,7 @@ impl Dialect for GeminiDialect {
 
     fn translate_stream(&self, body: ResponseBody, context: &AnswerContext) -> ResponseBody {
         let translator = GeminiStreamTranslator::new(&*context.model, context.include_usage)
+            .usage_chunk(context.usage_chunk)
             .classifier(context.classifier.clone())
             .max_event_bytes(context.max_event_bytes);
         ResponseBody::new(TranslatedBody::new(body, translator))

@@ -67,6 +67,7 @@ struct GeminiEvents {
     model: String,
     created: u64,
     include_usage: bool,
+    usage_chunk: bool,
     /// Set by the first event.
     writer: Option<ChunkWriter>,
     tool_calls: usize,
@@ -89,6 +90,7 @@ impl GeminiStreamTranslator {
                 model: model.into(),
                 created,
                 include_usage,
+                usage_chunk: false,
                 writer: None,
                 tool_calls: 0,
                 usage: None,
@@ -104,6 +106,15 @@ impl GeminiStreamTranslator {
     #[must_use]
     pub fn classifier(mut self, classifier: impl Classify) -> Self {
         self.sse.translator_mut().classifier = SharedClassifier::new(classifier);
+        self
+    }
+
+    /// Writes the usage chunk even when the caller did not ask, without
+    /// `"usage": null` on the other chunks
+    /// ([`AnswerContext::usage_chunk`](crate::dialect::AnswerContext::usage_chunk)).
+    #[must_use]
+    pub fn usage_chunk(mut self, on: bool) -> Self {
+        self.sse.translator_mut().usage_chunk = on;
         self
     }
 
@@ -193,7 +204,8 @@ impl GeminiEvents {
                 .as_deref()
                 .and_then(upstream_label)
                 .map_or_else(|| self.model.clone(), str::to_owned);
-            let writer = ChunkWriter::new(id, self.created, model, self.include_usage);
+            let writer = ChunkWriter::new(id, self.created, model, self.include_usage)
+                .with_usage_chunk(self.usage_chunk);
             writer.delta(out, &json!({ "role": "assistant", "content": "" }), None);
             self.writer = Some(writer);
         }

@@ -94,6 +94,8 @@ pub struct AnthropicStreamTranslator {
 #[derive(Debug)]
 struct AnthropicEvents {
     include_usage: bool,
+    /// Write the usage chunk even when the caller did not ask.
+    usage_chunk: bool,
     id: String,
     model: String,
     created: u64,
@@ -124,6 +126,7 @@ impl AnthropicStreamTranslator {
         Self {
             sse: SseTranslation::new(AnthropicEvents {
                 include_usage,
+                usage_chunk: false,
                 id: String::new(),
                 model: String::new(),
                 created,
@@ -144,6 +147,15 @@ impl AnthropicStreamTranslator {
     #[must_use]
     pub fn classifier(mut self, classifier: impl Classify) -> Self {
         self.sse.translator_mut().classifier = SharedClassifier::new(classifier);
+        self
+    }
+
+    /// Writes the usage chunk even when the caller did not ask, without
+    /// `"usage": null` on the other chunks
+    /// ([`AnswerContext::usage_chunk`](crate::dialect::AnswerContext::usage_chunk)).
+    #[must_use]
+    pub fn usage_chunk(mut self, on: bool) -> Self {
+        self.sse.translator_mut().usage_chunk = on;
         self
     }
 
@@ -323,7 +335,7 @@ impl EventTranslator for AnthropicEvents {
                 }
             }
             "message_stop" => {
-                if self.include_usage {
+                if self.include_usage || self.usage_chunk {
                     let usage = self.usage.to_openai();
                     let chunk = UsageChunk {
                         id: &self.id,

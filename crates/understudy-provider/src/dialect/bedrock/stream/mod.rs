@@ -137,6 +137,15 @@ impl BedrockStreamTranslator {
         self
     }
 
+    /// Writes the usage chunk even when the caller did not ask, without
+    /// `"usage": null` on the other chunks
+    /// ([`AnswerContext::usage_chunk`](crate::dialect::AnswerContext::usage_chunk)).
+    #[must_use]
+    pub fn usage_chunk(mut self, on: bool) -> Self {
+        self.writer = self.writer.with_usage_chunk(on);
+        self
+    }
+
     /// A frame longer than `bytes` is a [`FailureKind::StreamBroken`]
     /// error. Defaults to
     /// [`DEFAULT_MAX_EVENT_BYTES`](understudy_core::sse::DEFAULT_MAX_EVENT_BYTES).
