@@ -83,9 +83,12 @@
 mod alert;
 pub mod attempt;
 mod body;
+mod context;
 mod labels;
 mod logging;
 pub mod names;
+#[cfg(feature = "otlp")]
+pub mod otlp;
 pub mod request;
 mod telemetry;
 mod tokens;
@@ -96,7 +99,12 @@ pub use self::alert::{
 };
 pub use self::attempt::{AttemptLayer, ObserveAttempt};
 pub use self::body::TtfbBody;
+pub use self::context::{record_key, record_model, record_route};
 pub use self::logging::{DEFAULT_FILTER, LogFormat, UnknownLogFormat, init_tracing, subscriber};
+#[cfg(feature = "otlp")]
+pub use self::logging::{init_tracing_with, subscriber_with};
+#[cfg(feature = "otlp")]
+pub use self::otlp::{OtlpConfig, OtlpGuard};
 pub use self::request::{Observe, ObserveLayer};
 pub use self::telemetry::Telemetry;
 

@@ -1,0 +1,406 @@
+//! OTLP trace export: the request span under the caller's `traceparent`,
+//! its attempts as children, each attempt's own `traceparent` upstream,
+//! and a dead or silent collector costing requests nothing but spans.
+#![cfg(feature = "otlp")]
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{Method, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use opentelemetry_proto::tonic::common::v1::any_value::Value;
+use opentelemetry_proto::tonic::trace::v1::Span;
+use prost::Message;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::time::Instant;
+use understudy_mock::{MockProvider, WireFormat};
+use understudy_observe::{LogFormat, OtlpConfig, OtlpGuard, subscriber_with};
+
+mod support;
+use support::{LIMIT, Served, fault, mock};
+
+const TRACE_ID: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
+const CALLER_SPAN: &str = "00f067aa0ba902b7";
+
+/// An OTLP/HTTP receiver: every span of every export it takes.
+struct Collector {
+    addr: SocketAddr,
+    spans: Arc<Mutex<Vec<Span>>>,
+    received: watch::Receiver<usize>,
+}
+
+impl Collector {
+    /// Answers every export with 200 and keeps its spans.
+    async fn start() -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let spans = Arc::new(Mutex::new(Vec::new()));
+        let (count, received) = watch::channel(0);
+        let count = Arc::new(count);
+        let kept = Arc::clone(&spans);
+        tokio::spawn(async move {
+            loop {
+                let (stream, _) = listener.accept().await.unwrap();
+                let kept = Arc::clone(&kept);
+                let count = Arc::clone(&count);
+                let service = service_fn(move |request: Request<Incoming>| {
+                    let kept = Arc::clone(&kept);
+                    let count = Arc::clone(&count);
+                    async move {
+                        assert_eq!(request.uri().path(), "/v1/traces");
+                        assert_eq!(request.headers()["content-type"], "application/x-protobuf");
+                        let body = request.into_body().collect().await.unwrap().to_bytes();
+                        let export = ExportTraceServiceRequest::decode(body).unwrap();
+                        let mut kept = kept.lock().unwrap();
+                        for resource in export.resource_spans {
+                            for scope in resource.scope_spans {
+                                kept.extend(scope.spans);
+                            }
+                        }
+                        count.send_replace(kept.len());
+                        Ok::<_, Infallible>(Response::new(Full::new(Bytes::new())))
+                    }
+                });
+                tokio::spawn(
+                    hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), service),
+                );
+            }
+        });
+        Self {
+            addr,
+            spans,
+            received,
+        }
+    }
+
+    /// Waits until at least `n` spans arrived; all of them.
+    async fn spans(&mut self, n: usize) -> Vec<Span> {
+        let arrived =
+            tokio::time::timeout(LIMIT, self.received.wait_for(|count| *count >= n)).await;
+        assert!(
+            arrived.is_ok(),
+            "{n} spans were not exported in time: {:#?}",
+            self.spans.lock().unwrap()
+        );
+        self.spans.lock().unwrap().clone()
+    }
+}
+
+/// A collector that accepts connections and never answers.
+async fn silent_collector() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        loop {
+            let (stream, _) = listener.accept().await.unwrap();
+            held.push(stream);
+        }
+    });
+    addr
+}
+
+/// A loopback address nothing listens on.
+async fn dead_address() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    listener.local_addr().unwrap()
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().fold(String::new(), |mut out, b| {
+        let _ = write!(out, "{b:02x}");
+        out
+    })
+}
+
+fn attributes(span: &Span) -> HashMap<String, String> {
+    span.attributes
+        .iter()
+        .filter_map(|kv| {
+            let value = match kv.value.as_ref()?.value.as_ref()? {
+                Value::StringValue(s) => s.clone(),
+                Value::IntValue(i) => i.to_string(),
+                Value::BoolValue(b) => b.to_string(),
+                Value::DoubleValue(d) => d.to_string(),
+                _ => return None,
+            };
+            Some((kv.key.clone(), value))
+        })
+        .collect()
+}
+
+/// A primary and a backup mock behind the route `chat`, no retries.
+fn gateway_toml(primary: &MockProvider, backup: &MockProvider) -> String {
+    format!(
+        r#"
+[retry]
+max_retries = 0
+
+[[providers]]
+name = "primary"
+kind = "openai"
+base_url = "{}"
+
+[[providers]]
+name = "backup"
+kind = "openai"
+base_url = "{}"
+
+[[routes]]
+model = "chat"
+targets = [
+  {{ provider = "primary", model = "big-model" }},
+  {{ provider = "backup", model = "small-model" }},
+]
+"#,
+        primary.base_url(),
+        backup.base_url()
+    )
+}
+
+const CHAT: &str = r#"{"model":"chat","messages":[{"role":"user","content":"hi"}]}"#;
+
+#[tokio::test]
+async fn a_fallback_is_one_trace_under_the_caller_s_traceparent() {
+    let mut collector = Collector::start().await;
+    let config = OtlpConfig::new(format!("http://{}", collector.addr))
+        .service_name("gateway-under-test")
+        .scheduled_delay(Duration::from_millis(20));
+    let (subscriber, guard) =
+        subscriber_with(LogFormat::Json, "off", std::io::sink, &config).unwrap();
+    let default_guard = tracing::subscriber::set_default(subscriber);
+
+    let primary = mock(WireFormat::OpenAi, "primary").await;
+    let backup = mock(WireFormat::OpenAi, "backup").await;
+    primary.set_fault(fault("status:503"));
+    let served = Served::start(&gateway_toml(&primary, &backup), |_| None).await;
+    let caller = format!("00-{TRACE_ID}-{CALLER_SPAN}-01");
+    let reply = served
+        .send(
+            Method::POST,
+            "/v1/chat/completions",
+            &[("traceparent", &caller), ("x-request-id", "trace-test-1")],
+            CHAT,
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    assert_eq!(reply.header("x-understudy-provider"), "backup");
+
+    let spans = collector.spans(3).await;
+    let request = spans
+        .iter()
+        .find(|span| span.kind == 2) // SERVER
+        .expect("the request span");
+    assert_eq!(hex(&request.trace_id), TRACE_ID);
+    assert_eq!(hex(&request.parent_span_id), CALLER_SPAN);
+    let attrs = attributes(request);
+    assert_eq!(request.name, "chat chat", "{attrs:?}");
+    assert_eq!(attrs["gen_ai.operation.name"], "chat");
+    assert_eq!(attrs["gen_ai.request.model"], "chat");
+    assert_eq!(attrs["gen_ai.response.model"], "small-model");
+    assert_eq!(attrs["gen_ai.system"], "openai");
+    assert_eq!(attrs["understudy.fallback.reason"], "overloaded");
+    assert_eq!(attrs["understudy.route"], "chat");
+    assert_eq!(attrs["http.response.status_code"], "200");
+    assert_eq!(attrs["request_id"], "trace-test-1");
+    let input: u64 = attrs["gen_ai.usage.input_tokens"].parse().unwrap();
+    let output: u64 = attrs["gen_ai.usage.output_tokens"].parse().unwrap();
+    assert!(input > 0 && output > 0, "{attrs:?}");
+
+    let mut attempts: Vec<&Span> = spans
+        .iter()
+        .filter(|span| span.parent_span_id == request.span_id)
+        .collect();
+    attempts.sort_by_key(|span| span.start_time_unix_nano);
+    assert_eq!(attempts.len(), 2, "{spans:#?}");
+    let (failed, served_by) = (attempts[0], attempts[1]);
+    for attempt in [failed, served_by] {
+        assert_eq!(attempt.trace_id, request.trace_id);
+        assert_eq!(attempt.kind, 3); // CLIENT
+    }
+    assert_eq!(failed.name, "chat big-model");
+    let failed_attrs = attributes(failed);
+    assert_eq!(failed_attrs["understudy.provider"], "primary");
+    assert_eq!(failed_attrs["understudy.attempt"], "1");
+    assert_eq!(failed_attrs["http.response.status_code"], "503");
+    assert_eq!(failed_attrs["error.type"], "overloaded");
+    assert_eq!(failed.status.as_ref().unwrap().code, 2); // ERROR
+    assert_eq!(served_by.name, "chat small-model");
+    let served_attrs = attributes(served_by);
+    assert_eq!(served_attrs["understudy.provider"], "backup");
+    assert_eq!(served_attrs["understudy.attempt"], "1");
+    assert_eq!(served_attrs["gen_ai.system"], "openai");
+    assert_eq!(served_attrs["gen_ai.response.model"], "small-model");
+    assert_eq!(served_attrs["http.response.status_code"], "200");
+
+    // Each upstream saw its own attempt as the parent, in the caller's trace.
+    for (mock, attempt) in [(&primary, failed), (&backup, served_by)] {
+        let sent = mock.last_request().expect("the mock was called");
+        let traceparent = sent.headers["traceparent"].to_str().unwrap();
+        assert_eq!(
+            traceparent,
+            format!("00-{TRACE_ID}-{}-01", hex(&attempt.span_id)),
+        );
+    }
+
+    served.stop_with([primary, backup]).await;
+    drop(default_guard);
+    tokio::task::spawn_blocking(move || assert!(guard.shutdown(Duration::from_secs(5))))
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn without_a_caller_s_traceparent_the_request_starts_a_trace() {
+    let mut collector = Collector::start().await;
+    let config = OtlpConfig::new(format!("http://{}/v1/traces", collector.addr))
+        .scheduled_delay(Duration::from_millis(20));
+    let (subscriber, guard) =
+        subscriber_with(LogFormat::Text, "off", std::io::sink, &config).unwrap();
+    let default_guard = tracing::subscriber::set_default(subscriber);
+    let primary = mock(WireFormat::OpenAi, "primary").await;
+    let backup = mock(WireFormat::OpenAi, "backup").await;
+    let served = Served::start(&gateway_toml(&primary, &backup), |_| None).await;
+    // An invalid caller header is ignored, never forwarded as ours.
+    let reply = served
+        .send(
+            Method::POST,
+            "/v1/chat/completions",
+            &[("traceparent", "00-not-a-trace-01")],
+            CHAT,
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::OK);
+    let spans = collector.spans(2).await;
+    let request = spans.iter().find(|span| span.kind == 2).unwrap();
+    assert!(request.parent_span_id.is_empty());
+    let attempt = spans
+        .iter()
+        .find(|span| span.parent_span_id == request.span_id)
+        .unwrap();
+    let sent = primary.last_request().unwrap();
+    assert_eq!(
+        sent.headers["traceparent"].to_str().unwrap(),
+        format!("00-{}-{}-01", hex(&request.trace_id), hex(&attempt.span_id))
+    );
+    served.stop_with([primary, backup]).await;
+    drop(default_guard);
+    tokio::task::spawn_blocking(move || guard.shutdown(Duration::from_secs(5)))
+        .await
+        .unwrap();
+}
+
+/// Sends `n` requests one after the other; the slowest one's time.
+async fn slowest(served: &Served, n: usize) -> Duration {
+    let mut slowest = Duration::ZERO;
+    for _ in 0..n {
+        let start = Instant::now();
+        let reply = served
+            .send(Method::POST, "/v1/chat/completions", &[], CHAT)
+            .await;
+        assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+        slowest = slowest.max(start.elapsed());
+    }
+    slowest
+}
+
+/// `understudy_otel_spans_dropped_total{reason}` as `/metrics` shows it.
+async fn dropped(served: &Served, reason: &str) -> u64 {
+    let metrics = served.send(Method::GET, "/metrics", &[], "").await.body;
+    let prefix = format!("understudy_otel_spans_dropped_total{{reason=\"{reason}\"}} ");
+    metrics
+        .lines()
+        .find_map(|line| line.strip_prefix(prefix.as_str()))
+        .map_or(0, |value| value.trim().parse().unwrap())
+}
+
+/// A gateway whose spans go to `collector`, queueing at most 4.
+fn exporting_to(collector: SocketAddr) -> (Box<dyn tracing::Subscriber + Send + Sync>, OtlpGuard) {
+    let config = OtlpConfig::new(format!("http://{collector}"))
+        .max_queue_size(4)
+        .export_timeout(Duration::from_mins(1))
+        .scheduled_delay(Duration::from_millis(10));
+    subscriber_with(LogFormat::Json, "off", std::io::sink, &config).unwrap()
+}
+
+#[tokio::test]
+async fn a_dead_or_silent_collector_costs_spans_not_time() {
+    const N: usize = 40;
+    let primary = mock(WireFormat::OpenAi, "primary").await;
+    let backup = mock(WireFormat::OpenAi, "backup").await;
+    let toml = gateway_toml(&primary, &backup);
+
+    // Without any export: the reference.
+    let plain = Served::start(&toml, |_| None).await;
+    let reference = slowest(&plain, N).await;
+    plain.stop(LIMIT).await;
+    let bound = reference * 3 + Duration::from_millis(250);
+
+    // Nothing listens: every export fails at once, counted.
+    let (subscriber, guard) = exporting_to(dead_address().await);
+    {
+        let _subscribed = tracing::subscriber::set_default(subscriber);
+        let served = Served::start(&toml, |_| None).await;
+        let before = dropped(&served, "export_failed").await;
+        let slow = slowest(&served, N).await;
+        assert!(
+            slow < bound,
+            "{slow:?} against {reference:?} without export"
+        );
+        // The flush returns once the export has failed.
+        let guard = tokio::task::spawn_blocking(move || {
+            let _ = guard.flush();
+            guard
+        })
+        .await
+        .unwrap();
+        assert!(dropped(&served, "export_failed").await > before);
+        served.stop(LIMIT).await;
+        tokio::task::spawn_blocking(move || guard.shutdown(Duration::from_millis(200)))
+            .await
+            .unwrap();
+    }
+
+    // A collector that never answers: the queue fills and spans are
+    // dropped, requests go on at the same pace.
+    let (subscriber, guard) = exporting_to(silent_collector().await);
+    {
+        let _subscribed = tracing::subscriber::set_default(subscriber);
+        let served = Served::start(&toml, |_| None).await;
+        let before = dropped(&served, "queue_full").await;
+        let slow = slowest(&served, N).await;
+        assert!(
+            slow < bound,
+            "{slow:?} against {reference:?} without export"
+        );
+        // 2 spans a request, at most 4 waiting and one batch (4) in the
+        // export that never ends: the rest were dropped.
+        let lost = dropped(&served, "queue_full").await - before;
+        assert!(lost >= (2 * N - 8) as u64, "{lost} dropped");
+        served.stop(LIMIT).await;
+        let started = Instant::now();
+        let flushed =
+            tokio::task::spawn_blocking(move || guard.shutdown(Duration::from_millis(300)))
+                .await
+                .unwrap();
+        assert!(!flushed, "the silent collector took nothing");
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "the shutdown is bounded"
+        );
+    }
+    primary.shutdown().await;
+    backup.shutdown().await;
+}
