@@ -166,7 +166,7 @@ const TRACE_FLUSH: Duration = Duration::from_secs(5);
 #[cfg(feature = "otlp")]
 type Traces = Option<understudy_observe::OtlpGuard>;
 #[cfg(not(feature = "otlp"))]
-type Traces = ();
+type Traces = Option<std::convert::Infallible>;
 
 /// Installs the log output and, with `[telemetry] otlp_endpoint`, the
 /// trace export beside it.
@@ -187,7 +187,7 @@ fn start_logging(
     if config.is_some_and(|config| config.telemetry.otlp_endpoint.is_some()) {
         return Err("`[telemetry] otlp_endpoint` needs the `otlp` feature".into());
     }
-    init_tracing(format)
+    init_tracing(format).map(|()| None)
 }
 
 /// Sends the spans still waiting, within [`TRACE_FLUSH`].
@@ -201,7 +201,11 @@ fn stop_traces(traces: Traces) {
 }
 
 #[cfg(not(feature = "otlp"))]
-fn stop_traces((): Traces) {}
+fn stop_traces(traces: Traces) {
+    if let Some(never) = traces {
+        match never {}
+    }
+}
 
 async fn run(path: &Path, mut config: Config, listen: Option<SocketAddr>) -> Result<(), String> {
     if let Some(listen) = listen {

@@ -230,7 +230,12 @@ impl Shared {
 ///   extension; 1 without one), and, once the
 ///   attempt ends, `outcome` (an [`OutcomeKind`] name), `status`,
 ///   `latency_ms` and, on the first body byte, `ttfb_ms`. The inner call
-///   and future run in it.
+///   and future run in it. For the trace export (feature `otlp`) it also
+///   has the OpenTelemetry attributes (`gen_ai.*`, `understudy.provider`,
+///   `understudy.attempt`, `understudy.route`,
+///   `http.response.status_code`, `error.type`), is named
+///   `{operation} {model}` there, and the request is sent with the span's
+///   own `traceparent` (replacing the caller's) when the span is exported.
 /// - The result is classified by the layer's classifier,
 ///   [`LlmClassifier`](understudy_core::LlmClassifier) by default (which trusts an
 ///   [`Outcome`](understudy_core::Outcome) the provider put in the response

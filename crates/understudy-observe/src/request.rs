@@ -305,10 +305,21 @@ impl Routes {
 ///     `embeddings`.
 ///   - `model`: left empty here, since the body is not parsed at this
 ///     layer; a layer that reads the request records the requested model
-///     with `tracing::Span::current().record("model", model)` while the
-///     span is current.
+///     with [`record_model`](crate::record_model) while the request is
+///     served.
 ///   - `key`: left empty here; a layer that identifies the caller records
-///     the name of the caller's key (never the key) the same way.
+///     the name of the caller's key (never the key) with
+///     [`record_key`](crate::record_key).
+///
+///   For the trace export (feature `otlp`) the span also has the
+///   OpenTelemetry attributes (`gen_ai.*`, `understudy.route`,
+///   `understudy.fallback.reason`, `http.response.status_code`,
+///   `error.type`), is named `{operation} {model}` there, and is the child
+///   of the caller's W3C `traceparent` when the request carries a valid
+///   one.
+/// - The request's `request_id`, `route`, `model` and `key` are kept beside
+///   the span while its future runs: the WARN and ERROR events logged below
+///   carry them even when the span is not built.
 ///   - `stream`: whether the response is `text/event-stream`.
 ///   - `provider` and `attempts`: from the `x-understudy-provider` and
 ///     `x-understudy-attempts` response headers.

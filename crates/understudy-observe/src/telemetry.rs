@@ -44,7 +44,14 @@ use crate::tokens::{FirstContent, TokenCounters};
 /// (`provider`, `model`, `route`, `from`, `to`, `reason`, `kind`, `status`,
 /// `attempt`, `delay_ms`, `latency_ms`, `duration_ms`, `attempts`, `chars_sent`,
 /// `all_unavailable`). Events are emitted in the caller's current span, so
-/// the `llm.request` and `llm.attempt` spans' fields come along.
+/// the `llm.request` and `llm.attempt` spans' fields come along when those
+/// are built (they are at DEBUG); the WARN and ERROR events also carry the
+/// current request's `request_id`, `route`, `model` and `key` themselves
+/// (`requested_model` on `provider_failure`, whose `model` is the
+/// upstream's), as [`ObserveLayer`](crate::ObserveLayer) and
+/// [`record_model`](crate::record_model) learn them. A whole answer's usage
+/// is also recorded on the request span (`gen_ai.usage.input_tokens`,
+/// `gen_ai.usage.output_tokens`).
 ///
 /// A successful attempt's report costs one `match`; its commit, one
 /// histogram sample. Events allocate only their metric labels. Nothing
