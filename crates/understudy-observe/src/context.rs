@@ -3,7 +3,7 @@
 //! not built) while the request's future is polled, so the WARN and ERROR
 //! events logged below it carry them as their own fields.
 
-use std::cell::RefCell;
+use std::cell::Cell;
 use std::sync::{Arc, OnceLock};
 
 use tracing::Span;
@@ -26,7 +26,7 @@ pub(crate) struct RequestFields {
 }
 
 thread_local! {
-    static CURRENT: RefCell<Option<Arc<RequestFields>>> = const { RefCell::new(None) };
+    static CURRENT: Cell<Option<Arc<RequestFields>>> = const { Cell::new(None) };
 }
 
 impl RequestFields {
@@ -64,9 +64,7 @@ pub(crate) struct Entered(Option<Arc<RequestFields>>);
 impl Drop for Entered {
     fn drop(&mut self) {
         let previous = self.0.take();
-        CURRENT.with(|current| {
-            *current.borrow_mut() = previous;
-        });
+        CURRENT.with(|current| current.set(previous));
     }
 }
 
@@ -102,10 +100,13 @@ impl<'a> Current<'a> {
 
 /// Runs `f` with the current request's fields.
 pub(crate) fn with_current<R>(f: impl FnOnce(Current<'_>) -> R) -> R {
-    CURRENT.with(|current| match current.try_borrow() {
-        Ok(fields) => f(Current(fields.as_deref())),
-        Err(_) => f(Current(None)),
-    })
+    let fields = CURRENT.with(|current| {
+        let fields = current.take();
+        let copy = fields.clone();
+        current.set(fields);
+        copy
+    });
+    f(Current(fields.as_deref()))
 }
 
 /// Keeps `value` in the current request's `slot` and records it as
