@@ -16,7 +16,14 @@
 //! - [`names`]: every metric name, type and label in one table, and
 //!   [`describe_metrics`](names::describe_metrics).
 //! - [`init_tracing`]: text or JSON (one object per line) log output for
-//!   binaries.
+//!   binaries. The `llm.request` and `llm.attempt` spans are at DEBUG, so
+//!   the default filter does not build them; the WARN and ERROR events
+//!   carry the request's `request_id`, `route`, `model` and `key`
+//!   themselves ([`record_model`], [`record_key`], [`record_route`]).
+//! - Feature `otlp`: the module `otlp`, the spans exported over OTLP/HTTP
+//!   with the OpenTelemetry generative-AI attributes, joined to the
+//!   caller's W3C `traceparent` and passed on to each upstream attempt
+//!   (`init_tracing_with`, `subscriber_with`, `OtlpConfig`).
 //!
 //! # Where each piece goes
 //!
