@@ -280,3 +280,85 @@ async fn without_a_caller_s_traceparent_the_request_starts_a_trace() {
         .await
         .unwrap();
 }
+
+/// The binary exports what waits when it stops: the spans of a request
+/// served just before a SIGTERM reach the collector before it exits (the
+/// scheduled export would wait 5 s).
+#[tokio::test]
+async fn the_binary_flushes_its_spans_when_it_stops() {
+    use tokio::io::AsyncBufReadExt;
+
+    let collector = Collector::start().await;
+    let primary = mock(WireFormat::OpenAi, "primary").await;
+    let backup = mock(WireFormat::OpenAi, "backup").await;
+    let path = std::env::temp_dir().join(format!(
+        "understudy-traces-{}-flush.toml",
+        std::process::id()
+    ));
+    std::fs::write(
+        &path,
+        format!(
+            "{}\n[telemetry]\notlp_endpoint = \"http://{}\"\n",
+            gateway_toml(&primary, &backup),
+            collector.addr
+        ),
+    )
+    .unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_understudy"))
+        .arg("--config")
+        .arg(&path)
+        .args(["--listen", &format!("127.0.0.1:{port}")])
+        .args(["--log-format", "json"])
+        .env_remove("RUST_LOG")
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    tokio::time::timeout(LIMIT, async {
+        while let Some(line) = lines.next_line().await.unwrap() {
+            if line.contains("understudy gateway listening") {
+                return;
+            }
+        }
+        panic!("the gateway ended before listening");
+    })
+    .await
+    .expect("the gateway listened in time");
+
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build_http::<Full<Bytes>>();
+    let request = Request::post(format!("http://127.0.0.1:{port}/v1/chat/completions"))
+        .header("content-type", "application/json")
+        .body(Full::new(Bytes::from_static(CHAT.as_bytes())))
+        .unwrap();
+    let response = tokio::time::timeout(LIMIT, client.request(request))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    drop(response);
+
+    let pid = child.id().unwrap().to_string();
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let exit = tokio::time::timeout(LIMIT, child.wait())
+        .await
+        .expect("the gateway stopped in time")
+        .unwrap();
+    assert!(exit.success(), "{exit:?}");
+    let spans = collector.spans.lock().unwrap().clone();
+    assert_eq!(spans.len(), 2, "the request and its attempt: {spans:#?}");
+    assert!(spans.iter().any(|span| span.name == "chat chat"));
+    assert!(spans.iter().any(|span| span.name == "chat big-model"));
+    primary.shutdown().await;
+    backup.shutdown().await;
+}
