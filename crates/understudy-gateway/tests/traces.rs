@@ -170,7 +170,11 @@ async fn a_fallback_is_one_trace_under_the_caller_s_traceparent() {
         .send(
             Method::POST,
             "/v1/chat/completions",
-            &[("traceparent", &caller), ("x-request-id", "trace-test-1")],
+            &[
+                ("traceparent", &caller),
+                ("tracestate", "vendor=opaque"),
+                ("x-request-id", "trace-test-1"),
+            ],
             CHAT,
         )
         .await;
@@ -232,6 +236,7 @@ async fn a_fallback_is_one_trace_under_the_caller_s_traceparent() {
             traceparent,
             format!("00-{TRACE_ID}-{}-01", hex(&attempt.span_id)),
         );
+        assert_eq!(sent.headers["tracestate"], "vendor=opaque");
     }
 
     served.stop_with([primary, backup]).await;
@@ -257,7 +262,10 @@ async fn without_a_caller_s_traceparent_the_request_starts_a_trace() {
         .send(
             Method::POST,
             "/v1/chat/completions",
-            &[("traceparent", "00-not-a-trace-01")],
+            &[
+                ("traceparent", "00-not-a-trace-01"),
+                ("tracestate", "vendor=of-another-trace"),
+            ],
             CHAT,
         )
         .await;
@@ -274,6 +282,7 @@ async fn without_a_caller_s_traceparent_the_request_starts_a_trace() {
         sent.headers["traceparent"].to_str().unwrap(),
         format!("00-{}-{}-01", hex(&request.trace_id), hex(&attempt.span_id))
     );
+    assert!(sent.headers.get("tracestate").is_none());
     served.stop_with([primary, backup]).await;
     drop(default_guard);
     tokio::task::spawn_blocking(move || guard.shutdown(Duration::from_secs(5)))

@@ -23,8 +23,9 @@ pub enum LogFormat {
     #[default]
     Text,
     /// One JSON object per line, with the event's fields at the top level
-    /// and the current span's fields under `span`, ready for Loki, ELK or
-    /// Cloud Logging.
+    /// and the current span's fields under `span` (when the filter builds
+    /// the span: the request and attempt spans are at DEBUG), ready for
+    /// Loki, ELK or Cloud Logging.
     Json,
 }
 

@@ -12,6 +12,8 @@ use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 /// The header of the W3C trace context.
 const TRACEPARENT: &str = "traceparent";
+/// Vendor data of the W3C trace context.
+const TRACESTATE: &str = "tracestate";
 
 /// Makes `span` a child of the caller's trace, when `headers` carry a
 /// valid `traceparent`; an invalid one is ignored (the span starts a trace
@@ -36,5 +38,14 @@ pub(crate) fn send_as(span: &Span, headers: &mut HeaderMap) {
     if !context.span().span_context().is_valid() {
         return;
     }
+    // The caller's `tracestate` goes on only as our span carries it (that
+    // of its trace), and an empty one not at all.
+    headers.remove(TRACESTATE);
     TraceContextPropagator::new().inject_context(&context, &mut HeaderInjector(headers));
+    if headers
+        .get(TRACESTATE)
+        .is_some_and(|state| state.as_bytes().is_empty())
+    {
+        headers.remove(TRACESTATE);
+    }
 }
