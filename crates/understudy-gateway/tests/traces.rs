@@ -220,6 +220,20 @@ async fn a_fallback_is_one_trace_under_the_caller_s_traceparent() {
     assert_eq!(failed_attrs["http.response.status_code"], "503");
     assert_eq!(failed_attrs["error.type"], "overloaded");
     assert_eq!(failed.status.as_ref().unwrap().code, 2); // ERROR
+    // The log events at INFO and above travel as span events.
+    let named = |span: &Span, name: &str| {
+        span.events.iter().any(|event| {
+            event.attributes.iter().any(|kv| {
+                kv.key == "event"
+                    && matches!(
+                        kv.value.as_ref().and_then(|v| v.value.as_ref()),
+                        Some(Value::StringValue(value)) if value == name
+                    )
+            })
+        })
+    };
+    assert!(named(failed, "provider_failure"), "{failed:#?}");
+    assert!(named(request, "fallback"), "{request:#?}");
     assert_eq!(served_by.name, "chat small-model");
     let served_attrs = attributes(served_by);
     assert_eq!(served_attrs["understudy.provider"], "backup");

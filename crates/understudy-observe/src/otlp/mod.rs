@@ -35,9 +35,11 @@ use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::trace::{
     BatchConfigBuilder, BatchSpanProcessor, Sampler, SdkTracerProvider, Tracer,
 };
+use tracing::Metadata;
 use tracing::Subscriber;
+use tracing::level_filters::LevelFilter;
 use tracing_subscriber::Layer;
-use tracing_subscriber::filter::{Filtered, Targets};
+use tracing_subscriber::filter::{FilterFn, Filtered};
 use tracing_subscriber::registry::LookupSpan;
 use understudy_core::BoxError;
 
@@ -196,7 +198,10 @@ impl OtlpConfig {
             .with_location(false)
             .with_threads(false)
             .with_tracked_inactivity(false)
-            .with_filter(Targets::new().with_target(TARGET, tracing::Level::DEBUG));
+            .with_filter(
+                FilterFn::new(exported as fn(&Metadata<'_>) -> bool)
+                    .with_max_level_hint(LevelFilter::DEBUG),
+            );
         Ok((
             layer,
             OtlpGuard {
@@ -218,9 +223,21 @@ pub(crate) fn rename(span: &tracing::Span, name: String) {
     }
 }
 
-/// The layer [`OtlpConfig::install`] builds: the crate's spans (target
-/// `understudy`, DEBUG and above) to the exporter.
-pub type OtlpLayer<S> = Filtered<tracing_opentelemetry::OpenTelemetryLayer<S, Tracer>, Targets, S>;
+/// What the trace export takes: the crate's spans (target `understudy`,
+/// DEBUG and above: the request and attempt spans) and its events at INFO
+/// and above (fallbacks, provider failures, …), which become span events.
+/// Decided once per callsite.
+fn exported(metadata: &Metadata<'_>) -> bool {
+    metadata.target() == TARGET && (metadata.is_span() || *metadata.level() <= tracing::Level::INFO)
+}
+
+/// The layer [`OtlpConfig::install`] builds: the crate's spans and its
+/// events at INFO and above, to the exporter.
+pub type OtlpLayer<S> = Filtered<
+    tracing_opentelemetry::OpenTelemetryLayer<S, Tracer>,
+    FilterFn<fn(&Metadata<'_>) -> bool>,
+    S,
+>;
 
 /// Keeps the export running; [`shutdown`](Self::shutdown) flushes and stops
 /// it (dropping the guard stops it too, flushing within the SDK's bound).
