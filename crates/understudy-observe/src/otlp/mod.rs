@@ -64,8 +64,12 @@ const TRACES_PATH: &str = "/v1/traces";
 ///     .max_queue_size(4096)
 ///     .export_timeout(Duration::from_secs(5));
 /// assert_eq!(config.traces_url(), "http://127.0.0.1:4318/v1/traces");
+///
+/// // Credentials in the URL never print.
+/// let config = OtlpConfig::new("https://user:secret@collector:4318/?token=secret");
+/// assert!(!format!("{config:?}").contains("secret"));
 /// ```
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, PartialEq)]
 pub struct OtlpConfig {
     endpoint: String,
     service_name: String,
@@ -74,6 +78,30 @@ pub struct OtlpConfig {
     max_export_batch_size: usize,
     scheduled_delay: Duration,
     export_timeout: Duration,
+}
+
+impl fmt::Debug for OtlpConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Credentials or a token in the URL never print.
+        let endpoint = match self.endpoint.parse::<http::Uri>() {
+            Ok(uri) => format!(
+                "{}://{}{}{}",
+                uri.scheme_str().unwrap_or("?"),
+                uri.host().unwrap_or("?"),
+                uri.port_u16().map(|p| format!(":{p}")).unwrap_or_default(),
+                uri.path(),
+            ),
+            Err(_) => "(not a URL)".to_owned(),
+        };
+        f.debug_struct("OtlpConfig")
+            .field("endpoint", &endpoint)
+            .field("service_name", &self.service_name)
+            .field("sample_ratio", &self.sample_ratio)
+            .field("max_queue_size", &self.max_queue_size)
+            .field("scheduled_delay", &self.scheduled_delay)
+            .field("export_timeout", &self.export_timeout)
+            .finish_non_exhaustive()
+    }
 }
 
 impl OtlpConfig {
