@@ -7,7 +7,7 @@
 
 use std::fmt;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use metrics::counter;
@@ -16,6 +16,7 @@ use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::error::OTelSdkResult;
 use opentelemetry_sdk::trace::{BatchSpanProcessor, Span, SpanData, SpanExporter, SpanProcessor};
 
+use crate::TARGET;
 use crate::names::OTEL_SPANS_DROPPED_TOTAL;
 
 /// Spans handed to the batch processor and not yet taken by the exporter.
@@ -86,16 +87,24 @@ impl SpanProcessor for Bounded {
 }
 
 /// An exporter that releases the spans of each batch it takes from the
-/// count of waiting ones, and counts the spans of a failed export.
+/// count of waiting ones, and counts the spans of a failed export. The
+/// first failure of an outage is logged (WARN `trace_export_failed`, never
+/// the error's text, which may hold the endpoint), and the first success
+/// after it (INFO `trace_export_restored`).
 #[derive(Debug)]
 pub(super) struct Counted<E> {
     inner: E,
     waiting: Waiting,
+    failing: AtomicBool,
 }
 
 impl<E> Counted<E> {
     pub(super) fn new(inner: E, waiting: Waiting) -> Self {
-        Self { inner, waiting }
+        Self {
+            inner,
+            waiting,
+            failing: AtomicBool::new(false),
+        }
     }
 }
 
@@ -111,6 +120,20 @@ impl<E: SpanExporter> SpanExporter for Counted<E> {
         let result = self.inner.export(batch).await;
         if result.is_err() {
             dropped("export_failed", spans);
+            if !self.failing.swap(true, Ordering::AcqRel) {
+                tracing::warn!(
+                    target: TARGET,
+                    event = "trace_export_failed",
+                    spans,
+                    "the trace export failed; spans are dropped until the collector takes them",
+                );
+            }
+        } else if self.failing.swap(false, Ordering::AcqRel) {
+            tracing::info!(
+                target: TARGET,
+                event = "trace_export_restored",
+                "the trace export works again",
+            );
         }
         result
     }
