@@ -135,9 +135,9 @@ fn learn(
 /// Records the requested model on the current request: its `llm.request`
 /// span's `model` field (and, for the trace export, `gen_ai.request.model`
 /// and the exported name `{operation} {model}`) and the `model` of the
-/// WARN and ERROR events
-/// logged while it is served. Call it from a layer inside
-/// [`ObserveLayer`](crate::ObserveLayer) (the gateway's router does).
+/// WARN and ERROR events logged while it is served. Call it from a layer
+/// inside [`ObserveLayer`](crate::ObserveLayer) (the gateway's router
+/// does).
 ///
 /// # Example
 ///
