@@ -518,7 +518,7 @@ where
                 response: Some(unauthorized(operation)),
             };
         };
-        tracing::Span::current().record("key", caller.name());
+        understudy_observe::record_key(caller.name());
         let name = caller.name.clone();
         request.extensions_mut().insert(caller);
         // The keys that admitted the request and the routes it is served

@@ -3,15 +3,19 @@
 #![allow(clippy::print_stdout)] // a command-line program talks on stdout
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+#[cfg(feature = "otlp")]
+use std::time::Duration;
 
 use clap::Parser;
 use tokio::net::TcpListener;
 use understudy_gateway::config::Config;
 use understudy_gateway::gateway::Gateway;
 use understudy_gateway::{demo, reload, serve};
-use understudy_observe::{LogFormat, init_tracing};
+use understudy_observe::LogFormat;
+#[cfg(not(feature = "otlp"))]
+use understudy_observe::init_tracing;
 
 /// mimalloc: per-thread free lists suit a server whose requests allocate
 /// and free many small objects on one thread; see docs/benchmarks.md for
@@ -59,10 +63,23 @@ fn main() -> ExitCode {
             cli.explain,
         );
     }
-    if let Err(error) = init_tracing(cli.log_format) {
-        eprintln!("understudy: could not set up logging: {error}");
-        return ExitCode::FAILURE;
-    }
+    // The file is read before logging starts: `[telemetry]` says whether
+    // the spans are exported too.
+    let config = match cli.config.as_deref().map(Config::from_file).transpose() {
+        Ok(config) => config,
+        Err(error) => {
+            let path = cli.config.as_deref().unwrap_or_else(|| Path::new(""));
+            eprintln!("understudy: {}: {error}", path.display());
+            return ExitCode::FAILURE;
+        }
+    };
+    let traces = match start_logging(cli.log_format, config.as_ref()) {
+        Ok(traces) => traces,
+        Err(error) => {
+            eprintln!("understudy: could not set up logging: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
     // Connections are served on `[server] workers` threads of their own
     // (see `serve`); this runtime accepts, probes and reloads.
     let runtime = match tokio::runtime::Builder::new_current_thread()
@@ -76,11 +93,13 @@ fn main() -> ExitCode {
         }
     };
     let result = runtime.block_on(async {
-        match &cli.config {
-            Some(path) => run(path, cli.listen).await,
-            None => run_demo(cli.listen).await,
+        match (&cli.config, config) {
+            (Some(path), Some(config)) => run(path, config, cli.listen).await,
+            _ => run_demo(cli.listen).await,
         }
     });
+    drop(runtime);
+    stop_traces(traces);
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
@@ -136,6 +155,7 @@ fn check(path: &std::path::Path, explain: bool) -> ExitCode {
     if explain {
         print!("{}", config.explain());
     }
+    print!("{}", config.telemetry.explain());
     for gap in config.operation_gaps() {
         println!("note: {gap}");
     }
@@ -148,8 +168,56 @@ fn check(path: &std::path::Path, explain: bool) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-async fn run(path: &std::path::Path, listen: Option<SocketAddr>) -> Result<(), String> {
-    let mut config = Config::from_file(path).map_err(|e| format!("{}: {e}", path.display()))?;
+/// The time the trace export has, at exit, to send the spans still
+/// waiting.
+#[cfg(feature = "otlp")]
+const TRACE_FLUSH: Duration = Duration::from_secs(5);
+
+#[cfg(feature = "otlp")]
+type Traces = Option<understudy_observe::OtlpGuard>;
+#[cfg(not(feature = "otlp"))]
+type Traces = Option<std::convert::Infallible>;
+
+/// Installs the log output and, with `[telemetry] otlp_endpoint`, the
+/// trace export beside it.
+#[cfg(feature = "otlp")]
+fn start_logging(
+    format: LogFormat,
+    config: Option<&Config>,
+) -> Result<Traces, understudy_core::BoxError> {
+    let otlp = config.and_then(|config| config.telemetry.otlp());
+    understudy_observe::init_tracing_with(format, otlp.as_ref())
+}
+
+#[cfg(not(feature = "otlp"))]
+fn start_logging(
+    format: LogFormat,
+    config: Option<&Config>,
+) -> Result<Traces, understudy_core::BoxError> {
+    if config.is_some_and(|config| config.telemetry.otlp_endpoint.is_some()) {
+        return Err("`[telemetry] otlp_endpoint` needs the `otlp` feature".into());
+    }
+    init_tracing(format).map(|()| None)
+}
+
+/// Sends the spans still waiting, within [`TRACE_FLUSH`].
+#[cfg(feature = "otlp")]
+fn stop_traces(traces: Traces) {
+    if let Some(guard) = traces
+        && !guard.shutdown(TRACE_FLUSH)
+    {
+        eprintln!("understudy: the trace export did not finish within {TRACE_FLUSH:?}");
+    }
+}
+
+#[cfg(not(feature = "otlp"))]
+fn stop_traces(traces: Traces) {
+    if let Some(never) = traces {
+        match never {}
+    }
+}
+
+async fn run(path: &Path, mut config: Config, listen: Option<SocketAddr>) -> Result<(), String> {
     if let Some(listen) = listen {
         config.server.listen = listen;
     }

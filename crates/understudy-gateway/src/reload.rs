@@ -15,8 +15,9 @@
 //! - each caller key's rate limit, when its name and `rpm` are unchanged
 //!   (keys themselves are read again: a key removed from the file is
 //!   refused from the swap on);
-//! - `[server]`, `[health]` (shared health included) and `[alerts]`: they
-//!   shape the listener, the connection limits and the background tasks,
+//! - `[server]`, `[health]` (shared health included), `[alerts]` and
+//!   `[telemetry]`: they shape the listener, the connection limits, the
+//!   background tasks and the trace export,
 //!   so their changes wait for the next start (the reload says which
 //!   sections changed).
 //!
@@ -193,10 +194,14 @@ impl Reloader {
         if config.alerts != old.alerts {
             restart_needed.push("alerts");
         }
+        if config.telemetry != old.telemetry {
+            restart_needed.push("telemetry");
+        }
         config.server.clone_from(&old.server);
         config.health = old.health;
         config.shared_health.clone_from(&old.shared_health);
         config.alerts.clone_from(&old.alerts);
+        config.telemetry.clone_from(&old.telemetry);
 
         let secrets = config.provider_secrets(lookup).map_err(in_memory)?;
         let auth = gateway::auth_of(&config, lookup)

@@ -140,9 +140,10 @@ where
                         .to_response(),
                 );
             }
-            // The request span (`llm.request`, opened by the observe layer)
-            // gets the model the caller asked for, which only the body tells.
-            tracing::Span::current().record("model", model);
+            // The request (its `llm.request` span and its log lines, from
+            // the observe layer) gets the model the caller asked for, which
+            // only the body tells.
+            understudy_observe::record_model(model);
         }
         let Some(model) = head.model.as_deref().filter(|m| !m.is_empty()) else {
             return answer(
@@ -174,6 +175,7 @@ where
         if let Some(refused) = crate::auth::refusal(request.extensions(), &route) {
             return answer(refused);
         }
+        understudy_observe::record_route(route.as_str());
         request.extensions_mut().insert(route);
         Either::Right(service.oneshot(request))
     }

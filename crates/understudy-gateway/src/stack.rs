@@ -28,7 +28,9 @@ use understudy_fallback::{Fallback, FirstChunkLayer, Target};
 use understudy_health::{HealthRegistry, ProberHandle};
 use understudy_observe::ObserveLayer;
 use understudy_provider::messages::MessagesLayer;
-use understudy_provider::{ClientConfig, ConfigError, HttpClient, ProviderConfig, ProviderService};
+use understudy_provider::{
+    ClientConfig, ConfigError, HttpClient, ProviderConfig, ProviderKind, ProviderService,
+};
 use understudy_retry::{RetryBudget, RetryConfig};
 use understudy_stack::{TargetService, TargetStack};
 
@@ -199,6 +201,7 @@ impl Parts {
             .timeout(timeout)
             .first_chunk(FirstChunkLayer::new(first_chunk).max_event_bytes(self.max_event_bytes))
             .telemetry(observer)
+            .gen_ai_system(gen_ai_system(config.kind))
             .build()
             .prefill(provider.prefill))
     }
@@ -465,4 +468,18 @@ fn panic_answer(panic: Box<dyn std::any::Any + Send + 'static>) -> Response<Resp
     understudy_core::OpenAiError::internal("the gateway failed while serving this request")
         .with_code("internal_error")
         .to_response()
+}
+
+/// The OpenTelemetry generative-AI `gen_ai.system` of a provider's API: the
+/// semantic conventions' well-known value where there is one, else the
+/// kind's configuration name.
+fn gen_ai_system(kind: ProviderKind) -> &'static str {
+    match kind {
+        ProviderKind::OpenAi => "openai",
+        ProviderKind::Anthropic => "anthropic",
+        ProviderKind::Azure => "az.ai.openai",
+        ProviderKind::Gemini => "gcp.gemini",
+        ProviderKind::Bedrock => "aws.bedrock",
+        other => other.as_str(),
+    }
 }

@@ -230,3 +230,34 @@ fn check_names_unset_caller_key_variables() {
     assert!(!ok);
     assert!(stderr.contains("auth.keys[1].routes[0]"), "{stderr}");
 }
+
+#[test]
+fn check_shows_the_trace_export_without_credentials() {
+    let (ok, stdout, _) = check(&write("no-telemetry", VALID));
+    assert!(ok, "{stdout}");
+    assert!(stdout.contains("telemetry: no trace export"), "{stdout}");
+
+    let path = write(
+        "telemetry",
+        &format!(
+            "{VALID}\n[telemetry]\notlp_endpoint = \"https://user:otlp-secret@collector.example:4318/?token=otlp-secret\"\nservice_name = \"edge\"\nsample_ratio = 0.5\n"
+        ),
+    );
+    let (ok, stdout, stderr) = check(&path);
+    assert!(ok, "{stdout}{stderr}");
+    assert!(
+        stdout.contains(
+            "telemetry: OTLP/HTTP traces to https://collector.example:4318/ as service `edge`, sample ratio 0.5"
+        ),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("otlp-secret"), "{stdout}");
+
+    let refused = write(
+        "bad-telemetry",
+        &format!("{VALID}\n[telemetry]\notlp_endpoint = \"collector:4318\"\n"),
+    );
+    let (ok, _, stderr) = check(&refused);
+    assert!(!ok);
+    assert!(stderr.contains("`telemetry.otlp_endpoint`"), "{stderr}");
+}

@@ -492,3 +492,20 @@ async fn admin_reload_is_not_served_without_auth() {
     assert_eq!(reply.status, StatusCode::NOT_FOUND, "{}", reply.body);
     served.stop_with([one]).await;
 }
+
+#[tokio::test]
+async fn telemetry_changes_wait_for_a_restart_and_are_named() {
+    let one = mock(WireFormat::OpenAi, "one").await;
+    let path = file("telemetry", "");
+    let text = format!("{HEAD}{}{}", provider("one", &one), route("chat", "one"));
+    let (served, reloader) = serve(&path, &text).await;
+    std::fs::write(
+        &path,
+        format!("{text}\n[telemetry]\notlp_endpoint = \"http://127.0.0.1:4318\"\n"),
+    )
+    .unwrap();
+    let reloaded = reloader.reload().unwrap();
+    assert_eq!(reloaded.restart_needed, ["telemetry"]);
+    assert_eq!(ask(&served, "chat").await.status, StatusCode::OK);
+    served.stop_with([one]).await;
+}

@@ -20,8 +20,10 @@ use understudy_core::{
 use self::future::ResponseFuture;
 use crate::TARGET;
 use crate::body::TtfbBody;
+use crate::context::with_current;
 use crate::labels::{operation_index, outcome_index};
 use crate::names::{ATTEMPT_DURATION_SECONDS, ATTEMPTS_TOTAL, TIME_TO_FIRST_BYTE_SECONDS};
+use crate::request::semconv_operation;
 
 /// Instruments one target's upstream attempts with [`ObserveAttempt`].
 ///
@@ -55,6 +57,7 @@ pub struct AttemptLayer {
 struct Shared {
     provider: Arc<str>,
     model: Arc<str>,
+    system: Option<&'static str>,
     observer: Option<SharedObserver>,
     classifier: SharedClassifier,
     operations: [OperationMetrics; Operation::ALL.len()],
@@ -76,6 +79,7 @@ impl AttemptLayer {
             shared: Arc::new(Shared {
                 provider: provider.into(),
                 model: model.into(),
+                system: None,
                 observer: None,
                 classifier: SharedClassifier::default(),
                 operations: Default::default(),
@@ -106,11 +110,24 @@ impl AttemptLayer {
         )
     }
 
+    /// Names the provider's API in the exported spans' `gen_ai.system`
+    /// (`openai`, `anthropic`, `az.ai.openai`, …); without it the
+    /// attribute is not set.
+    #[must_use]
+    pub fn system(self, system: &'static str) -> Self {
+        let mut layer = self.rebuild(self.shared.observer.clone(), self.shared.classifier.clone());
+        if let Some(shared) = Arc::get_mut(&mut layer.shared) {
+            shared.system = Some(system);
+        }
+        layer
+    }
+
     fn rebuild(&self, observer: Option<SharedObserver>, classifier: SharedClassifier) -> Self {
         Self {
             shared: Arc::new(Shared {
                 provider: Arc::clone(&self.shared.provider),
                 model: Arc::clone(&self.shared.model),
+                system: self.shared.system,
                 observer,
                 classifier,
                 operations: Default::default(),
@@ -207,13 +224,18 @@ impl Shared {
 
 /// Instruments each upstream attempt.
 ///
-/// - An `llm.attempt` span (INFO) with `provider`, `model`, `operation`
+/// - An `llm.attempt` span (DEBUG, like `llm.request`) with `provider`, `model`, `operation`
 ///   (from the [`Operation`] request extension: `chat` without one,
 ///   `messages` or `embeddings`), `attempt` (from the [`Attempt`] request
 ///   extension; 1 without one), and, once the
 ///   attempt ends, `outcome` (an [`OutcomeKind`] name), `status`,
 ///   `latency_ms` and, on the first body byte, `ttfb_ms`. The inner call
-///   and future run in it.
+///   and future run in it. For the trace export (feature `otlp`) it also
+///   has the OpenTelemetry attributes (`gen_ai.*`, `understudy.provider`,
+///   `understudy.attempt`, `understudy.route`,
+///   `http.response.status_code`, `error.type`), is named
+///   `{operation} {model}` there, and the request is sent with the span's
+///   own `traceparent` (replacing the caller's) when the span is exported.
 /// - The result is classified by the layer's classifier,
 ///   [`LlmClassifier`](understudy_core::LlmClassifier) by default (which trusts an
 ///   [`Outcome`](understudy_core::Outcome) the provider put in the response
@@ -293,13 +315,15 @@ where
     }
 
     fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
+        #[cfg(feature = "otlp")]
+        let mut request = request;
         let attempt = request
             .extensions()
             .get::<Attempt>()
             .copied()
             .unwrap_or(Attempt::FIRST);
         let operation = Operation::of(request.extensions());
-        let span = tracing::info_span!(
+        let span = tracing::debug_span!(
             target: TARGET,
             "llm.attempt",
             provider = &*self.shared.provider,
@@ -310,7 +334,33 @@ where
             status = Empty,
             latency_ms = Empty,
             ttfb_ms = Empty,
+            "otel.name" = Empty,
+            "otel.kind" = "client",
+            "otel.status_code" = Empty,
+            "gen_ai.operation.name" = semconv_operation(operation),
+            "gen_ai.system" = self.shared.system,
+            "gen_ai.request.model" = &*self.shared.model,
+            "gen_ai.response.model" = Empty,
+            "understudy.provider" = &*self.shared.provider,
+            "understudy.attempt" = attempt.0,
+            "understudy.route" = Empty,
+            "http.response.status_code" = Empty,
+            "error.type" = Empty,
         );
+        if !span.is_disabled() {
+            span.record(
+                "otel.name",
+                format!("{} {}", semconv_operation(operation), self.shared.model),
+            );
+            with_current(|current| {
+                if let Some(route) = current.route() {
+                    span.record("understudy.route", route);
+                }
+            });
+            // The upstream joins the trace as a child of this attempt.
+            #[cfg(feature = "otlp")]
+            crate::otlp::propagate::send_as(&span, request.headers_mut());
+        }
         let log = request.extensions().get::<AttemptLog>().cloned();
         let start = Instant::now();
         let future = span.in_scope(|| self.inner.call(request));

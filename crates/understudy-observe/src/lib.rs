@@ -16,7 +16,14 @@
 //! - [`names`]: every metric name, type and label in one table, and
 //!   [`describe_metrics`](names::describe_metrics).
 //! - [`init_tracing`]: text or JSON (one object per line) log output for
-//!   binaries.
+//!   binaries. The `llm.request` and `llm.attempt` spans are at DEBUG, so
+//!   the default filter does not build them; the WARN and ERROR events
+//!   carry the request's `request_id`, `route`, `model` and `key`
+//!   themselves ([`record_model`], [`record_key`], [`record_route`]).
+//! - Feature `otlp`: the module `otlp`, the spans exported over OTLP/HTTP
+//!   with the OpenTelemetry generative-AI attributes, joined to the
+//!   caller's W3C `traceparent` and passed on to each upstream attempt
+//!   (`init_tracing_with`, `subscriber_with`, `OtlpConfig`).
 //!
 //! # Where each piece goes
 //!
@@ -83,9 +90,12 @@
 mod alert;
 pub mod attempt;
 mod body;
+mod context;
 mod labels;
 mod logging;
 pub mod names;
+#[cfg(feature = "otlp")]
+pub mod otlp;
 pub mod request;
 mod telemetry;
 mod tokens;
@@ -96,7 +106,12 @@ pub use self::alert::{
 };
 pub use self::attempt::{AttemptLayer, ObserveAttempt};
 pub use self::body::TtfbBody;
+pub use self::context::{record_key, record_model, record_route};
 pub use self::logging::{DEFAULT_FILTER, LogFormat, UnknownLogFormat, init_tracing, subscriber};
+#[cfg(feature = "otlp")]
+pub use self::logging::{init_tracing_with, subscriber_with};
+#[cfg(feature = "otlp")]
+pub use self::otlp::{OtlpConfig, OtlpGuard};
 pub use self::request::{Observe, ObserveLayer};
 pub use self::telemetry::Telemetry;
 

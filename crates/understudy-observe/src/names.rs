@@ -30,6 +30,7 @@
 //! | [`ALERTS_DROPPED_TOTAL`] `understudy_alerts_dropped_total` | counter | `sink` | [`Alerts`](crate::Alerts) |
 //! | [`ALERT_DELIVERY_FAILURES_TOTAL`] `understudy_alert_delivery_failures_total` | counter | `sink` | [`Alerts`](crate::Alerts) |
 //! | [`CONFIG_RELOADS_TOTAL`] `understudy_config_reloads_total` | counter | `result` (`ok` or `error`) | the gateway's configuration reload |
+//! | [`OTEL_SPANS_DROPPED_TOTAL`] `understudy_otel_spans_dropped_total` | counter | `reason` (`queue_full` or `export_failed`) | the OTLP trace export (feature `otlp`) |
 //!
 //! Label values:
 //!
@@ -115,6 +116,10 @@ pub const ALERT_DELIVERY_FAILURES_TOTAL: &str = "understudy_alert_delivery_failu
 /// Configuration reloads, by result: `ok` (swapped in) or `error` (refused;
 /// the running configuration stays).
 pub const CONFIG_RELOADS_TOTAL: &str = "understudy_config_reloads_total";
+/// Finished spans the OTLP trace export lost, by reason: `queue_full` (the
+/// export queue was at its bound) or `export_failed` (in a batch the
+/// collector did not take).
+pub const OTEL_SPANS_DROPPED_TOTAL: &str = "understudy_otel_spans_dropped_total";
 
 /// Bucket bounds, in seconds, for the durations of an LLM call: from 5 ms
 /// (a cached or refused answer) to 10 minutes (a long stream).
@@ -260,5 +265,10 @@ pub fn describe_metrics() {
         CONFIG_RELOADS_TOTAL,
         Unit::Count,
         "Configuration reloads, by result: ok (swapped in) or error (the running configuration stays)."
+    );
+    describe_counter!(
+        OTEL_SPANS_DROPPED_TOTAL,
+        Unit::Count,
+        "Spans the OTLP trace export lost, by reason: queue_full or export_failed."
     );
 }

@@ -23,6 +23,7 @@ use understudy_core::{
 
 use self::future::ResponseFuture;
 use crate::TARGET;
+use crate::context::RequestFields;
 use crate::labels::{
     MAX_KEYS, MAX_ROUTES, NO_KEY, OTHER_KEY, OTHER_ROUTE, UNKNOWN_ROUTE, operation_index,
     outcome_index,
@@ -290,7 +291,8 @@ impl Routes {
 
 /// Observes each caller request.
 ///
-/// - An `llm.request` span (INFO) with the fields `request_id`, `route`,
+/// - An `llm.request` span (DEBUG: not built unless a subscriber wants it,
+///   such as the OTLP export or `RUST_LOG=understudy=debug`) with the fields `request_id`, `route`,
 ///   `operation`, `model`, `key`, `stream`, `outcome`, `status`,
 ///   `latency_ms`, `provider` and `attempts`. The inner `call` and its future run in it,
 ///   so every event and `llm.attempt` span below is its child.
@@ -303,10 +305,21 @@ impl Routes {
 ///     `embeddings`.
 ///   - `model`: left empty here, since the body is not parsed at this
 ///     layer; a layer that reads the request records the requested model
-///     with `tracing::Span::current().record("model", model)` while the
-///     span is current.
+///     with [`record_model`](crate::record_model) while the request is
+///     served.
 ///   - `key`: left empty here; a layer that identifies the caller records
-///     the name of the caller's key (never the key) the same way.
+///     the name of the caller's key (never the key) with
+///     [`record_key`](crate::record_key).
+///
+///   For the trace export (feature `otlp`) the span also has the
+///   OpenTelemetry attributes (`gen_ai.*`, `understudy.route`,
+///   `understudy.fallback.reason`, `http.response.status_code`,
+///   `error.type`), is named `{operation} {model}` there, and is the child
+///   of the caller's W3C `traceparent` when the request carries a valid
+///   one.
+/// - The request's `request_id`, `route`, `model` and `key` are kept beside
+///   the span while its future runs: the WARN and ERROR events logged below
+///   carry them even when the span is not built.
 ///   - `stream`: whether the response is `text/event-stream`.
 ///   - `provider` and `attempts`: from the `x-understudy-provider` and
 ///     `x-understudy-attempts` response headers.
@@ -416,7 +429,7 @@ where
         };
         let route = request.extensions().get::<RouteName>().cloned();
         let operation = Operation::of(request.extensions());
-        let span = tracing::info_span!(
+        let span = tracing::debug_span!(
             target: TARGET,
             "llm.request",
             request_id = Empty,
@@ -430,20 +443,47 @@ where
             latency_ms = Empty,
             provider = Empty,
             attempts = Empty,
+            "otel.name" = Empty,
+            "otel.kind" = "server",
+            "otel.status_code" = Empty,
+            "gen_ai.operation.name" = semconv_operation(operation),
+            "gen_ai.system" = Empty,
+            "gen_ai.request.model" = Empty,
+            "gen_ai.response.model" = Empty,
+            "gen_ai.usage.input_tokens" = Empty,
+            "gen_ai.usage.output_tokens" = Empty,
+            "understudy.route" = Empty,
+            "understudy.fallback.reason" = Empty,
+            "http.response.status_code" = Empty,
+            "error.type" = Empty,
         );
         if let Some(route) = &route {
             span.record("route", route.as_str());
+            span.record("understudy.route", route.as_str());
         }
         // The caller's (or the edge's) `x-request-id`, when it is well
         // formed: a caller's header never floods a log line.
-        if let Some(id) = request_id(request.headers()) {
+        let id = request_id(request.headers());
+        if let Some(id) = id {
             span.record("request_id", id);
         }
+        #[cfg(feature = "otlp")]
+        crate::otlp::propagate::adopt_parent(&span, request.headers());
+        let fields = RequestFields::new(
+            id,
+            route.as_ref().map(RouteName::as_str),
+            operation,
+            span.clone(),
+        );
         let start = Instant::now();
-        let future = span.in_scope(|| self.inner.call(request));
+        let future = {
+            let _current = fields.enter();
+            span.in_scope(|| self.inner.call(request))
+        };
         ResponseFuture {
             future,
             span,
+            fields,
             start,
             log,
             route,
@@ -473,6 +513,15 @@ fn record_headers(span: &Span, headers: &HeaderMap) {
         .and_then(|value| value.to_str().ok())
         .is_some_and(|value| value.trim_start().starts_with("text/event-stream"));
     span.record("stream", stream);
+}
+
+/// The OpenTelemetry generative-AI `gen_ai.operation.name` of an operation: a
+/// Messages request is a chat.
+pub(crate) fn semconv_operation(operation: Operation) -> &'static str {
+    match operation {
+        Operation::Embeddings => "embeddings",
+        _ => "chat",
+    }
 }
 
 /// Classifies an error of any type: a [`BoxError`] by its source chain,

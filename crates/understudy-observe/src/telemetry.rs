@@ -12,6 +12,7 @@ use understudy_core::{Attempt, Outcome, ProviderState};
 
 use crate::TARGET;
 use crate::alert::{Alert, AlertKind, Alerts};
+use crate::context::with_current;
 use crate::labels::{UNKNOWN_ROUTE, bool_label};
 use crate::names::{
     ALL_TARGETS_FAILED_TOTAL, EJECTIONS_TOTAL, FALLBACKS_TOTAL, HEDGES_TOTAL, PROVIDER_STATE,
@@ -43,7 +44,14 @@ use crate::tokens::{FirstContent, TokenCounters};
 /// (`provider`, `model`, `route`, `from`, `to`, `reason`, `kind`, `status`,
 /// `attempt`, `delay_ms`, `latency_ms`, `duration_ms`, `attempts`, `chars_sent`,
 /// `all_unavailable`). Events are emitted in the caller's current span, so
-/// the `llm.request` and `llm.attempt` spans' fields come along.
+/// the `llm.request` and `llm.attempt` spans' fields come along when those
+/// are built (they are at DEBUG); the WARN and ERROR events also carry the
+/// current request's `request_id`, `route`, `model` and `key` themselves
+/// (`requested_model` on `provider_failure`, whose `model` is the
+/// upstream's), as [`ObserveLayer`](crate::ObserveLayer) and
+/// [`record_model`](crate::record_model) learn them. A whole answer's usage
+/// is also recorded on the request span (`gen_ai.usage.input_tokens`,
+/// `gen_ai.usage.output_tokens`).
 ///
 /// A successful attempt's report costs one `match`; its commit, one
 /// histogram sample. Events allocate only their metric labels. Nothing
@@ -116,15 +124,21 @@ impl Telemetry {
                 let label = reason.as_str();
                 counter!(EJECTIONS_TOTAL, "provider" => provider.to_owned(), "reason" => label)
                     .increment(1);
-                tracing::warn!(
-                    target: TARGET,
-                    event = "provider_ejected",
-                    provider,
-                    from = from.as_str(),
-                    reason = label,
-                    duration_ms,
-                    "provider ejected",
-                );
+                with_current(|current| {
+                    tracing::warn!(
+                        target: TARGET,
+                        event = "provider_ejected",
+                        provider,
+                        from = from.as_str(),
+                        reason = label,
+                        duration_ms,
+                        request_id = current.request_id(),
+                        route = current.route(),
+                        model = current.model(),
+                        key = current.key(),
+                        "provider ejected",
+                    );
+                });
                 self.alert(AlertKind::ProviderEjected, provider, || {
                     let mut alert = Alert::new(
                         AlertKind::ProviderEjected,
@@ -214,13 +228,19 @@ impl Observer for Telemetry {
                 let reason = outcome.kind().as_str();
                 counter!(RETRY_BUDGET_EXHAUSTED_TOTAL, "provider" => provider.to_owned())
                     .increment(1);
-                tracing::warn!(
-                    target: TARGET,
-                    event = "retry_budget_exhausted",
-                    provider,
-                    reason,
-                    "retry budget exhausted; not retrying",
-                );
+                with_current(|current| {
+                    tracing::warn!(
+                        target: TARGET,
+                        event = "retry_budget_exhausted",
+                        provider,
+                        reason,
+                        request_id = current.request_id(),
+                        route = current.route(),
+                        model = current.model(),
+                        key = current.key(),
+                        "retry budget exhausted; not retrying",
+                    );
+                });
                 self.alert(AlertKind::RetryBudgetExhausted, provider, || {
                     Alert::new(
                         AlertKind::RetryBudgetExhausted,
@@ -246,16 +266,24 @@ impl Observer for Telemetry {
                     "reason" => reason,
                 )
                 .increment(1);
-                tracing::warn!(
-                    target: TARGET,
-                    event = "fallback",
-                    route,
-                    from,
-                    to,
-                    reason,
-                    status = outcome.status().map(|s| s.as_u16()),
-                    "falling back to the next target",
-                );
+                with_current(|current| {
+                    if let Some(span) = current.span() {
+                        span.record("understudy.fallback.reason", reason);
+                    }
+                    tracing::warn!(
+                        target: TARGET,
+                        event = "fallback",
+                        route,
+                        from,
+                        to,
+                        reason,
+                        status = outcome.status().map(|s| s.as_u16()),
+                        request_id = current.request_id(),
+                        model = current.model(),
+                        key = current.key(),
+                        "falling back to the next target",
+                    );
+                });
             }
             Event::FirstContent {
                 provider,
@@ -278,19 +306,26 @@ impl Observer for Telemetry {
                 model,
                 input_tokens,
                 output_tokens,
-            } => self
-                .tokens
-                .record(provider, model, input_tokens, output_tokens),
+            } => {
+                self.tokens
+                    .record(provider, model, input_tokens, output_tokens);
+                usage_on_spans(input_tokens, output_tokens);
+            }
             Event::StreamBrokenAfterCommit { provider, model } => {
                 counter!(STREAMS_BROKEN_AFTER_COMMIT_TOTAL, "provider" => provider.to_owned())
                     .increment(1);
-                tracing::error!(
-                    target: TARGET,
-                    event = "stream_broken_after_commit",
-                    provider,
-                    model,
-                    "stream broke after it reached the caller",
-                );
+                with_current(|current| {
+                    tracing::error!(
+                        target: TARGET,
+                        event = "stream_broken_after_commit",
+                        provider,
+                        model,
+                        request_id = current.request_id(),
+                        route = current.route(),
+                        key = current.key(),
+                        "stream broke after it reached the caller",
+                    );
+                });
             }
             Event::AllTargetsFailed {
                 route,
@@ -304,14 +339,19 @@ impl Observer for Telemetry {
                     "all_unavailable" => bool_label(all_unavailable),
                 )
                 .increment(1);
-                tracing::error!(
-                    target: TARGET,
-                    event = "all_targets_failed",
-                    route,
-                    attempts,
-                    all_unavailable,
-                    "every target of the route failed",
-                );
+                with_current(|current| {
+                    tracing::error!(
+                        target: TARGET,
+                        event = "all_targets_failed",
+                        route,
+                        attempts,
+                        all_unavailable,
+                        request_id = current.request_id(),
+                        model = current.model(),
+                        key = current.key(),
+                        "every target of the route failed",
+                    );
+                });
                 if all_unavailable {
                     self.alert(AlertKind::RouteUnavailable, route, || {
                         Alert::new(
@@ -352,18 +392,35 @@ pub(crate) fn log_provider_failure(
     status: Option<StatusCode>,
     latency: Duration,
 ) {
-    tracing::warn!(
-        target: TARGET,
-        event = "provider_failure",
-        provider,
-        model,
-        attempt = attempt.0,
-        kind = outcome.kind().as_str(),
-        status = status.or(outcome.status()).map(|s| s.as_u16()),
-        latency_ms = millis(latency),
-        retry_after_ms = outcome.retry_after().map(millis),
-        "provider failed",
-    );
+    with_current(|current| {
+        tracing::warn!(
+            target: TARGET,
+            event = "provider_failure",
+            provider,
+            model,
+            attempt = attempt.0,
+            kind = outcome.kind().as_str(),
+            status = status.or(outcome.status()).map(|s| s.as_u16()),
+            latency_ms = millis(latency),
+            retry_after_ms = outcome.retry_after().map(millis),
+            request_id = current.request_id(),
+            route = current.route(),
+            requested_model = current.model(),
+            key = current.key(),
+            "provider failed",
+        );
+    });
+}
+
+/// An answer's usage on its request's span (the answer is judged after
+/// its attempt's span has ended).
+fn usage_on_spans(input: u64, output: u64) {
+    with_current(|fields| {
+        if let Some(request) = fields.span() {
+            request.record("gen_ai.usage.input_tokens", input);
+            request.record("gen_ai.usage.output_tokens", output);
+        }
+    });
 }
 
 /// Whole milliseconds, saturating.
@@ -389,16 +446,21 @@ fn resumed(route: &str, from: &str, to: &str, reason: &str, chars_sent: usize) {
         "reason" => reason,
     )
     .increment(1);
-    tracing::warn!(
-        target: TARGET,
-        event = "resume",
-        route,
-        from,
-        to,
-        reason,
-        chars_sent,
-        "resuming a broken stream on the next target",
-    );
+    with_current(|current| {
+        tracing::warn!(
+            target: TARGET,
+            event = "resume",
+            route,
+            from,
+            to,
+            reason,
+            chars_sent,
+            request_id = current.request_id(),
+            model = current.model(),
+            key = current.key(),
+            "resuming a broken stream on the next target",
+        );
+    });
 }
 
 /// A hedge started, or refused: counted and logged.

@@ -88,3 +88,70 @@ fn formats_parse_by_name() {
     assert_eq!(LogFormat::Json.to_string(), "json");
     assert_eq!(LogFormat::default(), LogFormat::Text);
 }
+
+/// At the default filter the request and attempt spans are not built, and
+/// a WARN line carries the request's fields itself.
+#[tokio::test]
+async fn warn_lines_carry_the_request_without_its_span() {
+    use http::{Request, Response, StatusCode};
+    use std::sync::Arc;
+    use tower::{Layer, ServiceExt, service_fn};
+    use understudy_core::events::SharedObserver;
+    use understudy_observe::{AttemptLayer, ObserveLayer, record_key, record_model, record_route};
+
+    let buffer = common::Buffer::default();
+    let subscriber = subscriber(LogFormat::Json, "info", buffer.clone()).unwrap();
+    let _default = tracing::subscriber::set_default(subscriber);
+
+    let provider = service_fn(|_: Request<String>| async {
+        let mut response = Response::new(String::from("{}"));
+        *response.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
+        Ok::<_, std::convert::Infallible>(response)
+    });
+    let observer: SharedObserver = Arc::new(Telemetry::new());
+    let target = AttemptLayer::new("openai", "gpt-4o-mini")
+        .with_observer(observer)
+        .layer(provider);
+    // What the gateway's auth and router layers record as they learn it.
+    let learn = service_fn(move |request: Request<String>| {
+        let target = target.clone();
+        async move {
+            record_key("search-team");
+            record_route("chat");
+            record_model("chat-model");
+            target.oneshot(request).await
+        }
+    });
+    let stack = ObserveLayer::new().layer(learn);
+    let request = Request::builder()
+        .header("x-request-id", "req-42")
+        .body(String::new())
+        .unwrap();
+    let response = stack.oneshot(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+
+    let text = buffer.text();
+    let failure: serde_json::Value = text
+        .lines()
+        .map(|line| serde_json::from_str::<serde_json::Value>(line).unwrap())
+        .find(|line| line["event"] == "provider_failure")
+        .unwrap_or_else(|| panic!("a provider_failure line in {text}"));
+    assert_eq!(failure["level"], "WARN");
+    assert_eq!(failure["request_id"], "req-42");
+    assert_eq!(failure["route"], "chat");
+    assert_eq!(failure["requested_model"], "chat-model");
+    assert_eq!(failure["model"], "gpt-4o-mini");
+    assert_eq!(failure["key"], "search-team");
+    assert!(
+        failure.get("span").is_none(),
+        "no span was built: {failure}"
+    );
+    let finished: serde_json::Value = text
+        .lines()
+        .map(|line| serde_json::from_str::<serde_json::Value>(line).unwrap())
+        .find(|line| line["event"] == "request_finished")
+        .unwrap_or_else(|| panic!("a request_finished line in {text}"));
+    assert_eq!(finished["request_id"], "req-42");
+    assert_eq!(finished["model"], "chat-model");
+    assert_eq!(finished["key"], "search-team");
+}

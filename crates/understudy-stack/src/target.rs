@@ -78,6 +78,7 @@ pub struct TargetStack<S> {
     timeout: Option<Duration>,
     first_chunk: Option<FirstChunkLayer>,
     telemetry: Option<SharedObserver>,
+    system: Option<&'static str>,
     classifier: Option<SharedClassifier>,
 }
 
@@ -95,6 +96,7 @@ impl<S> TargetStack<S> {
             timeout: None,
             first_chunk: None,
             telemetry: None,
+            system: None,
             classifier: None,
         }
     }
@@ -150,6 +152,14 @@ impl<S> TargetStack<S> {
         self
     }
 
+    /// Names the provider's API in the exported attempt spans'
+    /// `gen_ai.system` (see [`AttemptLayer::system`]).
+    #[must_use]
+    pub fn gen_ai_system(mut self, system: &'static str) -> Self {
+        self.system = Some(system);
+        self
+    }
+
     /// Classifies with `classifier` in every layer, instead of each
     /// layer's own (by default
     /// [`LlmClassifier`](understudy_core::LlmClassifier)).
@@ -177,6 +187,7 @@ impl<S> TargetStack<S> {
             timeout,
             first_chunk,
             telemetry,
+            system,
             classifier,
         } = self;
         let provider = name.provider.clone();
@@ -222,6 +233,9 @@ impl<S> TargetStack<S> {
                 AttemptLayer::new(provider.clone(), name.model.clone()).with_observer(observer);
             if let Some(classifier) = &classifier {
                 layer = layer.classifier(classifier.clone());
+            }
+            if let Some(system) = system {
+                layer = layer.system(system);
             }
             // The attempt layer wraps the body to time its first byte; the
             // stack's layers agree on one body type.

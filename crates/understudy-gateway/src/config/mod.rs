@@ -13,7 +13,7 @@
 //! range are reported as the gateway reports its own, under the key's path
 //! (`retry.max_retries`, `providers[1].timeout_ms`), once the file has
 //! parsed. The gateway checks what only it knows: `[server]`, `[alerts]`,
-//! `[auth]`, provider names, routes and the models callers may name.
+//! `[auth]`, `[telemetry]`, provider names, routes and the models callers may name.
 //!
 //! [`FallbackRules`]: understudy_fallback::FallbackRules
 
@@ -27,6 +27,7 @@ mod route;
 mod secrets;
 mod server;
 mod split;
+mod telemetry;
 #[cfg(test)]
 mod tests;
 
@@ -52,6 +53,7 @@ pub use self::secrets::{
     AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN, ProviderSecrets,
 };
 pub use self::server::ServerConfig;
+pub use self::telemetry::TelemetryConfig;
 #[doc(no_inline)]
 pub use understudy_retry::MAX_RETRIES;
 
@@ -78,6 +80,8 @@ pub struct Config {
     pub alerts: Option<AlertsConfig>,
     /// `[auth]`: the keys callers present; none serves anyone.
     pub auth: Option<AuthConfig>,
+    /// `[telemetry]`: the trace export (read at start only).
+    pub telemetry: TelemetryConfig,
 }
 
 /// The file as read: the library sections' checks are kept as results, so
@@ -103,6 +107,8 @@ struct ConfigFile {
     alerts: Option<AlertsConfig>,
     #[serde(default)]
     auth: Option<AuthConfig>,
+    #[serde(default)]
+    telemetry: TelemetryConfig,
 }
 
 /// An absent section: the library's default, which passes its checks.
@@ -130,6 +136,7 @@ impl TryFrom<ConfigFile> for Config {
         if let Some(section) = &file.auth {
             auth::check(section, &file.routes, &providers, &file.server)?;
         }
+        file.telemetry.validate()?;
         Ok(Self {
             server: file.server,
             providers,
@@ -139,6 +146,7 @@ impl TryFrom<ConfigFile> for Config {
             shared_health,
             alerts: file.alerts,
             auth: file.auth,
+            telemetry: file.telemetry,
         })
     }
 }
@@ -238,6 +246,7 @@ impl Config {
         if let Some(section) = &self.auth {
             auth::check(section, &self.routes, &self.providers, &self.server)?;
         }
+        self.telemetry.validate()?;
         Ok(())
     }
 

@@ -940,3 +940,81 @@ fn server_workers_default_to_the_cores_and_are_bounded() {
         assert!(message.starts_with("`server.workers`"), "{bad}: {message}");
     }
 }
+
+#[test]
+fn telemetry_defaults_to_no_export() {
+    let config = Config::from_toml(EXAMPLE).unwrap();
+    assert_eq!(config.telemetry, super::TelemetryConfig::default());
+    assert!(config.telemetry.otlp_endpoint.is_none());
+    assert_eq!(config.telemetry.service_name, "understudy");
+    assert!((config.telemetry.sample_ratio - 1.0).abs() < f64::EPSILON);
+    assert_eq!(config.telemetry.max_queue_size, 2048);
+}
+
+#[test]
+fn telemetry_values_are_checked_by_key() {
+    let with = |section: &str| format!("{EXAMPLE}\n[telemetry]\n{section}\n");
+    let config = Config::from_toml(&with(
+        "otlp_endpoint = \"http://127.0.0.1:4318\"\nservice_name = \"edge\"\nsample_ratio = 0.25\nmax_queue_size = 16\nexport_timeout_ms = 2000",
+    ))
+    .unwrap();
+    assert_eq!(config.telemetry.service_name, "edge");
+    assert_eq!(config.telemetry.max_queue_size, 16);
+    for (section, key) in [
+        (
+            "otlp_endpoint = \"ftp://collector\"",
+            "telemetry.otlp_endpoint",
+        ),
+        ("otlp_endpoint = \"not a url\"", "telemetry.otlp_endpoint"),
+        ("sample_ratio = 1.5", "telemetry.sample_ratio"),
+        ("sample_ratio = -0.1", "telemetry.sample_ratio"),
+        ("sample_ratio = nan", "telemetry.sample_ratio"),
+        ("service_name = \"\"", "telemetry.service_name"),
+        ("max_queue_size = 0", "telemetry.max_queue_size"),
+        ("export_timeout_ms = 0", "telemetry.export_timeout_ms"),
+        ("otlp_endpointt = \"http://x\"", "otlp_endpointt"),
+    ] {
+        let message = error_of(&with(section));
+        assert!(message.contains(key), "{section}: {message}");
+    }
+    // An endpoint is never echoed, nor printed by Debug.
+    let message = error_of(&with("otlp_endpoint = \"collector-secret-token\""));
+    assert!(!message.contains("secret"), "{message}");
+    let config = Config::from_toml(&with(
+        "otlp_endpoint = \"https://u:secret-pass@collector:4318/v1/traces?key=secret-key\"",
+    ))
+    .unwrap();
+    let debug = format!("{:?}", config.telemetry);
+    assert!(!debug.contains("secret"), "{debug}");
+    assert!(
+        debug.contains("https://collector:4318/v1/traces"),
+        "{debug}"
+    );
+}
+
+#[cfg(feature = "otlp")]
+#[test]
+fn the_base_endpoint_gets_the_traces_path() {
+    let with = |endpoint: &str| {
+        Config::from_toml(&format!(
+            "{EXAMPLE}\n[telemetry]\notlp_endpoint = \"{endpoint}\"\n"
+        ))
+        .unwrap()
+        .telemetry
+        .otlp()
+        .unwrap()
+        .traces_url()
+    };
+    assert_eq!(
+        with("http://127.0.0.1:4318"),
+        "http://127.0.0.1:4318/v1/traces"
+    );
+    assert_eq!(
+        with("http://127.0.0.1:4318/"),
+        "http://127.0.0.1:4318/v1/traces"
+    );
+    assert_eq!(
+        with("https://collector/v1/traces"),
+        "https://collector/v1/traces"
+    );
+}

@@ -7,15 +7,16 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 
-use http::Response;
+use http::{Response, StatusCode};
 use pin_project_lite::pin_project;
 use tokio::time::Instant;
 use tracing::Span;
 use understudy_core::events::Event;
-use understudy_core::{Attempt, AttemptLog, BoxError, Classify, Operation};
+use understudy_core::{Attempt, AttemptLog, BoxError, Classify, Operation, Outcome};
 
 use super::Shared;
 use crate::body::{FirstByte, TtfbBody};
+use crate::context::with_current;
 use crate::telemetry::{log_provider_failure, millis};
 
 pin_project! {
@@ -59,6 +60,9 @@ where
             this.span.record("status", status.as_u16());
         }
         this.span.record("latency_ms", millis(latency));
+        if !this.span.is_disabled() {
+            record_semconv(this.span, this.shared, status, outcome);
+        }
         let operation = *this.operation;
         shared.attempts(operation, kind).increment(1);
         shared.duration(operation).record(latency.as_secs_f64());
@@ -92,6 +96,29 @@ where
             });
             response.map(|body| TtfbBody::new(body, first))
         }))
+    }
+}
+
+/// Records the trace export's attributes of the finished attempt; a
+/// successful one also names the served model and system on the request
+/// span.
+fn record_semconv(span: &Span, shared: &Shared, status: Option<StatusCode>, outcome: Outcome) {
+    if let Some(status) = status {
+        span.record("http.response.status_code", status.as_u16());
+    }
+    if outcome.is_success() {
+        span.record("gen_ai.response.model", &*shared.model);
+        with_current(|current| {
+            if let Some(request) = current.span() {
+                request.record("gen_ai.response.model", &*shared.model);
+                request.record("gen_ai.system", shared.system);
+            }
+        });
+    } else {
+        span.record("error.type", outcome.kind().as_str());
+        if outcome.is_provider_failure() {
+            span.record("otel.status_code", "error");
+        }
     }
 }
 

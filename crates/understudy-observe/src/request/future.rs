@@ -20,6 +20,7 @@ use understudy_core::{
 
 use super::{ATTEMPT_CHAIN_HEADER, Routes, SERVER_TIMING_HEADER, classify_error, record_headers};
 use crate::TARGET;
+use crate::context::{RequestFields, with_current};
 use crate::telemetry::millis;
 
 pin_project! {
@@ -28,6 +29,7 @@ pin_project! {
         #[pin]
         pub(super) future: F,
         pub(super) span: Span,
+        pub(super) fields: Arc<RequestFields>,
         pub(super) start: Instant,
         pub(super) log: AttemptLog,
         pub(super) route: Option<RouteName>,
@@ -47,6 +49,7 @@ where
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
         let _entered = this.span.enter();
+        let _current = this.fields.enter();
         let mut result = ready!(this.future.poll(cx));
         let latency = this.start.elapsed();
         let upstream = this.log.upstream().min(latency);
@@ -78,6 +81,9 @@ where
         let kind = outcome.kind();
         span.record("outcome", kind.as_str());
         span.record("latency_ms", millis(latency));
+        if !span.is_disabled() {
+            record_semconv(span, &result, route, &outcome);
+        }
         this.routes.get(route.map(RouteName::as_str)).record(
             key.map(CallerName::as_str),
             *this.operation,
@@ -104,15 +110,42 @@ where
                 latency_ms,
                 "request finished with a client error",
             ),
-            _ => tracing::warn!(
-                target: TARGET,
-                event = "request_finished",
-                outcome = kind.as_str(),
-                latency_ms,
-                "request failed",
-            ),
+            _ => with_current(|current| {
+                tracing::warn!(
+                    target: TARGET,
+                    event = "request_finished",
+                    outcome = kind.as_str(),
+                    latency_ms,
+                    request_id = current.request_id(),
+                    route = route.map(RouteName::as_str).or(current.route()),
+                    model = current.model(),
+                    key = key.map(CallerName::as_str).or(current.key()),
+                    "request failed",
+                );
+            }),
         }
         Poll::Ready(result)
+    }
+}
+
+/// Records the trace export's attributes of the finished request.
+fn record_semconv<ResBody, E>(
+    span: &Span,
+    result: &Result<Response<ResBody>, E>,
+    route: Option<&RouteName>,
+    outcome: &Outcome,
+) {
+    if let Some(route) = route {
+        span.record("understudy.route", route.as_str());
+    }
+    if let Ok(response) = result {
+        span.record("http.response.status_code", response.status().as_u16());
+    }
+    if !outcome.is_success() {
+        span.record("error.type", outcome.kind().as_str());
+    }
+    if outcome.is_provider_failure() || result.is_err() {
+        span.record("otel.status_code", "error");
     }
 }
 
