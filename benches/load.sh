@@ -198,7 +198,7 @@ TTFB_DIRECT_MOCK=$(ttfb "http://$MOCK/v1/chat/completions" chat)
 ALLOCS_JSON="" ALLOCS_STREAM="" ALLOCS_NOTE=""
 allocation_calls() { # seconds mode: prints "calls requests"
   local seconds=$1 mode=$2 hpid gpid requests=0 data
-  heaptrack -o "$WORK/heap-$mode" "$BIN/understudy" --config "$WORK/heap.toml" >"$WORK/heaptrack-$mode.log" 2>&1 &
+  heaptrack -o "$WORK/heap-$mode" "$HEAP_BIN/understudy" --config "$WORK/heap.toml" >"$WORK/heaptrack-$mode.log" 2>&1 &
   hpid=$!
   wait_for "http://$HEAP_GATEWAY/health"
   case $mode in
@@ -216,6 +216,11 @@ allocation_calls() { # seconds mode: prints "calls requests"
   echo "$(heaptrack_print -f "$data" 2>/dev/null | awk -F: '/^calls to allocation functions:/ {split($2, a, " "); print a[1]}') $requests"
 }
 if [ "${HEAPTRACK:-1}" = 1 ] && command -v heaptrack >/dev/null && command -v heaptrack_print >/dev/null; then
+  # heaptrack hooks malloc; the shipped binary allocates with mimalloc, so
+  # the count is taken of the same code built with the system allocator.
+  cargo build --release -q -p understudy-gateway --bin understudy --features system-allocator \
+    --target-dir "$ROOT/target/system-allocator" --manifest-path "$ROOT/Cargo.toml"
+  HEAP_BIN="$ROOT/target/system-allocator/release"
   gateway_config "$HEAP_GATEWAY" > "$WORK/heap.toml"
   read -r idle_calls _ <<<"$(allocation_calls 5 idle)"
   read -r json_calls json_requests <<<"$(allocation_calls 5 json)"

@@ -66,12 +66,12 @@ base_url = "http://$STATIC/json/v1"
 model = "static"
 targets = [{ provider = "static", model = "m" }]
 TOML
-# One worker thread, as nginx has one worker: with idle cores, a
-# multi-threaded runtime spends CPU waking workers that find nothing to
-# do, more the quieter the machine, which makes the ratio follow the
-# neighbours' load (2.5x to 4.9x in the same hour on two shared cores; one
-# worker: 3.1x to 3.4x).
-export TOKIO_WORKER_THREADS="${TOKIO_WORKER_THREADS:-1}"
+# WORKERS: the gateway's serving threads (`[server] workers`); default:
+# one per core, as shipped.
+WORKERS="${WORKERS:-}"
+if [ -n "$WORKERS" ]; then
+  sed -i "s/^\[server\]$/[server]\nworkers = $WORKERS/" "$WORK/gateway.toml"
+fi
 start_gateway "$WORK/gateway.toml"
 wait_for "http://$NGINX/json/v1/models"
 wait_for "http://$GATEWAY/health"
@@ -86,7 +86,7 @@ NGINX_PIDS="$(with_children "$NGINX_PID")"
 wrk -t1 -c16 -d1s -s "$WORK/nginx.lua" "$NGINX_URL" >/dev/null
 wrk -t1 -c16 -d1s -s "$WORK/gateway.lua" "$GATEWAY_URL" >/dev/null
 
-echo "ratio: wrk -t1 -c16, ${SECONDS_PER}s per measurement, $ROUNDS rounds, gateway with $TOKIO_WORKER_THREADS worker thread(s); load average $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "ratio: wrk -t1 -c16, ${SECONDS_PER}s per measurement, $ROUNDS rounds, gateway with ${WORKERS:-the default (one per core)} worker thread(s); load average $(cut -d' ' -f1-3 /proc/loadavg)"
 : > "$WORK/ratios"
 for round in $(seq 1 "$ROUNDS"); do
   if [ $((round % 2)) = 1 ]; then

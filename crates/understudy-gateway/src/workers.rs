@@ -8,6 +8,10 @@
 //! cross-thread wake-ups, which on a busy machine cost as much CPU as the
 //! proxying itself and set the tail latency.
 //!
+//! The threads log to the subscriber that was the default where
+//! [`Workers::start`] was called (the global one in the binary; a test's
+//! scoped one in tests).
+//!
 //! Dropping [`Workers`] stops the threads; each drops its runtime (and any
 //! connection still on it) on its own thread.
 
@@ -40,14 +44,17 @@ impl Workers {
     /// loop).
     pub(crate) fn start(count: usize) -> io::Result<Self> {
         let stop = CancellationToken::new();
+        let logging = tracing::dispatcher::get_default(Clone::clone);
         let mut workers = Vec::with_capacity(count.max(1));
         for index in 1..=count.max(1) {
             let (sender, receiver) = std::sync::mpsc::sync_channel(1);
             let stopped = stop.clone();
+            let logging = logging.clone();
             std::thread::Builder::new()
                 .name(format!("understudy-worker-{index}"))
                 .spawn(move || {
                     lane::enter(index);
+                    let _logging = tracing::dispatcher::set_default(&logging);
                     let runtime = match tokio::runtime::Builder::new_current_thread()
                         .enable_all()
                         .build()
@@ -166,5 +173,40 @@ mod tests {
         drop(workers);
         // The task (and the sender it holds) is dropped with its runtime.
         assert!(receiver.recv().await.is_none());
+    }
+
+    #[derive(Clone, Default)]
+    struct Lines(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Lines {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[tokio::test]
+    async fn the_workers_log_where_their_starter_logs() {
+        let lines = Lines::default();
+        let sink = lines.clone();
+        let subscriber = understudy_observe::subscriber(
+            understudy_observe::LogFormat::Json,
+            "info",
+            move || sink.clone(),
+        )
+        .unwrap();
+        let _scoped = tracing::subscriber::set_default(subscriber);
+        let workers = Workers::start(1).unwrap();
+        let (done, finished) = tokio::sync::oneshot::channel();
+        workers.spawn(async move {
+            tracing::warn!(event = "from_a_worker", "logged on a worker thread");
+            let _ = done.send(());
+        });
+        finished.await.unwrap();
+        let text = String::from_utf8(lines.0.lock().unwrap().clone()).unwrap();
+        assert!(text.contains("from_a_worker"), "{text}");
     }
 }
