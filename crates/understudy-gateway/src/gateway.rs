@@ -44,7 +44,7 @@ pub enum GatewayError {
 
 /// How often histogram samples are folded into the Prometheus exporter's
 /// buckets; without it they would accumulate until the next scrape.
-const METRICS_UPKEEP: Duration = Duration::from_secs(5);
+const METRICS_UPKEEP: Duration = Duration::from_secs(1);
 
 /// The gateway: the app, and the state behind it.
 #[derive(Debug)]
