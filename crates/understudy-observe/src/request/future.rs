@@ -150,22 +150,35 @@ fn record_semconv<ResBody, E>(
 }
 
 /// Writes `Server-Timing` and, when anything was tried or skipped,
-/// `x-understudy-attempt-chain`.
+/// `x-understudy-attempt-chain`. Each value is written once into the
+/// buffer the header keeps (no float formatting, no second copy): this
+/// runs on every response.
 fn evidence(headers: &mut HeaderMap, log: &AttemptLog, overhead: Duration, upstream: Duration) {
-    let mut timing = String::with_capacity(48);
+    let mut timing = bytes::BytesMut::with_capacity(48);
     let _ = write!(
         timing,
-        "understudy;dur={:.3}, upstream;dur={:.3}",
-        overhead.as_secs_f64() * 1000.0,
-        upstream.as_secs_f64() * 1000.0,
+        "understudy;dur={}, upstream;dur={}",
+        Millis(overhead),
+        Millis(upstream),
     );
-    if let Ok(value) = HeaderValue::from_str(&timing) {
+    if let Ok(value) = HeaderValue::from_maybe_shared(timing.freeze()) {
         headers.insert(SERVER_TIMING_HEADER, value);
     }
     if !log.is_empty()
-        && let Ok(value) = HeaderValue::from_str(&log.chain())
+        && let Ok(value) = HeaderValue::from_maybe_shared(bytes::Bytes::from(log.chain()))
     {
         headers.insert(ATTEMPT_CHAIN_HEADER, value);
+    }
+}
+
+/// A duration in milliseconds with three decimals (`12.345`), written
+/// with integer arithmetic.
+struct Millis(Duration);
+
+impl fmt::Display for Millis {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let micros = self.0.as_micros();
+        write!(f, "{}.{:03}", micros / 1000, micros % 1000)
     }
 }
 
@@ -175,5 +188,25 @@ impl<F> fmt::Debug for ResponseFuture<F> {
             .field("route", &self.route)
             .field("operation", &self.operation)
             .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::Millis;
+
+    #[test]
+    fn milliseconds_have_three_decimals() {
+        for (duration, text) in [
+            (Duration::from_micros(12_345), "12.345"),
+            (Duration::from_millis(5), "5.000"),
+            (Duration::from_nanos(999), "0.000"),
+            (Duration::from_micros(1_000_001), "1000.001"),
+            (Duration::MAX, "18446744073709551615999.999"),
+        ] {
+            assert_eq!(Millis(duration).to_string(), text);
+        }
     }
 }
