@@ -15,7 +15,7 @@ use understudy_mock::{MockProvider, WireFormat};
 use understudy_observe::{LogFormat, OtlpConfig, OtlpGuard, subscriber_with};
 
 mod support;
-use support::{LIMIT, Served, mock};
+use support::{LIMIT, Served, mock, primary_and_backup};
 
 /// A collector that accepts connections and never answers.
 async fn silent_collector() -> SocketAddr {
@@ -35,35 +35,6 @@ async fn silent_collector() -> SocketAddr {
 async fn dead_address() -> SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     listener.local_addr().unwrap()
-}
-
-/// A primary and a backup mock behind the route `chat`, no retries.
-fn gateway_toml(primary: &MockProvider, backup: &MockProvider) -> String {
-    format!(
-        r#"
-[retry]
-max_retries = 0
-
-[[providers]]
-name = "primary"
-kind = "openai"
-base_url = "{}"
-
-[[providers]]
-name = "backup"
-kind = "openai"
-base_url = "{}"
-
-[[routes]]
-model = "chat"
-targets = [
-  {{ provider = "primary", model = "big-model" }},
-  {{ provider = "backup", model = "small-model" }},
-]
-"#,
-        primary.base_url(),
-        backup.base_url()
-    )
 }
 
 const CHAT: &str = r#"{"model":"chat","messages":[{"role":"user","content":"hi"}]}"#;
@@ -106,7 +77,7 @@ async fn a_dead_or_silent_collector_costs_spans_not_time() {
     const N: usize = 40;
     let primary = mock(WireFormat::OpenAi, "primary").await;
     let backup = mock(WireFormat::OpenAi, "backup").await;
-    let toml = gateway_toml(&primary, &backup);
+    let toml = primary_and_backup(&primary, &backup);
 
     // Without any export: the reference.
     let plain = Served::start(&toml, |_| None).await;

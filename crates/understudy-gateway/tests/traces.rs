@@ -27,7 +27,7 @@ use understudy_mock::{MockProvider, WireFormat};
 use understudy_observe::{LogFormat, OtlpConfig, subscriber_with};
 
 mod support;
-use support::{LIMIT, Served, fault, mock};
+use support::{LIMIT, Served, fault, mock, primary_and_backup};
 
 const TRACE_ID: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
 const CALLER_SPAN: &str = "00f067aa0ba902b7";
@@ -120,35 +120,6 @@ fn attributes(span: &Span) -> HashMap<String, String> {
         .collect()
 }
 
-/// A primary and a backup mock behind the route `chat`, no retries.
-fn gateway_toml(primary: &MockProvider, backup: &MockProvider) -> String {
-    format!(
-        r#"
-[retry]
-max_retries = 0
-
-[[providers]]
-name = "primary"
-kind = "openai"
-base_url = "{}"
-
-[[providers]]
-name = "backup"
-kind = "openai"
-base_url = "{}"
-
-[[routes]]
-model = "chat"
-targets = [
-  {{ provider = "primary", model = "big-model" }},
-  {{ provider = "backup", model = "small-model" }},
-]
-"#,
-        primary.base_url(),
-        backup.base_url()
-    )
-}
-
 const CHAT: &str = r#"{"model":"chat","messages":[{"role":"user","content":"hi"}]}"#;
 
 #[tokio::test]
@@ -164,7 +135,7 @@ async fn a_fallback_is_one_trace_under_the_caller_s_traceparent() {
     let primary = mock(WireFormat::OpenAi, "primary").await;
     let backup = mock(WireFormat::OpenAi, "backup").await;
     primary.set_fault(fault("status:503"));
-    let served = Served::start(&gateway_toml(&primary, &backup), |_| None).await;
+    let served = Served::start(&primary_and_backup(&primary, &backup), |_| None).await;
     let caller = format!("00-{TRACE_ID}-{CALLER_SPAN}-01");
     let reply = served
         .send(
@@ -270,7 +241,7 @@ async fn without_a_caller_s_traceparent_the_request_starts_a_trace() {
     let default_guard = tracing::subscriber::set_default(subscriber);
     let primary = mock(WireFormat::OpenAi, "primary").await;
     let backup = mock(WireFormat::OpenAi, "backup").await;
-    let served = Served::start(&gateway_toml(&primary, &backup), |_| None).await;
+    let served = Served::start(&primary_and_backup(&primary, &backup), |_| None).await;
     // An invalid caller header is ignored, never forwarded as ours.
     let reply = served
         .send(
@@ -322,7 +293,7 @@ async fn the_binary_flushes_its_spans_when_it_stops() {
         &path,
         format!(
             "{}\n[telemetry]\notlp_endpoint = \"http://{}\"\n",
-            gateway_toml(&primary, &backup),
+            primary_and_backup(&primary, &backup),
             collector.addr
         ),
     )

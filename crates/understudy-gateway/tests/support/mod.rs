@@ -174,3 +174,32 @@ pub(crate) async fn mock(format: WireFormat, name: &str) -> MockProvider {
 pub(crate) fn fault(spec: &str) -> FaultRule {
     spec.parse().unwrap()
 }
+
+/// A primary and a backup mock behind the route `chat`, no retries.
+pub(crate) fn primary_and_backup(primary: &MockProvider, backup: &MockProvider) -> String {
+    format!(
+        r#"
+[retry]
+max_retries = 0
+
+[[providers]]
+name = "primary"
+kind = "openai"
+base_url = "{}"
+
+[[providers]]
+name = "backup"
+kind = "openai"
+base_url = "{}"
+
+[[routes]]
+model = "chat"
+targets = [
+  {{ provider = "primary", model = "big-model" }},
+  {{ provider = "backup", model = "small-model" }},
+]
+"#,
+        primary.base_url(),
+        backup.base_url()
+    )
+}
