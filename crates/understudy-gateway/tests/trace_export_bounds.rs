@@ -11,7 +11,7 @@ use std::time::Duration;
 use http::{Method, StatusCode};
 use tokio::net::TcpListener;
 use tokio::time::Instant;
-use understudy_mock::{MockProvider, WireFormat};
+use understudy_mock::WireFormat;
 use understudy_observe::{LogFormat, OtlpConfig, OtlpGuard, subscriber_with};
 
 mod support;

@@ -23,7 +23,7 @@ use opentelemetry_proto::tonic::trace::v1::Span;
 use prost::Message;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
-use understudy_mock::{MockProvider, WireFormat};
+use understudy_mock::WireFormat;
 use understudy_observe::{LogFormat, OtlpConfig, subscriber_with};
 
 mod support;
