@@ -17,6 +17,11 @@ use super::read::{read_bounded, read_limited};
 use crate::dialect::{AnswerContext, Operation, ShapedError};
 use crate::error::{ProviderError, body_error};
 
+/// Room for the headers an answer ends up with (its own, then the
+/// gateway's: provider, model, attempts, `Server-Timing`, the attempt
+/// chain, the request id), made once rather than grown as they are added.
+const ANSWER_HEADERS: usize = 16;
+
 /// Headers of an upstream answer passed on to the caller: request ids
 /// always, the rate-limit family only when the service is configured to
 /// ([`ProviderService::with_rate_limit_headers`](crate::ProviderService::with_rate_limit_headers)).
@@ -149,6 +154,7 @@ impl Shared {
             },
         };
         let mut response = Response::new(ResponseBody::full(json));
+        *response.headers_mut() = HeaderMap::with_capacity(ANSWER_HEADERS);
         *response.status_mut() = status;
         self.copy_answer_headers(&head.headers, response.headers_mut());
         response.headers_mut().insert(
@@ -162,6 +168,7 @@ impl Shared {
     /// The caller's answer: the upstream status, the allowed headers, `body`.
     fn answer(&self, head: &Parts, body: ResponseBody) -> Response<ResponseBody> {
         let mut response = Response::new(body);
+        *response.headers_mut() = HeaderMap::with_capacity(ANSWER_HEADERS);
         *response.status_mut() = head.status;
         self.copy_answer_headers(&head.headers, response.headers_mut());
         response
