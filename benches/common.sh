@@ -2,8 +2,18 @@
 # static nginx upstream, the nginx reverse proxy, the gateway, and the
 # measurements (wrk, CPU time and peak memory from /proc).
 #
-# Expects: ROOT (the repository), WORK (a scratch directory), PIDS (an
-# array the caller's EXIT trap kills).
+# Expects ROOT (the repository). Sets WORK (a scratch directory) and PIDS
+# (the processes started), both cleaned up when the script exits.
+
+WORK="$(mktemp -d)"
+PIDS=()
+cleanup() {
+  local pid
+  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
 
 CLK_TCK="$(getconf CLK_TCK)"
 

@@ -17,16 +17,7 @@ set -euo pipefail
 
 DURATION="${1:-7}"
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
-WORK="$(mktemp -d)"
 CSV="${CSV:-$ROOT/target/load-results.csv}"
-PIDS=()
-cleanup() {
-  local pid
-  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
 # shellcheck source=benches/common.sh
 source "$ROOT/benches/common.sh"
 

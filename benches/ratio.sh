@@ -22,15 +22,6 @@ SECONDS_PER="${1:-4}"
 ROUNDS="${2:-7}"
 TOLERANCE="${TOLERANCE:-1.15}"
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
-WORK="$(mktemp -d)"
-PIDS=()
-cleanup() {
-  local pid
-  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
 # shellcheck source=benches/common.sh
 source "$ROOT/benches/common.sh"
 

@@ -167,10 +167,15 @@ pub enum ClientBuildError {
 /// past [`MAX_LANES`] share pools.
 #[derive(Clone)]
 pub struct HttpClient {
-    lanes: Arc<[OnceLock<Lane>; MAX_LANES]>,
+    pools: Arc<Pools>,
+    config: Arc<ClientConfig>,
+}
+
+/// The lanes' pools, and what makes a lane's pool on its first request.
+struct Pools {
+    lanes: [OnceLock<Lane>; MAX_LANES],
     builder: hyper_util::client::legacy::Builder,
     connector: HttpsConnector<HttpConnector>,
-    config: Arc<ClientConfig>,
 }
 
 /// The most pools one [`HttpClient`] keeps.
@@ -223,17 +228,20 @@ impl HttpClient {
             .pool_idle_timeout(config.pool_idle_timeout)
             .pool_max_idle_per_host(config.pool_max_idle_per_host);
         Ok(Self {
-            lanes: Arc::new(std::array::from_fn(|_| OnceLock::new())),
-            builder,
-            connector: https,
+            pools: Arc::new(Pools {
+                lanes: std::array::from_fn(|_| OnceLock::new()),
+                builder,
+                connector: https,
+            }),
             config: Arc::new(config),
         })
     }
 
     /// The current lane's pool, made on first use.
     fn lane(&self) -> &Lane {
-        self.lanes[lane::current() % MAX_LANES]
-            .get_or_init(|| self.builder.build(self.connector.clone()))
+        let pools = &*self.pools;
+        pools.lanes[lane::current() % MAX_LANES]
+            .get_or_init(|| pools.builder.build(pools.connector.clone()))
     }
 
     /// The configuration the client was built with.
