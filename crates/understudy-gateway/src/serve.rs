@@ -131,19 +131,37 @@ pub async fn serve(
             refuse(stream, &refusals, refusal.clone());
             continue;
         };
-        let tracker = Arc::new(RequestTracker::default());
-        let io = TokioIo::new(ConnIo::new(stream, tracker.clone(), limits.conn));
-        let service = ConnService {
-            app: app.clone(),
-            tracker,
-            cut: cut.clone(),
+        // The socket leaves this runtime's I/O driver here and joins its
+        // worker's: registered where it was accepted, each of its readiness
+        // events would wake this thread first and the worker second.
+        let stream = match stream.into_std() {
+            Ok(stream) => stream,
+            Err(error) => {
+                tracing::debug!(%error, "could not hand a connection to a worker");
+                continue;
+            }
         };
-        let connection = graceful.watch(
-            builder
-                .serve_connection_with_upgrades(io, service)
-                .into_owned(),
-        );
+        let app = app.clone();
+        let cut = cut.clone();
+        let watcher = graceful.watcher();
+        let builder = builder.clone();
+        let conn = limits.conn;
         workers.spawn(async move {
+            let stream = match TcpStream::from_std(stream) {
+                Ok(stream) => stream,
+                Err(error) => {
+                    tracing::debug!(%error, "a worker could not take a connection");
+                    return;
+                }
+            };
+            let tracker = Arc::new(RequestTracker::default());
+            let io = TokioIo::new(ConnIo::new(stream, tracker.clone(), conn));
+            let service = ConnService { app, tracker, cut };
+            let connection = watcher.watch(
+                builder
+                    .serve_connection_with_upgrades(io, service)
+                    .into_owned(),
+            );
             if let Err(error) = connection.await {
                 tracing::debug!(error = %error, "connection ended with an error");
             }
@@ -292,5 +310,81 @@ mod tests {
             serde_json::from_str::<serde_json::Value>(body).is_ok(),
             "{body}"
         );
+    }
+
+    /// Reads one `ok` response off `stream`.
+    async fn exchange(stream: &mut tokio::net::TcpStream) -> String {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        stream
+            .write_all(b"GET / HTTP/1.1\r\nhost: gateway\r\n\r\n")
+            .await
+            .unwrap();
+        let mut seen = Vec::new();
+        let mut buffer = [0u8; 1024];
+        while !seen.ends_with(b"\r\n\r\nok") {
+            let read = stream.read(&mut buffer).await.unwrap();
+            assert!(read > 0, "closed: {}", String::from_utf8_lossy(&seen));
+            seen.extend_from_slice(&buffer[..read]);
+        }
+        String::from_utf8_lossy(&seen).into_owned()
+    }
+
+    /// A connection accepted on one thread and served by a worker is the
+    /// worker's alone: its requests are answered while the accepting thread
+    /// is stuck. (Registered with the accepting runtime's I/O driver, each
+    /// readiness event needed that thread first.)
+    #[test]
+    fn an_accepted_connection_does_not_depend_on_the_accepting_thread() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let address = listener.local_addr().unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let accepting = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let app = axum::Router::new().route("/", axum::routing::get(|| async { "ok" }));
+        let limits = super::ServeLimits {
+            conn: crate::conn::ConnLimits {
+                keep_alive: std::time::Duration::from_secs(60),
+                header_read: std::time::Duration::from_secs(60),
+            },
+            max_connections: 16,
+            drain: std::time::Duration::from_secs(1),
+            workers: 1,
+        };
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let (stuck, unstick) = std::sync::mpsc::channel::<()>();
+        let (is_stuck, now_stuck) = std::sync::mpsc::channel::<()>();
+        let handle = accepting.handle().clone();
+        let server = std::thread::spawn(move || {
+            accepting.block_on(async move {
+                let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+                super::serve(listener, app, async move { drop(stopped.await) }, limits)
+                    .await
+                    .unwrap();
+            });
+        });
+        let test = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        test.block_on(async move {
+            let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
+            assert!(exchange(&mut stream).await.starts_with("HTTP/1.1 200"));
+            // Block the accepting thread in a task of its runtime.
+            handle.spawn(async move {
+                is_stuck.send(()).unwrap();
+                let _ = unstick.recv();
+            });
+            now_stuck.recv().unwrap();
+            let answer =
+                tokio::time::timeout(std::time::Duration::from_secs(10), exchange(&mut stream))
+                    .await
+                    .expect("the second request waited on the accepting thread");
+            assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+        });
+        stuck.send(()).unwrap();
+        stop.send(()).unwrap();
+        server.join().unwrap();
     }
 }
