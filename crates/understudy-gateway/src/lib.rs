@@ -6,6 +6,7 @@
 pub mod app;
 pub mod auth;
 pub mod body_timeout;
+pub mod coalesce;
 pub mod config;
 pub mod conn;
 pub mod demo;

@@ -42,6 +42,7 @@ use tokio_util::sync::CancellationToken;
 use tower::Service;
 use understudy_core::{OpenAiError, Operation};
 
+use crate::coalesce::CoalesceBody;
 use crate::conn::{ConnIo, ConnLimits, InFlight, RequestTracker};
 use crate::drain::DrainBody;
 use crate::workers::Workers;
@@ -260,10 +261,10 @@ impl Future for ConnFuture {
         let operation = Operation::of(response.extensions());
         Poll::Ready(Ok(response.map(|body| {
             if streaming {
-                Body::new(HoldBody::new(
+                Body::new(CoalesceBody::new(HoldBody::new(
                     DrainBody::new(body, cut, operation),
                     in_flight,
-                ))
+                )))
             } else {
                 Body::new(HoldBody::new(body, in_flight))
             }

@@ -16,7 +16,7 @@
 
 use bytes::{Bytes, BytesMut};
 
-use super::usage::{KEY, has_usage_object};
+use super::usage::{KEY, find_key, has_usage_object};
 
 /// The longest line held back while waiting for its end; the rest of a
 /// longer one passes unchanged (a usage chunk is a few hundred bytes).
@@ -43,7 +43,7 @@ impl UsageStrip {
             && !self.passing
             && !self.drop_blank
             && data.last() == Some(&b'\n')
-            && memchr::memmem::find(data, KEY).is_none()
+            && find_key(data).is_none()
     }
 
     /// Writes what the caller gets of `data` to `out`; the end of a line
@@ -112,7 +112,7 @@ impl UsageStrip {
         }
         self.drop_blank = false;
         if let Some(data) = content.strip_prefix(b"data:")
-            && memchr::memmem::find(data, KEY).is_some()
+            && find_key(data).is_some()
         {
             if is_usage_chunk(data) {
                 self.drop_blank = true;
@@ -171,7 +171,7 @@ fn is_usage_chunk(data: &[u8]) -> bool {
 fn usage_member(line: &[u8]) -> Option<(usize, usize)> {
     let mut from = 0_usize;
     loop {
-        let at = from.saturating_add(memchr::memmem::find(line.get(from..)?, KEY)?);
+        let at = from.saturating_add(find_key(line.get(from..)?)?);
         let after_key = at.saturating_add(KEY.len());
         if let Some(end) = member_value_end(line, after_key) {
             let before = line.get(..at)?;

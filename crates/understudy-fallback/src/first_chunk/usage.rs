@@ -12,6 +12,13 @@ const MAX_LINE: usize = 64 * 1024;
 /// The key a usage object is found by.
 pub(super) const KEY: &[u8] = b"\"usage\"";
 
+/// Where [`KEY`] is in `haystack`: a searcher built once, not per event.
+pub(super) fn find_key(haystack: &[u8]) -> Option<usize> {
+    static FINDER: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
+        std::sync::LazyLock::new(|| memchr::memmem::Finder::new(KEY));
+    FINDER.find(haystack)
+}
+
 /// An answer's token counts.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub(super) struct Tokens {
@@ -99,7 +106,7 @@ impl UsageScan {
         };
         let complete = data.get(..last).unwrap_or_default();
         let tail = data.get(last.saturating_add(1)..).unwrap_or_default();
-        if !self.line.is_empty() || self.overflow || memchr::memmem::find(complete, KEY).is_some() {
+        if !self.line.is_empty() || self.overflow || find_key(complete).is_some() {
             let mut rest = complete;
             loop {
                 let Some(end) = memchr::memchr(b'\n', rest) else {
@@ -172,7 +179,7 @@ impl UsageScan {
 /// every chunk of a stream with usage has).
 pub(super) fn has_usage_object(data: &[u8]) -> bool {
     let mut rest = data;
-    while let Some(at) = memchr::memmem::find(rest, KEY) {
+    while let Some(at) = find_key(rest) {
         let after = rest.get(at.saturating_add(KEY.len())..).unwrap_or_default();
         let after = after.trim_ascii_start();
         if let Some(value) = after.strip_prefix(b":")

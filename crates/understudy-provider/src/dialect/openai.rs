@@ -231,7 +231,9 @@ fn scan_object<'a>(body: &'a [u8], mut member: impl FnMut(Member<'a>)) -> Option
 /// when the caller sent other options, rewritten with `include_usage` set.
 /// A body without the text `"stream"` costs one search.
 pub(crate) fn ask_stream_usage(body: &[u8]) -> Option<Bytes> {
-    memchr::memmem::find(body, b"\"stream\"")?;
+    static STREAM: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
+        std::sync::LazyLock::new(|| memchr::memmem::Finder::new(b"\"stream\""));
+    STREAM.find(body)?;
     let mut stream = None;
     let mut options = None;
     let mut escaped_key = false;
