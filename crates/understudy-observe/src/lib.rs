@@ -96,6 +96,7 @@ mod logging;
 pub mod names;
 #[cfg(feature = "otlp")]
 pub mod otlp;
+mod repeats;
 pub mod request;
 mod telemetry;
 mod tokens;

@@ -18,7 +18,9 @@ use crate::names::{
     ALL_TARGETS_FAILED_TOTAL, EJECTIONS_TOTAL, FALLBACKS_TOTAL, HEDGES_TOTAL, PROVIDER_STATE,
     RESUMES_TOTAL, RETRIES_TOTAL, RETRY_BUDGET_EXHAUSTED_TOTAL, STREAMS_BROKEN_AFTER_COMMIT_TOTAL,
 };
+use crate::repeats::Repeats;
 use crate::tokens::{FirstContent, TokenCounters};
+use tokio::time::Instant;
 
 /// Turns the [`Event`]s that health, retry and fallback report into
 /// structured `tracing` events, `metrics` and [`Alerts`].
@@ -30,7 +32,7 @@ use crate::tokens::{FirstContent, TokenCounters};
 /// | `RetryBudgetExhausted` | `retry_budget_exhausted` (WARN) | `understudy_retry_budget_exhausted_total` | retry budget exhausted |
 /// | `FirstContent` | — | `understudy_time_to_first_content_seconds` | — |
 /// | `Usage` | — | `understudy_tokens_total` (`direction` `input` and `output`) | — |
-/// | `Fallback` | `fallback` (WARN) | `understudy_fallbacks_total` | — |
+/// | `Fallback` | `fallback` (WARN; past an unavailable target, once per route and pair per 10 s, with `repeats`) | `understudy_fallbacks_total` (every one) | — |
 /// | `Hedge` | `hedge` (INFO) | `understudy_hedges_total` | — |
 /// | `Resume` | `resume` (WARN) | `understudy_resumes_total` | — |
 /// | `StreamBrokenAfterCommit` | `stream_broken_after_commit` (ERROR) | `understudy_streams_broken_after_commit_total` | — |
@@ -43,7 +45,7 @@ use crate::tokens::{FirstContent, TokenCounters};
 /// pipeline can match on it; the other field names are stable too
 /// (`provider`, `model`, `route`, `from`, `to`, `reason`, `kind`, `status`,
 /// `attempt`, `delay_ms`, `latency_ms`, `duration_ms`, `attempts`, `chars_sent`,
-/// `all_unavailable`). Events are emitted in the caller's current span, so
+/// `all_unavailable`, `repeats`). Events are emitted in the caller's current span, so
 /// the `llm.request` and `llm.attempt` spans' fields come along when those
 /// are built (they are at DEBUG); the WARN and ERROR events also carry the
 /// current request's `request_id`, `route`, `model` and `key` themselves
@@ -78,6 +80,7 @@ pub struct Telemetry {
     alerts: Option<Alerts>,
     tokens: Arc<TokenCounters>,
     first_content: Arc<FirstContent>,
+    repeats: Arc<Repeats>,
 }
 
 impl Telemetry {
@@ -266,6 +269,16 @@ impl Observer for Telemetry {
                     "reason" => reason,
                 )
                 .increment(1);
+                // Skips of an unavailable target repeat on every request
+                // while it is out: folded per window (see `repeats.rs`).
+                let repeats = if matches!(outcome, Outcome::Unavailable) {
+                    match self.repeats.check([route, from, to], Instant::now()) {
+                        Some(folded) => Some(folded),
+                        None => return,
+                    }
+                } else {
+                    None
+                };
                 with_current(|current| {
                     if let Some(span) = current.span() {
                         span.record("understudy.fallback.reason", reason);
@@ -277,6 +290,7 @@ impl Observer for Telemetry {
                         from,
                         to,
                         reason,
+                        repeats,
                         status = outcome.status().map(|s| s.as_u16()),
                         request_id = current.request_id(),
                         model = current.model(),

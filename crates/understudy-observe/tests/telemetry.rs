@@ -127,6 +127,69 @@ async fn fallback_is_logged_with_its_fields_in_the_request_span() {
     );
 }
 
+/// While a target is unavailable every request skips it: the skip is
+/// counted every time and logged once per window, with how many skips the
+/// line stands for; a fallback after a real failure is logged every time.
+#[tokio::test(start_paused = true)]
+async fn skips_of_an_unavailable_target_are_logged_once_a_window() {
+    let (capture, _guard) = common::capture();
+    let recorder = DebuggingRecorder::new();
+    let snapshotter = recorder.snapshotter();
+    let _metrics = metrics::set_default_local_recorder(&recorder);
+    let telemetry = Telemetry::new();
+    let skip = Event::Fallback {
+        route: Some("chat"),
+        from: "openai",
+        to: "anthropic",
+        outcome: Outcome::Unavailable,
+    };
+    let failure = Event::Fallback {
+        route: Some("chat"),
+        from: "openai",
+        to: "anthropic",
+        outcome: Outcome::Failure(FailureKind::Overloaded),
+    };
+    for _ in 0..5 {
+        telemetry.on_event(&skip);
+        telemetry.on_event(&failure);
+    }
+    tokio::time::advance(Duration::from_secs(10)).await;
+    telemetry.on_event(&skip);
+
+    let lines = capture.events("fallback");
+    let skips: Vec<_> = lines
+        .iter()
+        .filter(|line| line.field("reason") == Some("unavailable"))
+        .collect();
+    assert_eq!(skips.len(), 2, "{lines:?}");
+    assert_eq!(skips[0].field("repeats"), Some("0"));
+    assert_eq!(skips[1].field("repeats"), Some("4"));
+    let failures = lines.len() - skips.len();
+    assert_eq!(failures, 5);
+    assert!(
+        lines
+            .iter()
+            .filter(|line| line.field("reason") == Some("overloaded"))
+            .all(|line| line.field("repeats").is_none())
+    );
+
+    let metrics = common::metrics(&snapshotter);
+    let counted = |reason| {
+        common::counter(
+            &metrics,
+            FALLBACKS_TOTAL,
+            &[
+                ("route", "chat"),
+                ("from", "openai"),
+                ("to", "anthropic"),
+                ("reason", reason),
+            ],
+        )
+    };
+    assert_eq!(counted("unavailable"), Some(6));
+    assert_eq!(counted("overloaded"), Some(5));
+}
+
 #[test]
 fn retries_budget_and_broken_streams_are_counted() {
     let (capture, _guard) = common::capture();
