@@ -4,7 +4,8 @@
 //!
 //! Run with `cargo bench --bench stack`. Metrics go to an installed
 //! Prometheus recorder, as in the gateway; no tracing subscriber is
-//! installed (spans and events cost a level check).
+//! installed (spans and events cost a level check). Memory comes from
+//! mimalloc, the gateway's allocator.
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
 use std::convert::Infallible;
@@ -27,6 +28,9 @@ use understudy::observe::{AttemptLayer, ObserveLayer, Telemetry};
 use understudy::provider::anthropic::AnthropicStreamTranslator;
 use understudy::retry::{RetryConfig, RetryLayer};
 use understudy::stack::{TargetService, TargetStack};
+
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 const PROMPT: &[u8] = br#"{"model":"chat","messages":[{"role":"system","content":"You are terse."},{"role":"user","content":"Say hello."}],"temperature":0.2,"max_tokens":64}"#;
 const ANSWER: &[u8] = br#"{"id":"chatcmpl-1","object":"chat.completion","created":1700000000,"model":"m","choices":[{"index":0,"message":{"role":"assistant","content":"Hello."},"finish_reason":"stop"}],"usage":{"prompt_tokens":20,"completion_tokens":2,"total_tokens":22}}"#;
