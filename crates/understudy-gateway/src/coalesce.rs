@@ -282,7 +282,7 @@ mod tests {
     #[test]
     fn a_stream_that_never_pauses_leaves_in_bounded_batches() {
         let mut steps = vec![Step::Data("first")];
-        steps.extend((0..MAX_BATCH_FRAMES * 2 + 1).map(|_| Step::Data("x")));
+        steps.extend((0..=MAX_BATCH_FRAMES * 2).map(|_| Step::Data("x")));
         let seen = drive(steps, 10);
         let full = "x".repeat(MAX_BATCH_FRAMES);
         assert_eq!(seen, ["first", full.as_str(), full.as_str(), "x", "end"]);

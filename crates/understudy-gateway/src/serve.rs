@@ -346,8 +346,8 @@ mod tests {
         let app = axum::Router::new().route("/", axum::routing::get(|| async { "ok" }));
         let limits = super::ServeLimits {
             conn: crate::conn::ConnLimits {
-                keep_alive: std::time::Duration::from_secs(60),
-                header_read: std::time::Duration::from_secs(60),
+                keep_alive: std::time::Duration::from_mins(1),
+                header_read: std::time::Duration::from_mins(1),
             },
             max_connections: 16,
             drain: std::time::Duration::from_secs(1),

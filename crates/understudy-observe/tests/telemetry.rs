@@ -112,19 +112,7 @@ async fn fallback_is_logged_with_its_fields_in_the_request_span() {
     assert_eq!(line["span"]["name"], "llm.request");
 
     let metrics = common::metrics(&snapshotter);
-    assert_eq!(
-        common::counter(
-            &metrics,
-            FALLBACKS_TOTAL,
-            &[
-                ("route", "chat"),
-                ("from", "openai"),
-                ("to", "anthropic"),
-                ("reason", "overloaded"),
-            ],
-        ),
-        Some(1)
-    );
+    assert_eq!(chat_fallbacks(&metrics, "overloaded"), Some(1));
 }
 
 /// While a target is unavailable every request skips it: the skip is
@@ -174,20 +162,22 @@ async fn skips_of_an_unavailable_target_are_logged_once_a_window() {
     );
 
     let metrics = common::metrics(&snapshotter);
-    let counted = |reason| {
-        common::counter(
-            &metrics,
-            FALLBACKS_TOTAL,
-            &[
-                ("route", "chat"),
-                ("from", "openai"),
-                ("to", "anthropic"),
-                ("reason", reason),
-            ],
-        )
-    };
-    assert_eq!(counted("unavailable"), Some(6));
-    assert_eq!(counted("overloaded"), Some(5));
+    assert_eq!(chat_fallbacks(&metrics, "unavailable"), Some(6));
+    assert_eq!(chat_fallbacks(&metrics, "overloaded"), Some(5));
+}
+
+/// `understudy_fallbacks_total` from openai to anthropic on route chat.
+fn chat_fallbacks(metrics: &[common::Metric], reason: &str) -> Option<u64> {
+    common::counter(
+        metrics,
+        FALLBACKS_TOTAL,
+        &[
+            ("route", "chat"),
+            ("from", "openai"),
+            ("to", "anthropic"),
+            ("reason", reason),
+        ],
+    )
 }
 
 #[test]
