@@ -12,6 +12,7 @@
 //! data: a peer that sends one endless line, or an endless event, gets
 //! [`SseError::EventTooLarge`] instead of memory and CPU.
 
+use std::borrow::Cow;
 use std::fmt;
 
 /// The largest line, and the most data of one event, an [`SseDecoder`]
@@ -185,9 +186,7 @@ impl SseDecoder {
                 self.skip_lf = false;
             }
             let from = self.scanned.max(self.start);
-            let found = self.buffer[from..]
-                .iter()
-                .position(|&b| b == b'\n' || b == b'\r');
+            let found = memchr::memchr2(b'\n', b'\r', &self.buffer[from..]);
             #[cfg(test)]
             {
                 self.examined += found.map_or(self.buffer.len() - from, |offset| offset + 1);
@@ -216,8 +215,17 @@ impl SseDecoder {
                 }
             }
             self.scanned = self.start;
-            let line = String::from_utf8_lossy(&self.buffer[line_start..end]).into_owned();
-            if let Some(event) = self.process_line(&line)? {
+            // The line is read where it lies (copied only when it is not
+            // UTF-8): the buffer is set aside while the event takes it in.
+            let buffer = std::mem::take(&mut self.buffer);
+            let processed = match String::from_utf8_lossy(&buffer[line_start..end]) {
+                Cow::Borrowed(line) => self.process_line(line),
+                Cow::Owned(line) => self.process_line(&line),
+            };
+            if !self.failed {
+                self.buffer = buffer;
+            }
+            if let Some(event) = processed? {
                 return Ok(Some(event));
             }
         }

@@ -74,15 +74,20 @@ where
         if *this.ended {
             return Poll::Ready(None);
         }
-        if this.cut.poll(cx).is_ready() {
-            *this.ended = true;
-            return Poll::Ready(Some(Ok(Frame::data(shutdown_event(*this.operation)))));
+        // The cut is looked at only when the stream has nothing to send:
+        // a frame that is ready goes first, and a stream that is flowing
+        // pays no lock per frame for it.
+        match this.inner.poll_frame(cx) {
+            Poll::Pending if this.cut.poll(cx).is_ready() => {
+                *this.ended = true;
+                Poll::Ready(Some(Ok(Frame::data(shutdown_event(*this.operation)))))
+            }
+            Poll::Ready(None) => {
+                *this.ended = true;
+                Poll::Ready(None)
+            }
+            polled => polled,
         }
-        let polled = this.inner.poll_frame(cx);
-        if matches!(polled, Poll::Ready(None)) {
-            *this.ended = true;
-        }
-        polled
     }
 
     fn is_end_stream(&self) -> bool {

@@ -8,7 +8,7 @@ use std::fmt;
 use std::sync::{Arc, OnceLock, PoisonError, RwLock};
 use std::task::{Context, Poll};
 
-use http::{HeaderMap, Request, Response, header};
+use http::{HeaderMap, HeaderName, Request, Response, header};
 use metrics::{Counter, Histogram, counter, histogram};
 use tokio::time::Instant;
 use tower_layer::Layer;
@@ -30,15 +30,17 @@ use crate::labels::{
 };
 use crate::names::{OVERHEAD_SECONDS, REQUEST_DURATION_SECONDS, REQUESTS_TOTAL, UPSTREAM_SECONDS};
 
+// Header names are constants: a `&str` name is parsed and validated again
+// on every insert and lookup.
 /// The header naming the provider that served a response.
-const PROVIDER_HEADER: &str = "x-understudy-provider";
+const PROVIDER_HEADER: HeaderName = HeaderName::from_static("x-understudy-provider");
 /// The header counting the upstream attempts a response took.
-const ATTEMPTS_HEADER: &str = "x-understudy-attempts";
+const ATTEMPTS_HEADER: HeaderName = HeaderName::from_static("x-understudy-attempts");
 /// The header listing every attempt and skipped target of a response.
-pub const ATTEMPT_CHAIN_HEADER: &str = "x-understudy-attempt-chain";
+pub const ATTEMPT_CHAIN_HEADER: HeaderName = HeaderName::from_static("x-understudy-attempt-chain");
 /// The standard header splitting a response's time between the gateway and
 /// the upstream attempts.
-pub const SERVER_TIMING_HEADER: &str = "server-timing";
+pub const SERVER_TIMING_HEADER: HeaderName = HeaderName::from_static("server-timing");
 
 /// Wraps a whole stack with [`Observe`]: put it outermost.
 ///
@@ -495,6 +497,9 @@ where
 }
 
 fn record_headers(span: &Span, headers: &HeaderMap) {
+    if span.is_disabled() {
+        return;
+    }
     if let Some(provider) = headers
         .get(PROVIDER_HEADER)
         .and_then(|value| value.to_str().ok())

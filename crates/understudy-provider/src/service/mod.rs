@@ -46,7 +46,10 @@ const SECURITY_TOKEN: HeaderName = HeaderName::from_static("x-amz-security-token
 
 /// Caller headers sent upstream with a Messages request a dialect serves
 /// natively (Anthropic's): they choose the API version and its betas.
-const ANTHROPIC_REQUEST_HEADERS: [&str; 2] = ["anthropic-version", "anthropic-beta"];
+const ANTHROPIC_REQUEST_HEADERS: [HeaderName; 2] = [
+    HeaderName::from_static("anthropic-version"),
+    HeaderName::from_static("anthropic-beta"),
+];
 
 /// Caller headers sent upstream; everything else (`Authorization`,
 /// `x-api-key`, cookies, `anthropic-version`, `host`, `content-length`,
@@ -369,8 +372,8 @@ impl Shared {
         if operation == Operation::Messages {
             // The caller's API version and betas, for the API it speaks.
             for name in ANTHROPIC_REQUEST_HEADERS {
-                if let Some(value) = parts.headers.get(name) {
-                    headers.insert(HeaderName::from_static(name), value.clone());
+                if let Some(value) = parts.headers.get(&name) {
+                    headers.insert(name, value.clone());
                 }
             }
         }
