@@ -7,7 +7,6 @@
 //!
 //! Usage: `floor_proxy LISTEN UPSTREAM` (both `host:port`); every request is
 //! sent on to `http://UPSTREAM` with its path, method, headers and body.
-#![allow(clippy::print_stdout)]
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
