@@ -1,77 +1,88 @@
-//! [`Repeats`]: a log line that every request would write again while
-//! nothing changes is written once per window, carrying how many it stands
-//! for.
+//! [`Repeats`]: something that would repeat many times in a short while
+//! passes once per window, and says how many repeats it stands for.
 //!
-//! While a provider is ejected, each request of its routes skips it and
-//! falls back: at full load that was one WARN line per request (tens of
-//! thousands a second, and a sixth of the gateway's CPU), each saying what
-//! the ejection line already said. The first skip of a `(route, from, to)`
-//! is logged as before; the next ones within [`WINDOW`] are only counted
-//! (`understudy_fallbacks_total` still counts every one), and the first one
-//! after the window is logged with `repeats`: how many skips since the last
-//! line were not written.
+//! Two things use it:
+//! - [`Alerts`](crate::Alerts): one alert per (kind, subject) per minimum
+//!   interval, the next one carrying `suppressed`.
+//! - [`Telemetry`](crate::Telemetry)'s `fallback` line past an
+//!   unavailable target. While a provider is ejected, each request of its
+//!   routes skips it and falls back: at full load that was one WARN line per
+//!   request (tens of thousands a second, and a sixth of the gateway's
+//!   CPU), each saying what the ejection line already said. The first skip
+//!   of a `(route, from, to)` is logged as before; the next ones within
+//!   [`SKIP_LINE_WINDOW`] are only counted (`understudy_fallbacks_total`
+//!   still counts every one), and the first one after the window is logged
+//!   with `repeats`: how many skips since the last line were not written.
 
 use std::collections::HashMap;
 use std::hash::{BuildHasher, RandomState};
-use std::sync::Mutex;
+use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
 use tokio::time::Instant;
 
-/// How long repeats of one line are folded into the next.
-pub(crate) const WINDOW: Duration = Duration::from_secs(10);
-/// Distinct lines tracked at once; past it the oldest windows are
-/// forgotten (their lines are written again). Routes times targets, in
-/// practice a few dozen.
+/// How long repeats of one skip line are folded into the next.
+pub(crate) const SKIP_LINE_WINDOW: Duration = Duration::from_secs(10);
+/// Keys tracked at once; past it the expired windows are forgotten, and if
+/// none has expired, all of them (their next one passes again). In
+/// practice keys are providers, routes and targets: a few dozen.
 const MAX_TRACKED: usize = 1024;
 
-/// Which repeated lines were written when, and how many were folded since.
-#[derive(Debug, Default)]
+/// Which keys passed when, and how many repeats were held back since.
+#[derive(Debug)]
 pub(crate) struct Repeats {
+    window: Duration,
     hasher: RandomState,
-    lines: Mutex<HashMap<u64, Line>>,
+    seen: Mutex<HashMap<u64, Seen>>,
 }
 
 #[derive(Debug)]
-struct Line {
-    key: [Box<str>; 3],
-    written: Instant,
-    folded: u64,
+struct Seen {
+    key: Box<[Box<str>]>,
+    passed: Instant,
+    held: u64,
 }
 
 impl Repeats {
-    /// Whether the line for `key` is written now, and if so how many
-    /// repeats it stands for (`Some(0)` for the first): `None` when it is
-    /// folded into the next.
-    pub(crate) fn check(&self, key: [&str; 3], now: Instant) -> Option<u64> {
+    /// One pass per `key` per `window`.
+    pub(crate) fn new(window: Duration) -> Self {
+        Self {
+            window,
+            hasher: RandomState::new(),
+            seen: Mutex::default(),
+        }
+    }
+
+    /// Whether `key` passes now, and if so how many repeats it stands for
+    /// (`Some(0)` for the first): `None` when it is held back and counted
+    /// into the next.
+    pub(crate) fn check(&self, key: &[&str], now: Instant) -> Option<u64> {
         let hash = self.hasher.hash_one(key);
-        let Ok(mut lines) = self.lines.lock() else {
-            return Some(0);
-        };
-        if let Some(line) = lines.get_mut(&hash)
-            && line.key.iter().map(AsRef::as_ref).eq(key)
+        let mut seen = self.seen.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(entry) = seen.get_mut(&hash)
+            && entry.key.iter().map(AsRef::as_ref).eq(key.iter().copied())
         {
-            if now.saturating_duration_since(line.written) < WINDOW {
-                line.folded = line.folded.saturating_add(1);
+            if now.saturating_duration_since(entry.passed) < self.window {
+                entry.held = entry.held.saturating_add(1);
                 return None;
             }
-            let folded = line.folded;
-            line.written = now;
-            line.folded = 0;
-            return Some(folded);
+            let held = entry.held;
+            entry.passed = now;
+            entry.held = 0;
+            return Some(held);
         }
-        if lines.len() >= MAX_TRACKED {
-            lines.retain(|_, line| now.saturating_duration_since(line.written) < WINDOW);
-            if lines.len() >= MAX_TRACKED {
-                lines.clear();
+        if seen.len() >= MAX_TRACKED {
+            seen.retain(|_, entry| now.saturating_duration_since(entry.passed) < self.window);
+            if seen.len() >= MAX_TRACKED {
+                seen.clear();
             }
         }
-        lines.insert(
+        seen.insert(
             hash,
-            Line {
-                key: key.map(Box::from),
-                written: now,
-                folded: 0,
+            Seen {
+                key: key.iter().map(|part| Box::from(*part)).collect(),
+                passed: now,
+                held: 0,
             },
         );
         Some(0)
@@ -80,48 +91,49 @@ impl Repeats {
 
 #[cfg(test)]
 mod tests {
-    use super::{Repeats, WINDOW};
+    use super::{MAX_TRACKED, Repeats, SKIP_LINE_WINDOW};
     use std::time::Duration;
     use tokio::time::Instant;
 
     #[test]
-    fn a_line_is_written_once_a_window_with_the_repeats_it_stands_for() {
-        let repeats = Repeats::default();
+    fn a_key_passes_once_a_window_with_the_repeats_it_stands_for() {
+        let repeats = Repeats::new(SKIP_LINE_WINDOW);
         let start = Instant::now();
         let key = ["chat", "primary", "backup"];
-        assert_eq!(repeats.check(key, start), Some(0));
+        assert_eq!(repeats.check(&key, start), Some(0));
         for second in 1..=9 {
             assert_eq!(
-                repeats.check(key, start + Duration::from_secs(second)),
+                repeats.check(&key, start + Duration::from_secs(second)),
                 None
             );
         }
-        assert_eq!(repeats.check(key, start + WINDOW), Some(9));
-        assert_eq!(repeats.check(key, start + WINDOW), None);
-        assert_eq!(repeats.check(key, start + WINDOW * 2), Some(1));
+        assert_eq!(repeats.check(&key, start + SKIP_LINE_WINDOW), Some(9));
+        assert_eq!(repeats.check(&key, start + SKIP_LINE_WINDOW), None);
+        assert_eq!(repeats.check(&key, start + SKIP_LINE_WINDOW * 2), Some(1));
     }
 
     #[test]
-    fn each_route_and_pair_has_its_own_window() {
-        let repeats = Repeats::default();
+    fn each_key_has_its_own_window() {
+        let repeats = Repeats::new(SKIP_LINE_WINDOW);
         let now = Instant::now();
-        assert_eq!(repeats.check(["chat", "a", "b"], now), Some(0));
-        assert_eq!(repeats.check(["chat", "a", "c"], now), Some(0));
-        assert_eq!(repeats.check(["other", "a", "b"], now), Some(0));
-        assert_eq!(repeats.check(["chat", "a", "b"], now), None);
-        // Names that run together differently are different lines.
-        assert_eq!(repeats.check(["cha", "ta", "b"], now), Some(0));
+        assert_eq!(repeats.check(&["chat", "a", "b"], now), Some(0));
+        assert_eq!(repeats.check(&["chat", "a", "c"], now), Some(0));
+        assert_eq!(repeats.check(&["other", "a", "b"], now), Some(0));
+        assert_eq!(repeats.check(&["chat", "a", "b"], now), None);
+        // Names that run together differently are different keys.
+        assert_eq!(repeats.check(&["cha", "ta", "b"], now), Some(0));
+        assert_eq!(repeats.check(&["chatab"], now), Some(0));
     }
 
     #[test]
-    fn the_lines_tracked_are_bounded() {
-        let repeats = Repeats::default();
+    fn the_keys_tracked_are_bounded() {
+        let repeats = Repeats::new(SKIP_LINE_WINDOW);
         let now = Instant::now();
-        for index in 0..super::MAX_TRACKED * 3 {
+        for index in 0..MAX_TRACKED * 3 {
             let route = index.to_string();
-            assert_eq!(repeats.check([&route, "a", "b"], now), Some(0));
+            assert_eq!(repeats.check(&[&route, "a", "b"], now), Some(0));
         }
-        let tracked = repeats.lines.lock().unwrap().len();
-        assert!(tracked <= super::MAX_TRACKED, "{tracked}");
+        let tracked = repeats.seen.lock().unwrap().len();
+        assert!(tracked <= MAX_TRACKED, "{tracked}");
     }
 }

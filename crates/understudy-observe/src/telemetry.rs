@@ -18,7 +18,7 @@ use crate::names::{
     ALL_TARGETS_FAILED_TOTAL, EJECTIONS_TOTAL, FALLBACKS_TOTAL, HEDGES_TOTAL, PROVIDER_STATE,
     RESUMES_TOTAL, RETRIES_TOTAL, RETRY_BUDGET_EXHAUSTED_TOTAL, STREAMS_BROKEN_AFTER_COMMIT_TOTAL,
 };
-use crate::repeats::Repeats;
+use crate::repeats::{Repeats, SKIP_LINE_WINDOW};
 use crate::tokens::{FirstContent, TokenCounters};
 use tokio::time::Instant;
 
@@ -75,12 +75,23 @@ use tokio::time::Instant;
 ///     outcome: Outcome::Failure(FailureKind::Overloaded),
 /// });
 /// ```
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct Telemetry {
     alerts: Option<Alerts>,
     tokens: Arc<TokenCounters>,
     first_content: Arc<FirstContent>,
-    repeats: Arc<Repeats>,
+    skip_lines: Arc<Repeats>,
+}
+
+impl Default for Telemetry {
+    fn default() -> Self {
+        Self {
+            alerts: None,
+            tokens: Arc::default(),
+            first_content: Arc::default(),
+            skip_lines: Arc::new(Repeats::new(SKIP_LINE_WINDOW)),
+        }
+    }
 }
 
 impl Telemetry {
@@ -270,9 +281,9 @@ impl Observer for Telemetry {
                 )
                 .increment(1);
                 // Skips of an unavailable target repeat on every request
-                // while it is out: folded per window (see `repeats.rs`).
+                // while it is out: one line per window (see `repeats.rs`).
                 let repeats = if matches!(outcome, Outcome::Unavailable) {
-                    match self.repeats.check([route, from, to], Instant::now()) {
+                    match self.skip_lines.check(&[route, from, to], Instant::now()) {
                         Some(folded) => Some(folded),
                         None => return,
                     }

@@ -1,9 +1,8 @@
 //! [`Alerts`]: deduplication and one bounded queue per sink.
 
-use std::collections::HashMap;
 use std::fmt;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use metrics::counter;
@@ -14,9 +13,7 @@ use tokio::time::Instant;
 use super::{Alert, AlertKind, AlertSink};
 use crate::TARGET;
 use crate::names::{ALERT_DELIVERY_FAILURES_TOTAL, ALERTS_DROPPED_TOTAL};
-
-/// Subjects remembered per kind before old entries are forgotten.
-const MAX_SUBJECTS: usize = 1024;
+use crate::repeats::Repeats;
 
 /// Configures and starts an [`Alerts`] dispatcher.
 ///
@@ -110,7 +107,7 @@ impl AlertsBuilder {
         Alerts {
             shared: Arc::new(Shared {
                 queues,
-                dedup: Mutex::new(Default::default()),
+                dedup: std::array::from_fn(|_| Repeats::new(self.min_interval)),
                 min_interval: self.min_interval,
                 dropped: AtomicU64::new(0),
                 suppressed: AtomicU64::new(0),
@@ -173,7 +170,8 @@ pub struct Alerts {
 
 struct Shared {
     queues: Vec<Queue>,
-    dedup: Mutex<[HashMap<Box<str>, Seen>; AlertKind::ALL.len()]>,
+    /// One per kind, keyed by subject.
+    dedup: [Repeats; AlertKind::ALL.len()],
     min_interval: Duration,
     dropped: AtomicU64,
     suppressed: AtomicU64,
@@ -182,11 +180,6 @@ struct Shared {
 struct Queue {
     name: &'static str,
     tx: mpsc::Sender<Arc<Alert>>,
-}
-
-struct Seen {
-    last: Instant,
-    suppressed: u64,
 }
 
 impl Alerts {
@@ -254,37 +247,7 @@ impl Alerts {
     /// `Some(repeats suppressed since the last one sent)` if an alert for
     /// (subject, kind) may go now.
     fn admit(&self, kind: AlertKind, subject: &str) -> Option<u64> {
-        let now = Instant::now();
-        let interval = self.shared.min_interval;
-        let mut dedup = self
-            .shared
-            .dedup
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        let seen = &mut dedup[kind.index()];
-        if let Some(entry) = seen.get_mut(subject) {
-            if now.saturating_duration_since(entry.last) < interval {
-                entry.suppressed += 1;
-                return None;
-            }
-            let suppressed = entry.suppressed;
-            *entry = Seen {
-                last: now,
-                suppressed: 0,
-            };
-            return Some(suppressed);
-        }
-        if seen.len() >= MAX_SUBJECTS {
-            seen.retain(|_, entry| now.saturating_duration_since(entry.last) < interval);
-        }
-        seen.insert(
-            subject.into(),
-            Seen {
-                last: now,
-                suppressed: 0,
-            },
-        );
-        Some(0)
+        self.shared.dedup[kind.index()].check(&[subject], Instant::now())
     }
 }
 
