@@ -252,7 +252,14 @@ pub fn build(
     let retry_config = config.retry;
 
     // Each provider connects within its own timeout; providers that share
-    // a timeout share one pool.
+    // a timeout share one pool. Every pool keeps idle connections as
+    // `[server]` says.
+    let mut pool = ClientConfig::new().pool_idle_timeout(Duration::from_millis(
+        config.server.upstream_idle_timeout_ms,
+    ));
+    if let Some(max) = config.server.upstream_max_idle_per_host {
+        pool = pool.pool_max_idle_per_host(max);
+    }
     let mut pools: Vec<(Duration, HttpClient)> = Vec::new();
     let mut providers = Vec::with_capacity(config.providers.len());
     for (entry, secrets) in config.providers.iter().zip(secrets) {
@@ -261,7 +268,7 @@ pub fn build(
         let client = if let Some((_, client)) = pools.iter().find(|(t, _)| *t == timeout) {
             client.clone()
         } else {
-            let client = HttpClient::new(ClientConfig::new().connect_timeout(timeout))
+            let client = HttpClient::new(pool.clone().connect_timeout(timeout))
                 .map_err(|error| BuildError::Client(error.to_string()))?;
             pools.push((timeout, client.clone()));
             client

@@ -1,6 +1,7 @@
 //! The `[server]` limits over raw sockets: a slow-loris head, a body that
 //! stalls behind a lying `Content-Length`, idle keep-alive connections, the
-//! connection and request limits, and the drain at shutdown.
+//! connection and request limits, the idle upstream connections kept, and
+//! the drain at shutdown.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::net::SocketAddr;
@@ -202,6 +203,34 @@ async fn connections_past_the_limit_get_a_503_and_are_closed() {
     next.shutdown().await.unwrap();
     drop(held);
     h.stop().await;
+}
+
+/// Sends `n` chat requests one after another and gives back how many
+/// connections the provider accepted for them.
+async fn upstream_connections_for(server: &str, n: usize) -> u64 {
+    let h = start(server).await;
+    let body = CHAT.replace("STREAM", "false");
+    for _ in 0..n {
+        let reply = h
+            .served
+            .send(http::Method::POST, "/v1/chat/completions", &[], &body)
+            .await;
+        assert_eq!(reply.status, 200, "{}", reply.body);
+    }
+    let accepted = h.mock.stats().connections_accepted;
+    h.stop().await;
+    accepted
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upstream_connections_are_kept_idle_up_to_upstream_max_idle_per_host() {
+    // One serving thread, so every request draws on the same pool.
+    assert_eq!(upstream_connections_for("workers = 1", 3).await, 1);
+    assert_eq!(
+        upstream_connections_for("workers = 1\nupstream_max_idle_per_host = 0", 3).await,
+        3,
+        "with no idle connection kept, every request connects"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -53,6 +53,13 @@ pub struct ServerConfig {
     /// Threads serving connections, each with its own runtime and upstream
     /// connection pools; unset: one per core the process may use.
     pub workers: Option<usize>,
+    /// An idle connection to a provider is closed after this long.
+    pub upstream_idle_timeout_ms: u64,
+    /// The most idle connections each serving thread keeps to one
+    /// provider host; a connection freed beyond it is closed (0: none is
+    /// kept, every request connects). Unset: no limit, so every request
+    /// in flight at the busiest moment finds its connection again.
+    pub upstream_max_idle_per_host: Option<usize>,
 }
 
 impl Default for ServerConfig {
@@ -72,6 +79,8 @@ impl Default for ServerConfig {
             max_event_bytes: 1024 * 1024,
             cors_origins: Vec::new(),
             workers: None,
+            upstream_idle_timeout_ms: 90_000,
+            upstream_max_idle_per_host: None,
         }
     }
 }
@@ -96,6 +105,7 @@ impl ServerConfig {
             ("header_read_timeout_ms", self.header_read_timeout_ms),
             ("body_read_timeout_ms", self.body_read_timeout_ms),
             ("keep_alive_timeout_ms", self.keep_alive_timeout_ms),
+            ("upstream_idle_timeout_ms", self.upstream_idle_timeout_ms),
         ] {
             positive_duration_ms(&format!("server.{field}"), value)?;
         }

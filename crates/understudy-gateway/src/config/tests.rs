@@ -942,6 +942,28 @@ fn server_workers_default_to_the_cores_and_are_bounded() {
 }
 
 #[test]
+fn upstream_pools_keep_idle_connections_90_s_without_a_limit_by_default() {
+    let config = Config::from_toml(EXAMPLE).unwrap();
+    assert_eq!(config.server.upstream_idle_timeout_ms, 90_000);
+    assert_eq!(config.server.upstream_max_idle_per_host, None);
+    let with = |line: &str| {
+        Config::from_toml(&EXAMPLE.replacen("[server]\n", &format!("[server]\n{line}\n"), 1))
+    };
+    let config = with("upstream_idle_timeout_ms = 5000\nupstream_max_idle_per_host = 0").unwrap();
+    assert_eq!(config.server.upstream_idle_timeout_ms, 5000);
+    assert_eq!(config.server.upstream_max_idle_per_host, Some(0));
+    for bad in ["0", "86400001"] {
+        let message = with(&format!("upstream_idle_timeout_ms = {bad}"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            message.starts_with("`server.upstream_idle_timeout_ms`"),
+            "{bad}: {message}"
+        );
+    }
+}
+
+#[test]
 fn telemetry_defaults_to_no_export() {
     let config = Config::from_toml(EXAMPLE).unwrap();
     assert_eq!(config.telemetry, super::TelemetryConfig::default());
