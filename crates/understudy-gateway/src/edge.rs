@@ -15,6 +15,7 @@ use std::time::Duration;
 use axum::Router;
 use http::header::{self, HeaderName};
 use http::{HeaderValue, Method, Request};
+use tower::ServiceBuilder;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
@@ -22,23 +23,26 @@ use understudy_core::request_id::{REQUEST_ID, request_id};
 
 /// Wraps `app` in the edge layers; `cors_origins` as validated by the
 /// configuration (`*` for any origin).
+///
+/// The layers are composed first and given to the router as one: each
+/// `Router::layer` boxes every route again, which costs every request an
+/// allocation for the route's clone and one for its future per layer.
 pub fn wrap(app: Router, cors_origins: &[String]) -> Router {
-    let mut app = app
-        .layer(PropagateRequestIdLayer::new(REQUEST_ID))
-        .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
-        // A plain function: no boxed future, no clone of the app per request.
-        .layer(tower::util::MapRequestLayer::new(
-            drop_malformed_request_id::<axum::body::Body>,
-        ));
-    if let Some(cors) = cors(cors_origins) {
-        app = app.layer(cors);
-    }
-    app.layer(SetSensitiveRequestHeadersLayer::new([
-        header::AUTHORIZATION,
-        header::PROXY_AUTHORIZATION,
-        HeaderName::from_static("x-api-key"),
-        HeaderName::from_static("api-key"),
-    ]))
+    app.layer(
+        ServiceBuilder::new()
+            .layer(SetSensitiveRequestHeadersLayer::new([
+                header::AUTHORIZATION,
+                header::PROXY_AUTHORIZATION,
+                HeaderName::from_static("x-api-key"),
+                HeaderName::from_static("api-key"),
+            ]))
+            .option_layer(cors(cors_origins))
+            // A plain function: no boxed future, no clone of the app per
+            // request.
+            .map_request(drop_malformed_request_id::<axum::body::Body>)
+            .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+            .layer(PropagateRequestIdLayer::new(REQUEST_ID)),
+    )
 }
 
 fn drop_malformed_request_id<B>(mut request: Request<B>) -> Request<B> {
