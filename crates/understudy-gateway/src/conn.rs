@@ -183,16 +183,28 @@ impl<T> ConnIo<T> {
                 "next request",
             ),
         };
-        if deadline != self.deadline {
+        // The timer is moved earlier at once, and later only when it goes
+        // off: every request moves the keep-alive deadline later, and
+        // re-arming the timer each time would cost every request a timer
+        // update.
+        if deadline < self.deadline {
             self.deadline = deadline;
             self.timer.as_mut().reset(deadline);
         }
-        match self.timer.as_mut().poll(cx) {
-            Poll::Ready(()) => Poll::Ready(io::Error::new(
-                io::ErrorKind::TimedOut,
-                format!("the connection timed out waiting for the {what}"),
-            )),
-            Poll::Pending => Poll::Pending,
+        loop {
+            match self.timer.as_mut().poll(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(()) if deadline > self.deadline => {
+                    self.deadline = deadline;
+                    self.timer.as_mut().reset(deadline);
+                }
+                Poll::Ready(()) => {
+                    return Poll::Ready(io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        format!("the connection timed out waiting for the {what}"),
+                    ));
+                }
+            }
         }
     }
 }
@@ -312,5 +324,30 @@ mod tests {
         assert_eq!(result, Err(io::ErrorKind::TimedOut));
         // Ended 100 s in; then 60 s of keep-alive.
         assert_eq!(waited, Duration::from_secs(160));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn each_response_gives_the_connection_a_full_keep_alive() {
+        let (mut client, server) = duplex(64);
+        let tracker = Arc::new(RequestTracker::default());
+        let mut io = ConnIo::new(server, tracker.clone(), LIMITS);
+        let started = Instant::now();
+        let mut buf = [0u8; 64];
+        for at in [0, 30, 70] {
+            tokio::time::sleep_until(started + Duration::from_secs(at)).await;
+            client.write_all(b"GET / HTTP/1.1\r\n\r\n").await.unwrap();
+            assert_eq!(io.read(&mut buf).await.unwrap(), 18);
+            let request = tracker.start();
+            io.write_all(b"HTTP/1.1 200 OK\r\n\r\n").await.unwrap();
+            drop(request);
+            // Idle until the next request: the clock must not go off at
+            // a deadline an earlier response set.
+            let next = tokio::time::timeout(Duration::from_secs(30), io.read(&mut buf)).await;
+            assert!(next.is_err(), "closed {at} s in, too soon");
+        }
+        // The last response left 70 s in: 60 s of keep-alive after it.
+        let error = io.read(&mut buf).await.unwrap_err();
+        assert_eq!(error.kind(), io::ErrorKind::TimedOut);
+        assert_eq!(started.elapsed(), Duration::from_secs(130));
     }
 }
