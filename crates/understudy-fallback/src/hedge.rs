@@ -3,6 +3,7 @@
 //! first to commit serves the request; the other is dropped (its
 //! connection closed) and counts as no failure.
 
+use std::borrow::Cow;
 use std::future::poll_fn;
 use std::pin::pin;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -140,7 +141,7 @@ where
         shared,
         target,
         in_flight(shared, i),
-        parts,
+        Cow::Borrowed(parts),
         body,
         counter,
         false
@@ -204,7 +205,7 @@ where
         shared,
         hedge_target,
         in_flight(shared, j),
-        parts,
+        Cow::Borrowed(parts),
         body,
         counter,
         false

@@ -1,6 +1,7 @@
 //! [`Fallback`]: sends a request to the route's targets in order until one
 //! serves it.
 
+use std::borrow::Cow;
 use std::convert::Infallible;
 use std::fmt;
 use std::future::poll_fn;
@@ -459,7 +460,7 @@ where
     // A balanced tier's deployments neither tried nor skipped (allocated
     // only for balanced tiers); a single target's index is `only`.
     let mut open: Vec<usize> = Vec::new();
-    'tiers: for tier in &shared.tiers {
+    'tiers: for (t, tier) in shared.tiers.iter().enumerate() {
         if stop(dispatched) {
             break;
         }
@@ -508,8 +509,17 @@ where
                 .await
             } else {
                 let in_flight = in_flight(&shared, i);
-                let step =
-                    attempt(&shared, target, in_flight, &parts, &body, &counter, false).await;
+                // Nothing can follow the route's last target when the
+                // route does not resume: the head is moved into its attempt
+                // rather than copied (panic mode only runs when nothing was
+                // dispatched, and a served response keeps no head).
+                let last = t + 1 == shared.tiers.len() && open.is_empty();
+                let head = if last && shared.resume.is_none() {
+                    Cow::Owned(std::mem::replace(&mut parts, empty_head()))
+                } else {
+                    Cow::Borrowed(&parts)
+                };
+                let step = attempt(&shared, target, in_flight, head, &body, &counter, false).await;
                 Some(Hedged::alone(step, i))
             };
             let Some(hedged) = hedged else {
@@ -550,7 +560,8 @@ where
             report_fallbacks(&shared, route_str, &failed, &mut reported, target);
             dispatched += 1;
             let in_flight = in_flight(&shared, i);
-            match attempt(&shared, target, in_flight, &parts, &body, &counter, true).await {
+            let head = Cow::Borrowed(&parts);
+            match attempt(&shared, target, in_flight, head, &body, &counter, true).await {
                 Step::Serve(response) => {
                     let response = resumable(&shared, i, response, &parts, &body, &counter);
                     return Ok(served(response, target, &counter, route));
@@ -587,14 +598,20 @@ pub(crate) fn in_flight<S>(shared: &Shared<S>, i: usize) -> Option<&Arc<AtomicUs
     shared.members.get(i).and_then(|m| m.in_flight.as_ref())
 }
 
+/// A request head with nothing in it, left in place of one moved out
+/// (allocates nothing).
+fn empty_head() -> http::request::Parts {
+    Request::new(()).into_parts().0
+}
+
 /// Sends one attempt to `target` and decides what it comes to; with
 /// `in_flight`, the attempt is counted there until its response body ends
-/// or is dropped.
+/// or is dropped. The request head is copied unless it is given.
 pub(crate) async fn attempt<S>(
     shared: &Shared<S>,
     target: &Target<S>,
     in_flight: Option<&Arc<AtomicUsize>>,
-    parts: &http::request::Parts,
+    parts: Cow<'_, http::request::Parts>,
     body: &ReplayBody,
     counter: &AttemptCounter,
     panic: bool,
@@ -605,7 +622,7 @@ where
 {
     counter.add(1);
     let guard = in_flight.map(InFlight::enter);
-    let mut request = Request::from_parts(parts.clone(), body.clone());
+    let mut request = Request::from_parts(parts.into_owned(), body.clone());
     request.extensions_mut().insert(target.name().clone());
     if panic {
         request.extensions_mut().insert(PanicRouting);

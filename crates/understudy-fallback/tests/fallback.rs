@@ -87,11 +87,56 @@ async fn a_failing_primary_falls_back_with_the_same_request() {
     assert_eq!(second.body, first.body);
     assert_eq!(second.headers, first.headers);
     assert_eq!(second.headers["x-request-id"], "req-42");
+    // The last target gets the request head moved rather than copied:
+    // nothing of it may be lost on the way.
+    for seen in [&first, &second] {
+        assert_eq!(seen.method, http::Method::POST);
+        assert_eq!(seen.uri, "/v1/chat/completions");
+        assert_eq!(seen.route.as_ref().map(RouteName::as_str), Some("chat"));
+    }
     assert_eq!(first.target.unwrap().provider.as_ref(), "primary");
     assert_eq!(second.target.unwrap().provider.as_ref(), "backup");
     assert_eq!(
         events.lines(),
         [r#"fallback primary->backup (overloaded) route=Some("chat")"#]
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_single_target_gets_the_whole_request_and_its_failure_is_reported() {
+    let only = Log::default();
+    let (events, observer) = observed();
+    let fallback = Fallback::builder()
+        .target(named("only", target(&only, failing(503))))
+        .observer(observer)
+        .build();
+
+    let response = fallback.oneshot(request()).await.unwrap();
+
+    assert_eq!(response.status(), StatusCode::BAD_GATEWAY);
+    assert_eq!(response.headers()["x-understudy-attempts"], "1");
+    let failed = response.extensions().get::<FailedAttempts>().unwrap();
+    assert_eq!(failed.0.len(), 1);
+    assert_eq!(failed.0[0].provider.as_ref(), "only");
+    assert_eq!(
+        response
+            .extensions()
+            .get::<RouteName>()
+            .map(RouteName::as_str),
+        Some("chat")
+    );
+    assert_eq!(only.len(), 1);
+    let seen = only.get(0);
+    assert_eq!(seen.method, http::Method::POST);
+    assert_eq!(seen.uri, "/v1/chat/completions");
+    assert_eq!(seen.route.as_ref().map(RouteName::as_str), Some("chat"));
+    assert_eq!(seen.headers["x-request-id"], "req-42");
+    assert_eq!(seen.headers["content-type"], "application/json");
+    assert_eq!(seen.body, PROMPT.as_bytes());
+    assert_eq!(seen.target.unwrap().provider.as_ref(), "only");
+    assert_eq!(
+        events.lines(),
+        ["all failed attempts=1 all_unavailable=false"]
     );
 }
 

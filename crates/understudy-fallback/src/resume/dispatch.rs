@@ -1,6 +1,7 @@
 //! [`Continuer`]: asks a route's remaining targets, one by one, to continue
 //! a broken stream.
 
+use std::borrow::Cow;
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 
@@ -84,7 +85,7 @@ where
                     &shared,
                     target,
                     in_flight(&shared, i),
-                    &parts,
+                    Cow::Borrowed(&parts),
                     &body,
                     &counter,
                     false,

@@ -83,6 +83,9 @@ pub fn completion(from: &str) -> Response<ResponseBody> {
 #[derive(Clone, Debug)]
 pub struct Seen {
     pub target: Option<TargetName>,
+    pub method: http::Method,
+    pub uri: http::Uri,
+    pub route: Option<understudy_core::RouteName>,
     pub headers: HeaderMap,
     pub body: Bytes,
 }
@@ -116,6 +119,12 @@ where
             let body = body.collect().await.unwrap().to_bytes();
             log.0.lock().unwrap().push(Seen {
                 target: parts.extensions.get::<TargetName>().cloned(),
+                method: parts.method,
+                uri: parts.uri,
+                route: parts
+                    .extensions
+                    .get::<understudy_core::RouteName>()
+                    .cloned(),
                 headers: parts.headers,
                 body,
             });
