@@ -66,10 +66,12 @@ where
                         Ok(response) => classifier.classify_response(response),
                         Err(error) => classifier.classify_error(&**error),
                     };
-                    record.registry.record_entry(
+                    let now = Instant::now();
+                    record.registry.record_entry_at(
                         &record.entry,
                         outcome,
-                        Some(record.start.elapsed()),
+                        Some(now.saturating_duration_since(record.start)),
+                        now,
                     );
                 }
                 Poll::Ready(result)

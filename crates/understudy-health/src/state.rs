@@ -155,7 +155,18 @@ impl HealthRegistry {
     /// Records an outcome; `latency` is `None` when it is not an attempt's
     /// latency (a stream that broke after its response was released).
     pub(crate) fn record_entry(&self, entry: &Entry, outcome: Outcome, latency: Option<Duration>) {
-        let now = Instant::now();
+        self.record_entry_at(entry, outcome, latency, Instant::now());
+    }
+
+    /// [`record_entry`](Self::record_entry) at `now`, for a caller that has
+    /// just read the clock for the latency (one read instead of two).
+    pub(crate) fn record_entry_at(
+        &self,
+        entry: &Entry,
+        outcome: Outcome,
+        latency: Option<Duration>,
+        now: Instant,
+    ) {
         let config = &self.inner.config;
         let mut state = lock(entry);
         self.refresh(entry, &mut state, now);
