@@ -145,21 +145,26 @@ impl<T> ConnIo<T> {
     }
 
     /// Notes requests started or ended since last time: a dispatched
-    /// request ends the head clock, and both are activity.
-    fn catch_up(&mut self, now: Instant) {
+    /// request ends the head clock, and both are activity. The clock is
+    /// read (`now`) only when something changed: this runs on every read
+    /// that finds nothing.
+    fn catch_up(&mut self, now: impl FnOnce() -> Instant) {
         let events = self.tracker.events();
         if events != self.seen_events {
             self.seen_events = events;
             self.head_started = None;
-            self.last_activity = now;
+            self.last_activity = now();
         }
     }
 
-    /// Bytes written are activity: the keep-alive clock counts from the
-    /// end of the last response.
+    /// Bytes written with no request in flight are activity: the
+    /// keep-alive clock counts from the end of the last response. While a
+    /// request is in flight no clock runs, and its end is noted by
+    /// [`catch_up`](Self::catch_up).
     fn note_written(&mut self, result: &Poll<io::Result<usize>>) {
         if let Poll::Ready(Ok(n)) = result
             && *n > 0
+            && self.tracker.in_flight() == 0
         {
             self.last_activity = Instant::now();
         }
@@ -167,8 +172,7 @@ impl<T> ConnIo<T> {
 
     /// Polls the idle clocks; `Ready` means the connection must close.
     fn poll_expired(&mut self, cx: &mut Context<'_>) -> Poll<io::Error> {
-        let now = Instant::now();
-        self.catch_up(now);
+        self.catch_up(Instant::now);
         if self.tracker.in_flight() > 0 {
             self.tracker.wait(cx.waker());
             // The last request may have ended between the two loads.
@@ -221,7 +225,7 @@ impl<T: AsyncRead + Unpin> AsyncRead for ConnIo<T> {
             Poll::Ready(Ok(())) => {
                 if buf.filled().len() > before {
                     let now = Instant::now();
-                    this.catch_up(now);
+                    this.catch_up(|| now);
                     this.last_activity = now;
                     if this.head_started.is_none() && this.tracker.in_flight() == 0 {
                         this.head_started = Some(now);
