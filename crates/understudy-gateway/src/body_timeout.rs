@@ -70,7 +70,8 @@ where
         }
         let request = request.map(|body| TimeoutBody {
             inner: body,
-            timer: Box::pin(tokio::time::sleep_until(deadline)),
+            deadline,
+            timer: None,
             done: false,
         });
         self.inner.call(request)
@@ -83,7 +84,10 @@ pin_project! {
     pub struct TimeoutBody<B> {
         #[pin]
         inner: B,
-        timer: Pin<Box<Sleep>>,
+        deadline: Instant,
+        // Made when the body first has to be waited for: a body that
+        // arrived with its head never needs a timer.
+        timer: Option<Pin<Box<Sleep>>>,
         done: bool,
     }
 }
@@ -110,7 +114,12 @@ where
                 Poll::Ready(None)
             }
             Poll::Ready(Some(frame)) => Poll::Ready(Some(frame.map_err(Into::into))),
-            Poll::Pending => match this.timer.as_mut().poll(cx) {
+            Poll::Pending => match this
+                .timer
+                .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(*this.deadline)))
+                .as_mut()
+                .poll(cx)
+            {
                 Poll::Ready(()) => {
                     *this.done = true;
                     Poll::Ready(Some(Err(io::Error::new(
@@ -166,5 +175,28 @@ mod tests {
         assert_eq!(started.elapsed(), Duration::from_secs(30));
         let body = response.into_body().collect().await.unwrap().to_bytes();
         assert!(String::from_utf8_lossy(&body).contains("request_timeout"));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_time_counts_from_the_request_not_from_the_first_wait() {
+        // The service waits 20 s before reading the body, which then
+        // stalls: the 30 s count from the call, not from the first wait.
+        let service = BodyTimeoutLayer::new(Duration::from_secs(30)).layer(service_fn(
+            |request: Request<TimeoutBody<_>>| async move {
+                tokio::time::sleep(Duration::from_secs(20)).await;
+                let read = request.into_body().collect().await;
+                Ok::<_, std::convert::Infallible>(read.is_err())
+            },
+        ));
+        let stalled = StreamBody::new(
+            futures_util::stream::iter([Ok::<_, io::Error>(Frame::data(Bytes::from_static(
+                b"{\"model\":",
+            )))])
+            .chain(futures_util::stream::pending()),
+        );
+        let started = Instant::now();
+        let timed_out = service.oneshot(Request::new(stalled)).await.unwrap();
+        assert!(timed_out);
+        assert_eq!(started.elapsed(), Duration::from_secs(30));
     }
 }
