@@ -464,6 +464,9 @@ where
         if stop(dispatched) {
             break;
         }
+        // Just checked, with nothing awaited since: the tier's first
+        // candidate needs no second clock read.
+        let mut checked = true;
         let balanced = tier.len() > 1;
         let mut only = None;
         open.clear();
@@ -485,7 +488,7 @@ where
             }
         }
         while let Some(i) = only.take().or_else(|| pick(&shared.members, &mut open)) {
-            if stop(dispatched) {
+            if !std::mem::take(&mut checked) && stop(dispatched) {
                 break 'tiers;
             }
             let Some(target) = shared.targets.get(i) else {
