@@ -79,41 +79,90 @@ const MAX_DEPTH: usize = 128;
 /// assert!(rewrite_model(b"[1,2]", "m").is_err());
 /// ```
 pub fn rewrite_model(body: &[u8], model: &str) -> Result<Bytes, ProviderError> {
-    let model_json = json_string(model);
-    rewrite_model_json(body, &model_json)
-}
-
-/// [`rewrite_model`] with the new value already encoded as a JSON string.
-fn rewrite_model_json(body: &[u8], model_json: &[u8]) -> Result<Bytes, ProviderError> {
+    let model_json = JsonString::new(model);
     match scan_top_level(body) {
-        Some(scan) => Ok(splice(body, &scan, model_json)),
-        None => rewrite_by_value(body, model_json),
+        Some(scan) => Ok(splice(body, &scan, &model_json)),
+        None => rewrite_by_value(body, &model_json.to_vec()),
     }
 }
 
-/// A JSON string literal for `text`.
-fn json_string(text: &str) -> Vec<u8> {
-    // Serialising a str cannot fail.
-    serde_json::to_vec(text).unwrap_or_else(|_| b"\"\"".to_vec())
+/// A JSON string literal for a text, written where it is needed: a text
+/// with nothing to escape (every model name in practice) is not encoded
+/// on its own first.
+enum JsonString<'a> {
+    /// No quote, backslash or control character: the text between quotes.
+    Plain(&'a str),
+    /// The literal as `serde_json` writes it.
+    Encoded(Vec<u8>),
 }
 
-fn splice(body: &[u8], scan: &TopLevel, model_json: &[u8]) -> Bytes {
-    let mut out = Vec::with_capacity(body.len() + model_json.len() + 10);
-    if scan.model_values.is_empty() {
+impl<'a> JsonString<'a> {
+    fn new(text: &'a str) -> Self {
+        if text.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+            Self::Plain(text)
+        } else {
+            // Serialising a str cannot fail.
+            Self::Encoded(serde_json::to_vec(text).unwrap_or_else(|_| b"\"\"".to_vec()))
+        }
+    }
+
+    /// The literal's length in bytes, quotes included.
+    fn len(&self) -> usize {
+        match self {
+            Self::Plain(text) => text.len().saturating_add(2),
+            Self::Encoded(literal) => literal.len(),
+        }
+    }
+
+    fn write_to(&self, out: &mut Vec<u8>) {
+        match self {
+            Self::Plain(text) => {
+                out.push(b'"');
+                out.extend_from_slice(text.as_bytes());
+                out.push(b'"');
+            }
+            Self::Encoded(literal) => out.extend_from_slice(literal),
+        }
+    }
+
+    fn to_vec(&self) -> Vec<u8> {
+        let mut literal = Vec::with_capacity(self.len());
+        self.write_to(&mut literal);
+        literal
+    }
+}
+
+/// The body with its `model` values replaced (or one inserted), in a
+/// buffer of exactly its length: it becomes the `Bytes` without a copy or
+/// a second allocation.
+fn splice(body: &[u8], scan: &TopLevel, model_json: &JsonString<'_>) -> Bytes {
+    if scan.model_values().next().is_none() {
+        // `{` + `"model":` + the value + `,` (unless the object is empty) + the rest.
+        let len = body
+            .len()
+            .saturating_add(8)
+            .saturating_add(model_json.len())
+            .saturating_add(usize::from(!scan.empty));
+        let mut out = Vec::with_capacity(len);
         out.extend_from_slice(&body[..scan.after_open]);
         out.extend_from_slice(b"\"model\":");
-        out.extend_from_slice(model_json);
+        model_json.write_to(&mut out);
         if !scan.empty {
             out.push(b',');
         }
         out.extend_from_slice(&body[scan.after_open..]);
         return Bytes::from(out);
     }
+    let len = scan.model_values().fold(body.len(), |len, (start, end)| {
+        len.saturating_sub(end.saturating_sub(start))
+            .saturating_add(model_json.len())
+    });
+    let mut out = Vec::with_capacity(len);
     let mut copied = 0;
-    for span in &scan.model_values {
-        out.extend_from_slice(&body[copied..span.0]);
-        out.extend_from_slice(model_json);
-        copied = span.1;
+    for (start, end) in scan.model_values() {
+        out.extend_from_slice(&body[copied..start]);
+        model_json.write_to(&mut out);
+        copied = end;
     }
     out.extend_from_slice(&body[copied..]);
     Bytes::from(out)
@@ -145,24 +194,41 @@ struct TopLevel {
     after_open: usize,
     /// The object has no members.
     empty: bool,
-    /// The byte ranges of every top-level `model` value.
-    model_values: Vec<(usize, usize)>,
+    /// The byte range of the first top-level `model` value.
+    first_model: Option<(usize, usize)>,
+    /// Those of any further `model` values (a body may repeat a key).
+    more_models: Vec<(usize, usize)>,
+}
+
+impl TopLevel {
+    /// The byte ranges of every top-level `model` value, in order.
+    fn model_values(&self) -> impl Iterator<Item = (usize, usize)> + '_ {
+        self.first_model
+            .into_iter()
+            .chain(self.more_models.iter().copied())
+    }
 }
 
 /// Scans `body` as one JSON object, validating its grammar, and records
 /// where its top-level `model` values are. `None` when the body is not a
 /// valid JSON object (or nests deeper than [`MAX_DEPTH`]).
 fn scan_top_level(body: &[u8]) -> Option<TopLevel> {
-    let mut model_values = Vec::new();
+    let mut first_model = None;
+    let mut more_models = Vec::new();
     let (after_open, empty) = scan_object(body, |member| {
         if is_key(member.key, member.escaped, "model") {
-            model_values.push(member.value);
+            if first_model.is_none() {
+                first_model = Some(member.value);
+            } else {
+                more_models.push(member.value);
+            }
         }
     })?;
     Some(TopLevel {
         after_open,
         empty,
-        model_values,
+        first_model,
+        more_models,
     })
 }
 
@@ -500,6 +566,33 @@ mod tests {
             r#" {"model":"up/model \"x\"", "n" : 1 }"#
         );
         assert_eq!(rewrite("{ }"), r#"{"model":"up/model \"x\"" }"#);
+    }
+
+    #[test]
+    fn model_names_are_written_as_serde_json_writes_them() {
+        for name in [
+            "gpt-4o-mini",
+            "models/gemini-2.0-flash",
+            "café 模型",
+            "a\"b",
+            "back\\slash",
+            "tab\there",
+            "\u{1}",
+            "",
+        ] {
+            let literal = serde_json::to_string(name).unwrap();
+            assert_eq!(
+                rewrite_model(br#"{"model":"chat","n":1}"#, name).unwrap(),
+                format!(r#"{{"model":{literal},"n":1}}"#),
+                "{name:?}"
+            );
+            assert_eq!(
+                rewrite_model(br#"{"n":1}"#, name).unwrap(),
+                format!(r#"{{"model":{literal},"n":1}}"#),
+                "{name:?}"
+            );
+            assert!(rewrite_model(b"[1,2]", name).is_err(), "{name:?}");
+        }
     }
 
     #[test]
