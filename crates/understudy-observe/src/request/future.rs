@@ -154,21 +154,30 @@ fn record_semconv<ResBody, E>(
 /// buffer the header keeps (no float formatting, no second copy): this
 /// runs on every response.
 fn evidence(headers: &mut HeaderMap, log: &AttemptLog, overhead: Duration, upstream: Duration) {
-    let mut timing = bytes::BytesMut::with_capacity(48);
+    let mut timing = String::with_capacity(64);
     let _ = write!(
         timing,
         "understudy;dur={}, upstream;dur={}",
         Millis(overhead),
         Millis(upstream),
     );
-    if let Ok(value) = HeaderValue::from_maybe_shared(timing.freeze()) {
+    if let Ok(value) = HeaderValue::from_maybe_shared(exact_bytes(timing)) {
         headers.insert(SERVER_TIMING_HEADER, value);
     }
     if !log.is_empty()
-        && let Ok(value) = HeaderValue::from_maybe_shared(bytes::Bytes::from(log.chain()))
+        && let Ok(value) = HeaderValue::from_maybe_shared(exact_bytes(log.chain()))
     {
         headers.insert(ATTEMPT_CHAIN_HEADER, value);
     }
+}
+
+/// A header's text as `Bytes` in one allocation: `Bytes` takes a buffer
+/// with no spare capacity as it is, where any other costs it a second
+/// allocation (shrinking a small buffer is done in place).
+fn exact_bytes(text: String) -> bytes::Bytes {
+    let mut buffer = text.into_bytes();
+    buffer.shrink_to_fit();
+    bytes::Bytes::from(buffer)
 }
 
 /// A duration in milliseconds with three decimals (`12.345`), written
