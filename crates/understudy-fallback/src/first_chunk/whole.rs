@@ -1,7 +1,9 @@
 //! A non-streaming answer, read whole and judged by its shape before it is
 //! released.
 
-use bytes::Bytes;
+use std::pin::pin;
+
+use bytes::{Bytes, BytesMut};
 use http::{Response, StatusCode, header};
 use http_body::Body;
 use http_body_util::{BodyExt, Limited};
@@ -98,10 +100,9 @@ where
     B::Error: Into<BoxError>,
 {
     let (mut parts, body) = response.into_parts();
-    let bytes: Bytes = match Limited::new(body, config.max_body).collect().await {
-        Ok(collected) => collected.to_bytes(),
-        Err(error) => return Err(body_failure(error)),
-    };
+    let bytes = read_limited(body, config.max_body)
+        .await
+        .map_err(body_failure)?;
     let (whole, tokens) = judge(&bytes);
     let outcome = match whole {
         Whole::Answer => None,
@@ -134,9 +135,91 @@ where
     ))
 }
 
+/// Reads a body whole, up to `max` bytes. A body that comes in one frame
+/// (most answers) is kept as it came: no list of buffers, no copy.
+async fn read_limited<B>(body: B, max: usize) -> Result<Bytes, BoxError>
+where
+    B: Body<Data = Bytes>,
+    B::Error: Into<BoxError>,
+{
+    let mut body = pin!(Limited::new(body, max));
+    let mut first = Bytes::new();
+    let mut joined: Option<BytesMut> = None;
+    while let Some(frame) = body.as_mut().frame().await {
+        // Trailers carry nothing an answer is judged by.
+        let Ok(data) = frame?.into_data() else {
+            continue;
+        };
+        if let Some(joined) = &mut joined {
+            joined.extend_from_slice(&data);
+        } else if first.is_empty() {
+            first = data;
+        } else {
+            let mut both = BytesMut::with_capacity(first.len().saturating_add(data.len()));
+            both.extend_from_slice(&first);
+            both.extend_from_slice(&data);
+            joined = Some(both);
+        }
+    }
+    Ok(joined.map_or(first, BytesMut::freeze))
+}
+
 #[cfg(test)]
 mod tests {
-    use super::{Tokens, Whole, judge, judge_whole};
+    #![allow(clippy::unwrap_used)]
+
+    use bytes::Bytes;
+    use http::HeaderMap;
+    use http_body::Frame;
+    use http_body_util::StreamBody;
+
+    use super::{Tokens, Whole, judge, judge_whole, read_limited};
+
+    fn body(
+        frames: Vec<Frame<Bytes>>,
+    ) -> impl http_body::Body<Data = Bytes, Error = std::io::Error> {
+        StreamBody::new(futures_util::stream::iter(
+            frames.into_iter().map(Ok).collect::<Vec<_>>(),
+        ))
+    }
+
+    #[tokio::test]
+    async fn a_body_in_one_frame_is_kept_as_it_came() {
+        let answer = Bytes::from_static(br#"{"choices":[]}"#);
+        let read = read_limited(body(vec![Frame::data(answer.clone())]), 1024)
+            .await
+            .unwrap();
+        assert_eq!(read, answer);
+        assert_eq!(read.as_ptr(), answer.as_ptr());
+    }
+
+    #[tokio::test]
+    async fn frames_are_joined_in_order_and_trailers_skipped() {
+        let frames = vec![
+            Frame::data(Bytes::new()),
+            Frame::data(Bytes::from_static(b"{\"choices\"")),
+            Frame::data(Bytes::from_static(b":")),
+            Frame::data(Bytes::new()),
+            Frame::data(Bytes::from_static(b"[]}")),
+            Frame::trailers(HeaderMap::new()),
+        ];
+        let read = read_limited(body(frames), 1024).await.unwrap();
+        assert_eq!(read, r#"{"choices":[]}"#);
+        let empty = read_limited(body(Vec::new()), 1024).await.unwrap();
+        assert!(empty.is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_body_past_the_limit_is_an_error() {
+        let frames = || {
+            vec![
+                Frame::data(Bytes::from_static(b"0123456789")),
+                Frame::data(Bytes::from_static(b"0123456789")),
+            ]
+        };
+        assert!(read_limited(body(frames()), 19).await.is_err());
+        assert_eq!(read_limited(body(frames()), 20).await.unwrap().len(), 20);
+    }
 
     #[test]
     fn an_answer_s_usage_is_read() {
