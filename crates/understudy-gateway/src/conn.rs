@@ -146,14 +146,17 @@ impl<T> ConnIo<T> {
 
     /// Notes requests started or ended since last time: a dispatched
     /// request ends the head clock, and both are activity. The clock is
-    /// read (`now`) only when something changed: this runs on every read
-    /// that finds nothing.
+    /// read (`now`) only when something changed and no request is left in
+    /// flight (until then no clock runs, and the last request's end will
+    /// be noted): this runs on every read that finds nothing.
     fn catch_up(&mut self, now: impl FnOnce() -> Instant) {
         let events = self.tracker.events();
         if events != self.seen_events {
             self.seen_events = events;
             self.head_started = None;
-            self.last_activity = now();
+            if self.tracker.in_flight() == 0 {
+                self.last_activity = now();
+            }
         }
     }
 
@@ -224,11 +227,16 @@ impl<T: AsyncRead + Unpin> AsyncRead for ConnIo<T> {
         match Pin::new(&mut this.io).poll_read(cx, buf) {
             Poll::Ready(Ok(())) => {
                 if buf.filled().len() > before {
-                    let now = Instant::now();
-                    this.catch_up(|| now);
-                    this.last_activity = now;
-                    if this.head_started.is_none() && this.tracker.in_flight() == 0 {
-                        this.head_started = Some(now);
+                    if this.tracker.in_flight() == 0 {
+                        let now = Instant::now();
+                        this.catch_up(|| now);
+                        this.last_activity = now;
+                        if this.head_started.is_none() {
+                            this.head_started = Some(now);
+                        }
+                    } else {
+                        // A request's body: no clock runs until it ends.
+                        this.catch_up(Instant::now);
                     }
                 }
                 Poll::Ready(Ok(()))
