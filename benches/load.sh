@@ -7,7 +7,7 @@
 # time to first byte of a stream, peak memory, and the gateway's
 # allocations per request under heaptrack. The HTTP floor (hyper's server
 # and pooled client alone, examples/floor_proxy) and hyper without the pool
-# (examples/floor_pinned) are measured beside them. See docs/benchmarks.md.
+# (the same with --no-pool) are measured beside them. See docs/benchmarks.md.
 #
 # Usage: bash benches/load.sh [duration_seconds]   (default 7; about 5 minutes in all)
 #        CONCURRENCY="16" bash benches/load.sh 5    (only some concurrencies)
@@ -33,10 +33,10 @@ NGINX_STATIC=127.0.0.1:$((BASE + 81)) # nginx proxy_pass to the static upstream
 GATEWAY=127.0.0.1:$((BASE + 90))
 HEAP_GATEWAY=127.0.0.1:$((BASE + 91))
 FLOOR=127.0.0.1:$((BASE + 92))      # examples/floor_proxy: hyper alone
-PINNED=127.0.0.1:$((BASE + 93))     # examples/floor_pinned: hyper, no pool
+PINNED=127.0.0.1:$((BASE + 93))     # examples/floor_proxy --no-pool: hyper, no pool
 
 cargo build --release -q -p understudy-gateway -p understudy-mock --manifest-path "$ROOT/Cargo.toml"
-cargo build --release -q -p understudy --example floor_proxy --example floor_pinned --manifest-path "$ROOT/Cargo.toml"
+cargo build --release -q -p understudy --example floor_proxy --manifest-path "$ROOT/Cargo.toml"
 BIN="$ROOT/target/release"
 
 "$BIN/understudy-mock" --listen "$MOCK" --name upstream >/dev/null 2>&1 & PIDS+=($!)
@@ -48,7 +48,7 @@ start_nginx_proxy "$NGINX_MOCK" "$MOCK"; NGINX_MOCK_PID=$NGINX_PID
 start_nginx_proxy "$NGINX_STATIC" "$STATIC"; NGINX_STATIC_PID=$NGINX_PID
 "$BIN/examples/floor_proxy" "$FLOOR" "$STATIC" & FLOOR_PID=$!; PIDS+=("$FLOOR_PID")
 wait_for "http://$FLOOR/json/v1/chat/completions"
-"$BIN/examples/floor_pinned" "$PINNED" "$STATIC" & PINNED_PID=$!; PIDS+=("$PINNED_PID")
+"$BIN/examples/floor_proxy" "$PINNED" "$STATIC" --no-pool & PINNED_PID=$!; PIDS+=("$PINNED_PID")
 wait_for "http://$PINNED/json/v1/chat/completions"
 
 gateway_config() { # listen address
@@ -243,7 +243,7 @@ awk -F, 'NR > 1 { key = $1 "," $3 "," $4; if ($2 == "nginx") { nr[key] = $7; nc[
   END { for (i = 1; i <= n; i++) { k = order[i]; split(k, p, ","); if (nr[k] == "") continue;
     printf "%-7s %-6s %-5s %14.0f %14.0f %7.0f%% %12.1f %12.1f %7.2fx\n", p[1], p[2], p[3], nr[k], gr[k], 100 * gr[k] / nr[k], nc[k], gc[k], (nc[k] > 0 ? gc[k] / nc[k] : 0) } }' "$CSV"
 echo
-echo "== the HTTP floor, static upstream, non-streaming: hyper's server and pooled client alone (examples/floor_proxy), and hyper with an upstream connection per caller connection, no pool (examples/floor_pinned)"
+echo "== the HTTP floor, static upstream, non-streaming: hyper's server and pooled client alone (examples/floor_proxy), and hyper with an upstream connection per caller connection, no pool (floor_proxy --no-pool)"
 awk -F, 'NR > 1 && $1 == "static" && $3 == "json" { k = $4; if ($2 == "nginx") { nc[k] = $10; nr[k] = $7 } else if ($2 == "floor") { fc[k] = $10; fr[k] = $7; o[++n] = k } else if ($2 == "floor-pinned") { pc[k] = $10; pr[k] = $7 } else if ($2 == "understudy") gc[k] = $10 }
   END { for (i = 1; i <= n; i++) { k = o[i]; if (nc[k] == "" || gc[k] == "") continue;
     printf "c=%-4s floor %6.0f req/s (%3.0f%% of nginx)  CPU %6.1f us/req (%.2fx nginx); the gateway adds %.1f us/req\n", k, fr[k], 100 * fr[k] / nr[k], fc[k], fc[k] / nc[k], gc[k] - fc[k];
