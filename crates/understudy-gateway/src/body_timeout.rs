@@ -154,6 +154,16 @@ mod tests {
 
     use super::*;
 
+    /// One frame, then nothing, for ever.
+    fn stalled() -> impl Body<Data = Bytes, Error = io::Error> {
+        StreamBody::new(
+            futures_util::stream::iter([Ok::<_, io::Error>(Frame::data(Bytes::from_static(
+                b"{\"model\":",
+            )))])
+            .chain(futures_util::stream::pending()),
+        )
+    }
+
     #[tokio::test(start_paused = true)]
     async fn a_stalled_body_gets_a_408_when_its_time_is_up() {
         let service = ServiceBuilder::new()
@@ -162,15 +172,8 @@ mod tests {
             .service(service_fn(|_: Request<ReplayBody>| async {
                 Ok::<_, std::convert::Infallible>(Response::new(ResponseBody::from("called")))
             }));
-        // One frame, then nothing, for ever.
-        let stalled = StreamBody::new(
-            futures_util::stream::iter([Ok::<_, io::Error>(Frame::data(Bytes::from_static(
-                b"{\"model\":",
-            )))])
-            .chain(futures_util::stream::pending()),
-        );
         let started = Instant::now();
-        let response = service.oneshot(Request::new(stalled)).await.unwrap();
+        let response = service.oneshot(Request::new(stalled())).await.unwrap();
         assert_eq!(response.status(), StatusCode::REQUEST_TIMEOUT);
         assert_eq!(started.elapsed(), Duration::from_secs(30));
         let body = response.into_body().collect().await.unwrap().to_bytes();
@@ -188,14 +191,8 @@ mod tests {
                 Ok::<_, std::convert::Infallible>(read.is_err())
             },
         ));
-        let stalled = StreamBody::new(
-            futures_util::stream::iter([Ok::<_, io::Error>(Frame::data(Bytes::from_static(
-                b"{\"model\":",
-            )))])
-            .chain(futures_util::stream::pending()),
-        );
         let started = Instant::now();
-        let timed_out = service.oneshot(Request::new(stalled)).await.unwrap();
+        let timed_out = service.oneshot(Request::new(stalled())).await.unwrap();
         assert!(timed_out);
         assert_eq!(started.elapsed(), Duration::from_secs(30));
     }
