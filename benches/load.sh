@@ -33,7 +33,7 @@ NGINX_STATIC=127.0.0.1:$((BASE + 81)) # nginx proxy_pass to the static upstream
 GATEWAY=127.0.0.1:$((BASE + 90))
 HEAP_GATEWAY=127.0.0.1:$((BASE + 91))
 FLOOR=127.0.0.1:$((BASE + 92))      # examples/floor_proxy: hyper alone
-PINNED=127.0.0.1:$((BASE + 93))     # examples/floor_proxy --no-pool: hyper, no pool
+NO_POOL=127.0.0.1:$((BASE + 93))   # examples/floor_proxy --no-pool: hyper, no pool
 
 cargo build --release -q -p understudy-gateway -p understudy-mock --manifest-path "$ROOT/Cargo.toml"
 cargo build --release -q -p understudy --example floor_proxy --manifest-path "$ROOT/Cargo.toml"
@@ -48,8 +48,8 @@ start_nginx_proxy "$NGINX_MOCK" "$MOCK"; NGINX_MOCK_PID=$NGINX_PID
 start_nginx_proxy "$NGINX_STATIC" "$STATIC"; NGINX_STATIC_PID=$NGINX_PID
 "$BIN/examples/floor_proxy" "$FLOOR" "$STATIC" & FLOOR_PID=$!; PIDS+=("$FLOOR_PID")
 wait_for "http://$FLOOR/json/v1/chat/completions"
-"$BIN/examples/floor_proxy" "$PINNED" "$STATIC" --no-pool & PINNED_PID=$!; PIDS+=("$PINNED_PID")
-wait_for "http://$PINNED/json/v1/chat/completions"
+"$BIN/examples/floor_proxy" "$NO_POOL" "$STATIC" --no-pool & NO_POOL_PID=$!; PIDS+=("$NO_POOL_PID")
+wait_for "http://$NO_POOL/json/v1/chat/completions"
 
 gateway_config() { # listen address
   cat <<TOML
@@ -129,7 +129,7 @@ run() {
       if [ "$mode" = stream ]; then url="http://$NGINX_STATIC/sse/v1/chat/completions"; else url="http://$NGINX_STATIC/json/v1/chat/completions"; fi
       model=m; pids=$(with_children "$NGINX_STATIC_PID") ;;
     floor/static) url="http://$FLOOR/json/v1/chat/completions"; model=m; pids=$FLOOR_PID ;;
-    floor-pinned/static) url="http://$PINNED/json/v1/chat/completions"; model=m; pids=$PINNED_PID ;;
+    floor-no-pool/static) url="http://$NO_POOL/json/v1/chat/completions"; model=m; pids=$NO_POOL_PID ;;
     understudy*/*)
       url="http://$GATEWAY/v1/chat/completions"; pids=$GATEWAY_PID
       case "$proxy/$upstream/$mode" in
@@ -180,7 +180,7 @@ for conns in ${CONCURRENCY:-16 256}; do
     done
   done
   run static floor json "$conns"
-  run static floor-pinned json "$conns"
+  run static floor-no-pool json "$conns"
   run mock understudy-ejected json "$conns"
   run mock understudy-refused json "$conns"
 done
@@ -244,7 +244,7 @@ awk -F, 'NR > 1 { key = $1 "," $3 "," $4; if ($2 == "nginx") { nr[key] = $7; nc[
     printf "%-7s %-6s %-5s %14.0f %14.0f %7.0f%% %12.1f %12.1f %7.2fx\n", p[1], p[2], p[3], nr[k], gr[k], 100 * gr[k] / nr[k], nc[k], gc[k], (nc[k] > 0 ? gc[k] / nc[k] : 0) } }' "$CSV"
 echo
 echo "== the HTTP floor, static upstream, non-streaming: hyper's server and pooled client alone (examples/floor_proxy), and hyper with an upstream connection per caller connection, no pool (floor_proxy --no-pool)"
-awk -F, 'NR > 1 && $1 == "static" && $3 == "json" { k = $4; if ($2 == "nginx") { nc[k] = $10; nr[k] = $7 } else if ($2 == "floor") { fc[k] = $10; fr[k] = $7; o[++n] = k } else if ($2 == "floor-pinned") { pc[k] = $10; pr[k] = $7 } else if ($2 == "understudy") gc[k] = $10 }
+awk -F, 'NR > 1 && $1 == "static" && $3 == "json" { k = $4; if ($2 == "nginx") { nc[k] = $10; nr[k] = $7 } else if ($2 == "floor") { fc[k] = $10; fr[k] = $7; o[++n] = k } else if ($2 == "floor-no-pool") { pc[k] = $10; pr[k] = $7 } else if ($2 == "understudy") gc[k] = $10 }
   END { for (i = 1; i <= n; i++) { k = o[i]; if (nc[k] == "" || gc[k] == "") continue;
     printf "c=%-4s floor %6.0f req/s (%3.0f%% of nginx)  CPU %6.1f us/req (%.2fx nginx); the gateway adds %.1f us/req\n", k, fr[k], 100 * fr[k] / nr[k], fc[k], fc[k] / nc[k], gc[k] - fc[k];
     if (pc[k] != "") printf "c=%-4s no pool %6.0f req/s (%3.0f%% of nginx)  CPU %6.1f us/req (%.2fx nginx)\n", k, pr[k], 100 * pr[k] / nr[k], pc[k], pc[k] / nc[k] } }' "$CSV"

@@ -171,9 +171,9 @@ fn evidence(headers: &mut HeaderMap, log: &AttemptLog, overhead: Duration, upstr
     }
 }
 
-/// A header's text as `Bytes` in one allocation: `Bytes` takes a buffer
-/// with no spare capacity as it is, where any other costs it a second
-/// allocation (shrinking a small buffer is done in place).
+/// A header's text as `Bytes`: `Bytes` takes a buffer with no spare
+/// capacity as it is, where any other costs it a second allocation; the
+/// allocator usually shrinks a small buffer in place.
 fn exact_bytes(text: String) -> bytes::Bytes {
     let mut buffer = text.into_bytes();
     buffer.shrink_to_fit();
